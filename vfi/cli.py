@@ -1,0 +1,149 @@
+"""Command line: ``python -m vfi pair|clip|evaluate …``.
+
+Every user error prints one line ``error: …`` on stderr and exits with status 2; no partial output
+file is left behind (writers use temporary names and rename on success).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from vfi.backends import BACKEND_NAMES, Backend, create_backend
+from vfi.errors import VFIError
+
+USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad options the same way as every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise VFIError(message[:1].upper() + message[1:] + ("" if message.endswith(".") else "."))
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """Options that choose and configure the backend(s)."""
+    parser.add_argument("--backend", default="flow", choices=BACKEND_NAMES, help="interpolation backend (default: flow)")
+
+
+def _make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
+    """The main backend and the optional refine backend (hybrid mode) the options ask for."""
+    return create_backend(args.backend), None
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
+
+
+def _cmd_pair(args: argparse.Namespace) -> None:
+    from vfi.frames import load_keyframes
+    from vfi.interpolate import InterpolationSettings, count_generated, interpolate_pair
+    from vfi.interpolate import Progress
+    from vfi.video import write_gif, write_mp4, write_png_frames
+
+    settings = InterpolationSettings(
+        depth=None if args.frames else args.depth, frames=args.frames, seed=args.seed,
+        generative_depth=getattr(args, "generative_depth", None),
+    )
+    first, last = load_keyframes(args.first, args.last)
+    backend, refine = _make_backends(args)
+    total = count_generated(settings, backend, refine)
+    with _progress_bar(total, "interpolating") as bar:
+        progress = Progress(total, lambda done, _total: bar.update(done - bar.n))
+        frames = list(interpolate_pair(first, last, backend, settings, refine=refine, progress=progress))
+    frames.append(last)
+    write_mp4(frames, args.output, fps=args.fps)
+    if args.gif:
+        write_gif(frames, args.gif, fps=args.fps)
+    if args.frames_dir:
+        write_png_frames(frames, args.frames_dir)
+    print(f"wrote {len(frames)} frames to {args.output}", file=sys.stderr)
+
+
+def _cmd_clip(args: argparse.Namespace) -> None:
+    from vfi.clip import ClipSettings, interpolate_clip
+
+    backend, refine = _make_backends(args)
+    settings = ClipSettings(factor=args.factor, slowmo=args.slowmo)
+    bar = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = _progress_bar(total, "interpolating")
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = interpolate_clip(args.input, args.output, backend, settings, refine=refine, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from vfi.evaluate import evaluate, format_table
+
+    backend, refine = _make_backends(args)
+    report = evaluate(args.data_dir, backend, refine=refine)
+    print(format_table(report))
+    if args.json:
+        from vfi.files import atomic_path
+
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(report.to_dict(), indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m vfi", description="Video frame interpolation (flow, crossfade, Qwen-Image-Edit + LoRA).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    pair = sub.add_parser("pair", help="make the frames between two keyframes")
+    pair.add_argument("first", type=Path, help="first keyframe (image file)")
+    pair.add_argument("last", type=Path, help="last keyframe (image file)")
+    pair.add_argument("-o", "--output", type=Path, required=True, help="output MP4")
+    count = pair.add_mutually_exclusive_group()
+    count.add_argument("--depth", type=int, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)")
+    count.add_argument("--frames", type=int, help="N evenly spaced in-betweens (backends that support any t)")
+    pair.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
+    pair.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    pair.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
+    pair.add_argument("--gif", type=Path, help="also write a looping GIF")
+    _add_backend_options(pair)
+    pair.set_defaults(run=_cmd_pair)
+
+    clip = sub.add_parser("clip", help="interpolate every pair of frames of a video")
+    clip.add_argument("input", type=Path, help="input video")
+    clip.add_argument("-o", "--output", type=Path, required=True, help="output MP4")
+    clip.add_argument("--factor", type=int, default=2, choices=(2, 4, 8), help="frame-rate multiplier (default 2)")
+    clip.add_argument("--slowmo", action="store_true", help="keep the input fps: the clip plays factor× slower")
+    _add_backend_options(clip)
+    clip.set_defaults(run=_cmd_clip)
+
+    ev = sub.add_parser("evaluate", help="PSNR/SSIM/speed on triplet folders")
+    ev.add_argument("data_dir", type=Path, help="folder searched recursively for triplets")
+    ev.add_argument("--json", type=Path, help="write the results as JSON")
+    _add_backend_options(ev)
+    ev.set_defaults(run=_cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error)."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.run(args)
+    except VFIError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,222 @@
+"""The recursion: which in-between frames to make, in which batches, with which seeds.
+
+FILM-style: :func:`interpolate_pair` yields the first frame and the in-betweens, never the last, so
+consecutive pairs chain without duplicates; :func:`interpolate_frames` chains a whole sequence and
+yields the final frame at the end (n frames at depth k give (n − 1)·2^k + 1).
+
+Midpoint-only backends (the generative one) are driven by repeated midpoints, one batched call per
+recursion level. Backends that support any t (flow, crossfade) get every time directly from the
+keyframes in one batch. In hybrid mode a generative backend makes the first ``generative_depth`` levels
+and a ``refine`` backend (any t) fills everything else between the generated frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from vfi.backends.base import Backend, FrameRequest
+from vfi.errors import Cancelled, VFIError
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``callback(done, total)`` after every frame a backend makes."""
+
+MAX_DEPTH = 8
+MAX_FRAMES = 255
+
+
+@dataclass(frozen=True)
+class InterpolationSettings:
+    """What to make between each pair of frames.
+
+    Args:
+        depth: recursion depth k: 2^k − 1 in-betweens at t = i/2^k. Exclusive with ``frames``.
+        frames: N evenly spaced in-betweens at t = i/(N+1) (needs a backend or refine backend that
+            supports any t).
+        seed: run seed; each frame's seed derives from (seed, pair, node).
+        generative_depth: in hybrid mode, how many recursion levels the main backend makes before the
+            refine backend takes over.
+    """
+
+    depth: int | None = 1
+    frames: int | None = None
+    seed: int = 0
+    generative_depth: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.depth is None) == (self.frames is None):
+            raise VFIError("Give exactly one of depth and frames.")
+        if self.depth is not None and not 1 <= self.depth <= MAX_DEPTH:
+            raise VFIError(f"depth must be between 1 and {MAX_DEPTH}, got {self.depth}.")
+        if self.frames is not None and not 1 <= self.frames <= MAX_FRAMES:
+            raise VFIError(f"frames must be between 1 and {MAX_FRAMES}, got {self.frames}.")
+        if not 0 <= self.seed < 2**32:
+            raise VFIError(f"seed must be between 0 and 2**32 - 1, got {self.seed}.")
+        if self.generative_depth is not None and not 1 <= self.generative_depth <= MAX_DEPTH:
+            raise VFIError(f"generative_depth must be between 1 and {MAX_DEPTH}, got {self.generative_depth}.")
+
+    @property
+    def times(self) -> list[Fraction]:
+        """The in-between times in temporal order."""
+        if self.depth is not None:
+            return [Fraction(i, 2**self.depth) for i in range(1, 2**self.depth)]
+        return [Fraction(i, self.frames + 1) for i in range(1, self.frames + 1)]
+
+    @property
+    def frames_per_pair(self) -> int:
+        """Output frames per input pair (the first frame and the in-betweens)."""
+        return len(self.times) + 1
+
+
+def node_seed(seed: int, pair_index: int, t: Fraction) -> int:
+    """The seed of the frame at time ``t`` of pair ``pair_index``: the same node always gets the same seed."""
+    state = np.random.SeedSequence([seed, pair_index, t.numerator, t.denominator]).generate_state(1)
+    return int(state[0])
+
+
+class Progress:
+    """Counts finished frames, reports them and checks for cancellation between backend calls."""
+
+    def __init__(
+        self,
+        total: int,
+        callback: ProgressCallback | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> None:
+        self.total = total
+        self.done = 0
+        self._callback = callback
+        self._should_cancel = should_cancel
+
+    def check_cancel(self) -> None:
+        if self._should_cancel is not None and self._should_cancel():
+            raise Cancelled("Interpolation was cancelled.")
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self._callback is not None:
+            self._callback(self.done, self.total)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The anchors the main backend makes by midpoints, then the times filled between anchors."""
+
+    anchor_levels: list[list[Fraction]]
+    filled: list[Fraction]
+
+    @property
+    def count(self) -> int:
+        return sum(len(level) for level in self.anchor_levels) + len(self.filled)
+
+
+def _plan(settings: InterpolationSettings, backend: Backend, refine: Backend | None) -> _Plan:
+    times = settings.times
+    if refine is None and backend.supports_any_t:
+        return _Plan([], times)
+    if refine is None:
+        if settings.depth is None:
+            raise VFIError(
+                f"The {backend.name} backend makes midpoints only: use depth, or add a refine backend for a frame count."
+            )
+        anchor_depth = settings.depth
+    else:
+        if not refine.supports_any_t:
+            raise VFIError(f"The refine backend {refine.name} must support any t.")
+        anchor_depth = settings.generative_depth or 1
+        if settings.depth is not None:
+            anchor_depth = min(anchor_depth, settings.depth)
+    levels = [[Fraction(i, 2**level) for i in range(1, 2**level, 2)] for level in range(1, anchor_depth + 1)]
+    anchors = {t for level in levels for t in level}
+    return _Plan(levels, [t for t in times if t not in anchors])
+
+
+def count_generated(settings: InterpolationSettings, backend: Backend, refine: Backend | None = None) -> int:
+    """How many frames the backends make per pair (including hybrid anchors not in the output)."""
+    return _plan(settings, backend, refine).count
+
+
+def _run(backend: Backend, requests: Sequence[FrameRequest], progress: Progress) -> list[np.ndarray]:
+    """Call ``backend`` in chunks of ``max_batch``, checking for cancel before each call."""
+    out: list[np.ndarray] = []
+    for start in range(0, len(requests), max(1, backend.max_batch)):
+        progress.check_cancel()
+        chunk = requests[start : start + backend.max_batch]
+        frames = backend.interpolate(chunk)
+        if len(frames) != len(chunk):
+            raise RuntimeError(f"{backend.name} returned {len(frames)} frames for {len(chunk)} requests")
+        out.extend(frames)
+        progress.advance(len(chunk))
+    return out
+
+
+def _neighbours(known: dict[Fraction, np.ndarray], t: Fraction) -> tuple[Fraction, Fraction]:
+    left = max(k for k in known if k < t)
+    right = min(k for k in known if k > t)
+    return left, right
+
+
+def interpolate_pair(
+    first: np.ndarray,
+    last: np.ndarray,
+    backend: Backend,
+    settings: InterpolationSettings,
+    *,
+    refine: Backend | None = None,
+    pair_index: int = 0,
+    progress: Progress | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield ``first`` and then the in-betweens of one pair in temporal order (not ``last``)."""
+    if first.shape != last.shape:
+        raise VFIError(f"The two frames differ in size: {first.shape[1]}×{first.shape[0]} vs {last.shape[1]}×{last.shape[0]}.")
+    plan = _plan(settings, backend, refine)
+    progress = progress or Progress(plan.count)
+    known: dict[Fraction, np.ndarray] = {Fraction(0): first, Fraction(1): last}
+
+    def make(who: Backend, times: list[Fraction]) -> None:
+        spans = [_neighbours(known, t) for t in times]
+        requests = [
+            FrameRequest(known[a], known[b], float((t - a) / (b - a)), node_seed(settings.seed, pair_index, t))
+            for t, (a, b) in zip(times, spans)
+        ]
+        known.update(zip(times, _run(who, requests, progress)))
+
+    for level in plan.anchor_levels:
+        make(backend, level)
+    if plan.filled:
+        make(refine or backend, plan.filled)
+    yield first
+    for t in settings.times:
+        yield known[t]
+
+
+def interpolate_frames(
+    frames: Iterable[np.ndarray],
+    backend: Backend,
+    settings: InterpolationSettings,
+    *,
+    refine: Backend | None = None,
+    num_frames: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> Iterator[np.ndarray]:
+    """Interpolate every consecutive pair of ``frames`` and yield the whole output sequence.
+
+    ``num_frames`` (if known) sets the progress total; otherwise it counts per pair as it goes.
+    """
+    per_pair = count_generated(settings, backend, refine)
+    total = per_pair * (num_frames - 1) if num_frames else 0
+    progress = Progress(total, on_progress, should_cancel)
+    previous: np.ndarray | None = None
+    for index, frame in enumerate(frames):
+        if previous is not None:
+            if not num_frames:
+                progress.total += per_pair
+            yield from interpolate_pair(previous, frame, backend, settings, refine=refine, pair_index=index - 1, progress=progress)
+        previous = frame
+    if previous is None:
+        raise VFIError("There are no frames to interpolate.")
+    yield previous
