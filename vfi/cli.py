@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from vfi.backends import BACKEND_NAMES, Backend, create_backend
 from vfi.errors import VFIError
@@ -43,8 +43,7 @@ def _progress_bar(total: int, desc: str):
 
 def _cmd_pair(args: argparse.Namespace) -> None:
     from vfi.frames import load_keyframes
-    from vfi.interpolate import InterpolationSettings, count_generated, interpolate_pair
-    from vfi.interpolate import Progress
+    from vfi.interpolate import InterpolationSettings, Progress, count_generated, interpolate_pair
     from vfi.video import write_gif, write_mp4, write_png_frames
 
     settings = InterpolationSettings(

@@ -12,9 +12,9 @@ and a ``refine`` backend (any t) fills everything else between the generated fra
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
