@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from scenes import panned_triplet  # noqa: E402
+from scenes import panned_triplet
 
 
 @pytest.fixture
