@@ -1,0 +1,278 @@
+"""Clip mode: interpolate every consecutive pair of a video by a factor of 2, 4 or 8.
+
+The clip streams from the decoder through the recursion into the encoder, so memory stays bounded.
+Scene cuts are never interpolated across (the earlier frame is held instead), and a run of duplicate
+frames is bridged: the frames around it are interpolated over the whole span, so motion never stalls.
+Either way a clip of n frames gives exactly (n − 1)·factor + 1 frames.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vfi.backends.base import Backend
+from vfi.errors import VFIError
+from vfi.interpolate import (
+    MAX_FRAMES,
+    InterpolationSettings,
+    Progress,
+    ProgressCallback,
+    count_generated,
+    interpolate_pair,
+)
+from vfi.video import MAX_FPS, ClipInfo, probe_clip, read_frames, write_mp4
+
+FACTORS = (2, 4, 8)
+#: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
+MAX_DUPLICATE_RUN = 3
+_THUMB_SIDE = 64
+_DETAIL_SIDE = 256
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """How to interpolate a clip.
+
+    Args:
+        factor: output frames per input frame interval (2, 4 or 8).
+        slowmo: keep the input fps, so the clip plays ``factor``× slower (its audio is dropped);
+            otherwise the fps is multiplied and the duration and audio are kept.
+        max_seconds: longest input clip accepted.
+        max_frames: most input frames accepted.
+        scene_threshold: change score (0–1: mean of a colour-histogram distance and a thumbnail pixel
+            difference) above which two frames are a scene cut.
+        duplicate_threshold: largest pixel difference (0–255, on a ≤256 px thumbnail) between two
+            frames that still counts as a duplicate.
+        crf: x264 quality (lower is better, 18 is visually lossless).
+        seed: run seed for generative backends.
+    """
+
+    factor: int = 2
+    slowmo: bool = False
+    max_seconds: float = 60.0
+    max_frames: int = 2000
+    scene_threshold: float = 0.2
+    duplicate_threshold: float = 6.0
+    crf: int = 18
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.factor not in FACTORS:
+            raise VFIError(f"factor must be one of {', '.join(map(str, FACTORS))}, got {self.factor!r}.")
+        if not (isinstance(self.max_seconds, int | float) and 0 < self.max_seconds < math.inf):
+            raise VFIError(f"max_seconds must be a positive number, got {self.max_seconds!r}.")
+        if not (isinstance(self.max_frames, int) and self.max_frames >= 2):
+            raise VFIError(f"max_frames must be an integer of at least 2, got {self.max_frames!r}.")
+        if not 0 < self.scene_threshold <= 1:
+            raise VFIError(f"scene_threshold must be in (0, 1], got {self.scene_threshold!r}.")
+        if not 0 <= self.duplicate_threshold < 255:
+            raise VFIError(f"duplicate_threshold must be in [0, 255), got {self.duplicate_threshold!r}.")
+        if not (isinstance(self.crf, int) and 0 <= self.crf <= 51):
+            raise VFIError(f"crf must be an integer from 0 to 51, got {self.crf!r}.")
+        if not 0 <= self.seed < 2**32:
+            raise VFIError(f"seed must be between 0 and 2**32 - 1, got {self.seed}.")
+
+    @property
+    def depth(self) -> int:
+        return int(math.log2(self.factor))
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """What :func:`interpolate_clip` wrote. ``notes`` are things the user should be told."""
+
+    path: Path
+    num_frames: int
+    fps: float
+    duration: float
+    has_audio: bool
+    scene_cuts: int
+    duplicates: int
+    notes: tuple[str, ...] = ()
+
+
+def output_fps(info: ClipInfo, settings: ClipSettings) -> float:
+    """The frame rate of the interpolated clip."""
+    return info.fps if settings.slowmo else info.fps * settings.factor
+
+
+def check_clip(path: str | os.PathLike, settings: ClipSettings) -> ClipInfo:
+    """Probe ``path`` and refuse it (one clear sentence) if clip mode cannot take it with ``settings``."""
+    info = probe_clip(path)
+    name = info.path.name
+    if info.num_frames < 2:
+        raise VFIError(f"{name} has {info.num_frames} frame; clip mode needs at least 2.")
+    if info.duration > settings.max_seconds:
+        raise VFIError(f"{name} is {info.duration:.1f} s long; the limit is {settings.max_seconds:g} s.")
+    if info.num_frames > settings.max_frames:
+        raise VFIError(f"{name} has {info.num_frames} frames; the limit is {settings.max_frames}.")
+    if output_fps(info, settings) > MAX_FPS:
+        raise VFIError(
+            f"{name} at {info.fps:g} fps × {settings.factor} would be {output_fps(info, settings):g} fps, over the "
+            f"{MAX_FPS:g} fps limit; use a lower factor or slow motion."
+        )
+    return info
+
+
+@dataclass(frozen=True, eq=False)
+class _Frame:
+    """A decoded frame with the small summaries used to compare it with its neighbours."""
+
+    image: np.ndarray
+    thumb: np.ndarray
+    detail: np.ndarray
+    hist: np.ndarray
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> _Frame:
+        import cv2
+
+        def shrink(side: int) -> np.ndarray:
+            h, w = image.shape[:2]
+            scale = min(1.0, side / max(h, w))
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            return cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+        thumb = shrink(_THUMB_SIDE)
+        bins = (thumb.astype(np.uint8) // 8).reshape(-1, 3)
+        hist = np.stack([np.bincount(bins[:, c], minlength=32) for c in range(3)]) / len(bins)
+        return cls(image, thumb, shrink(_DETAIL_SIDE), hist)
+
+    def change(self, other: _Frame) -> float:
+        """Scene-change score in [0, 1]: mean of histogram distance and thumbnail difference."""
+        hist_distance = 0.5 * np.abs(self.hist - other.hist).sum(axis=1).mean()
+        pixel_distance = np.abs(self.thumb - other.thumb).mean() / 255
+        return float(0.5 * (hist_distance + pixel_distance))
+
+    def duplicates(self, other: _Frame, threshold: float) -> bool:
+        return float(np.abs(self.detail - other.detail).max()) <= threshold
+
+
+class _ClipInterpolator:
+    """Turns the input frames into the output frames, segment by segment (a segment = one or more intervals)."""
+
+    def __init__(self, backend: Backend, settings: ClipSettings, refine: Backend | None, progress: Progress) -> None:
+        self.backend, self.settings, self.refine, self.progress = backend, settings, refine, progress
+        self.per_interval = count_generated(self._pair_settings(1), backend, refine)
+        self.scene_cuts = 0
+        self.duplicates = 0
+        self._last_change = 0.0
+
+    def _pair_settings(self, intervals: int) -> InterpolationSettings | None:
+        """Settings for ``intervals`` input intervals bridged in one go (None if the backends cannot)."""
+        steps = intervals * self.settings.factor
+        if intervals == 1 or (not self.backend.supports_any_t and self.refine is None and steps & (steps - 1) == 0):
+            return InterpolationSettings(depth=int(math.log2(steps)), seed=self.settings.seed)
+        if (self.backend.supports_any_t or self.refine is not None) and steps - 1 <= MAX_FRAMES:
+            return InterpolationSettings(depth=None, frames=steps - 1, seed=self.settings.seed)
+        return None
+
+    def _is_cut(self, a: _Frame, b: _Frame) -> bool:
+        """A cut is a large change that is also a spike against the previous interval (not sustained fast motion)."""
+        change = a.change(b)
+        previous, self._last_change = self._last_change, change
+        return change > self.settings.scene_threshold and change > 2 * previous
+
+    def _duplicate_span(self, current: _Frame, ahead: deque[_Frame]) -> int:
+        """How many intervals to bridge from ``current``: 1, or 2+ when duplicates of it come next."""
+        run = 0
+        threshold = self.settings.duplicate_threshold
+        while run < len(ahead) and run <= MAX_DUPLICATE_RUN and current.duplicates(ahead[run], threshold):
+            run += 1
+        if run == 0 or run > MAX_DUPLICATE_RUN or run == len(ahead):
+            return 1
+        if current.change(ahead[run]) > self.settings.scene_threshold or self._pair_settings(run + 1) is None:
+            return 1
+        return run + 1
+
+    def _settle(self, intervals: int, generated: int) -> None:
+        """Keep progress on its planned total (``per_interval`` frames per interval)."""
+        planned = intervals * self.per_interval
+        if generated > planned:
+            self.progress.total += generated - planned
+        elif generated < planned:
+            self.progress.advance(planned - generated)
+
+    def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        source = iter(frames)
+        ahead: deque[_Frame] = deque()
+
+        def fill() -> None:
+            while len(ahead) < MAX_DUPLICATE_RUN + 1 and (image := next(source, None)) is not None:
+                ahead.append(_Frame.of(image))
+
+        fill()
+        if not ahead:
+            raise VFIError("The clip has no frames.")
+        previous, current, index = None, ahead.popleft(), 0
+        while True:
+            fill()
+            if not ahead:
+                break
+            self.progress.check_cancel()
+            if self._is_cut(current, ahead[0]):
+                self.scene_cuts += 1
+                yield from [current.image] * self.settings.factor
+                self._settle(1, 0)
+                previous, current, index = current, ahead.popleft(), index + 1
+                continue
+            in_pause = previous is not None and previous.duplicates(current, self.settings.duplicate_threshold)
+            intervals = 1 if in_pause else self._duplicate_span(current, ahead)
+            self.duplicates += intervals - 1
+            for _ in range(intervals - 1):
+                ahead.popleft()
+            target = ahead.popleft()
+            pair = self._pair_settings(intervals)
+            yield from interpolate_pair(
+                current.image, target.image, self.backend, pair, refine=self.refine, pair_index=index, progress=self.progress
+            )
+            self._settle(intervals, count_generated(pair, self.backend, self.refine))
+            previous, current, index = current, target, index + intervals
+        yield current.image
+
+
+def interpolate_clip(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    backend: Backend,
+    settings: ClipSettings,
+    *,
+    refine: Backend | None = None,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> ClipResult:
+    """Interpolate the clip at ``input_path`` by ``settings.factor`` and write an MP4 to ``output_path``.
+
+    Progress counts the frames to generate; ``should_cancel`` is checked between frames and raises
+    :class:`~vfi.errors.Cancelled`, leaving no output file.
+    """
+    info = check_clip(input_path, settings)
+    notes = []
+    if info.variable_frame_rate:
+        notes.append(f"The clip has a variable frame rate; it was resampled to {info.fps:g} fps.")
+    if settings.slowmo and info.has_audio:
+        notes.append("Slow motion changes the duration, so the audio track was dropped.")
+    keep_audio = info.has_audio and not settings.slowmo
+    fps = output_fps(info, settings)
+    progress = Progress(0, on_progress, should_cancel)
+    interpolator = _ClipInterpolator(backend, settings, refine, progress)
+    progress.total = (info.num_frames - 1) * interpolator.per_interval
+    written = 0
+
+    def counted() -> Iterator[np.ndarray]:
+        nonlocal written
+        for frame in interpolator.run(read_frames(info.path, info=info)):
+            written += 1
+            yield frame
+
+    write_mp4(counted(), output_path, fps, crf=settings.crf, audio_from=info.path if keep_audio else None)
+    return ClipResult(
+        Path(output_path), written, fps, written / fps, keep_audio, interpolator.scene_cuts, interpolator.duplicates, tuple(notes)
+    )
