@@ -35,10 +35,27 @@ def _make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
     return create_backend(args.backend), None
 
 
-def _progress_bar(total: int, desc: str):
-    from tqdm import tqdm
+class _ProgressBar:
+    """A tqdm bar on stderr, fed by ``(done, total)`` progress callbacks; created on the first call."""
 
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
+    def __init__(self, desc: str) -> None:
+        self._desc = desc
+        self._bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self._desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
+        self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _cmd_pair(args: argparse.Namespace) -> None:
@@ -52,9 +69,8 @@ def _cmd_pair(args: argparse.Namespace) -> None:
     )
     first, last = load_keyframes(args.first, args.last)
     backend, refine = _make_backends(args)
-    total = count_generated(settings, backend, refine)
-    with _progress_bar(total, "interpolating") as bar:
-        progress = Progress(total, lambda done, _total: bar.update(done - bar.n))
+    with _ProgressBar("interpolating") as bar:
+        progress = Progress(count_generated(settings, backend, refine), bar)
         frames = list(interpolate_pair(first, last, backend, settings, refine=refine, progress=progress))
     frames.append(last)
     write_mp4(frames, args.output, fps=args.fps)
@@ -70,20 +86,10 @@ def _cmd_clip(args: argparse.Namespace) -> None:
 
     backend, refine = _make_backends(args)
     settings = ClipSettings(factor=args.factor, slowmo=args.slowmo)
-    bar = None
-
-    def on_progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = _progress_bar(total, "interpolating")
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
-        result = interpolate_clip(args.input, args.output, backend, settings, refine=refine, on_progress=on_progress)
-    finally:
-        if bar is not None:
-            bar.close()
+    with _ProgressBar("interpolating") as bar:
+        result = interpolate_clip(args.input, args.output, backend, settings, refine=refine, on_progress=bar)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
 
 
@@ -91,7 +97,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from vfi.evaluate import evaluate, format_table
 
     backend, refine = _make_backends(args)
-    report = evaluate(args.data_dir, backend, refine=refine)
+    with _ProgressBar("evaluating") as bar:
+        report = evaluate(args.data_dir, backend, refine=refine, on_progress=bar)
     print(format_table(report))
     if args.json:
         from vfi.files import atomic_path

@@ -1,0 +1,86 @@
+"""The command line: outputs, exit codes and one-line errors, run as a user would (``python -m vfi``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from vfi.video import probe_clip
+
+from vfi.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vfi", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def assert_user_error(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_pair_writes_mp4_gif_and_frames(tmp_path, keyframe_files):
+    first, last = keyframe_files
+    out, gif, frames_dir = tmp_path / "out.mp4", tmp_path / "out.gif", tmp_path / "frames"
+    result = run_cli("pair", str(first), str(last), "-o", str(out), "--depth", "2", "--fps", "12",
+                     "--gif", str(gif), "--frames-dir", str(frames_dir))
+    assert result.returncode == 0, result.stderr
+    info = probe_clip(out)
+    assert (info.num_frames, info.fps, info.width, info.height) == (5, 12, 128, 96)
+    assert gif.stat().st_size > 0
+    names = sorted(p.name for p in frames_dir.iterdir())
+    assert names == [f"frame_{i:04d}.png" for i in range(5)]
+    # The first and last PNG frames are the keyframes, unchanged.
+    np.testing.assert_array_equal(np.asarray(Image.open(frames_dir / "frame_0000.png")), np.asarray(Image.open(first)))
+    np.testing.assert_array_equal(np.asarray(Image.open(frames_dir / "frame_0004.png")), np.asarray(Image.open(last)))
+
+
+def test_pair_with_a_frame_count(tmp_path, keyframe_files):
+    out = tmp_path / "out.mp4"
+    assert main(["pair", *map(str, keyframe_files), "-o", str(out), "--frames", "6", "--backend", "crossfade"]) == 0
+    assert probe_clip(out).num_frames == 8
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        "pair {dir}/missing.png {last} -o {dir}/o.mp4",
+        "pair {first} {dir}/not_an_image.png -o {dir}/o.mp4",
+        "pair {first} {last} -o {dir}/o.mp4 --depth 0",
+        "pair {first} {last} -o {dir}/o.mp4 --backend nope",
+        "pair {first} {last} -o {dir}/no_such_dir/o.mp4",
+        "pair {first} {dir}/wide.png -o {dir}/o.mp4",
+        "clip {first} -o {dir}/o.mp4",
+        "evaluate {dir}/empty",
+        "",
+    ],
+    ids=["missing", "corrupt", "bad-depth", "bad-backend", "no-output-dir", "aspect", "clip-not-video", "no-triplets", "no-command"],
+)
+def test_user_errors_exit_2_with_one_line_and_no_output(tmp_path, keyframe_files, args):
+    (tmp_path / "not_an_image.png").write_text("hello")
+    Image.fromarray(np.zeros((40, 200, 3), np.uint8)).save(tmp_path / "wide.png")
+    (tmp_path / "empty").mkdir()
+    before = set(tmp_path.rglob("*"))
+    first, last = keyframe_files
+    result = run_cli(*args.format(dir=tmp_path, first=first, last=last).split())
+    assert_user_error(result)
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_help_exits_0():
+    result = run_cli("pair", "--help")
+    assert result.returncode == 0 and "--depth" in result.stdout
+
+
+def test_importing_vfi_does_not_import_torch_or_cv2():
+    code = "import sys, vfi, vfi.cli, vfi.interpolate, vfi.backends; print('torch' in sys.modules, 'cv2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
