@@ -1,0 +1,197 @@
+"""The app in a real browser: headless Chromium (selenium) uploads files, runs each tab, sees playable video.
+
+Screenshots go to pytest's tmp_path; with ``VFI_SCREENSHOT_DIR=docs/screenshots`` (or
+``python tests/test_app_browser.py``) they are also written there as keyframes.png, clip.png, compare.png.
+Skipped, with the reason, where Chromium or its driver is missing (``scripts/test.sh`` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from app_server import EXAMPLES, ROOT, running_app
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+TIMEOUT = 90
+
+
+def _skip_reason() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -r requirements-dev.txt)"
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists():
+            return f"{path} is missing (apt-get install chromium chromium-driver; scripts/test.sh does it as root)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if reason := _skip_reason():
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--window-size=1280,1000",
+        "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory) -> str:
+    with running_app(tmp_path_factory.mktemp("browser_app") / "app.log", "--backend", "flow") as url:
+        yield url
+
+
+def _wait(driver, condition, what: str, timeout: float = TIMEOUT):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.3).until(
+        lambda d: condition(d), message=f"waiting for {what}"
+    )
+
+
+def _upload(driver, elem_id: str, path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    field = _wait(
+        driver, lambda d: d.find_element(By.CSS_SELECTOR, f"#{elem_id} input[type=file]"), f"#{elem_id} upload"
+    )
+    field.send_keys(str(path))
+    _wait(
+        driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{elem_id} img, #{elem_id} video"), f"#{elem_id} preview"
+    )
+
+
+def _click(driver, elem_id: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, elem_id).click()
+
+
+def _open_tab(driver, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    tab = _wait(
+        driver,
+        lambda d: [b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text.strip() == name],
+        f"tab {name}",
+    )
+    tab[0].click()
+
+
+def _playable_video(driver, elem_id: str) -> dict:
+    """Wait until the <video> in ``elem_id`` has loaded its metadata; return its state."""
+    script = f"""
+        const v = document.querySelector('#{elem_id} video');
+        return v && {{readyState: v.readyState, duration: v.duration, width: v.videoWidth, src: v.currentSrc}};
+    """
+    return _wait(
+        driver,
+        lambda d: (s := d.execute_script(script)) and s["readyState"] >= 1 and s["duration"] > 0 and s,
+        f"a playable video in #{elem_id}",
+    )
+
+
+def _no_error_toast(driver) -> None:
+    from selenium.webdriver.common.by import By
+
+    toasts = [t.text for t in driver.find_elements(By.CSS_SELECTOR, ".toast-body") if "rror" in t.text]
+    assert not toasts, toasts
+
+
+def _screenshot(driver, tmp_path: Path, name: str) -> Path:
+    driver.execute_script("window.scrollTo(0, 0)")
+    height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
+    driver.set_window_size(1280, min(max(height, 1000), 3000))
+    time.sleep(0.5)
+    path = tmp_path / f"{name}.png"
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 1000)
+    if target := os.environ.get("VFI_SCREENSHOT_DIR"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(target) / f"{name}.png")
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def test_keyframes_tab(browser, app_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(app_url)
+    _upload(browser, "first", EXAMPLES / "astronaut_first.png")
+    _upload(browser, "last", EXAMPLES / "astronaut_last.png")
+    _click(browser, "run-keyframes")
+    state = _playable_video(browser, "video-keyframes")
+    assert state["width"] == 384
+    thumbs = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery-keyframes img"), "the gallery")
+    assert len(thumbs) == 9  # depth 3: first, 7 in-betweens, last
+    assert "9 frames" in browser.find_element(By.ID, "info-keyframes").text
+    _no_error_toast(browser)
+    _screenshot(browser, tmp_path, "keyframes")
+
+
+def test_clicking_an_example_makes_its_video(browser, app_url):
+    from selenium.webdriver.common.by import By
+
+    browser.get(app_url)
+    cell = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#examples-keyframes tr.tr-body td"), "examples")
+    cell[0].click()  # the first pair: cached lazily, so this click runs the interpolation once
+    _playable_video(browser, "video-keyframes")
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gallery-keyframes img")) == 9, "the gallery")
+    _no_error_toast(browser)
+
+
+def test_clip_tab(browser, app_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(app_url)
+    _open_tab(browser, "Clip")
+    _upload(browser, "clip-in", EXAMPLES / "clip.mp4")
+    _wait(browser, lambda d: "24 frames" in d.find_element(By.ID, "info-clip-in").text, "the clip's details")
+    _click(browser, "run-clip")
+    state = _playable_video(browser, "video-clip")
+    assert abs(state["duration"] - 2.0) < 0.2
+    assert "audio kept" in browser.find_element(By.ID, "info-clip").text
+    _no_error_toast(browser)
+    _screenshot(browser, tmp_path, "clip")
+
+
+def test_compare_tab(browser, app_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(app_url)
+    _open_tab(browser, "Compare")
+    _upload(browser, "cmp-first", EXAMPLES / "coffee_first.png")
+    _upload(browser, "cmp-last", EXAMPLES / "coffee_last.png")
+    _click(browser, "run-compare")
+    state = _playable_video(browser, "video-compare")
+    assert state["width"] == 2 * 384
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gallery-compare img")) == 2, "two middle frames")
+    _no_error_toast(browser)
+    _screenshot(browser, tmp_path, "compare")
+
+
+if __name__ == "__main__":  # write the README screenshots
+    os.environ.setdefault("VFI_SCREENSHOT_DIR", str(ROOT / "docs" / "screenshots"))
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider", *sys.argv[1:]]))

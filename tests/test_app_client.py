@@ -1,0 +1,240 @@
+"""The app over HTTP, as a user's script sees it: ``app.py`` in a subprocess, driven with gradio_client."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_server import EXAMPLES, ROOT, running_app
+
+pytestmark = pytest.mark.slow
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from vfi.errors import Cancelled, VFIError  # noqa: E402
+from vfi.frames import load_image, load_keyframes  # noqa: E402
+from vfi.interpolate import InterpolationSettings  # noqa: E402
+from vfi.video import probe_clip  # noqa: E402
+
+PAIRS = ("astronaut", "coffee", "rocket")
+
+
+def _pair(name: str) -> tuple[Path, Path]:
+    return EXAMPLES / f"{name}_first.png", EXAMPLES / f"{name}_last.png"
+
+
+def keyframes(client: Client, first: Path, last: Path, **options):
+    """Call ``/keyframes`` with the UI's defaults except ``options``."""
+    args = dict(depth=2, count=0, fps=10, playback="once", backend="flow", prompt="", seed=0, randomize=False)
+    args.update(options)
+    return client.predict(handle_file(str(first)), handle_file(str(last)), api_name="/keyframes", **args)
+
+
+@pytest.fixture(scope="module")
+def flow_app(tmp_path_factory) -> str:
+    with running_app(tmp_path_factory.mktemp("flow_app") / "app.log", "--backend", "flow") as url:
+        yield url
+
+
+@pytest.fixture
+def client(flow_app) -> Client:
+    return Client(flow_app, verbose=False)
+
+
+def test_importing_the_app_loads_no_torch():
+    code = "import sys, app; print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_configuration_from_flags_and_environment(monkeypatch):
+    import app
+    from vfi.pipeline import AdapterSpec
+
+    for name in (
+        "VFI_BACKEND",
+        "VFI_BASE_MODEL",
+        "VFI_ADAPTER",
+        "VFI_LIGHTNING",
+        "VFI_PRELOAD",
+        "SPACE_ID",
+        "SPACES_ZERO_GPU",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(app, "_cuda_available", lambda: False)
+    config = app.parse_args([])
+    assert (config.backend, config.generative, config.preload) == ("flow", False, False)
+    assert "qwen-edit" not in config.backends
+    monkeypatch.setenv("VFI_ADAPTER", "user/lora@0.8, ./local")
+    monkeypatch.setenv("VFI_BASE_MODEL", "/models/base")
+    config = app.parse_args(["--backend", "crossfade", "--port", "7999"])
+    assert config.adapters == (AdapterSpec("user/lora", 0.8), AdapterSpec("./local"))
+    assert (config.backend, config.base_model, config.port, config.generative) == (
+        "crossfade",
+        "/models/base",
+        7999,
+        True,
+    )
+    monkeypatch.setattr(app, "_cuda_available", lambda: True)
+    assert app.parse_args([]).backend == "qwen-edit"
+    with pytest.raises(VFIError, match="backend must be one of"):
+        app.parse_args(["--backend", "nope"])
+
+
+def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
+    import app
+
+    first, last = load_keyframes(*_pair("astronaut"))
+    work = app.Work(
+        "crossfade", (), InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key="k"
+    )
+    app._CANCELLED.add("k")
+    with pytest.raises(Cancelled):
+        app.run_model(work)
+    assert len(app.execute(work, app.AppConfig("flow"), None)) == 12  # a new run clears the stop request
+    heavy = (("steps", 50), ("resolution", 1024), ("guidance", 4.0))
+    work = app.Work("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
+    assert work.gpu_seconds() > 1000  # 15 frames × 50 steps × CFG at 1024²
+    with pytest.raises(VFIError, match="needs about .* s of GPU time"):
+        app.execute(work, app.AppConfig("flow", max_gpu_seconds=300), None)  # refused before loading anything
+
+
+def test_every_action_has_an_endpoint(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/keyframes", "/clip", "/clip_info", "/compare"} <= set(endpoints)
+
+
+def test_keyframes_make_an_mp4_gallery_zip_and_gif(client):
+    first, last = _pair("astronaut")
+    video, gallery, archive, gif, seed, info = keyframes(client, first, last, depth=2, fps=10)
+    clip = probe_clip(video)
+    assert (clip.num_frames, clip.fps, clip.width, clip.height) == (5, 10.0, 384, 256)
+    assert len(gallery) == 5 and seed == 0 and "5 frames" in info
+    with zipfile.ZipFile(archive) as z:
+        assert sorted(z.namelist()) == [f"frame_{i:04d}.png" for i in range(5)]
+    assert Path(gif).read_bytes()[:6] == b"GIF89a"
+    # The gallery shows the keyframes themselves at both ends (lossless PNG).
+    np.testing.assert_array_equal(load_image(gallery[0]["image"]), load_image(first))
+    np.testing.assert_array_equal(load_image(gallery[-1]["image"]), load_image(last))
+
+
+@pytest.mark.parametrize(
+    ("options", "frames"),
+    [({"count": 6}, 8), ({"depth": 1, "playback": "loop"}, 4), ({"depth": 1, "playback": "ping-pong"}, 4)],
+)
+def test_frame_count_options(client, options, frames):
+    video, gallery, *_ = keyframes(client, *_pair("coffee"), fps=8, **options)
+    assert probe_clip(video).num_frames == frames == len(gallery)
+
+
+def test_clip_keeps_audio_and_duration(client):
+    source = probe_clip(EXAMPLES / "clip.mp4")
+    info = client.predict(handle_file(str(EXAMPLES / "clip.mp4")), 2, False, api_name="/clip_info")
+    assert "12 fps" in info and "24 frames" in info and "24 fps" in info
+    video, text = client.predict(handle_file(str(EXAMPLES / "clip.mp4")), 2, False, "flow", api_name="/clip")
+    out = probe_clip(video)
+    assert out.has_audio and "audio kept" in text
+    assert (out.num_frames, out.fps) == (2 * source.num_frames - 1, 2 * source.fps)
+    assert abs(out.duration - source.duration) <= 1 / source.fps
+
+
+def test_bad_inputs_give_a_clear_error_and_the_app_keeps_serving(client):
+    with pytest.raises(AppError, match=r"README\.md is not an image we can read"):
+        keyframes(client, ROOT / "README.md", _pair("astronaut")[1])
+    with pytest.raises(AppError, match="cannot be matched.*aspect ratios differ"):
+        keyframes(client, _pair("rocket")[0], _pair("astronaut")[1])
+    with pytest.raises(AppError, match="greater than maximum value 4"):
+        keyframes(client, *_pair("astronaut"), depth=9)
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(str(ROOT / "README.md")), 2, False, "flow", api_name="/clip")
+    assert "Traceback" not in str(error.value) and "README.md" in str(error.value)
+    video, *_ = keyframes(client, *_pair("astronaut"), depth=1)
+    assert probe_clip(video).num_frames == 3
+
+
+def test_concurrent_flow_requests_return_their_own_results(flow_app):
+    jobs = [(*_pair(name), depth) for name in PAIRS for depth in (1, 2)]
+
+    def run(job):
+        first, last, depth = job
+        return keyframes(Client(flow_app, verbose=False), first, last, depth=depth, fps=6 + depth)
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(run, jobs))
+    assert len({r[0] for r in results}) == len(jobs)  # distinct files
+    for (first, last, depth), (video, gallery, *_) in zip(jobs, results):
+        clip = probe_clip(video)
+        assert (clip.num_frames, clip.fps) == (2**depth + 1, 6.0 + depth)
+        first_rgb, last_rgb = load_keyframes(first, last)
+        np.testing.assert_array_equal(load_image(gallery[0]["image"]), first_rgb)
+        np.testing.assert_array_equal(load_image(gallery[-1]["image"]), last_rgb)
+
+
+def test_compare_puts_two_settings_side_by_side(client):
+    video, gallery = client.predict(
+        handle_file(str(_pair("astronaut")[0])), handle_file(str(_pair("astronaut")[1])),
+        "flow (optical flow)", "crossfade (blend)", 2, 8, prompt="", api_name="/compare",
+    )  # fmt: skip
+    clip = probe_clip(video)
+    assert (clip.num_frames, clip.width, clip.height) == (5, 2 * 384, 256)
+    left, right = (load_image(item["image"]) for item in gallery)
+    assert np.abs(left.astype(int) - right.astype(int)).mean() > 1  # flow is not a blend
+
+
+# ------------------------------------------------------------------- the tiny generative model on CPU
+
+
+def _missing_generative() -> str | None:
+    for module in ("vfi.tiny_model", "vfi.backends.qwen_edit"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} does not exist yet"
+    return None
+
+
+@pytest.fixture(scope="module")
+def tiny_app(tmp_path_factory) -> str:
+    if reason := _missing_generative():
+        pytest.skip(reason)
+    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("tiny_app")
+    pipeline = build_tiny_pipeline(root / "pipeline")
+    adapter = build_tiny_adapter(pipeline, root / "adapter")
+    env = {"VFI_BACKEND": "qwen-edit", "VFI_BASE_MODEL": str(pipeline), "VFI_ADAPTER": f"{adapter}@1.0"}
+    with running_app(root / "app.log", env=env, timeout=180) as url:
+        yield url, str(adapter)
+
+
+TINY = dict(backend="qwen-edit", resolution=64, steps=2, guidance=1.0)
+
+
+def test_tiny_model_keyframes(tiny_app):
+    url, adapter = tiny_app
+    client = Client(url, verbose=False)
+    video, gallery, _, _, seed, _ = keyframes(client, *_pair("astronaut"), depth=1, adapter=adapter, seed=7, **TINY)
+    clip = probe_clip(video)
+    assert (clip.num_frames, clip.fps, clip.width, clip.height, seed) == (3, 10.0, 384, 256, 7)
+    again = keyframes(client, *_pair("astronaut"), depth=1, adapter=adapter, seed=7, **TINY)[1]
+    np.testing.assert_array_equal(load_image(gallery[1]["image"]), load_image(again[1]["image"]))  # seeded
+    with pytest.raises(AppError, match="midpoints only"):
+        keyframes(client, *_pair("astronaut"), count=3, adapter=adapter, **TINY)
+
+
+def test_tiny_model_adapter_vs_no_adapter(tiny_app):
+    url, adapter = tiny_app
+    video, gallery = Client(url, verbose=False).predict(
+        handle_file(str(_pair("coffee")[0])), handle_file(str(_pair("coffee")[1])),
+        "Qwen-Image-Edit + adapter", "Qwen-Image-Edit, no adapter", 1, 8, adapter, 1.0, False, 64, 2, 1.0, "",
+        api_name="/compare",
+    )  # fmt: skip
+    assert probe_clip(video).num_frames == 3
+    with_adapter, without = (load_image(item["image"]) for item in gallery)
+    assert not np.array_equal(with_adapter, without)
