@@ -28,11 +28,51 @@ class _Parser(argparse.ArgumentParser):
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     """Options that choose and configure the backend(s)."""
     parser.add_argument("--backend", default="flow", choices=BACKEND_NAMES, help="interpolation backend (default: flow)")
+    qwen = parser.add_argument_group("qwen-edit backend")
+    qwen.add_argument("--base-model", default="Qwen/Qwen-Image-Edit", metavar="ID_OR_DIR",
+                      help="base Qwen-Image-Edit(-Plus) pipeline: Hub id or folder (default: Qwen/Qwen-Image-Edit)")
+    qwen.add_argument("--adapter", action="append", default=[], metavar="ID_OR_DIR[@SCALE]",
+                      help="interpolation LoRA adapter (repeatable); none runs the base model alone")
+    qwen.add_argument("--lightning", metavar="ID_OR_DIR[@SCALE]", help="few-step LoRA stacked for a fast mode")
+    qwen.add_argument("--resolution", type=int, help="working resolution: longest side, multiple of 32 (default: the adapter's, else 512)")
+    qwen.add_argument("--steps", type=int, help="denoising steps (default 30, 8 with --lightning)")
+    qwen.add_argument("--guidance", type=float, help="true CFG scale; 1 turns CFG off (default 4, 1 with --lightning)")
+    qwen.add_argument("--prompt", help="override the adapter's prompt")
+    qwen.add_argument("--batch", type=int, default=4, help="frames per pipeline call (default 4)")
+    qwen.add_argument("--memory", default="auto", choices=("auto", "none", "model", "sequential"),
+                      help="GPU memory mode: CPU offload of whole models or of every layer (default: from free memory)")
+    qwen.add_argument("--fuse", action="store_true", help="fuse the adapters into the weights (faster, fixed adapters)")
+    qwen.add_argument("--compile", action="store_true", help="torch.compile the transformer")
+    hybrid = parser.add_argument_group("hybrid mode")
+    hybrid.add_argument("--refine", choices=[n for n in BACKEND_NAMES if n != "qwen-edit"],
+                        help="backend that fills the finer levels between generated frames")
+    hybrid.add_argument("--generative-depth", type=int, metavar="G",
+                        help="recursion levels the main backend makes before --refine takes over (default 1)")
 
 
 def _make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
     """The main backend and the optional refine backend (hybrid mode) the options ask for."""
-    return create_backend(args.backend), None
+    if args.generative_depth is not None and args.refine is None:
+        raise VFIError("--generative-depth needs --refine (hybrid mode).")
+    options = {}
+    if args.backend == "qwen-edit":
+        options = dict(
+            base_model=args.base_model, adapters=args.adapter, lightning=args.lightning, resolution=args.resolution,
+            steps=args.steps, guidance=args.guidance, prompt=args.prompt, batch=args.batch, memory=args.memory,
+            fuse=args.fuse, compile=args.compile,
+        )
+    refine = create_backend(args.refine) if args.refine else None
+    return create_backend(args.backend, **options), refine
+
+
+def _cmd_tiny_model(args: argparse.Namespace) -> None:
+    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+
+    path = build_tiny_pipeline(args.out_dir, args.layout)
+    print(f"wrote a tiny {args.layout} pipeline to {path}", file=sys.stderr)
+    if args.adapter_out:
+        adapter = build_tiny_adapter(path, args.adapter_out)
+        print(f"wrote a tiny adapter to {adapter}", file=sys.stderr)
 
 
 class _ProgressBar:
@@ -138,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", type=Path, help="write the results as JSON")
     _add_backend_options(ev)
     ev.set_defaults(run=_cmd_evaluate)
+
+    tiny = sub.add_parser("tiny-model", help="write a tiny random Qwen-Image-Edit pipeline (tests, demos)")
+    tiny.add_argument("out_dir", type=Path, help="folder to write the pipeline to")
+    tiny.add_argument("--layout", default="side-by-side", choices=("side-by-side", "multi"),
+                      help="side-by-side (QwenImageEditPipeline) or multi (QwenImageEditPlusPipeline)")
+    tiny.add_argument("--adapter-out", type=Path, metavar="DIR", help="also write a random LoRA adapter for it")
+    tiny.set_defaults(run=_cmd_tiny_model)
     return parser
 
 

@@ -1,0 +1,215 @@
+"""What the generative model sees: keyframes, time and prompt turned into the pipeline's inputs.
+
+One place for inference (:mod:`vfi.backends.qwen_edit`) and training (``train_lora.py``) alike. No torch here.
+
+API (stable):
+
+- ``LAYOUTS = ("side-by-side", "multi")``: how the two keyframes go in. ``side-by-side`` (the paper's
+  ``Qwen/Qwen-Image-Edit``, ``QwenImageEditPipeline``): one condition image ``[first | last]``;
+  ``multi`` (``-2509``/``-2511``, ``QwenImageEditPlusPipeline``): two condition images.
+  ``check_layout(layout)`` raises :class:`VFIError` for anything else.
+- ``working_size(width, height, resolution) -> (w, h)``: the size the model works at: longest side =
+  ``resolution``, both sides multiples of 32 (the model's grid), aspect kept.
+- ``default_prompt(t=0.5) -> str``: the instruction, naming the task and ``t``.
+- ``build_conditioning(first, last, *, t=0.5, layout, resolution, prompt=None) -> Conditioning``:
+  ``first``/``last`` are H×W×3 uint8 arrays or PIL images of the same size. The result holds
+  ``keyframes`` (both at working size; the VAE encodes each once), ``images`` (the condition images the
+  layout asks for: one ``[first|last]`` image or two images), ``prompt``, ``t`` and the output
+  ``width``/``height`` (= working size of one keyframe). ``to_frame(image, size)`` turns a generated PIL
+  image back into a uint8 array at the keyframes' size.
+- ``AdapterInfo`` (``vfi_adapter.json`` beside the LoRA weights): ``base_model``, ``layout``, ``prompt``,
+  ``resolution``, ``training`` (free-form facts: steps, rank, data…). ``AdapterInfo.load(folder)``,
+  ``info.save(folder)``, ``info.check(base_model, layout)`` (raises :class:`VFIError` on a mismatch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from vfi.errors import VFIError
+
+LAYOUTS = ("side-by-side", "multi")
+GRID = 32
+DEFAULT_RESOLUTION = 512
+MAX_RESOLUTION = 2048
+ADAPTER_INFO_FILE = "vfi_adapter.json"
+
+
+def check_layout(layout: str) -> str:
+    """Return ``layout`` if it is one of :data:`LAYOUTS`, else raise :class:`VFIError`."""
+    if layout not in LAYOUTS:
+        raise VFIError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}.")
+    return layout
+
+
+def check_resolution(resolution: int) -> int:
+    """Return ``resolution`` if it is a multiple of 32 between 32 and :data:`MAX_RESOLUTION`."""
+    if not (isinstance(resolution, int) and GRID <= resolution <= MAX_RESOLUTION and resolution % GRID == 0):
+        raise VFIError(f"resolution must be a multiple of {GRID} between {GRID} and {MAX_RESOLUTION}, got {resolution}.")
+    return resolution
+
+
+def working_size(width: int, height: int, resolution: int) -> tuple[int, int]:
+    """The (width, height) the model works at: longest side ``resolution``, multiples of 32, aspect kept."""
+    check_resolution(resolution)
+    if width <= 0 or height <= 0:
+        raise VFIError(f"The frame size must be positive, got {width}×{height}.")
+    scale = resolution / max(width, height)
+    return (max(GRID, round(width * scale / GRID) * GRID), max(GRID, round(height * scale / GRID) * GRID))
+
+
+def default_prompt(t: float = 0.5) -> str:
+    """The instruction the adapters are trained with: the task and the time ``t`` of the wanted frame."""
+    return (
+        f"Video frame interpolation: generate the frame at time t={t:.3f} between the first frame (t=0) "
+        "and the last frame (t=1) of the same shot, with identical framing, size and style."
+    )
+
+
+def _to_pil(frame: np.ndarray | Image.Image, name: str) -> Image.Image:
+    if isinstance(frame, Image.Image):
+        return frame.convert("RGB")
+    array = np.asarray(frame)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise VFIError(f"{name} must be an H×W×3 uint8 RGB image, got {array.dtype} {array.shape}.")
+    return Image.fromarray(array)
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """The model inputs for one in-between frame (see :func:`build_conditioning`)."""
+
+    layout: str
+    prompt: str
+    t: float
+    width: int
+    height: int
+    keyframes: tuple[Image.Image, Image.Image]
+    images: tuple[Image.Image, ...]
+
+    def __post_init__(self) -> None:
+        check_layout(self.layout)
+        if not 0.0 < self.t < 1.0:
+            raise VFIError(f"t must be strictly between 0 and 1, got {self.t}.")
+        if self.width % GRID or self.height % GRID or self.width <= 0 or self.height <= 0:
+            raise VFIError(f"width and height must be positive multiples of {GRID}, got {self.width}×{self.height}.")
+        if any(k.size != (self.width, self.height) for k in self.keyframes):
+            raise VFIError(f"keyframes must be {self.width}×{self.height}.")
+        if len(self.images) != (1 if self.layout == "side-by-side" else 2):
+            raise VFIError(f"images: the {self.layout} layout takes {1 if self.layout == 'side-by-side' else 2}.")
+
+
+def build_conditioning(
+    first: np.ndarray | Image.Image,
+    last: np.ndarray | Image.Image,
+    *,
+    t: float = 0.5,
+    layout: str,
+    resolution: int = DEFAULT_RESOLUTION,
+    prompt: str | None = None,
+) -> Conditioning:
+    """Turn two keyframes, a time and an optional prompt into the model inputs for ``layout``."""
+    check_layout(layout)
+    first_image, last_image = _to_pil(first, "first"), _to_pil(last, "last")
+    if first_image.size != last_image.size:
+        raise VFIError(f"The two frames differ in size: {first_image.size} vs {last_image.size}.")
+    width, height = working_size(*first_image.size, resolution)
+    keyframes = tuple(im.resize((width, height), Image.Resampling.LANCZOS) for im in (first_image, last_image))
+    if layout == "side-by-side":
+        joined = Image.new("RGB", (2 * width, height))
+        joined.paste(keyframes[0], (0, 0))
+        joined.paste(keyframes[1], (width, 0))
+        images: tuple[Image.Image, ...] = (joined,)
+    else:
+        images = keyframes
+    return Conditioning(layout, prompt or default_prompt(t), float(t), width, height, keyframes, images)
+
+
+def to_frame(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """A generated image as an H×W×3 uint8 array resized to ``size`` = (width, height) of the keyframes."""
+    image = image.convert("RGB")
+    if image.size != tuple(size):
+        image = image.resize(tuple(size), Image.Resampling.LANCZOS)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _same_base(a: str, b: str) -> bool:
+    """Whether two base-model references (Hub ids or local folders) name the same model, as far as we can tell."""
+    local_a, local_b = os.path.isdir(a), os.path.isdir(b)
+    if local_a and local_b:
+        return Path(a).resolve() == Path(b).resolve()
+    if local_a != local_b:  # a local copy of a Hub model: compare the folder name with the repo name
+        folder, repo = (a, b) if local_a else (b, a)
+        name = Path(folder).resolve().name.lower()
+        return name == repo.strip("/").split("/")[-1].lower()
+    return a.strip("/").lower() == b.strip("/").lower()
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What an adapter was trained for (``vfi_adapter.json``)."""
+
+    base_model: str
+    layout: str
+    prompt: str | None = None
+    resolution: int | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base_model, str) or not self.base_model:
+            raise VFIError("base_model must be a non-empty Hub id or folder.")
+        check_layout(self.layout)
+        if self.prompt is not None and not isinstance(self.prompt, str):
+            raise VFIError(f"prompt must be a string, got {type(self.prompt).__name__}.")
+        if self.resolution is not None:
+            check_resolution(self.resolution)
+        if not isinstance(self.training, dict):
+            raise VFIError(f"training must be a JSON object, got {type(self.training).__name__}.")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdapterInfo:
+        known = {"base_model", "layout", "prompt", "resolution", "training"}
+        if not isinstance(data, dict) or "base_model" not in data or "layout" not in data:
+            raise VFIError(f"{ADAPTER_INFO_FILE} must be an object with base_model and layout.")
+        unknown = set(data) - known
+        if unknown:
+            raise VFIError(f"{ADAPTER_INFO_FILE} has unknown fields: {', '.join(sorted(unknown))}.")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> AdapterInfo:
+        """Read ``folder/vfi_adapter.json``."""
+        path = Path(folder) / ADAPTER_INFO_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise VFIError(f"{path} is missing: the adapter does not say what it was trained for.") from None
+        except (OSError, ValueError) as error:
+            raise VFIError(f"{path} is not readable JSON ({error}).") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``folder/vfi_adapter.json`` (atomically) and return its path."""
+        from vfi.files import atomic_path
+
+        path = Path(folder) / ADAPTER_INFO_FILE
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def check(self, base_model: str, layout: str, *, name: str = "adapter") -> None:
+        """Raise :class:`VFIError` if this adapter was made for another layout or base model."""
+        if self.layout != layout:
+            raise VFIError(f"The {name} was trained for the {self.layout} layout, but the base model uses {layout}.")
+        if not _same_base(self.base_model, base_model):
+            raise VFIError(f"The {name} was trained on {self.base_model}, not on {base_model}.")

@@ -1,0 +1,425 @@
+"""Load a Qwen-Image-Edit(-Plus) base pipeline once per process, attach LoRA adapters, and generate.
+
+API:
+
+- ``load_pipeline(base_model, *, device=None, dtype=None, memory="auto") -> LoadedPipeline``: cached per
+  (base, dtype, device, memory mode); a second call with the same key returns the same object. The class
+  comes from the model's ``model_index.json`` (``QwenImageEditPipeline`` → layout ``side-by-side``,
+  ``QwenImageEditPlusPipeline`` → ``multi``). ``base_loads()`` counts real loads (tests).
+- ``AdapterSpec(source, scale=1.0, revision=None, weight_name=None)``; ``AdapterSpec.parse("ID_OR_DIR@0.8")``.
+- ``LoadedPipeline.use_adapters(adapters, lightning=None, *, fuse=False)``: loads each adapter once (Hub id
+  or folder, safetensors only, ``vfi_adapter.json`` checked against base and layout), then switches with
+  ``set_adapters`` / ``disable_lora``; the base is never reloaded.
+- ``encode_image(loaded, image) -> Tensor``: one keyframe at working size → normalised VAE latents
+  (1, C, 1, h/8, w/8). Training uses it too.
+- ``encode_prompts(pipe, prompts, conditionings, device) -> (embeds, mask)`` and
+  ``condition_tokens(pipe, conditioning, (first_latents, last_latents)) -> (packed tokens, img_shapes)``:
+  the two building blocks of the transformer's input, public so training builds exactly the same input.
+- ``generate(loaded, conditionings, generators, *, steps, true_cfg_scale, negative_prompt, keyframe_latents=None)
+  -> list[PIL.Image]``: the ONE place that runs the denoising loop. Unlike the stock ``__call__`` it works at
+  the conditioning's working size (not a fixed ≈1 MP), takes pre-encoded keyframe latents, and batches
+  both layouts. Output images are at the working size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vfi.conditioning import AdapterInfo, Conditioning
+from vfi.errors import VFIError
+
+log = logging.getLogger("vfi")
+
+MEMORY_MODES = ("auto", "none", "model", "sequential")
+LAYOUT_OF_CLASS = {"QwenImageEditPipeline": "side-by-side", "QwenImageEditPlusPipeline": "multi"}
+WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+#: Area of the images the Plus pipeline's vision-language encoder sees (as in diffusers).
+VL_AREA_MULTI = 384 * 384
+#: Scheduler settings of the distilled few-step (Lightning) LoRAs.
+LIGHTNING_SCHEDULER = {"base_shift": math.log(3), "max_shift": math.log(3), "shift_terminal": None}
+
+_CACHE: dict[tuple[str, str, str, str], LoadedPipeline] = {}
+_LOADS = {"base": 0}
+
+
+def base_loads() -> int:
+    """How many times a base pipeline was actually loaded in this process."""
+    return _LOADS["base"]
+
+
+def clear_cache() -> None:
+    """Forget every cached pipeline (frees memory once nothing else holds them)."""
+    _CACHE.clear()
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """A LoRA adapter to use: Hub repo id or local folder, strength, optional revision and weight file."""
+
+    source: str
+    scale: float = 1.0
+    revision: str | None = None
+    weight_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise VFIError("source must name a Hub repo id or a folder.")
+        if not -4.0 <= self.scale <= 4.0:
+            raise VFIError(f"scale must be between -4 and 4, got {self.scale}.")
+        if self.weight_name is not None and not self.weight_name.endswith(".safetensors"):
+            raise VFIError(f"weight_name must be a .safetensors file, got {self.weight_name}.")
+
+    @classmethod
+    def parse(cls, text: str) -> AdapterSpec:
+        """``ID_OR_DIR`` or ``ID_OR_DIR@SCALE``."""
+        source, at, scale = text.rpartition("@")
+        if at:
+            try:
+                return cls(source, float(scale))
+            except ValueError:
+                raise VFIError(f"The adapter scale in {text!r} is not a number.") from None
+        return cls(text)
+
+    @property
+    def name(self) -> str:
+        """A stable adapter name for this source/revision/file."""
+        digest = hashlib.sha1(f"{self.source}|{self.revision}|{self.weight_name}".encode()).hexdigest()[:10]
+        return f"vfi_{digest}"
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    return (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError, ValueError)
+
+
+def _fetch_adapter(spec: AdapterSpec) -> tuple[Path, str, AdapterInfo | None]:
+    """Resolve an adapter to (folder, safetensors file name, info or None), downloading from the Hub if needed."""
+    from vfi.conditioning import ADAPTER_INFO_FILE
+
+    if os.path.isdir(spec.source):
+        folder = Path(spec.source)
+        names = [spec.weight_name] if spec.weight_name else sorted(p.name for p in folder.glob("*.safetensors"))
+        if not names or not (folder / names[0]).is_file():
+            pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt")]
+            why = f" (only {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
+            raise VFIError(f"The adapter folder {folder} has no .safetensors weights{why}.")
+        weight = WEIGHT_NAME if WEIGHT_NAME in names else names[0]
+        info = AdapterInfo.load(folder) if (folder / ADAPTER_INFO_FILE).is_file() else None
+        return folder, weight, info
+    if spec.source.startswith((".", "/")) or spec.source.count("/") != 1:
+        raise VFIError(f"The adapter {spec.source} is neither a folder nor a Hub repo id (owner/name).")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    weight = spec.weight_name or WEIGHT_NAME
+    try:
+        path = Path(hf_hub_download(spec.source, weight, revision=spec.revision))
+        try:
+            info_path = hf_hub_download(spec.source, ADAPTER_INFO_FILE, revision=spec.revision)
+            info = AdapterInfo.load(Path(info_path).parent)
+        except EntryNotFoundError:
+            info = None
+    except _hub_errors() as error:
+        raise VFIError(
+            f"Could not fetch the adapter {spec.source} from the Hugging Face Hub ({type(error).__name__}): "
+            "check the repo id and the connection."
+        ) from None
+    return path.parent, weight, info
+
+
+def _choose_memory_mode(pipe: Any, device: str) -> str:
+    """'none' if the whole pipeline fits in free GPU memory, 'model' if its largest part does, else 'sequential'."""
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    sizes = [
+        sum(p.numel() * p.element_size() for p in module.parameters())
+        for module in pipe.components.values()
+        if isinstance(module, torch.nn.Module)
+    ]
+    if sum(sizes) * 1.2 < free:
+        return "none"
+    return "model" if max(sizes) * 1.3 < free else "sequential"
+
+
+@dataclass(eq=False)
+class LoadedPipeline:
+    """A cached base pipeline with the adapters loaded into it so far."""
+
+    pipe: Any
+    base_model: str
+    layout: str
+    device: str
+    memory: str
+    adapters: dict[str, AdapterInfo | None] = field(default_factory=dict)
+    active: tuple[tuple[str, float], ...] = ()
+    fused: bool = False
+    compiled: bool = False
+
+    def _load_adapter(self, spec: AdapterSpec, *, check: bool) -> str:
+        name = spec.name
+        if name in self.adapters:
+            return name
+        folder, weight, info = _fetch_adapter(spec)
+        if info is not None and check:
+            info.check(self.base_model, self.layout, name=f"adapter {spec.source}")
+        elif check:
+            log.warning("The adapter %s has no vfi_adapter.json; its base model and layout are not checked.", spec.source)
+        try:
+            self.pipe.load_lora_weights(str(folder), weight_name=weight, adapter_name=name, use_safetensors=True)
+        except (ValueError, RuntimeError, KeyError, OSError) as error:
+            raise VFIError(f"The adapter {spec.source} does not fit {self.base_model} ({str(error).splitlines()[0][:200]}).") from None
+        self.adapters[name] = info
+        return name
+
+    def info(self, spec: AdapterSpec) -> AdapterInfo | None:
+        """The ``vfi_adapter.json`` of a loaded adapter (None if it had none)."""
+        return self.adapters.get(spec.name)
+
+    def use_adapters(self, adapters: Sequence[AdapterSpec] = (), lightning: AdapterSpec | None = None, *, fuse: bool = False) -> None:
+        """Make exactly these adapters (at their scales) active; load the ones not loaded yet."""
+        wanted = [(self._load_adapter(spec, check=True), spec.scale) for spec in adapters]
+        if lightning is not None:
+            wanted.append((self._load_adapter(lightning, check=False), lightning.scale))
+        if tuple(wanted) == self.active and fuse == self.fused:
+            return
+        if self.fused:
+            self.pipe.unfuse_lora()
+            self.fused = False
+        if not wanted:
+            if self.adapters:
+                self.pipe.disable_lora()
+            log.warning("No adapter given: the base model is expected to fail at interpolation (baseline only).")
+        else:
+            self.pipe.enable_lora()
+            self.pipe.set_adapters([n for n, _ in wanted], [s for _, s in wanted])
+            if fuse:
+                self.pipe.fuse_lora(components=["transformer"], adapter_names=[n for n, _ in wanted])
+                self.fused = True
+        self.active = tuple(wanted)
+
+    def compile(self) -> None:
+        """``torch.compile`` the transformer (once)."""
+        if not self.compiled:
+            self.pipe.transformer.compile()
+            self.compiled = True
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_pipeline(base_model: str, *, device: str | None = None, dtype: str | None = None, memory: str = "auto") -> LoadedPipeline:
+    """The cached pipeline for ``base_model`` (Hub id or folder), loading it on first use."""
+    import torch
+
+    device = device or _default_device()
+    dtype = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    if memory not in MEMORY_MODES:
+        raise VFIError(f"memory must be one of {', '.join(MEMORY_MODES)}, got {memory!r}.")
+    if not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise VFIError(f"dtype must be a torch dtype name such as bfloat16 or float32, got {dtype!r}.")
+    key = (base_model, dtype, device, memory)
+    if key in _CACHE:
+        return _CACHE[key]
+    pipe = _load_base(base_model, getattr(torch, dtype))
+    layout = LAYOUT_OF_CLASS.get(type(pipe).__name__)
+    if layout is None:
+        raise VFIError(f"{base_model} is a {type(pipe).__name__}, not a Qwen-Image-Edit pipeline.")
+    mode = memory
+    if device.startswith("cuda"):
+        mode = _choose_memory_mode(pipe, device) if memory == "auto" else memory
+        if mode == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        elif mode == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+    else:
+        mode = "none"
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    loaded = LoadedPipeline(pipe, base_model, layout, device, mode)
+    _CACHE[key] = loaded
+    return loaded
+
+
+def _load_base(base_model: str, torch_dtype: Any) -> Any:
+    from diffusers import DiffusionPipeline
+
+    if not os.path.isdir(base_model) and (base_model.startswith((".", "/")) or base_model.count("/") != 1):
+        raise VFIError(f"The base model {base_model} is neither a folder nor a Hub repo id (owner/name).")
+    try:
+        pipe = DiffusionPipeline.from_pretrained(base_model, dtype=torch_dtype, use_safetensors=True)
+    except _hub_errors() as error:
+        where = "folder" if os.path.isdir(base_model) else "Hugging Face Hub"
+        raise VFIError(
+            f"Could not load the base model {base_model} from the {where} ({type(error).__name__}): "
+            "check the name, the connection and that its weights are safetensors."
+        ) from None
+    _LOADS["base"] += 1
+    return pipe
+
+
+# --- generation -------------------------------------------------------------------------------------------
+
+
+def encode_image(loaded: LoadedPipeline, image: Any) -> Any:
+    """One image (PIL, sides multiples of 32) → normalised VAE latents of shape (1, C, 1, h/8, w/8)."""
+    import torch
+
+    pipe = loaded.pipe
+    device = pipe._execution_device
+    pixels = pipe.image_processor.preprocess(image, image.height, image.width).unsqueeze(2)
+    with torch.inference_mode():
+        return pipe._encode_vae_image(pixels.to(device=device, dtype=pipe.vae.dtype), generator=None)
+
+
+def _vl_images(cond: Conditioning) -> Any:
+    """The image(s) the vision-language text encoder sees: the condition images, smaller for the multi layout."""
+    if cond.layout == "side-by-side":
+        return cond.images[0]
+    scale = min(1.0, math.sqrt(VL_AREA_MULTI / (cond.width * cond.height)))
+    size = (max(32, round(cond.width * scale / 32) * 32), max(32, round(cond.height * scale / 32) * 32))
+    return [im.resize(size) for im in cond.images]
+
+
+def encode_prompts(pipe: Any, prompts: Sequence[str], conds: Sequence[Conditioning], device: Any) -> tuple[Any, Any]:
+    """Prompt embeddings for each (prompt, images) pair, padded to one batch with a mask."""
+    import torch
+
+    embeds, masks = [], []
+    for prompt, cond in zip(prompts, conds):
+        embed, mask = pipe.encode_prompt(prompt=prompt, image=_vl_images(cond), device=device)
+        embeds.append(embed[0])
+        masks.append(mask[0] if mask is not None else torch.ones(embed.shape[1], dtype=torch.long, device=device))
+    length = max(e.shape[0] for e in embeds)
+    embed = torch.stack([torch.cat([e, e.new_zeros(length - e.shape[0], e.shape[1])]) for e in embeds])
+    mask = torch.stack([torch.cat([m, m.new_zeros(length - m.shape[0])]) for m in masks])
+    return embed, (None if bool(mask.all()) else mask)
+
+
+def condition_tokens(pipe: Any, cond: Conditioning, latents: tuple[Any, Any]) -> tuple[Any, list[tuple[int, int, int]]]:
+    """Packed condition latents of one request and their (frames, rows, cols) shapes, per layout."""
+    import torch
+
+    parts = [torch.cat(latents, dim=-1)] if cond.layout == "side-by-side" else list(latents)
+    packed = [pipe._pack_latents(p, 1, p.shape[1], p.shape[3], p.shape[4]) for p in parts]
+    return torch.cat(packed, dim=1), [(1, p.shape[3] // 2, p.shape[4] // 2) for p in parts]
+
+
+def generate(
+    loaded: LoadedPipeline,
+    conditionings: Sequence[Conditioning],
+    generators: Sequence[Any],
+    *,
+    steps: int,
+    true_cfg_scale: float = 1.0,
+    negative_prompt: str = " ",
+    keyframe_latents: Sequence[tuple[Any, Any]] | None = None,
+    lightning: bool = False,
+) -> list[Any]:
+    """Denoise one batch of requests at their working size; returns PIL images at that size.
+
+    ``keyframe_latents`` (from :func:`encode_image`, per request (first, last)) skips the VAE encoder.
+    CFG runs when ``true_cfg_scale > 1``; ``lightning`` uses the few-step LoRAs' scheduler shift.
+    """
+    import numpy as np
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_shift, retrieve_timesteps
+    from diffusers.utils.torch_utils import randn_tensor
+
+    conds = list(conditionings)
+    if not conds or len(generators) != len(conds):
+        raise ValueError("generate needs one generator per conditioning")
+    if {(c.layout, c.width, c.height) for c in conds} != {(loaded.layout, conds[0].width, conds[0].height)}:
+        raise ValueError(f"all conditionings must use the {loaded.layout} layout and one working size")
+    if steps < 2:
+        raise VFIError(f"steps must be at least 2, got {steps}.")
+    pipe = loaded.pipe
+    device = pipe._execution_device
+    width, height = conds[0].width, conds[0].height
+    with torch.inference_mode():
+        # 1. Text (with the condition images) → embeddings.
+        prompt_embeds, prompt_mask = encode_prompts(pipe, [c.prompt for c in conds], conds, device)
+        do_cfg = true_cfg_scale > 1.0
+        if do_cfg:
+            negative_embeds, negative_mask = encode_prompts(pipe, [negative_prompt] * len(conds), conds, device)
+        dtype = prompt_embeds.dtype
+
+        # 2. Keyframes → packed condition tokens (pre-encoded latents are reused).
+        if keyframe_latents is None:
+            keyframe_latents = [(encode_image(loaded, c.keyframes[0]), encode_image(loaded, c.keyframes[1])) for c in conds]
+        tokens, shapes = zip(*(condition_tokens(pipe, c, lat) for c, lat in zip(conds, keyframe_latents)))
+        image_latents = torch.cat(tokens).to(device=device, dtype=dtype)
+
+        # 3. Noise, one generator per request.
+        channels = pipe.transformer.config.in_channels // 4
+        rows, cols = height // pipe.vae_scale_factor, width // pipe.vae_scale_factor
+        noise = [randn_tensor((1, 1, channels, rows, cols), generator=g, device=device, dtype=dtype) for g in generators]
+        latents = pipe._pack_latents(torch.cat(noise), len(conds), channels, rows, cols)
+        img_shapes = [[(1, rows // 2, cols // 2), *s] for s in shapes]
+
+        # 4. Timesteps (a fresh scheduler per call: nothing shared between callers).
+        config = dict(pipe.scheduler.config, **(LIGHTNING_SCHEDULER if lightning else {}))
+        scheduler = FlowMatchEulerDiscreteScheduler.from_config(config)
+        mu = calculate_shift(
+            latents.shape[1],
+            config.get("base_image_seq_len", 256),
+            config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5),
+            config.get("max_shift", 1.15),
+        )
+        sigmas = np.linspace(1.0, 1 / steps, steps)
+        timesteps, _ = retrieve_timesteps(scheduler, steps, device, sigmas=sigmas, mu=mu)
+        scheduler.set_begin_index(0)
+
+        # 5. Denoising loop.
+        def predict(embeds: Any, mask: Any, model_input: Any, timestep: Any) -> Any:
+            out = pipe.transformer(
+                hidden_states=model_input,
+                timestep=timestep / 1000,
+                guidance=None,
+                encoder_hidden_states_mask=mask,
+                encoder_hidden_states=embeds,
+                img_shapes=img_shapes,
+                attention_kwargs={},
+                return_dict=False,
+            )[0]
+            return out[:, : latents.shape[1]]
+
+        for t in timesteps:
+            model_input = torch.cat([latents, image_latents], dim=1)
+            timestep = t.expand(latents.shape[0]).to(dtype)
+            with pipe.transformer.cache_context("cond"):
+                noise_pred = predict(prompt_embeds, prompt_mask, model_input, timestep)
+            if do_cfg:
+                with pipe.transformer.cache_context("uncond"):
+                    negative_pred = predict(negative_embeds, negative_mask, model_input, timestep)
+                combined = negative_pred + true_cfg_scale * (noise_pred - negative_pred)
+                noise_pred = combined * (noise_pred.norm(dim=-1, keepdim=True) / combined.norm(dim=-1, keepdim=True))
+            latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+
+        if not bool(torch.isfinite(latents).all()):
+            raise VFIError("The model produced invalid (NaN) values; try float32 or more steps.")
+
+        # 6. Decode.
+        latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor).to(pipe.vae.dtype)
+        z_dim = pipe.vae.config.z_dim
+        mean = torch.tensor(pipe.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents)
+        std = torch.tensor(pipe.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(latents)
+        decoded = pipe.vae.decode(latents * std + mean, return_dict=False)[0][:, :, 0]
+        images = pipe.image_processor.postprocess(decoded, output_type="pil")
+    pipe.maybe_free_model_hooks()
+    return images

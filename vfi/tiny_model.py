@@ -1,0 +1,207 @@
+"""A tiny random Qwen-Image-Edit(-Plus) pipeline and LoRA adapter, built offline, for tests and demos.
+
+API (stable; the training script builds on it):
+
+- ``build_tiny_pipeline(out_dir, layout="side-by-side") -> Path`` writes a pipeline of the real classes
+  (``QwenImageEditPipeline`` for the side-by-side layout, ``QwenImageEditPlusPipeline`` for ``multi``)
+  with random weights via ``save_pretrained``; ``DiffusionPipeline.from_pretrained(out_dir)`` loads it
+  with the real loading code. Everything is tiny: one call at 64 px runs well under a second on CPU.
+- ``build_tiny_adapter(pipeline_dir, out_dir, *, rank=4, seed=0, ...) -> Path`` writes a random LoRA on
+  the transformer's attention projections (non-zero B, so it changes the output) as
+  ``pytorch_lora_weights.safetensors`` in diffusers' format plus ``vfi_adapter.json``
+  (:class:`vfi.conditioning.AdapterInfo`). ``pipe.load_lora_weights(out_dir)`` loads it.
+
+The tokenizer is byte-level BPE (256 byte tokens, no merges) plus the Qwen special tokens, wrapped in
+``Qwen2TokenizerFast``; the processor is ``Qwen2VLProcessor`` with ``Qwen2VLImageProcessor`` and
+``Qwen2VLVideoProcessor`` (torchvision needed). Vocabulary size = tokenizer length; the text encoder's
+vision token ids are the tokenizer's special-token ids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vfi.conditioning import LAYOUTS, AdapterInfo, check_layout
+from vfi.files import atomic_dir
+
+#: Special tokens of the Qwen2.5-VL chat template that the edit pipelines use.
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+PIPELINE_CLASSES = {"side-by-side": "QwenImageEditPipeline", "multi": "QwenImageEditPlusPipeline"}
+#: The transformer modules the tiny adapter (and, by default, training) puts LoRA layers on.
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
+
+
+def _tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import Qwen2TokenizerFast
+
+    vocab = {char: i for i, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    core.decoder = decoders.ByteLevel()
+    core.add_special_tokens(list(SPECIAL_TOKENS))
+    return Qwen2TokenizerFast(
+        tokenizer_object=core,
+        unk_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+    )
+
+
+def _processor(tokenizer):
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    # Small pixel bounds keep the vision tower's token count tiny.
+    image_processor = Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=128 * 28 * 28)
+    video_processor = Qwen2VLVideoProcessor()
+    return Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor)
+
+
+def _text_encoder(tokenizer):
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    ids = tokenizer.convert_tokens_to_ids
+    hidden = 16
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": hidden,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "bos_token_id": None,
+            "eos_token_id": ids("<|im_end|>"),
+            "pad_token_id": ids("<|endoftext|>"),
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [1, 1, 2]},
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_heads": 2,
+            "out_hidden_size": hidden,
+            "fullatt_block_indexes": [0],
+        },
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    return Qwen2_5_VLForConditionalGeneration(config).eval(), hidden
+
+
+def build_tiny_pipeline(out_dir: str | Path, layout: str = "side-by-side", *, seed: int = 0) -> Path:
+    """Write a tiny random pipeline for ``layout`` to ``out_dir`` (atomically) and return the folder."""
+    import diffusers
+    import torch
+    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageTransformer2DModel
+
+    check_layout(layout)
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer()
+    text_encoder, text_dim = _text_encoder(tokenizer)
+    z_dim = 4
+    vae = AutoencoderKLQwenImage(
+        base_dim=8,
+        z_dim=z_dim,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.0] * z_dim,
+        latents_std=[1.0] * z_dim,
+    )
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=4 * z_dim,
+        out_channels=z_dim,
+        num_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=text_dim,
+        axes_dims_rope=(4, 6, 6),
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        base_image_seq_len=256,
+        base_shift=0.5,
+        max_image_seq_len=8192,
+        max_shift=0.9,
+        shift=1.0,
+        shift_terminal=0.02,
+        use_dynamic_shifting=True,
+        time_shift_type="exponential",
+    )
+    pipeline_class = getattr(diffusers, PIPELINE_CLASSES[layout])
+    pipe = pipeline_class(
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        processor=_processor(tokenizer),
+        transformer=transformer,
+    )
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+    return out_dir
+
+
+def build_tiny_adapter(
+    pipeline_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    rank: int = 4,
+    seed: int = 0,
+    scale: float = 0.5,
+    prompt: str | None = None,
+    resolution: int = 64,
+    base_model: str | None = None,
+    layout: str | None = None,
+) -> Path:
+    """Write a random LoRA for the transformer in ``pipeline_dir`` to ``out_dir`` and return the folder.
+
+    ``base_model`` and ``layout`` default to the pipeline folder and its class's layout; they are written
+    to ``vfi_adapter.json`` (pass others to make a deliberately mismatched adapter for tests).
+    """
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    pipeline_dir = Path(pipeline_dir)
+    class_name = json.loads((pipeline_dir / "model_index.json").read_text())["_class_name"]
+    own_layout = {name: key for key, name in PIPELINE_CLASSES.items()}[class_name]
+    config = json.loads((pipeline_dir / "transformer" / "config.json").read_text())
+    inner = config["num_attention_heads"] * config["attention_head_dim"]
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for block in range(config["num_layers"]):
+        for name in LORA_TARGETS:
+            out_features = in_features = inner  # the text stream is projected to the inner dim before the blocks
+            key = f"transformer.transformer_blocks.{block}.attn.{name}"
+            tensors[f"{key}.lora_A.weight"] = torch.randn(rank, in_features, generator=generator) / in_features**0.5
+            tensors[f"{key}.lora_B.weight"] = scale * torch.randn(out_features, rank, generator=generator) / rank**0.5
+    info = AdapterInfo(
+        base_model=base_model or str(pipeline_dir),
+        layout=layout or own_layout,
+        prompt=prompt,
+        resolution=resolution,
+        training={"kind": "random tiny adapter", "rank": rank, "seed": seed},
+    )
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        save_file(tensors, str(tmp / "pytorch_lora_weights.safetensors"))
+        info.save(tmp)
+    return out_dir
+
+
+__all__ = ["LAYOUTS", "LORA_TARGETS", "PIPELINE_CLASSES", "build_tiny_adapter", "build_tiny_pipeline"]
