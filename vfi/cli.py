@@ -105,7 +105,7 @@ def _cmd_pair(args: argparse.Namespace) -> None:
 
     settings = InterpolationSettings(
         depth=None if args.frames else args.depth, frames=args.frames, seed=args.seed,
-        generative_depth=getattr(args, "generative_depth", None),
+        generative_depth=args.generative_depth,
     )
     first, last = load_keyframes(args.first, args.last)
     backend, refine = _make_backends(args)
@@ -125,7 +125,7 @@ def _cmd_clip(args: argparse.Namespace) -> None:
     from vfi.clip import ClipSettings, interpolate_clip
 
     backend, refine = _make_backends(args)
-    settings = ClipSettings(factor=args.factor, slowmo=args.slowmo)
+    settings = ClipSettings(factor=args.factor, slowmo=args.slowmo, seed=args.seed, generative_depth=args.generative_depth)
     with _ProgressBar("interpolating") as bar:
         result = interpolate_clip(args.input, args.output, backend, settings, refine=refine, on_progress=bar)
     for note in result.notes:
@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("-o", "--output", type=Path, required=True, help="output MP4")
     clip.add_argument("--factor", type=int, default=2, choices=(2, 4, 8), help="frame-rate multiplier (default 2)")
     clip.add_argument("--slowmo", action="store_true", help="keep the input fps: the clip plays factor× slower")
+    clip.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
     _add_backend_options(clip)
     clip.set_defaults(run=_cmd_clip)
 

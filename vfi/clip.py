@@ -52,6 +52,7 @@ class ClipSettings:
             frames that still counts as a duplicate.
         crf: x264 quality (lower is better, 18 is visually lossless).
         seed: run seed for generative backends.
+        generative_depth: in hybrid mode (a refine backend), how many recursion levels the main backend makes.
     """
 
     factor: int = 2
@@ -62,6 +63,7 @@ class ClipSettings:
     duplicate_threshold: float = 6.0
     crf: int = 18
     seed: int = 0
+    generative_depth: int | None = None
 
     def __post_init__(self) -> None:
         if self.factor not in FACTORS:
@@ -169,10 +171,12 @@ class _ClipInterpolator:
         """Settings for ``intervals`` input intervals bridged in one go (None if the backends cannot)."""
         steps = intervals * self.settings.factor
         if intervals == 1 or (not self.backend.supports_any_t and self.refine is None and steps & (steps - 1) == 0):
-            return InterpolationSettings(depth=int(math.log2(steps)), seed=self.settings.seed)
-        if (self.backend.supports_any_t or self.refine is not None) and steps - 1 <= MAX_FRAMES:
-            return InterpolationSettings(depth=None, frames=steps - 1, seed=self.settings.seed)
-        return None
+            depth, frames = int(math.log2(steps)), None
+        elif (self.backend.supports_any_t or self.refine is not None) and steps - 1 <= MAX_FRAMES:
+            depth, frames = None, steps - 1
+        else:
+            return None
+        return InterpolationSettings(depth=depth, frames=frames, seed=self.settings.seed, generative_depth=self.settings.generative_depth)
 
     def _is_cut(self, a: _Frame, b: _Frame) -> bool:
         """A cut is a large change that is also a spike against the previous interval (not sustained fast motion)."""
