@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'method':<18}{'wall s':>8}{'frames/s':>10}{'ratio':>7}{'cpu s':>8}{'cpu ratio':>10}")
     for name, values in runs.items():
         wall, cpu = (statistics.median(column) for column in zip(*values))
-        print(f"{name:<18}{wall:>8.2f}{args.frames / wall:>10.1f}{wall / raw_wall:>7.2f}{cpu:>8.2f}{cpu / raw_cpu:>10.2f}")
+        print(
+            f"{name:<18}{wall:>8.2f}{args.frames / wall:>10.1f}{wall / raw_wall:>7.2f}{cpu:>8.2f}{cpu / raw_cpu:>10.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     names = list(dict.fromkeys([*args.backends, BASELINE]))  # the baseline always runs, once
     backends = {name: create_backend(name) for name in names}
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    header = f"{'set':<14} {'backend':<10} {'n':>3} {'PSNR dB':>8} {'SSIM':>7} {'ms/frame':>9} {'time ×cf':>9} {'ΔPSNR':>7}"
+    header = (
+        f"{'set':<14} {'backend':<10} {'n':>3} {'PSNR dB':>8} {'SSIM':>7} {'ms/frame':>9} {'time ×cf':>9} {'ΔPSNR':>7}"
+    )
     print(header)
     print("-" * len(header))
     for data_dir in args.data_dirs:

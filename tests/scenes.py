@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -19,10 +21,23 @@ def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return (image * 255).astype(np.uint8)
 
 
-def panned_triplet(height: int = 96, width: int = 128, shift: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def panned_triplet(
+    height: int = 96, width: int = 128, shift: int = 4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(first, middle, last) crops of one larger texture moving ``shift`` px right per half step."""
     big = textured_image(height, width + 2 * shift, seed)
     first = big[:, 2 * shift : 2 * shift + width]
     middle = big[:, shift : shift + width]
     last = big[:, 0:width]
     return first.copy(), middle.copy(), last.copy()
+
+
+def write_triplet(
+    folder: Path, frames: tuple[np.ndarray, np.ndarray, np.ndarray], names=("im1.png", "im2.png", "im3.png")
+) -> None:
+    """Save (first, middle, last) as a triplet folder (Vimeo90K names by default)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for name, frame in zip(names, frames):
+        Image.fromarray(frame).save(folder / name)

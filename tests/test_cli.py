@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from vfi.video import probe_clip
 
 from vfi.cli import main
+from vfi.video import probe_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,8 +30,21 @@ def assert_user_error(result: subprocess.CompletedProcess) -> None:
 def test_pair_writes_mp4_gif_and_frames(tmp_path, keyframe_files):
     first, last = keyframe_files
     out, gif, frames_dir = tmp_path / "out.mp4", tmp_path / "out.gif", tmp_path / "frames"
-    result = run_cli("pair", str(first), str(last), "-o", str(out), "--depth", "2", "--fps", "12",
-                     "--gif", str(gif), "--frames-dir", str(frames_dir))
+    result = run_cli(
+        "pair",
+        str(first),
+        str(last),
+        "-o",
+        str(out),
+        "--depth",
+        "2",
+        "--fps",
+        "12",
+        "--gif",
+        str(gif),
+        "--frames-dir",
+        str(frames_dir),
+    )
     assert result.returncode == 0, result.stderr
     info = probe_clip(out)
     assert (info.num_frames, info.fps, info.width, info.height) == (5, 12, 128, 96)
@@ -62,7 +75,17 @@ def test_pair_with_a_frame_count(tmp_path, keyframe_files):
         "evaluate {dir}/empty",
         "",
     ],
-    ids=["missing", "corrupt", "bad-depth", "bad-backend", "no-output-dir", "aspect", "clip-not-video", "no-triplets", "no-command"],
+    ids=[
+        "missing",
+        "corrupt",
+        "bad-depth",
+        "bad-backend",
+        "no-output-dir",
+        "aspect",
+        "clip-not-video",
+        "no-triplets",
+        "no-command",
+    ],
 )
 def test_user_errors_exit_2_with_one_line_and_no_output(tmp_path, keyframe_files, args):
     (tmp_path / "not_an_image.png").write_text("hello")
@@ -81,6 +104,8 @@ def test_help_exits_0():
 
 
 def test_importing_vfi_does_not_import_torch_or_cv2():
-    code = "import sys, vfi, vfi.cli, vfi.interpolate, vfi.backends; print('torch' in sys.modules, 'cv2' in sys.modules)"
+    code = (
+        "import sys, vfi, vfi.cli, vfi.interpolate, vfi.backends; print('torch' in sys.modules, 'cv2' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

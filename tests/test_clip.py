@@ -108,7 +108,9 @@ def test_a_long_pause_stays_still(tmp_path: Path, crossfade) -> None:
 def test_progress_and_cancel(tmp_path: Path, crossfade) -> None:
     clip = write_mp4(panned(6), tmp_path / "in.mp4", fps=10)
     seen: list[tuple[int, int]] = []
-    interpolate_clip(clip, tmp_path / "out.mp4", crossfade, ClipSettings(factor=4), on_progress=lambda d, t: seen.append((d, t)))
+    interpolate_clip(
+        clip, tmp_path / "out.mp4", crossfade, ClipSettings(factor=4), on_progress=lambda d, t: seen.append((d, t))
+    )
     assert seen[-1] == (15, 15) and all(t == 15 for _, t in seen)
     (tmp_path / "out.mp4").unlink()
     with pytest.raises(Cancelled):
@@ -147,7 +149,15 @@ def test_bad_input_leaves_no_output(tmp_path: Path, crossfade) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("factor", 3), ("max_seconds", 0), ("max_frames", 1), ("scene_threshold", 0), ("duplicate_threshold", -1), ("crf", 60), ("seed", -1)],
+    [
+        ("factor", 3),
+        ("max_seconds", 0),
+        ("max_frames", 1),
+        ("scene_threshold", 0),
+        ("duplicate_threshold", -1),
+        ("crf", 60),
+        ("seed", -1),
+    ],
 )
 def test_settings_are_validated(field: str, value: object) -> None:
     with pytest.raises(VFIError, match=field):

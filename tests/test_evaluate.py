@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from scenes import panned_triplet
+from scenes import panned_triplet, write_triplet
 
 from vfi.backends import FrameRequest, create_backend
 from vfi.errors import VFIError
@@ -19,12 +18,6 @@ from vfi.evaluate import EvaluationReport, TripletScore, evaluate, format_table
 from vfi.metrics import psnr, ssim
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_triplet(folder: Path, frames: tuple[np.ndarray, np.ndarray, np.ndarray], names=("im1.png", "im2.png", "im3.png")) -> None:
-    folder.mkdir(parents=True)
-    for name, frame in zip(names, frames):
-        Image.fromarray(frame).save(folder / name)
 
 
 @pytest.fixture
@@ -71,7 +64,9 @@ def test_evaluate_scores_every_triplet(data_dir: Path) -> None:
 
 
 def test_report_to_dict_and_table() -> None:
-    report = EvaluationReport("crossfade", (TripletScore("seq/1", 30.0, 0.9, 2.0), TripletScore("seq/2", math.inf, 1.0, 4.0)))
+    report = EvaluationReport(
+        "crossfade", (TripletScore("seq/1", 30.0, 0.9, 2.0), TripletScore("seq/2", math.inf, 1.0, 4.0))
+    )
     assert report.to_dict() == {
         "n": 2,
         "psnr": math.inf,
@@ -104,7 +99,9 @@ def test_triplet_with_mixed_sizes_names_the_triplet(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vfi", "evaluate", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vfi", "evaluate", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_evaluate_writes_json(data_dir: Path, tmp_path: Path) -> None:

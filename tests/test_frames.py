@@ -147,7 +147,9 @@ def test_numpy_dtypes_and_shapes() -> None:
     np.testing.assert_array_equal(load_image(gray_alpha)[0, 0], (0, 0, 0))
 
 
-@pytest.mark.parametrize("array", [np.zeros((16, 16), np.int64), np.zeros((16, 16, 5), np.uint8), np.zeros(300, np.uint8)])
+@pytest.mark.parametrize(
+    "array", [np.zeros((16, 16), np.int64), np.zeros((16, 16, 5), np.uint8), np.zeros(300, np.uint8)]
+)
 def test_unsupported_arrays_are_refused(array: np.ndarray) -> None:
     with pytest.raises(VFIError, match="^The array has (dtype|shape)"):
         load_image(array)

@@ -83,13 +83,17 @@ def test_any_t_backend_gets_all_times_from_the_keyframes_in_one_batch():
 
 
 def test_evenly_spaced_frames():
-    frames = list(interpolate_pair(constant(0), constant(200), CrossfadeBackend(), InterpolationSettings(depth=None, frames=4)))
+    frames = list(
+        interpolate_pair(constant(0), constant(200), CrossfadeBackend(), InterpolationSettings(depth=None, frames=4))
+    )
     assert [int(f[0, 0, 0]) for f in frames] == [0, 40, 80, 120, 160]
 
 
 def test_frame_count_needs_any_t():
     with pytest.raises(VFIError, match="midpoints only"):
-        list(interpolate_pair(constant(0), constant(8), MidpointRecorder(), InterpolationSettings(depth=None, frames=3)))
+        list(
+            interpolate_pair(constant(0), constant(8), MidpointRecorder(), InterpolationSettings(depth=None, frames=3))
+        )
 
 
 def test_sequence_chains_without_duplicates():
@@ -152,7 +156,12 @@ def test_progress_and_cancel():
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"depth": 0}, "depth"), ({"depth": None, "frames": 0}, "frames"), ({"seed": -1}, "seed"), ({"depth": 2, "frames": 3}, "depth")],
+    [
+        ({"depth": 0}, "depth"),
+        ({"depth": None, "frames": 0}, "frames"),
+        ({"seed": -1}, "seed"),
+        ({"depth": 2, "frames": 3}, "depth"),
+    ],
 )
 def test_settings_validation_names_the_field(kwargs, field):
     with pytest.raises(VFIError, match=field):

@@ -21,7 +21,12 @@ from vfi.pipeline import AdapterSpec
 
 @pytest.mark.parametrize(
     ("size", "resolution", "expected"),
-    [((1920, 1080), 512, (512, 288)), ((1080, 1920), 1024, (576, 1024)), ((128, 96), 64, (64, 64)), ((640, 480), 768, (768, 576))],
+    [
+        ((1920, 1080), 512, (512, 288)),
+        ((1080, 1920), 1024, (576, 1024)),
+        ((128, 96), 64, (64, 64)),
+        ((640, 480), 768, (768, 576)),
+    ],
 )
 def test_working_size_keeps_aspect_on_the_grid(size, resolution, expected):
     assert working_size(*size, resolution) == expected
@@ -85,9 +90,12 @@ def test_adapter_info_round_trip_and_checks(tmp_path):
 
 @pytest.mark.parametrize(
     ("data", "match"),
-    [({"layout": "multi"}, "base_model"), ({"base_model": "a/b", "layout": "x"}, "layout"),
-     ({"base_model": "a/b", "layout": "multi", "resolution": 100}, "resolution"),
-     ({"base_model": "a/b", "layout": "multi", "extra": 1}, "unknown fields")],
+    [
+        ({"layout": "multi"}, "base_model"),
+        ({"base_model": "a/b", "layout": "x"}, "layout"),
+        ({"base_model": "a/b", "layout": "multi", "resolution": 100}, "resolution"),
+        ({"base_model": "a/b", "layout": "multi", "extra": 1}, "unknown fields"),
+    ],
 )
 def test_adapter_info_validation(tmp_path, data, match):
     (tmp_path / ADAPTER_INFO_FILE).write_text(json.dumps(data))

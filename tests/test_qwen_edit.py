@@ -59,11 +59,30 @@ def test_cli_pair_depth_two_writes_mp4(tiny, keyframe_files, tmp_path, layout):
     from vfi.video import probe_clip
 
     output = tmp_path / "out.mp4"
-    status = main([
-        "pair", *map(str, keyframe_files), "-o", str(output), "--depth", "2", "--backend", "qwen-edit",
-        "--base-model", str(tiny[layout]["base"]), "--adapter", f"{tiny[layout]['a']}@0.8",
-        "--resolution", "64", "--steps", "2", "--guidance", "2", "--prompt", "in between",
-    ])
+    status = main(
+        [
+            "pair",
+            *map(str, keyframe_files),
+            "-o",
+            str(output),
+            "--depth",
+            "2",
+            "--backend",
+            "qwen-edit",
+            "--base-model",
+            str(tiny[layout]["base"]),
+            "--adapter",
+            f"{tiny[layout]['a']}@0.8",
+            "--resolution",
+            "64",
+            "--steps",
+            "2",
+            "--guidance",
+            "2",
+            "--prompt",
+            "in between",
+        ]
+    )
     assert status == 0
     info = probe_clip(output)
     assert (info.num_frames, info.width, info.height) == (5, 128, 96)
@@ -77,11 +96,28 @@ def test_cli_tiny_model_and_hybrid(tiny, keyframe_files, tmp_path, capsys):
     assert (tmp_path / "m" / "model_index.json").is_file()
     assert (tmp_path / "ad" / "pytorch_lora_weights.safetensors").is_file()
     output = tmp_path / "hybrid.mp4"
-    status = main([
-        "pair", *map(str, keyframe_files), "-o", str(output), "--depth", "3", "--backend", "qwen-edit",
-        "--base-model", str(tiny["multi"]["base"]), "--resolution", "64", "--steps", "2",
-        "--refine", "crossfade", "--generative-depth", "1",
-    ])
+    status = main(
+        [
+            "pair",
+            *map(str, keyframe_files),
+            "-o",
+            str(output),
+            "--depth",
+            "3",
+            "--backend",
+            "qwen-edit",
+            "--base-model",
+            str(tiny["multi"]["base"]),
+            "--resolution",
+            "64",
+            "--steps",
+            "2",
+            "--refine",
+            "crossfade",
+            "--generative-depth",
+            "1",
+        ]
+    )
     assert status == 0 and probe_clip(output).num_frames == 9
     assert main(["pair", *map(str, keyframe_files), "-o", str(output), "--generative-depth", "1"]) == 2
     assert "needs --refine" in capsys.readouterr().err
@@ -198,8 +234,14 @@ def test_one_batched_call_per_level_and_keyframes_encoded_once(tiny, frames, mon
     backend = _backend(tiny, "side-by-side", batch=4)
     calls, encodes = [], []
     real_generate, real_encode = qwen_module.generate, qwen_module.encode_image
-    monkeypatch.setattr(qwen_module, "generate", lambda loaded, conds, *a, **k: calls.append(len(conds)) or real_generate(loaded, conds, *a, **k))
-    monkeypatch.setattr(qwen_module, "encode_image", lambda loaded, image: encodes.append(image.size) or real_encode(loaded, image))
+    monkeypatch.setattr(
+        qwen_module,
+        "generate",
+        lambda loaded, conds, *a, **k: calls.append(len(conds)) or real_generate(loaded, conds, *a, **k),
+    )
+    monkeypatch.setattr(
+        qwen_module, "encode_image", lambda loaded, image: encodes.append(image.size) or real_encode(loaded, image)
+    )
     out = list(interpolate_pair(*frames, backend, InterpolationSettings(depth=3)))
     assert len(out) == 8
     assert calls == [1, 2, 4]
@@ -221,3 +263,22 @@ def test_hybrid_counts_frames_per_backend(tiny, frames):
     out = list(interpolate_pair(*frames, generative, settings, refine=refine))
     assert len(out) == 8
     assert (generative.made, refine.made) == (3, 4)
+
+
+def test_generated_frames_are_registered_to_the_flow_prediction(tiny, monkeypatch):
+    """The model's global shift jitter is undone: a generated frame shifted by 6 px comes back in place."""
+    from PIL import Image
+    from scenes import panned_triplet
+
+    import vfi.backends.qwen_edit as qwen_edit
+    from vfi.metrics import psnr
+
+    first, middle, last = panned_triplet(192, 256, shift=4, seed=3)
+    jittered = np.roll(middle, (0, 6), axis=(0, 1))  # as if the model had moved every pixel 6 px right
+    monkeypatch.setattr(qwen_edit, "generate", lambda loaded, conds, *a, **k: [Image.fromarray(jittered)] * len(conds))
+    request = FrameRequest(first, last, 0.5, 0)
+    kept = _backend(tiny, "side-by-side", register=False).interpolate([request])[0]
+    registered = _backend(tiny, "side-by-side").interpolate([request])[0]
+    inner = (slice(8, -8), slice(16, -16))  # away from the borders the roll wrapped around
+    assert psnr(kept[inner], middle[inner]) < 25
+    assert psnr(registered[inner], middle[inner]) > psnr(kept[inner], middle[inner]) + 10

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vfi.backends import BACKEND_NAMES, Backend, create_backend
 from vfi.errors import VFIError
+from vfi.pipeline import DEFAULT_BASE_MODEL
 
 USER_ERROR = 2
 
@@ -27,27 +28,59 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     """Options that choose and configure the backend(s)."""
-    parser.add_argument("--backend", default="flow", choices=BACKEND_NAMES, help="interpolation backend (default: flow)")
+    parser.add_argument(
+        "--backend", default="flow", choices=BACKEND_NAMES, help="interpolation backend (default: flow)"
+    )
     qwen = parser.add_argument_group("qwen-edit backend")
-    qwen.add_argument("--base-model", default="Qwen/Qwen-Image-Edit", metavar="ID_OR_DIR",
-                      help="base Qwen-Image-Edit(-Plus) pipeline: Hub id or folder (default: Qwen/Qwen-Image-Edit)")
-    qwen.add_argument("--adapter", action="append", default=[], metavar="ID_OR_DIR[@SCALE]",
-                      help="interpolation LoRA adapter (repeatable); none runs the base model alone")
+    qwen.add_argument(
+        "--base-model",
+        default=DEFAULT_BASE_MODEL,
+        metavar="ID_OR_DIR",
+        help=f"base Qwen-Image-Edit(-Plus) pipeline: Hub id or folder (default: {DEFAULT_BASE_MODEL})",
+    )
+    qwen.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="ID_OR_DIR[@SCALE]",
+        help="interpolation LoRA adapter (repeatable); none runs the base model alone",
+    )
     qwen.add_argument("--lightning", metavar="ID_OR_DIR[@SCALE]", help="few-step LoRA stacked for a fast mode")
-    qwen.add_argument("--resolution", type=int, help="working resolution: longest side, multiple of 32 (default: the adapter's, else 512)")
+    qwen.add_argument(
+        "--resolution",
+        type=int,
+        help="working resolution: longest side, multiple of 32 (default: the adapter's, else 512)",
+    )
     qwen.add_argument("--steps", type=int, help="denoising steps (default 30, 8 with --lightning)")
     qwen.add_argument("--guidance", type=float, help="true CFG scale; 1 turns CFG off (default 4, 1 with --lightning)")
     qwen.add_argument("--prompt", help="override the adapter's prompt")
     qwen.add_argument("--batch", type=int, default=4, help="frames per pipeline call (default 4)")
-    qwen.add_argument("--memory", default="auto", choices=("auto", "none", "model", "sequential"),
-                      help="GPU memory mode: CPU offload of whole models or of every layer (default: from free memory)")
+    qwen.add_argument(
+        "--memory",
+        default="auto",
+        choices=("auto", "none", "model", "sequential"),
+        help="GPU memory mode: CPU offload of whole models or of every layer (default: from free memory)",
+    )
     qwen.add_argument("--fuse", action="store_true", help="fuse the adapters into the weights (faster, fixed adapters)")
     qwen.add_argument("--compile", action="store_true", help="torch.compile the transformer")
+    qwen.add_argument(
+        "--no-register",
+        dest="register",
+        action="store_false",
+        help="keep generated frames as the model made them (default: undo its global shift/zoom jitter)",
+    )
     hybrid = parser.add_argument_group("hybrid mode")
-    hybrid.add_argument("--refine", choices=[n for n in BACKEND_NAMES if n != "qwen-edit"],
-                        help="backend that fills the finer levels between generated frames")
-    hybrid.add_argument("--generative-depth", type=int, metavar="G",
-                        help="recursion levels the main backend makes before --refine takes over (default 1)")
+    hybrid.add_argument(
+        "--refine",
+        choices=[n for n in BACKEND_NAMES if n != "qwen-edit"],
+        help="backend that fills the finer levels between generated frames",
+    )
+    hybrid.add_argument(
+        "--generative-depth",
+        type=int,
+        metavar="G",
+        help="recursion levels the main backend makes before --refine takes over (default 1)",
+    )
 
 
 def _make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
@@ -57,9 +90,18 @@ def _make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
     options = {}
     if args.backend == "qwen-edit":
         options = dict(
-            base_model=args.base_model, adapters=args.adapter, lightning=args.lightning, resolution=args.resolution,
-            steps=args.steps, guidance=args.guidance, prompt=args.prompt, batch=args.batch, memory=args.memory,
-            fuse=args.fuse, compile=args.compile,
+            base_model=args.base_model,
+            adapters=args.adapter,
+            lightning=args.lightning,
+            resolution=args.resolution,
+            steps=args.steps,
+            guidance=args.guidance,
+            prompt=args.prompt,
+            batch=args.batch,
+            memory=args.memory,
+            fuse=args.fuse,
+            compile=args.compile,
+            register=args.register,
         )
     refine = create_backend(args.refine) if args.refine else None
     return create_backend(args.backend, **options), refine
@@ -98,15 +140,27 @@ class _ProgressBar:
             self._bar.close()
 
 
+def _check_outputs(*paths: Path | None) -> None:
+    """Fail before any work when an output folder is missing."""
+    from vfi.files import check_parent
+
+    for path in paths:
+        if path is not None:
+            check_parent(path)
+
+
 def _cmd_pair(args: argparse.Namespace) -> None:
     from vfi.frames import load_keyframes
     from vfi.interpolate import InterpolationSettings, Progress, count_generated, interpolate_pair
     from vfi.video import write_gif, write_mp4, write_png_frames
 
     settings = InterpolationSettings(
-        depth=None if args.frames else args.depth, frames=args.frames, seed=args.seed,
+        depth=None if args.frames else args.depth,
+        frames=args.frames,
+        seed=args.seed,
         generative_depth=args.generative_depth,
     )
+    _check_outputs(args.output, args.gif, args.frames_dir)
     first, last = load_keyframes(args.first, args.last)
     backend, refine = _make_backends(args)
     with _ProgressBar("interpolating") as bar:
@@ -124,8 +178,11 @@ def _cmd_pair(args: argparse.Namespace) -> None:
 def _cmd_clip(args: argparse.Namespace) -> None:
     from vfi.clip import ClipSettings, interpolate_clip
 
+    _check_outputs(args.output)
     backend, refine = _make_backends(args)
-    settings = ClipSettings(factor=args.factor, slowmo=args.slowmo, seed=args.seed, generative_depth=args.generative_depth)
+    settings = ClipSettings(
+        factor=args.factor, slowmo=args.slowmo, seed=args.seed, generative_depth=args.generative_depth
+    )
     with _ProgressBar("interpolating") as bar:
         result = interpolate_clip(args.input, args.output, backend, settings, refine=refine, on_progress=bar)
     for note in result.notes:
@@ -136,6 +193,7 @@ def _cmd_clip(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from vfi.evaluate import evaluate, format_table
 
+    _check_outputs(args.json)
     backend, refine = _make_backends(args)
     with _ProgressBar("evaluating") as bar:
         report = evaluate(args.data_dir, backend, refine=refine, on_progress=bar)
@@ -148,7 +206,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m vfi", description="Video frame interpolation (flow, crossfade, Qwen-Image-Edit + LoRA).")
+    parser = _Parser(
+        prog="python -m vfi", description="Video frame interpolation (flow, crossfade, Qwen-Image-Edit + LoRA)."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     pair = sub.add_parser("pair", help="make the frames between two keyframes")
@@ -182,8 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     tiny = sub.add_parser("tiny-model", help="write a tiny random Qwen-Image-Edit pipeline (tests, demos)")
     tiny.add_argument("out_dir", type=Path, help="folder to write the pipeline to")
-    tiny.add_argument("--layout", default="side-by-side", choices=("side-by-side", "multi"),
-                      help="side-by-side (QwenImageEditPipeline) or multi (QwenImageEditPlusPipeline)")
+    tiny.add_argument(
+        "--layout",
+        default="side-by-side",
+        choices=("side-by-side", "multi"),
+        help="side-by-side (QwenImageEditPipeline) or multi (QwenImageEditPlusPipeline)",
+    )
     tiny.add_argument("--adapter-out", type=Path, metavar="DIR", help="also write a random LoRA adapter for it")
     tiny.set_defaults(run=_cmd_tiny_model)
     return parser

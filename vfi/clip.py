@@ -124,7 +124,7 @@ def check_clip(path: str | os.PathLike, settings: ClipSettings) -> ClipInfo:
 
 
 @dataclass(frozen=True, eq=False)
-class _Frame:
+class FrameSummary:
     """A decoded frame with the small summaries used to compare it with its neighbours."""
 
     image: np.ndarray
@@ -133,7 +133,8 @@ class _Frame:
     hist: np.ndarray
 
     @classmethod
-    def of(cls, image: np.ndarray) -> _Frame:
+    def of(cls, image: np.ndarray, keep_image: bool = True) -> FrameSummary:
+        """Summarise ``image``; without ``keep_image`` only the small summaries are kept."""
         import cv2
 
         def shrink(side: int) -> np.ndarray:
@@ -145,16 +146,21 @@ class _Frame:
         thumb = shrink(_THUMB_SIDE)
         bins = (thumb.astype(np.uint8) // 8).reshape(-1, 3)
         hist = np.stack([np.bincount(bins[:, c], minlength=32) for c in range(3)]) / len(bins)
-        return cls(image, thumb, shrink(_DETAIL_SIDE), hist)
+        return cls(image if keep_image else np.empty(0, np.uint8), thumb, shrink(_DETAIL_SIDE), hist)
 
-    def change(self, other: _Frame) -> float:
+    def change(self, other: FrameSummary) -> float:
         """Scene-change score in [0, 1]: mean of histogram distance and thumbnail difference."""
         hist_distance = 0.5 * np.abs(self.hist - other.hist).sum(axis=1).mean()
         pixel_distance = np.abs(self.thumb - other.thumb).mean() / 255
         return float(0.5 * (hist_distance + pixel_distance))
 
-    def duplicates(self, other: _Frame, threshold: float) -> bool:
+    def duplicates(self, other: FrameSummary, threshold: float) -> bool:
         return float(np.abs(self.detail - other.detail).max()) <= threshold
+
+
+def is_scene_cut(change: float, previous: float, threshold: float) -> bool:
+    """A cut is a large change that is also a spike against the previous interval (not sustained fast motion)."""
+    return change > threshold and change > 2 * previous
 
 
 class _ClipInterpolator:
@@ -176,15 +182,16 @@ class _ClipInterpolator:
             depth, frames = None, steps - 1
         else:
             return None
-        return InterpolationSettings(depth=depth, frames=frames, seed=self.settings.seed, generative_depth=self.settings.generative_depth)
+        return InterpolationSettings(
+            depth=depth, frames=frames, seed=self.settings.seed, generative_depth=self.settings.generative_depth
+        )
 
-    def _is_cut(self, a: _Frame, b: _Frame) -> bool:
-        """A cut is a large change that is also a spike against the previous interval (not sustained fast motion)."""
+    def _is_cut(self, a: FrameSummary, b: FrameSummary) -> bool:
         change = a.change(b)
         previous, self._last_change = self._last_change, change
-        return change > self.settings.scene_threshold and change > 2 * previous
+        return is_scene_cut(change, previous, self.settings.scene_threshold)
 
-    def _duplicate_span(self, current: _Frame, ahead: deque[_Frame]) -> int:
+    def _duplicate_span(self, current: FrameSummary, ahead: deque[FrameSummary]) -> int:
         """How many intervals to bridge from ``current``: 1, or 2+ when duplicates of it come next."""
         run = 0
         threshold = self.settings.duplicate_threshold
@@ -206,11 +213,11 @@ class _ClipInterpolator:
 
     def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         source = iter(frames)
-        ahead: deque[_Frame] = deque()
+        ahead: deque[FrameSummary] = deque()
 
         def fill() -> None:
             while len(ahead) < MAX_DUPLICATE_RUN + 1 and (image := next(source, None)) is not None:
-                ahead.append(_Frame.of(image))
+                ahead.append(FrameSummary.of(image))
 
         fill()
         if not ahead:
@@ -235,7 +242,13 @@ class _ClipInterpolator:
             target = ahead.popleft()
             pair = self._pair_settings(intervals)
             yield from interpolate_pair(
-                current.image, target.image, self.backend, pair, refine=self.refine, pair_index=index, progress=self.progress
+                current.image,
+                target.image,
+                self.backend,
+                pair,
+                refine=self.refine,
+                pair_index=index,
+                progress=self.progress,
             )
             self._settle(intervals, count_generated(pair, self.backend, self.refine))
             previous, current, index = current, target, index + intervals
@@ -278,5 +291,12 @@ def interpolate_clip(
 
     write_mp4(counted(), output_path, fps, crf=settings.crf, audio_from=info.path if keep_audio else None)
     return ClipResult(
-        Path(output_path), written, fps, written / fps, keep_audio, interpolator.scene_cuts, interpolator.duplicates, tuple(notes)
+        Path(output_path),
+        written,
+        fps,
+        written / fps,
+        keep_audio,
+        interpolator.scene_cuts,
+        interpolator.duplicates,
+        tuple(notes),
     )

@@ -52,7 +52,9 @@ def check_layout(layout: str) -> str:
 def check_resolution(resolution: int) -> int:
     """Return ``resolution`` if it is a multiple of 32 between 32 and :data:`MAX_RESOLUTION`."""
     if not (isinstance(resolution, int) and GRID <= resolution <= MAX_RESOLUTION and resolution % GRID == 0):
-        raise VFIError(f"resolution must be a multiple of {GRID} between {GRID} and {MAX_RESOLUTION}, got {resolution}.")
+        raise VFIError(
+            f"resolution must be a multiple of {GRID} between {GRID} and {MAX_RESOLUTION}, got {resolution}."
+        )
     return resolution
 
 

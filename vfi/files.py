@@ -13,7 +13,9 @@ from pathlib import Path
 from vfi.errors import VFIError
 
 
-def _check_parent(path: Path) -> None:
+def check_parent(path: str | os.PathLike) -> None:
+    """Refuse an output path whose folder does not exist (call before doing the work)."""
+    path = Path(path)
     if not path.parent.is_dir():
         raise VFIError(f"The output folder {path.parent} does not exist.")
 
@@ -25,7 +27,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     On any error the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    _check_parent(path)
+    check_parent(path)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
     try:
         yield tmp

@@ -168,7 +168,9 @@ def _decode_errors(label: str) -> Iterator[None]:
         raise VFIError(f"{label} is not an image we can read ({_FORMAT_NAMES}).") from None
     except Image.DecompressionBombError:
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise VFIError(f"{label} is too large: more than Pillow's safety limit of {limit / 1e6:.0f} megapixels.") from None
+        raise VFIError(
+            f"{label} is too large: more than Pillow's safety limit of {limit / 1e6:.0f} megapixels."
+        ) from None
     except _DECODE_ERRORS as error:
         raise VFIError(f"{label} is corrupt or truncated and cannot be decoded ({error}).") from None
 

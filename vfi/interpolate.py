@@ -171,7 +171,9 @@ def interpolate_pair(
 ) -> Iterator[np.ndarray]:
     """Yield ``first`` and then the in-betweens of one pair in temporal order (not ``last``)."""
     if first.shape != last.shape:
-        raise VFIError(f"The two frames differ in size: {first.shape[1]}×{first.shape[0]} vs {last.shape[1]}×{last.shape[0]}.")
+        raise VFIError(
+            f"The two frames differ in size: {first.shape[1]}×{first.shape[0]} vs {last.shape[1]}×{last.shape[0]}."
+        )
     plan = _plan(settings, backend, refine)
     progress = progress or Progress(plan.count)
     known: dict[Fraction, np.ndarray] = {Fraction(0): first, Fraction(1): last}
@@ -215,7 +217,9 @@ def interpolate_frames(
         if previous is not None:
             if not num_frames:
                 progress.total += per_pair
-            yield from interpolate_pair(previous, frame, backend, settings, refine=refine, pair_index=index - 1, progress=progress)
+            yield from interpolate_pair(
+                previous, frame, backend, settings, refine=refine, pair_index=index - 1, progress=progress
+            )
         previous = frame
     if previous is None:
         raise VFIError("There are no frames to interpolate.")

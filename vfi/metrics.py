@@ -49,7 +49,9 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
     _check_pair(a, b)
     if min(a.shape[:2]) <= 2 * _SSIM_RADIUS:
-        raise VFIError(f"SSIM needs images larger than {2 * _SSIM_RADIUS}×{2 * _SSIM_RADIUS}, got {a.shape[1]}×{a.shape[0]}.")
+        raise VFIError(
+            f"SSIM needs images larger than {2 * _SSIM_RADIUS}×{2 * _SSIM_RADIUS}, got {a.shape[1]}×{a.shape[0]}."
+        )
     x, y = a.astype(np.float64), b.astype(np.float64)
     size = 2 * _SSIM_RADIUS + 1
 

@@ -37,6 +37,7 @@ from vfi.errors import VFIError
 
 log = logging.getLogger("vfi")
 
+DEFAULT_BASE_MODEL = "Qwen/Qwen-Image-Edit"
 MEMORY_MODES = ("auto", "none", "model", "sequential")
 LAYOUT_OF_CLASS = {"QwenImageEditPipeline": "side-by-side", "QwenImageEditPlusPipeline": "multi"}
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
@@ -172,11 +173,15 @@ class LoadedPipeline:
         if info is not None and check:
             info.check(self.base_model, self.layout, name=f"adapter {spec.source}")
         elif check:
-            log.warning("The adapter %s has no vfi_adapter.json; its base model and layout are not checked.", spec.source)
+            log.warning(
+                "The adapter %s has no vfi_adapter.json; its base model and layout are not checked.", spec.source
+            )
         try:
             self.pipe.load_lora_weights(str(folder), weight_name=weight, adapter_name=name, use_safetensors=True)
         except (ValueError, RuntimeError, KeyError, OSError) as error:
-            raise VFIError(f"The adapter {spec.source} does not fit {self.base_model} ({str(error).splitlines()[0][:200]}).") from None
+            raise VFIError(
+                f"The adapter {spec.source} does not fit {self.base_model} ({str(error).splitlines()[0][:200]})."
+            ) from None
         self.adapters[name] = info
         return name
 
@@ -184,7 +189,9 @@ class LoadedPipeline:
         """The ``vfi_adapter.json`` of a loaded adapter (None if it had none)."""
         return self.adapters.get(spec.name)
 
-    def use_adapters(self, adapters: Sequence[AdapterSpec] = (), lightning: AdapterSpec | None = None, *, fuse: bool = False) -> None:
+    def use_adapters(
+        self, adapters: Sequence[AdapterSpec] = (), lightning: AdapterSpec | None = None, *, fuse: bool = False
+    ) -> None:
         """Make exactly these adapters (at their scales) active; load the ones not loaded yet."""
         wanted = [(self._load_adapter(spec, check=True), spec.scale) for spec in adapters]
         if lightning is not None:
@@ -219,7 +226,9 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_pipeline(base_model: str, *, device: str | None = None, dtype: str | None = None, memory: str = "auto") -> LoadedPipeline:
+def load_pipeline(
+    base_model: str, *, device: str | None = None, dtype: str | None = None, memory: str = "auto"
+) -> LoadedPipeline:
     """The cached pipeline for ``base_model`` (Hub id or folder), loading it on first use."""
     import torch
 
@@ -318,6 +327,19 @@ def condition_tokens(pipe: Any, cond: Conditioning, latents: tuple[Any, Any]) ->
     return torch.cat(packed, dim=1), [(1, p.shape[3] // 2, p.shape[4] // 2) for p in parts]
 
 
+def shift_mu(scheduler_config: dict, seq_len: int) -> float:
+    """The resolution-dependent shift ``mu`` the pipelines use for ``seq_len`` target tokens (same defaults)."""
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_shift
+
+    return calculate_shift(
+        seq_len,
+        scheduler_config.get("base_image_seq_len", 256),
+        scheduler_config.get("max_image_seq_len", 4096),
+        scheduler_config.get("base_shift", 0.5),
+        scheduler_config.get("max_shift", 1.15),
+    )
+
+
 def generate(
     loaded: LoadedPipeline,
     conditionings: Sequence[Conditioning],
@@ -337,7 +359,7 @@ def generate(
     import numpy as np
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
-    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_shift, retrieve_timesteps
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import retrieve_timesteps
     from diffusers.utils.torch_utils import randn_tensor
 
     conds = list(conditionings)
@@ -360,27 +382,25 @@ def generate(
 
         # 2. Keyframes → packed condition tokens (pre-encoded latents are reused).
         if keyframe_latents is None:
-            keyframe_latents = [(encode_image(loaded, c.keyframes[0]), encode_image(loaded, c.keyframes[1])) for c in conds]
+            keyframe_latents = [
+                (encode_image(loaded, c.keyframes[0]), encode_image(loaded, c.keyframes[1])) for c in conds
+            ]
         tokens, shapes = zip(*(condition_tokens(pipe, c, lat) for c, lat in zip(conds, keyframe_latents)))
         image_latents = torch.cat(tokens).to(device=device, dtype=dtype)
 
         # 3. Noise, one generator per request.
         channels = pipe.transformer.config.in_channels // 4
         rows, cols = height // pipe.vae_scale_factor, width // pipe.vae_scale_factor
-        noise = [randn_tensor((1, 1, channels, rows, cols), generator=g, device=device, dtype=dtype) for g in generators]
+        noise = [
+            randn_tensor((1, 1, channels, rows, cols), generator=g, device=device, dtype=dtype) for g in generators
+        ]
         latents = pipe._pack_latents(torch.cat(noise), len(conds), channels, rows, cols)
         img_shapes = [[(1, rows // 2, cols // 2), *s] for s in shapes]
 
         # 4. Timesteps (a fresh scheduler per call: nothing shared between callers).
         config = dict(pipe.scheduler.config, **(LIGHTNING_SCHEDULER if lightning else {}))
         scheduler = FlowMatchEulerDiscreteScheduler.from_config(config)
-        mu = calculate_shift(
-            latents.shape[1],
-            config.get("base_image_seq_len", 256),
-            config.get("max_image_seq_len", 4096),
-            config.get("base_shift", 0.5),
-            config.get("max_shift", 1.15),
-        )
+        mu = shift_mu(config, latents.shape[1])
         sigmas = np.linspace(1.0, 1 / steps, steps)
         timesteps, _ = retrieve_timesteps(scheduler, steps, device, sigmas=sigmas, mu=mu)
         scheduler.set_begin_index(0)

@@ -28,7 +28,10 @@ VFR_TOLERANCE = 0.25
 #: x264 settings shared by :func:`write_mp4` and the encode benchmark.
 X264_ARGS = ("-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p")
 #: Tag and convert as BT.709 (what browsers assume for untagged HD video).
-COLOUR_ARGS = ("-vf", "scale=out_color_matrix=bt709:out_range=tv,setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709")
+COLOUR_ARGS = (
+    "-vf",
+    "scale=out_color_matrix=bt709:out_range=tv,setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709",
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,20 @@ def _frame_rate(times: list[Fraction]) -> tuple[float, bool]:
 
 
 def _decode_args(path: Path, info: ClipInfo | None) -> list[str]:
-    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn"]
+    args = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-an",
+        "-sn",
+        "-dn",
+    ]
     if info is not None and info.variable_frame_rate:
         args += ["-vf", f"fps={fps_arg(info.fps)}"]
     return args
@@ -122,7 +138,20 @@ def probe_clip(path: str | os.PathLike) -> ClipInfo:
     path = Path(path)
     if not path.is_file():
         raise VFIError(f"The video {path} does not exist.")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-f",
+        "framecrc",
+        "-",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     try:
         width, height, has_audio = _stream_header(result.stderr)
@@ -131,7 +160,9 @@ def probe_clip(path: str | os.PathLike) -> ClipInfo:
         raise VFIError(f"{path.name} {reason}.") from None
     times = _packet_times(result.stdout)
     if result.returncode != 0 or not times:
-        detail = "contains no video frames" if result.returncode == 0 else f"could not be read ({_last_line(result.stderr)})"
+        detail = (
+            "contains no video frames" if result.returncode == 0 else f"could not be read ({_last_line(result.stderr)})"
+        )
         raise VFIError(f"{path.name} {detail}.")
     fps, variable = _frame_rate(times)
     info = ClipInfo(path, fps, len(times), width, height, len(times) / fps, has_audio, variable)
@@ -228,7 +259,9 @@ def _first_and_rest(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, Iterator[
     return first, iterator
 
 
-def _pipe_to_ffmpeg(frames: Iterable[np.ndarray], fps: float, output_args: list[str], *, extra_inputs: list[str] = ()) -> int:
+def _pipe_to_ffmpeg(
+    frames: Iterable[np.ndarray], fps: float, output_args: list[str], *, extra_inputs: list[str] = ()
+) -> int:
     """Stream raw RGB frames into ffmpeg with ``output_args`` (ending in the output path); return the count."""
     first, rest = _first_and_rest(frames)
     check = _FrameChecker(first)
@@ -254,7 +287,9 @@ def _pipe_to_ffmpeg(frames: Iterable[np.ndarray], fps: float, output_args: list[
                 proc.wait()
         if code != 0:
             log.seek(0)
-            raise VFIError(f"ffmpeg could not write {output_args[-1]}: {_last_line(log.read().decode(errors='replace'))}.")
+            raise VFIError(
+                f"ffmpeg could not write {output_args[-1]}: {_last_line(log.read().decode(errors='replace'))}."
+            )
     return count
 
 
@@ -288,9 +323,34 @@ def write_mp4(
         if not Path(audio_from).is_file():
             raise VFIError(f"The audio source {audio_from} does not exist.")
         audio_inputs = ["-i", str(audio_from)]
-        audio_args = ["-map", "1:a:0?", "-c:a", "aac", "-b:a", "160k", "-af", "apad", "-shortest", "-shortest_buf_duration", "0"]
+        audio_args = [
+            "-map",
+            "1:a:0?",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "160k",
+            "-af",
+            "apad",
+            "-shortest",
+            "-shortest_buf_duration",
+            "0",
+        ]
     with atomic_path(path) as tmp:
-        output = ["-map", "0:v:0", *X264_ARGS, "-crf", str(crf), *COLOUR_ARGS, *audio_args, "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+        output = [
+            "-map",
+            "0:v:0",
+            *X264_ARGS,
+            "-crf",
+            str(crf),
+            *COLOUR_ARGS,
+            *audio_args,
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(tmp),
+        ]
         _pipe_to_ffmpeg(frames, fps, output, extra_inputs=audio_inputs)
     return path
 

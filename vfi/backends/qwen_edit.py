@@ -2,6 +2,8 @@
 
 One :func:`vfi.pipeline.generate` call per batch (the recursion sends one level per call, chunked by
 ``max_batch``); per-frame generators from ``FrameRequest.seed``; each keyframe VAE-encoded once per run.
+Each generated frame is then re-registered (global shift + zoom) to the flow backend's prediction of the
+same frame, which removes the model's known pixel shift/zoom jitter (``vfi.registration``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from vfi.backends.base import FrameRequest
+from vfi.backends.flow import FlowBackend
 from vfi.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resolution, to_frame
 from vfi.errors import VFIError
-from vfi.pipeline import AdapterSpec, LoadedPipeline, encode_image, generate, load_pipeline
+from vfi.registration import register_to
+from vfi.pipeline import DEFAULT_BASE_MODEL, AdapterSpec, LoadedPipeline, encode_image, generate, load_pipeline
 
 DEFAULT_STEPS, DEFAULT_GUIDANCE = 30, 4.0
 LIGHTNING_STEPS = 8
@@ -49,7 +53,7 @@ class QwenEditBackend:
 
     def __init__(
         self,
-        base_model: str,
+        base_model: str = DEFAULT_BASE_MODEL,
         adapters: Sequence[AdapterSpec | str] = (),
         *,
         lightning: AdapterSpec | str | None = None,
@@ -64,6 +68,7 @@ class QwenEditBackend:
         memory: str = "auto",
         fuse: bool = False,
         compile: bool = False,
+        register: bool = True,
     ) -> None:
         if resolution is not None:
             check_resolution(resolution)
@@ -88,6 +93,7 @@ class QwenEditBackend:
         self.guidance = guidance if guidance is not None else (1.0 if fast else DEFAULT_GUIDANCE)
         self.negative_prompt = negative_prompt
         self.max_batch = batch
+        self.register = register
         self._latents: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     @property
@@ -114,7 +120,9 @@ class QwenEditBackend:
         # The pipeline is shared per process: make sure our adapters are the active ones.
         self.loaded.use_adapters(self.adapters, self.lightning, fuse=self.fuse)
         conds = [
-            build_conditioning(r.first, r.last, t=r.t, layout=self.layout, resolution=self.resolution, prompt=self.prompt)
+            build_conditioning(
+                r.first, r.last, t=r.t, layout=self.layout, resolution=self.resolution, prompt=self.prompt
+            )
             for r in requests
         ]
         latents = [
@@ -132,4 +140,8 @@ class QwenEditBackend:
             keyframe_latents=latents,
             lightning=self.lightning is not None,
         )
-        return [to_frame(image, (r.first.shape[1], r.first.shape[0])) for image, r in zip(images, requests)]
+        frames = [to_frame(image, (r.first.shape[1], r.first.shape[0])) for image, r in zip(images, requests)]
+        if not self.register:
+            return frames
+        references = FlowBackend().interpolate(requests)
+        return [register_to(frame, reference)[0] for frame, reference in zip(frames, references)]

@@ -1,0 +1,123 @@
+"""The flow backend on synthetic pans with known ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scenes import panned_triplet, textured_image
+
+from vfi.backends import create_backend
+from vfi.backends.base import FrameRequest
+from vfi.backends.crossfade import CrossfadeBackend
+from vfi.backends.flow import FlowBackend, FlowConfig
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def inner(a: np.ndarray, margin: int = 8) -> np.ndarray:
+    """Crop the borders, where the pan brings in content neither keyframe has."""
+    return a[margin:-margin, margin:-margin]
+
+
+def middle(backend, first, last, t=0.5) -> np.ndarray:
+    return backend.interpolate([FrameRequest(first, last, t)])[0]
+
+
+@pytest.mark.parametrize("shift,floor", [(4, 35.0), (24, 28.0)])
+def test_pan_beats_crossfade(shift, floor):
+    first, gt, last = panned_triplet(96, 160, shift=shift)
+    out = middle(create_backend("flow"), first, last)
+    fade = middle(CrossfadeBackend(), first, last)
+    m = shift + 4
+    assert psnr(inner(out, m), inner(gt, m)) >= floor
+    assert psnr(inner(out, m), inner(gt, m)) > psnr(inner(fade, m), inner(gt, m)) + 5
+
+
+def test_quarter_time_matches_quarter_shift():
+    big = textured_image(96, 160 + 16)
+    first, last = big[:, 16:176].copy(), big[:, 0:160].copy()
+    quarter = big[:, 12:172]  # a quarter of the way from first to last
+    out = middle(FlowBackend(), first, last, t=0.25)
+    assert psnr(inner(out, 16), inner(quarter, 16)) >= 33.0
+
+
+def test_time_is_symmetric():
+    first, _, last = panned_triplet(96, 128, shift=6)
+    backend = FlowBackend()
+    a = middle(backend, first, last, t=0.3)
+    b = middle(backend, last, first, t=0.7)
+    assert psnr(inner(a, 12), inner(b, 12)) >= 35.0
+
+
+def test_identical_frames_are_copied():
+    frame = textured_image(40, 50)
+    out = middle(FlowBackend(), frame, frame, t=0.4)
+    assert np.array_equal(out, frame)
+
+
+def test_batch_computes_flow_once_per_pair(monkeypatch):
+    first, _, last = panned_triplet()
+    backend = FlowBackend()
+    calls = []
+    original = backend._flows
+    monkeypatch.setattr(backend, "_flows", lambda a, b: calls.append(1) or original(a, b))
+    times = [i / 8 for i in range(1, 8)]
+    outs = backend.interpolate([FrameRequest(first, last, t) for t in times])
+    assert len(calls) == 1
+    assert len(outs) == 7
+    backend.interpolate([FrameRequest(first, last, 0.5), FrameRequest(last, first, 0.5)])
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("shape", [(96, 128), (37, 53)])
+def test_dtype_and_shape(shape):
+    first = textured_image(*shape, seed=1)
+    last = np.roll(first, 2, axis=1)
+    out = middle(FlowBackend(), first, last)
+    assert out.dtype == np.uint8
+    assert out.shape == (*shape, 3)
+
+
+def test_large_frame_uses_reduced_scale():
+    big = textured_image(300, 420 + 16)
+    first, last = big[:, 16:].copy(), big[:, :420].copy()
+    gt = big[:, 8:428]
+    backend = FlowBackend(FlowConfig(max_flow_side=128))
+    sizes = []
+    estimator = backend._estimator(1)
+    original = estimator.calc
+
+    class Spy:
+        def calc(self, a, b, flow):
+            sizes.append(a.shape)
+            return original(a, b, flow)
+
+    backend._dis = {0: Spy(), 1: Spy()}
+    out = middle(backend, first, last)
+    assert sizes and all(max(s) <= 128 for s in sizes)
+    assert out.shape == first.shape
+    assert psnr(inner(out, 20), inner(gt, 20)) >= 30.0
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("preset", "slow"),
+        ("max_flow_side", 8),
+        ("fine_side", -1),
+        ("occlusion_rel", -1.0),
+        ("occlusion_blur", float("nan")),
+    ],
+)
+def test_config_errors_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        FlowConfig(**{field: value})
+
+
+def test_protocol_attributes():
+    backend = create_backend("flow")
+    assert backend.name == "flow" and backend.supports_any_t and backend.max_batch >= 16
+    assert backend.config == FlowConfig()

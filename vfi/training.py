@@ -1,0 +1,476 @@
+"""The pieces of ``train_lora.py``: cached model inputs, the flow-matching loss, data order, validation,
+checkpoints, model card and Hub upload.
+
+Everything the transformer sees in training is built by the functions inference uses:
+:func:`vfi.conditioning.build_conditioning` (working size, layout, prompt), :func:`vfi.pipeline.encode_image`,
+:func:`vfi.pipeline.encode_prompts` and :func:`vfi.pipeline.condition_tokens`; validation runs
+:func:`vfi.pipeline.generate`, the app's denoising loop. torch/diffusers/peft are imported lazily.
+
+API:
+
+- ``prompt_for(t, prompt=None)``: the training prompt of a sample (``prompt`` may hold ``{t}``).
+- ``cache_samples(loaded, samples, *, resolution, prompt, cache_dir, shard=(0, 1)) -> list[Path]``: one
+  safetensors file per sample (packed target latents, packed condition tokens, prompt embeddings, mask, token
+  shapes), reused when base, layout, resolution, prompt and files are unchanged. ``load_batch(paths)`` collates.
+- ``sample_sigmas(scheduler_config, seq_len, u)`` and ``flow_matching_loss(transformer, batch, generator, *,
+  scheduler_config, weighting_scheme, ...)``: the objective (see the function docstrings).
+- ``epoch_batches(keys, batch_size, epoch, seed, rank=0, world=1)``: the seeded data order of one epoch.
+- ``validate(loaded, samples, *, resolution, prompt, steps, guidance, seed)`` → (metrics, frames);
+  ``flow_baseline(samples)``; ``save_strip(path, samples, columns)``.
+- ``list_checkpoints(output_dir)``, ``prune_checkpoints(output_dir, keep)``.
+- ``write_model_card(folder, info, *, repo_id, history, flow)``; ``push_folder(folder, repo_id, private)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vfi.conditioning import ADAPTER_INFO_FILE, AdapterInfo, build_conditioning, default_prompt, to_frame
+from vfi.data import Sample
+from vfi.errors import VFIError
+
+WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+STRIP_NAME = "validation.png"
+CARD_NAME = "README.md"
+#: What ``--push_to_hub`` uploads, and nothing else (no optimizer state, logs, caches or checkpoints).
+UPLOAD_ALLOW = (WEIGHT_NAME, ADAPTER_INFO_FILE, CARD_NAME, STRIP_NAME)
+WEIGHTING_SCHEMES = ("none", "sigma_sqrt", "logit_normal", "mode", "cosmap")
+CACHE_VERSION = 1
+
+
+def prompt_for(t: float, prompt: str | None = None) -> str:
+    """The prompt a sample at time ``t`` is trained with: ``prompt`` (``{t}`` filled in) or the default."""
+    return prompt.format(t=f"{t:.3f}") if prompt else default_prompt(t)
+
+
+# --- cached model inputs ----------------------------------------------------------------------------------
+
+
+def _cache_key(loaded: Any, sample: Sample, resolution: int, prompt: str) -> str:
+    files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (sample.first, sample.middle, sample.last)]
+    facts = [
+        CACHE_VERSION,
+        loaded.base_model,
+        loaded.layout,
+        str(loaded.pipe.dtype),
+        resolution,
+        prompt,
+        sample.t,
+        files,
+    ]
+    return hashlib.sha1(json.dumps(facts).encode()).hexdigest()[:20]
+
+
+def cache_samples(
+    loaded: Any,
+    samples: Sequence[Sample],
+    *,
+    resolution: int,
+    prompt: str | None,
+    cache_dir: str | os.PathLike,
+    shard: tuple[int, int] = (0, 1),
+) -> list[Path]:
+    """Encode each sample once (VAE + text encoder) into ``cache_dir``; return the file of every sample.
+
+    Only the samples of this ``shard`` = (rank, world) are encoded here; the others' paths are returned too.
+    """
+    import torch
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    from vfi.files import atomic_path
+    from vfi.pipeline import condition_tokens, encode_image, encode_prompts
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    pipe = loaded.pipe
+    paths = []
+    for index, sample in enumerate(samples):
+        text = prompt_for(sample.t, prompt)
+        path = cache_dir / f"{_cache_key(loaded, sample, resolution, text)}.safetensors"
+        paths.append(path)
+        if path.exists() or index % shard[1] != shard[0]:
+            continue
+        first, middle, last = sample.load()
+        cond = build_conditioning(first, last, t=sample.t, layout=loaded.layout, resolution=resolution, prompt=text)
+        target_image = Image.fromarray(middle).resize((cond.width, cond.height), Image.Resampling.LANCZOS)
+        with torch.inference_mode():
+            target = encode_image(loaded, target_image)
+            keyframes = (encode_image(loaded, cond.keyframes[0]), encode_image(loaded, cond.keyframes[1]))
+            tokens, shapes = condition_tokens(pipe, cond, keyframes)
+            embeds, mask = encode_prompts(pipe, [cond.prompt], [cond], pipe._execution_device)
+        channels, rows, cols = target.shape[1], target.shape[3], target.shape[4]
+        tensors = {
+            "target": pipe._pack_latents(target, 1, channels, rows, cols)[0],
+            "cond": tokens[0],
+            "embeds": embeds[0],
+            "mask": mask[0] if mask is not None else torch.ones(embeds.shape[1], dtype=torch.long),
+        }
+        shapes = [(1, rows // 2, cols // 2), *shapes]
+        meta = {"shapes": json.dumps(shapes), "name": sample.name, "t": str(sample.t)}
+        with atomic_path(path) as tmp:
+            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    return paths
+
+
+def cache_shape(path: Path) -> tuple[tuple[int, ...], ...]:
+    """The token shapes of a cached sample (samples batch together only when these are equal)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return tuple(tuple(s) for s in json.loads(f.metadata()["shapes"]))
+
+
+def load_batch(paths: Sequence[Path], device: Any, dtype: Any) -> dict[str, Any]:
+    """Collate cached samples of equal token shapes: prompt embeddings padded to one length with a mask."""
+    import torch
+    from safetensors.torch import load_file
+
+    items = [load_file(str(p)) for p in paths]
+    shapes = [cache_shape(p) for p in paths]
+    if len(set(shapes)) != 1:
+        raise ValueError("a batch needs samples of one working size")
+    length = max(item["embeds"].shape[0] for item in items)
+    embeds = torch.stack(
+        [
+            torch.cat([i["embeds"], i["embeds"].new_zeros(length - len(i["embeds"]), i["embeds"].shape[1])])
+            for i in items
+        ]
+    )
+    mask = torch.stack([torch.cat([i["mask"], i["mask"].new_zeros(length - len(i["mask"]))]) for i in items])
+    return {
+        "target": torch.stack([i["target"] for i in items]).to(device, dtype),
+        "cond": torch.stack([i["cond"] for i in items]).to(device, dtype),
+        "embeds": embeds.to(device, dtype),
+        "mask": None if bool(mask.all()) else mask.to(device),
+        "img_shapes": [list(s) for s in shapes],
+    }
+
+
+# --- the objective --------------------------------------------------------------------------------------
+
+
+def sample_sigmas(scheduler_config: dict, seq_len: int, u: Any) -> Any:
+    """Noise levels for uniform-ish draws ``u`` in (0, 1), shifted as the scheduler shifts its sigmas."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from vfi.pipeline import shift_mu
+
+    scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler_config)
+    u = u.clamp(1e-4, 1.0)
+    if scheduler_config.get("use_dynamic_shifting"):
+        return scheduler.time_shift(shift_mu(scheduler_config, seq_len), 1.0, u)
+    shift = scheduler_config.get("shift", 1.0)
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def flow_matching_loss(
+    transformer: Any,
+    batch: dict[str, Any],
+    generator: Any,
+    *,
+    scheduler_config: dict,
+    weighting_scheme: str = "none",
+    logit_mean: float = 0.0,
+    logit_std: float = 1.0,
+    mode_scale: float = 1.29,
+) -> Any:
+    """Rectified-flow loss of one batch, as the Qwen-Image pipelines sample.
+
+    Packed target latents x0 and noise ε give x_σ = (1 − σ)·x0 + σ·ε with σ drawn by ``weighting_scheme``
+    and shifted by ``mu`` for the target's token count; the transformer sees [x_σ, condition tokens]
+    (the order :func:`vfi.pipeline.generate` uses) at timestep σ and predicts the velocity ε − x0. The loss
+    is the (weighted) MSE on the target tokens only. ``generator`` (CPU) makes noise and σ reproducible.
+    """
+    import torch
+    from diffusers.training_utils import compute_density_for_timestep_sampling, compute_loss_weighting_for_sd3
+
+    x0 = batch["target"]
+    size, tokens = x0.shape[0], x0.shape[1]
+    u = compute_density_for_timestep_sampling(
+        weighting_scheme, size, logit_mean=logit_mean, logit_std=logit_std, mode_scale=mode_scale, generator=generator
+    )
+    sigmas = sample_sigmas(scheduler_config, tokens, u).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(x0.device, x0.dtype)
+    s = sigmas.view(-1, 1, 1).to(x0.dtype)
+    noisy = (1.0 - s) * x0 + s * noise
+    prediction = transformer(
+        hidden_states=torch.cat([noisy, batch["cond"]], dim=1),
+        timestep=sigmas.to(x0.dtype),
+        guidance=None,
+        encoder_hidden_states=batch["embeds"],
+        encoder_hidden_states_mask=batch["mask"],
+        img_shapes=batch["img_shapes"],
+        return_dict=False,
+    )[0][:, :tokens]
+    weighting = compute_loss_weighting_for_sd3(weighting_scheme, sigmas).view(-1, 1, 1).float()
+    error = weighting * (prediction.float() - (noise - x0).float()) ** 2
+    return error.reshape(size, -1).mean(1).mean()
+
+
+def step_generator(seed: int, micro_step: int, rank: int = 0) -> Any:
+    """The CPU generator of one micro-batch: a function of (seed, micro step, rank) only, so resuming repeats it."""
+    import torch
+
+    state = np.random.SeedSequence([seed, micro_step, rank]).generate_state(2, np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def epoch_batches(
+    keys: Sequence[Any], batch_size: int, epoch: int, seed: int, rank: int = 0, world: int = 1
+) -> list[list[int]]:
+    """This rank's batches of one epoch: a seeded permutation, grouped so a batch has one key (working size).
+
+    Incomplete groups at the end of an epoch are dropped; an epoch has at least one batch if any group is full.
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(len(keys))
+    groups: dict[Any, list[int]] = {}
+    batches = []
+    for index in order:
+        group = groups.setdefault(keys[index], [])
+        group.append(int(index))
+        if len(group) == batch_size:
+            batches.append(group.copy())
+            group.clear()
+    if len(batches) < world:
+        raise VFIError(f"Too few samples of one working size for batches of {batch_size} on {world} process(es).")
+    usable = len(batches) - len(batches) % world
+    return batches[rank:usable:world]
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+
+def validate(
+    loaded: Any,
+    samples: Sequence[Sample],
+    *,
+    resolution: int,
+    prompt: str | None,
+    steps: int,
+    guidance: float,
+    seed: int,
+) -> tuple[dict[str, float], list[np.ndarray]]:
+    """Generate each held-out middle frame with the pipeline as it is now; mean PSNR/SSIM vs ground truth."""
+    import torch
+
+    from vfi.metrics import psnr, ssim
+    from vfi.pipeline import generate
+
+    scores, frames = [], []
+    for index, sample in enumerate(samples):
+        first, middle, last = sample.load()
+        cond = build_conditioning(
+            first, last, t=sample.t, layout=loaded.layout, resolution=resolution, prompt=prompt_for(sample.t, prompt)
+        )
+        generator = torch.Generator("cpu").manual_seed(seed + index)
+        image = generate(loaded, [cond], [generator], steps=steps, true_cfg_scale=guidance)[0]
+        frame = to_frame(image, (first.shape[1], first.shape[0]))
+        frames.append(frame)
+        scores.append((psnr(frame, middle), ssim(frame, middle)))
+    return _means(scores), frames
+
+
+def flow_baseline(samples: Sequence[Sample]) -> tuple[dict[str, float], list[np.ndarray]]:
+    """The flow backend's middle frames and mean PSNR/SSIM on the same triplets (the bar to beat)."""
+    from vfi.backends import FrameRequest, create_backend
+    from vfi.metrics import psnr, ssim
+
+    backend = create_backend("flow")
+    scores, frames = [], []
+    for sample in samples:
+        first, middle, last = sample.load()
+        frame = backend.interpolate([FrameRequest(first, last, sample.t, 0)])[0]
+        frames.append(frame)
+        scores.append((psnr(frame, middle), ssim(frame, middle)))
+    return _means(scores), frames
+
+
+def _means(scores: list[tuple[float, float]]) -> dict[str, float]:
+    finite = [p for p, _ in scores if math.isfinite(p)] or [100.0]
+    return {"psnr": round(float(np.mean(finite)), 3), "ssim": round(float(np.mean([s for _, s in scores])), 4)}
+
+
+def save_strip(
+    path: str | os.PathLike, samples: Sequence[Sample], columns: dict[str, list[np.ndarray]], *, height: int = 160
+) -> Path:
+    """One row per triplet: first | each named column of frames | ground truth | last, labelled on top."""
+    from PIL import Image, ImageDraw
+
+    from vfi.files import atomic_path
+
+    rows = []
+    for index, sample in enumerate(samples):
+        first, middle, last = sample.load()
+        cells = [first, *(frames[index] for frames in columns.values()), middle, last]
+        width = round(first.shape[1] * height / first.shape[0])
+        rows.append([Image.fromarray(c).resize((width, height), Image.Resampling.LANCZOS) for c in cells])
+    labels = ["first", *columns, "ground truth", "last"]
+    widths = [max(row[k].width for row in rows) for k in range(len(labels))]
+    strip = Image.new("RGB", (sum(widths), 14 + height * len(rows)), "white")
+    draw = ImageDraw.Draw(strip)
+    for k, label in enumerate(labels):
+        x = sum(widths[:k])
+        draw.text((x + 3, 1), label, fill="black")
+        for r, row in enumerate(rows):
+            strip.paste(row[k], (x, 14 + r * height))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        strip.save(tmp, format="PNG")
+    return path
+
+
+# --- checkpoints -------------------------------------------------------------------------------------
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """The complete ``checkpoint-N`` folders in ``output_dir``, oldest first."""
+    folder = Path(output_dir)
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def prune_checkpoints(output_dir: str | os.PathLike, keep: int | None) -> None:
+    """Delete the oldest checkpoints so at most ``keep`` remain (None keeps all)."""
+    if keep is None:
+        return
+    for old in list_checkpoints(output_dir)[: max(0, len(list_checkpoints(output_dir)) - keep)]:
+        shutil.rmtree(old)
+
+
+# --- model card and upload ----------------------------------------------------------------------------
+
+
+def _table(history: Sequence[dict], flow: dict | None) -> str:
+    lines = ["| step | PSNR (dB) | SSIM |", "|---:|---:|---:|"]
+    for row in history:
+        label = f"{row['step']} (base model)" if row["step"] == 0 else str(row["step"])
+        lines.append(f"| {label} | {row['psnr']:.2f} | {row['ssim']:.4f} |")
+    if flow:
+        lines.append(f"| flow backend (reference) | {flow['psnr']:.2f} | {flow['ssim']:.4f} |")
+    return "\n".join(lines)
+
+
+def write_model_card(
+    folder: str | os.PathLike, info: AdapterInfo, *, repo_id: str, history: Sequence[dict], flow: dict | None
+) -> Path:
+    """Write ``folder/README.md``: Hub metadata, what the adapter does, usage, validation table and strip."""
+    from huggingface_hub import ModelCardData
+
+    from vfi.files import atomic_path
+
+    folder = Path(folder)
+    metadata = ModelCardData(
+        base_model=info.base_model,
+        library_name="diffusers",
+        license="apache-2.0",
+        pipeline_tag="image-to-image",
+        tags=["lora", "diffusers", "qwen-image-edit", "video-frame-interpolation", "vfi", f"layout-{info.layout}"],
+    )
+    training = info.training
+    strip = (
+        f"\n![validation: first, base, adapter, flow, ground truth, last]({STRIP_NAME})\n"
+        if (folder / STRIP_NAME).exists()
+        else ""
+    )
+    card = f"""---
+{metadata.to_yaml()}
+---
+
+# {repo_id.split("/")[-1]}: video frame interpolation LoRA for {info.base_model}
+
+Given two frames of one shot, this LoRA makes {info.base_model} generate the frame in between
+(the model's **{info.layout}** input layout, working resolution {info.resolution} px on the longest side).
+Trained with `train_lora.py` from the `vfi` project on {training.get("samples", "?")} frame triplets for
+{training.get("steps", "?")} steps (rank {training.get("rank", "?")}, learning rate {training.get("learning_rate", "?")}).
+
+## Use with vfi
+
+```bash
+python -m vfi pair first.png last.png -o out.mp4 --backend qwen-edit --base-model {info.base_model} --adapter {repo_id}
+python app.py   # then pick the adapter {repo_id}
+```
+
+```python
+from vfi.backends.qwen_edit import QwenEditBackend
+from vfi.backends.base import FrameRequest
+
+backend = QwenEditBackend("{info.base_model}", ["{repo_id}"])
+middle = backend.interpolate([FrameRequest(first, last, 0.5, seed=0)])[0]  # uint8 RGB arrays
+```
+
+## Use with plain diffusers
+
+```python
+import torch
+from diffusers import DiffusionPipeline
+from PIL import Image
+
+pipe = DiffusionPipeline.from_pretrained("{info.base_model}", torch_dtype=torch.bfloat16).to("cuda")
+pipe.load_lora_weights("{repo_id}", weight_name="{WEIGHT_NAME}")
+```
+
+The input is what `vfi.conditioning.build_conditioning` builds: both frames resized to the working size
+(multiples of 32); for the side-by-side layout one image `[first | last]`, for the multi layout the two
+frames as two images; the prompt (t = 0.5):
+
+> {info.prompt or default_prompt(0.5)}
+
+## Validation
+
+Held-out triplets, middle frame vs ground truth (step 0 is the base model without the adapter):
+
+{_table(history, flow)}
+{strip}
+## Training data
+
+{training.get("data", "")}
+"""
+    path = folder / CARD_NAME
+    with atomic_path(path) as tmp:
+        tmp.write_text(card)
+    return path
+
+
+def push_folder(
+    folder: str | os.PathLike, repo_id: str, *, private: bool = False, log: Callable[[str], None] = print
+) -> str:
+    """Create ``repo_id`` (if needed) and upload the adapter files of ``folder`` (allow-list only); return the URL.
+
+    The token comes from ``HF_TOKEN`` or the saved login (``hf auth login``); it is never printed.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    folder = Path(folder)
+    if not (folder / WEIGHT_NAME).is_file():
+        raise VFIError(f"{folder} has no {WEIGHT_NAME}: nothing to push.")
+    AdapterInfo.load(folder)
+    if repo_id.count("/") != 1 or repo_id.startswith((".", "/")):
+        raise VFIError(f"hub_model_id must look like ORG/NAME, got {repo_id!r}.")
+    api = HfApi()
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(
+            repo_id=url.repo_id,
+            folder_path=folder,
+            allow_patterns=list(UPLOAD_ALLOW),
+            commit_message="Upload video frame interpolation LoRA (vfi train_lora.py)",
+        )
+    except (HfHubHTTPError, OSError, ValueError) as error:
+        raise VFIError(
+            f"Could not push to the Hugging Face Hub ({type(error).__name__}); check the repo id, login and connection."
+        ) from None
+    log(f"pushed {', '.join(n for n in UPLOAD_ALLOW if (folder / n).exists())} to {url}")
+    return str(url)
