@@ -69,12 +69,12 @@ def test_report_to_dict_and_table() -> None:
     )
     assert report.to_dict() == {
         "n": 2,
-        "psnr": math.inf,
+        "psnr": None,
         "ssim": pytest.approx(0.95),
         "ms_per_frame": 3.0,
         "per_triplet": [
             {"name": "seq/1", "psnr": 30.0, "ssim": 0.9, "ms": 2.0},
-            {"name": "seq/2", "psnr": math.inf, "ssim": 1.0, "ms": 4.0},
+            {"name": "seq/2", "psnr": None, "ssim": 1.0, "ms": 4.0},
         ],
         "backend": "crossfade",
     }

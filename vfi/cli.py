@@ -202,7 +202,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         from vfi.files import atomic_path
 
         with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(report.to_dict(), indent=2))
+            tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
 
 
 def build_parser() -> argparse.ArgumentParser:

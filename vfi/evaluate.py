@@ -61,15 +61,20 @@ class EvaluationReport:
         return statistics.median(row.ms for row in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
-        """The summary and the per-triplet rows, ready for ``json.dumps``."""
+        """The summary and the per-triplet rows, ready for strict JSON (an infinite PSNR, i.e. a frame
+        reproduced exactly, becomes ``None``/``null``)."""
         return {
             "n": self.n,
-            "psnr": self.psnr,
+            "psnr": _finite(self.psnr),
             "ssim": self.ssim,
             "ms_per_frame": self.ms_per_frame,
-            "per_triplet": [{"name": r.name, "psnr": r.psnr, "ssim": r.ssim, "ms": r.ms} for r in self.rows],
+            "per_triplet": [{"name": r.name, "psnr": _finite(r.psnr), "ssim": r.ssim, "ms": r.ms} for r in self.rows],
             "backend": self.backend,
         }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _load(triplet: Triplet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,8 +19,8 @@ from vfi.backends.base import FrameRequest
 from vfi.backends.flow import FlowBackend
 from vfi.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resolution, to_frame
 from vfi.errors import VFIError
-from vfi.registration import register_to
 from vfi.pipeline import DEFAULT_BASE_MODEL, AdapterSpec, LoadedPipeline, encode_image, generate, load_pipeline
+from vfi.registration import register_to
 
 DEFAULT_STEPS, DEFAULT_GUIDANCE = 30, 4.0
 LIGHTNING_STEPS = 8
