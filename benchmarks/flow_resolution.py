@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vfi.backends.base import FrameRequest
-from vfi.backends.flow import FlowBackend
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vfi.backends.base import FrameRequest  # noqa: E402
+from vfi.backends.flow import FlowBackend  # noqa: E402
 
 SIZES = [(320, 240), (640, 480), (1280, 720), (1920, 1080)]
 

@@ -9,7 +9,7 @@ from scenes import panned_triplet, textured_image
 from vfi.backends import create_backend
 from vfi.backends.base import FrameRequest
 from vfi.backends.crossfade import CrossfadeBackend
-from vfi.backends.flow import FlowBackend, FlowConfig
+from vfi.backends.flow import FlowBackend, FlowConfig, _motion_at
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -87,7 +87,7 @@ def test_large_frame_uses_reduced_scale():
     gt = big[:, 8:428]
     backend = FlowBackend(FlowConfig(max_flow_side=128))
     sizes = []
-    estimator = backend._estimator(1)
+    estimator = backend._estimator(False)
     original = estimator.calc
 
     class Spy:
@@ -95,7 +95,7 @@ def test_large_frame_uses_reduced_scale():
             sizes.append(a.shape)
             return original(a, b, flow)
 
-    backend._dis = {0: Spy(), 1: Spy()}
+    backend._dis = {True: Spy(), False: Spy()}
     out = middle(backend, first, last)
     assert sizes and all(max(s) <= 128 for s in sizes)
     assert out.shape == first.shape
@@ -110,11 +110,26 @@ def test_large_frame_uses_reduced_scale():
         ("fine_side", -1),
         ("occlusion_rel", -1.0),
         ("occlusion_blur", float("nan")),
+        ("fine_patch_stride", 0),
+        ("occlusion_weight", 1.5),
     ],
 )
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         FlowConfig(**{field: value})
+
+
+def test_reversal_carries_motion_to_where_the_object_is_at_t():
+    """A 10 px square jumping 40 px: at t=0.5 it is where neither flow has motion, so only reversal sees it."""
+    f01 = np.zeros((40, 80, 2), np.float32)
+    f10 = np.zeros_like(f01)
+    f01[15:25, 10:20] = (40, 0)
+    f10[15:25, 50:60] = (-40, 0)
+    visible = np.ones((40, 80), np.float32)
+    reversed_ = _motion_at(0.5, f01, f10, (visible, visible))
+    linear = _motion_at(0.5, f01, f10, None)
+    assert np.all(reversed_[16:24, 31:39, 0] >= 15) and np.all(linear[16:24, 31:39] == 0)
+    assert np.allclose(reversed_[:, 65:], 0)  # the static background stays put
 
 
 def test_protocol_attributes():

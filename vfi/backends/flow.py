@@ -1,4 +1,5 @@
-"""The CPU default: bidirectional DIS optical flow, backward warping to time t, occlusion-aware blending."""
+"""The CPU default: bidirectional DIS optical flow, reversed to time t by forward splatting, backward warping,
+occlusion-aware blending."""
 
 from __future__ import annotations
 
@@ -27,17 +28,22 @@ class FlowConfig:
     ``preset``: DIS preset (``ultrafast``, ``fast``, ``medium``). ``max_flow_side``: flow is estimated on
     frames downscaled so that their longer side is at most this (keeps large frames ~linear in cost).
     ``fine_side``: frames whose flow-working longer side is at most this get flow at full resolution
-    (DIS finest scale 0) instead of half. ``occlusion_rel`` / ``occlusion_abs``: a pixel counts as
-    occluded when its forward–backward error² exceeds ``rel · |flow|² + abs`` (px²). ``occlusion_blur``:
-    Gaussian sigma (px) smoothing the occlusion masks; 0 disables it.
+    (DIS finest scale 0) instead of half, with DIS patches every ``fine_patch_stride`` px (denser than the
+    preset's), and flows reversed to time t by forward splatting instead of the linear approximation
+    (both cost too much per pixel for larger frames). ``occlusion_rel`` / ``occlusion_abs``: a pixel counts as occluded when its forward–backward
+    error² exceeds ``rel · |flow|² + abs`` (px²). ``occlusion_blur``: Gaussian sigma (px) smoothing the
+    occlusion masks; 0 disables it. ``occlusion_weight``: how far (0..1) an occluded pixel's blend weight
+    drops; below 1 hedges against false occlusions.
     """
 
     preset: str = "medium"
     max_flow_side: int = 512
     fine_side: int = 400
+    fine_patch_stride: int = 2
     occlusion_rel: float = 0.5
     occlusion_abs: float = 20.0
     occlusion_blur: float = 3.0
+    occlusion_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.preset not in _PRESETS:
@@ -46,6 +52,10 @@ class FlowConfig:
             raise ValueError(f"max_flow_side must be at least 32, got {self.max_flow_side}")
         if self.fine_side < 0:
             raise ValueError(f"fine_side must be >= 0, got {self.fine_side}")
+        if self.fine_patch_stride < 1:
+            raise ValueError(f"fine_patch_stride must be at least 1, got {self.fine_patch_stride}")
+        if not 0 <= self.occlusion_weight <= 1:
+            raise ValueError(f"occlusion_weight must be between 0 and 1, got {self.occlusion_weight}")
         for field in ("occlusion_rel", "occlusion_abs", "occlusion_blur"):
             value = getattr(self, field)
             if not (math.isfinite(value) and value >= 0):
@@ -77,6 +87,47 @@ def _constant_flow(shape: tuple[int, ...], shift: tuple[float, float]) -> np.nda
     return flow
 
 
+_HOLE_WEIGHT = 0.5  # splatted weight below which the time-t flow leans on the linear approximation
+
+
+def _splat(values: np.ndarray, flow: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward splat: add ``weight · values(x)`` to the pixel nearest ``x + flow(x)``.
+
+    Returns the splatted sums (H×W×C) and the splatted weight (H×W); what lands outside is dropped.
+    """
+    height, width = weight.shape
+    size = height * width
+    gx, gy = _grid(height, width)
+    x = np.rint(gx + flow[..., 0]).astype(np.intp)
+    y = np.rint(gy + flow[..., 1]).astype(np.intp)
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    index = np.where(inside, y * width + x, size).ravel()  # outside: a spare bin, dropped below
+    weight = weight.ravel()
+    total = np.bincount(index, weight, size + 1)[:size]
+    sums = [np.bincount(index, weight * values[..., c].ravel(), size + 1)[:size] for c in range(values.shape[2])]
+    sums = np.dstack(sums).reshape(height, width, -1)
+    return sums.astype(np.float32), total.reshape(height, width).astype(np.float32)
+
+
+def _motion_at(t: float, f01: np.ndarray, f10: np.ndarray, vis: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """The first→last motion of whatever is at each pixel at time t.
+
+    Without visibilities: the linear-motion approximation from the flows at the same place (Super-SloMo/RIFE).
+    With them: flow reversal (as in XVFI / softmax splatting): each keyframe's pixels carry their motion to
+    where they are at time t, arrivals averaged by visibility and closeness in time; holes (little arrives)
+    fall back to the approximation.
+    """
+    linear = (1 - t) * f01 - t * f10
+    if vis is None:
+        return linear
+    sum0, weight0 = _splat(f01, t * f01, (1 - t) * vis[0] + 1e-3)
+    sum1, weight1 = _splat(-f10, (1 - t) * f10, t * vis[1] + 1e-3)
+    total = weight0 + weight1
+    reversed_ = (sum0 + sum1) / np.maximum(total, 1e-6)[..., None]
+    filled = np.minimum(total / _HOLE_WEIGHT, 1)[..., None]
+    return filled * reversed_ + (1 - filled) * linear
+
+
 class FlowBackend:
     """Any-t interpolation from bidirectional DIS flow; one flow computation per keyframe pair per call."""
 
@@ -86,7 +137,7 @@ class FlowBackend:
 
     def __init__(self, config: FlowConfig | None = None) -> None:
         self.config = config or FlowConfig()
-        self._dis: dict[int, cv2.DISOpticalFlow] = {}
+        self._dis: dict[bool, cv2.DISOpticalFlow] = {}
 
     def interpolate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
         cache: dict[tuple[int, int], _PairState] = {}
@@ -98,16 +149,21 @@ class FlowBackend:
             out.append(cache[key].frame_at(r.t))
         return out
 
-    def _estimator(self, finest_scale: int) -> cv2.DISOpticalFlow:
-        if finest_scale not in self._dis:
+    def _estimator(self, fine: bool) -> cv2.DISOpticalFlow:
+        """DIS at full resolution with dense patches (``fine``), or the preset at half resolution."""
+        if fine not in self._dis:
             dis = cv2.DISOpticalFlow_create(_PRESETS[self.config.preset])
-            dis.setFinestScale(min(finest_scale, dis.getFinestScale()))
-            self._dis[finest_scale] = dis
-        return self._dis[finest_scale]
+            if fine:
+                dis.setFinestScale(0)
+                dis.setPatchStride(min(self.config.fine_patch_stride, dis.getPatchStride()))
+            else:
+                dis.setFinestScale(min(1, dis.getFinestScale()))
+            self._dis[fine] = dis
+        return self._dis[fine]
 
     def _flows(self, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Forward (first→last) and backward (last→first) flow in pixels and the occlusion mask of each
-        keyframe, all at full resolution (estimated at the reduced flow scale)."""
+        """Forward (first→last) and backward (last→first) flow and the visibility (1 − occlusion weight) of
+        each keyframe, at the reduced flow scale, in flow-image pixels; and whether the flow is ``fine``."""
         g0 = cv2.cvtColor(first, cv2.COLOR_RGB2GRAY)
         g1 = cv2.cvtColor(last, cv2.COLOR_RGB2GRAY)
         height, width = g0.shape
@@ -117,29 +173,22 @@ class FlowBackend:
             g0 = cv2.resize(g0, size, interpolation=cv2.INTER_AREA)
             g1 = cv2.resize(g1, size, interpolation=cv2.INTER_AREA)
         fine = max(g0.shape) <= self.config.fine_side
-        dis = self._estimator(0 if fine else 1)
+        dis = self._estimator(fine)
         shift = _global_shift(g0, g1)
+        # Always pass an initial flow: OpenCV 5.0's DIS can crash on a size change after a call with one.
         f01 = dis.calc(g0, g1, _constant_flow(g0.shape, shift))
         f10 = dis.calc(g1, g0, _constant_flow(g0.shape, (-shift[0], -shift[1])))
         grid = _grid(*g0.shape)
-        occ0 = self._occlusion(f01, f10, grid)
-        occ1 = self._occlusion(f10, f01, grid)
-        if scale < 1.0:
-            sx, sy = width / g0.shape[1], height / g0.shape[0]
-            f01, f10, occ0, occ1 = (
-                cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR) for a in (f01, f10, occ0, occ1)
-            )
-            f01 *= np.float32([sx, sy])
-            f10 *= np.float32([sx, sy])
-        return f01, f10, occ0, occ1
+        vis0 = 1 - self.config.occlusion_weight * self._occlusion(f01, f10, grid)
+        vis1 = 1 - self.config.occlusion_weight * self._occlusion(f10, f01, grid)
+        return f01, f10, vis0, vis1, fine
 
     def _prepare(self, first: np.ndarray, last: np.ndarray) -> _PairState:
         if first.shape != last.shape:
             raise ValueError(f"keyframes differ in size: {first.shape} vs {last.shape}")
         if np.array_equal(first, last):
-            return _PairState(first, last, None, None, None, None, None)
-        f01, f10, occ0, occ1 = self._flows(first, last)
-        return _PairState(first, last, f01, f10, occ0, occ1, _grid(*first.shape[:2]))
+            return _PairState(first, last, None, None, None, None)
+        return _PairState(first, last, *self._flows(first, last))
 
     def _occlusion(self, forward: np.ndarray, backward: np.ndarray, grid) -> np.ndarray:
         """Soft mask (0..1) of pixels whose forward–backward flow round trip does not return home."""
@@ -156,24 +205,37 @@ class FlowBackend:
 
 @dataclass(frozen=True)
 class _PairState:
-    """Per-pair work shared by every t of one call: the keyframes, both flows, occlusion masks."""
+    """Per-pair work shared by every t of one call: the keyframes, both flows and visibilities (flow scale),
+    whether to reverse the flows to time t (else the linear approximation)."""
 
     first: np.ndarray
     last: np.ndarray
     f01: np.ndarray | None
     f10: np.ndarray | None
-    occ0: np.ndarray | None
-    occ1: np.ndarray | None
-    grid: tuple[np.ndarray, np.ndarray] | None
+    vis0: np.ndarray | None
+    vis1: np.ndarray | None
+    reverse: bool = False
 
     def frame_at(self, t: float) -> np.ndarray:
         if self.f01 is None:  # identical keyframes
             return np.array(self.first, copy=True)
-        # Flow from time t back to each keyframe (linear-motion approximation, as in Super-SloMo/RIFE).
-        ft0 = -(1 - t) * t * self.f01 + t * t * self.f10
-        ft1 = (1 - t) * (1 - t) * self.f01 - t * (1 - t) * self.f10
-        warped0 = _warp(self.first, ft0, self.grid, cv2.INTER_CUBIC)
-        warped1 = _warp(self.last, ft1, self.grid, cv2.INTER_CUBIC)
-        w0 = (1 - t) * (1 - _warp(self.occ0, ft0, self.grid, cv2.INTER_LINEAR)) + 1e-3
-        w1 = t * (1 - _warp(self.occ1, ft1, self.grid, cv2.INTER_LINEAR)) + 1e-3
+        motion = _motion_at(t, self.f01, self.f10, (self.vis0, self.vis1) if self.reverse else None)
+        ft0, ft1 = -t * motion, (1 - t) * motion  # flow from time t back to each keyframe
+        grid = _grid(*self.f01.shape[:2])
+        w0 = (1 - t) * _warp(self.vis0, ft0, grid, cv2.INTER_LINEAR) + 1e-3
+        w1 = t * _warp(self.vis1, ft1, grid, cv2.INTER_LINEAR) + 1e-3
+        height, width = self.first.shape[:2]
+        if (height, width) != self.f01.shape[:2]:
+            ft0, ft1, w0, w1 = (_resize(a, width, height) for a in (ft0, ft1, w0, w1))
+        grid = _grid(height, width)
+        warped0 = _warp(self.first, ft0, grid, cv2.INTER_CUBIC)
+        warped1 = _warp(self.last, ft1, grid, cv2.INTER_CUBIC)
         return cv2.blendLinear(warped0, warped1, w0, w1)
+
+
+def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear upscaling to the frame size; flows (H×W×2) are rescaled to the new pixel units."""
+    out = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
+    if a.ndim == 3:
+        out *= np.float32([width / a.shape[1], height / a.shape[0]])
+    return out
