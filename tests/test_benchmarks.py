@@ -111,3 +111,13 @@ def test_train_throughput_runs_on_cpu_and_reports_positive_timings(tmp_path, cap
     for row in saved["rows"]:
         assert row["seconds"] > 0 and row["samples_per_s"] > 0 and row["loss"] > 0
         assert row["target_tokens"] < row["tokens"]  # the loss covers the target, not the conditioning
+
+
+def test_qwen_tiny_measures_load_frames_and_the_share_outside_the_transformer(tmp_path):
+    from benchmarks import qwen_tiny
+    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+
+    base = build_tiny_pipeline(tmp_path / "base")
+    load, first, later, outside = qwen_tiny.measure(base, build_tiny_adapter(base, tmp_path / "lora"), 64, 3, 2)
+    assert load > 0 and first > 0 and later > 0
+    assert 0 < outside < 1  # the transformer ran, and something else took time too
