@@ -42,7 +42,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, nothing phoned home
+
+import gradio as gr  # noqa: E402
 import numpy as np
 
 from vfi.errors import Cancelled, VFIError
