@@ -3,6 +3,7 @@ occlusion-aware blending."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,8 +63,11 @@ class FlowConfig:
                 raise ValueError(f"{field} must be a finite number >= 0, got {value}")
 
 
+@functools.lru_cache(maxsize=8)
 def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (x, y) of an image of this size; cached and read-only."""
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    gx.flags.writeable = gy.flags.writeable = False
     return gx, gy
 
 
@@ -72,10 +76,17 @@ def _warp(image: np.ndarray, flow: np.ndarray, grid: tuple[np.ndarray, np.ndarra
     return cv2.remap(image, grid[0] + flow[..., 0], grid[1] + flow[..., 1], method, borderMode=cv2.BORDER_REPLICATE)
 
 
+_SHIFT_SIDE = 256  # the global shift is estimated on images at most this large (a prior needs no more)
+
+
 def _global_shift(g0: np.ndarray, g1: np.ndarray) -> tuple[float, float]:
     """The dominant translation first→last (phase correlation): a prior that lets DIS follow large pans."""
-    window = cv2.createHanningWindow(g0.shape[::-1], cv2.CV_32F)
-    (dx, dy), response = cv2.phaseCorrelate(g0.astype(np.float32), g1.astype(np.float32), window)
+    height, width = g0.shape
+    scale = min(1.0, _SHIFT_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    a, b = (cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32) for g in (g0, g1))
+    (dx, dy), response = cv2.phaseCorrelate(a, b, cv2.createHanningWindow(size, cv2.CV_32F))
+    dx, dy = dx * width / size[0], dy * height / size[1]
     large = response > 0.1 and np.hypot(dx, dy) > 16.0  # small motions: DIS alone does better
     return (dx, dy) if large else (0.0, 0.0)
 
