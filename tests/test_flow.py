@@ -9,7 +9,7 @@ from scenes import panned_triplet, textured_image
 from vfi.backends import create_backend
 from vfi.backends.base import FrameRequest
 from vfi.backends.crossfade import CrossfadeBackend
-from vfi.backends.flow import FlowBackend, FlowConfig, _motion_at
+from vfi.backends.flow import FlowBackend, FlowConfig
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -81,21 +81,24 @@ def test_dtype_and_shape(shape):
     assert out.shape == (*shape, 3)
 
 
+class SpyEstimator:
+    """Wraps a DIS estimator and records the size of every image it is given."""
+
+    def __init__(self, estimator, sizes: list) -> None:
+        self.estimator, self.sizes = estimator, sizes
+
+    def calc(self, a, b, flow):
+        self.sizes.append(a.shape)
+        return self.estimator.calc(a, b, flow)
+
+
 def test_large_frame_uses_reduced_scale():
     big = textured_image(300, 420 + 16)
     first, last = big[:, 16:].copy(), big[:, :420].copy()
     gt = big[:, 8:428]
     backend = FlowBackend(FlowConfig(max_flow_side=128))
-    sizes = []
-    estimator = backend._estimator(False)
-    original = estimator.calc
-
-    class Spy:
-        def calc(self, a, b, flow):
-            sizes.append(a.shape)
-            return original(a, b, flow)
-
-    backend._dis = {True: Spy(), False: Spy()}
+    sizes: list = []
+    backend._dis = {fine: SpyEstimator(backend._estimator(fine), sizes) for fine in (True, False)}
     out = middle(backend, first, last)
     assert sizes and all(max(s) <= 128 for s in sizes)
     assert out.shape == first.shape
@@ -119,17 +122,16 @@ def test_config_errors_name_the_field(field, value):
         FlowConfig(**{field: value})
 
 
-def test_reversal_carries_motion_to_where_the_object_is_at_t():
-    """A 10 px square jumping 40 px: at t=0.5 it is where neither flow has motion, so only reversal sees it."""
-    f01 = np.zeros((40, 80, 2), np.float32)
-    f10 = np.zeros_like(f01)
-    f01[15:25, 10:20] = (40, 0)
-    f10[15:25, 50:60] = (-40, 0)
-    visible = np.ones((40, 80), np.float32)
-    reversed_ = _motion_at(0.5, f01, f10, (visible, visible))
-    linear = _motion_at(0.5, f01, f10, None)
-    assert np.all(reversed_[16:24, 31:39, 0] >= 15) and np.all(linear[16:24, 31:39] == 0)
-    assert np.allclose(reversed_[:, 65:], 0)  # the static background stays put
+def test_small_frames_get_denser_patches():
+    backend = FlowBackend()
+    assert backend._estimator(True).getPatchStride() == FlowConfig().fine_patch_stride
+    assert backend._estimator(False).getPatchStride() > FlowConfig().fine_patch_stride
+    used: dict[bool, list] = {True: [], False: []}
+    backend._dis = {fine: SpyEstimator(backend._estimator(fine), used[fine]) for fine in (True, False)}
+    for side in (96, 1000):
+        first, _, last = panned_triplet(side * 3 // 4, side, shift=2)
+        middle(backend, first, last)
+    assert [max(s) for s in used[True]] == [96, 96] and [max(s) for s in used[False]] == [512, 512]
 
 
 def test_protocol_attributes():
