@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,10 +25,10 @@ from vfi.conditioning import ADAPTER_INFO_FILE, DEFAULT_RESOLUTION, AdapterInfo,
 from vfi.data import Dataset, DataSettings, build_dataset
 from vfi.errors import VFIError
 from vfi.files import atomic_dir, atomic_path
+from vfi.pipeline import WEIGHT_NAME
 from vfi.tiny_model import LORA_TARGETS
 from vfi.training import (
     STRIP_NAME,
-    WEIGHT_NAME,
     WEIGHTING_SCHEMES,
     cache_samples,
     cache_shape,
@@ -36,7 +37,6 @@ from vfi.training import (
     flow_matching_loss,
     list_checkpoints,
     load_batch,
-    prompt_for,
     prune_checkpoints,
     push_folder,
     save_strip,
@@ -170,7 +170,7 @@ def _dataset(args, accelerator) -> Dataset:
                 folder / "validation",
                 DataSettings(size=args.num_validation, num_validation=0, seed=args.seed),
             )
-            dataset = Dataset(dataset.train, held.train, dataset.candidates, dataset.sources, dataset.skipped)
+            dataset = replace(dataset, validation=held.train)
         folder.mkdir(parents=True, exist_ok=True)
         dataset.save(folder)
     accelerator.wait_for_everyone()
@@ -432,13 +432,11 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def _write_outputs(args, pipe, transformer, layout: str, dataset: Dataset, history: list, flow: dict | None) -> None:
-    import shutil
-
     final = [row for row in history if row["step"] > 0]
     info = AdapterInfo(
         base_model=args.base_model,
         layout=layout,
-        prompt=prompt_for(0.5, args.prompt) if args.prompt else None,
+        prompt=args.prompt,  # a template with {t} stays one: the backend fills in each frame's time
         resolution=args.resolution,
         training={
             "steps": args.max_train_steps,
@@ -462,24 +460,22 @@ def _write_outputs(args, pipe, transformer, layout: str, dataset: Dataset, histo
     strips = sorted((args.output_dir / "logs").glob("validation-*.png"))
     if strips and history:
         with atomic_path(args.output_dir / STRIP_NAME) as tmp:
-            shutil.copyfile(_combined_strip(args, dataset, strips), tmp)
+            _combined_strip(strips[0], strips[-1]).save(tmp, format="PNG")
     repo_id = args.hub_model_id or args.output_dir.name
     write_model_card(args.output_dir, info, repo_id=repo_id, history=history, flow=flow)
     if args.push_to_hub:
         push_folder(args.output_dir, args.hub_model_id, private=args.private)
 
 
-def _combined_strip(args, dataset: Dataset, strips: list[Path]) -> Path:
+def _combined_strip(top_path: Path, bottom_path: Path):
     """The card's image: the first strip (base + flow) on top of the last (trained adapter)."""
     from PIL import Image
 
-    top, bottom = Image.open(strips[0]), Image.open(strips[-1])
-    combined = Image.new("RGB", (max(top.width, bottom.width), top.height + bottom.height), "white")
-    combined.paste(top, (0, 0))
-    combined.paste(bottom, (0, top.height))
-    path = args.output_dir / "logs" / "combined.png"
-    combined.save(path)
-    return path
+    with Image.open(top_path) as top, Image.open(bottom_path) as bottom:
+        combined = Image.new("RGB", (max(top.width, bottom.width), top.height + bottom.height), "white")
+        combined.paste(top, (0, 0))
+        combined.paste(bottom, (0, top.height))
+    return combined
 
 
 if __name__ == "__main__":

@@ -87,6 +87,15 @@ def test_video_other_times(tmp_path):
     assert clip.name in {s.source for s in dataset.train}
 
 
+def test_videos_of_the_same_name_keep_their_own_triplets(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    clips = [_clip(tmp_path / folder / "clip.mp4") for folder in ("a", "b")]
+    dataset = build_dataset(clips, tmp_path / "work", DataSettings(size=50, num_validation=0, gap=2, stride=4))
+    assert len({s.middle.parent for s in dataset.train}) == len(dataset.train)  # no triplet overwrote another
+    assert len({s.name.split("/")[0] for s in dataset.train}) == 2
+
+
 def test_diverse_subset_spreads_out():
     rng = np.random.default_rng(0)
     features = np.concatenate([rng.normal(0, 0.01, (50, 2)), [[5.0, 5.0], [-5.0, 5.0]]])
@@ -100,6 +109,8 @@ def test_errors(tmp_path, triplet_root):
         build_dataset([triplet_root], tmp_path / "w", DataSettings(num_validation=5))
     with pytest.raises(VFIError, match="not found"):
         build_dataset([tmp_path / "missing"], tmp_path / "w")
+    with pytest.raises(VFIError, match="is not a video"):
+        build_dataset([triplet_root / "vimeo/000/im1.png"], tmp_path / "w")
     (tmp_path / "empty").mkdir()
     with pytest.raises(VFIError, match="neither triplet folders nor videos"):
         build_dataset([tmp_path / "empty"], tmp_path / "w")

@@ -43,6 +43,13 @@ def test_default_prompt_names_task_and_time():
     assert "t=0.250" in default_prompt(0.25)
 
 
+def test_custom_prompt_gets_the_time_filled_in(triplet):
+    first, _, last = triplet
+    cond = build_conditioning(first, last, t=0.25, layout="multi", resolution=64, prompt="frame at {t}, {{kept}}")
+    assert cond.prompt == "frame at 0.250, {{kept}}"  # only {t} is a placeholder
+    assert build_conditioning(first, last, layout="multi", resolution=64, prompt="no time").prompt == "no time"
+
+
 @pytest.mark.parametrize(("layout", "sizes"), [("side-by-side", [(128, 64)]), ("multi", [(64, 64), (64, 64)])])
 def test_build_conditioning_layouts(triplet, layout, sizes):
     first, _, last = triplet

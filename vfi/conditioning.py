@@ -10,8 +10,10 @@ API (stable):
   ``check_layout(layout)`` raises :class:`VFIError` for anything else.
 - ``working_size(width, height, resolution) -> (w, h)``: the size the model works at: longest side =
   ``resolution``, both sides multiples of 32 (the model's grid), aspect kept.
-- ``default_prompt(t=0.5) -> str``: the instruction, naming the task and ``t``.
-- ``build_conditioning(first, last, *, t=0.5, layout, resolution, prompt=None) -> Conditioning``:
+- ``default_prompt(t=0.5) -> str``: the instruction, naming the task and ``t``; ``prompt_text(t, prompt)``:
+  a custom prompt with ``{t}`` filled in, or the default.
+- ``build_conditioning(first, last, *, t=0.5, layout, resolution, prompt=None) -> Conditioning``
+  (``prompt`` may hold ``{t}``, filled in with the time):
   ``first``/``last`` are H×W×3 uint8 arrays or PIL images of the same size. The result holds
   ``keyframes`` (both at working size; the VAE encodes each once), ``images`` (the condition images the
   layout asks for: one ``[first|last]`` image or two images), ``prompt``, ``t`` and the output
@@ -75,6 +77,11 @@ def default_prompt(t: float = 0.5) -> str:
     )
 
 
+def prompt_text(t: float, prompt: str | None = None) -> str:
+    """The prompt for a frame at time ``t``: ``prompt`` with ``{t}`` filled in, or the default instruction."""
+    return prompt.replace("{t}", f"{t:.3f}") if prompt else default_prompt(t)
+
+
 def _to_pil(frame: np.ndarray | Image.Image, name: str) -> Image.Image:
     if isinstance(frame, Image.Image):
         return frame.convert("RGB")
@@ -131,7 +138,7 @@ def build_conditioning(
         images: tuple[Image.Image, ...] = (joined,)
     else:
         images = keyframes
-    return Conditioning(layout, prompt or default_prompt(t), float(t), width, height, keyframes, images)
+    return Conditioning(layout, prompt_text(t, prompt), float(t), width, height, keyframes, images)
 
 
 def to_frame(image: Image.Image, size: tuple[int, int]) -> np.ndarray:

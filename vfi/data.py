@@ -16,12 +16,13 @@ and motion). Nothing here imports torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +235,8 @@ def _expand(sources: Sequence[str | os.PathLike]) -> tuple[list, list[Path]]:
             except VFIError:
                 if not found:
                     raise VFIError(f"{source} holds neither triplet folders nor videos.") from None
+        elif source.exists():
+            raise VFIError(f"{source} is not a video ({', '.join(sorted(VIDEO_SUFFIXES))}) or a folder.")
         else:
             raise VFIError(
                 f"Training data not found: {source} (expected a triplet folder, a video or a folder of videos)."
@@ -326,10 +329,15 @@ def _video_candidates(
         if gap >= 2 and rng.random() < settings.other_times:
             middle = int(rng.choice([a for a in range(1, 2 * gap) if a != gap]))
         frames = (i, i + middle, end)
-        name = f"{path.stem}/{i:05d}-{i + middle:05d}-{end:05d}"
+        name = f"{path.stem}-{_path_tag(path)}/{i:05d}-{i + middle:05d}-{end:05d}"
         sample = Sample(name, Path(), Path(), Path(), middle / (2 * gap), motion, width, height, path.name)
         out.append(_Candidate(sample, _feature(greys[i + middle], motion), str(path), frames))
     return out
+
+
+def _path_tag(path: Path) -> str:
+    """A short tag that tells apart videos of the same name in different folders."""
+    return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:6]
 
 
 def _write_video_triplets(chosen: list[_Candidate], work_dir: Path) -> dict[int, Sample]:
@@ -339,28 +347,25 @@ def _write_video_triplets(chosen: list[_Candidate], work_dir: Path) -> dict[int,
     from vfi.files import atomic_path
     from vfi.video import read_frames
 
-    by_clip: dict[str, list[tuple[int, _Candidate]]] = {}
+    out: dict[int, Sample] = {}
+    destinations: dict[str, dict[int, list[Path]]] = {}  # clip → frame index → PNG paths wanting it
     for index, candidate in enumerate(chosen):
-        if candidate.clip is not None:
-            by_clip.setdefault(candidate.clip, []).append((index, candidate))
-    out = {}
-    for clip, items in by_clip.items():
-        wanted = {f for _, c in items for f in c.frames}
-        frames = {}
-        for k, image in enumerate(read_frames(clip)):
-            if k in wanted:
-                frames[k] = image
-            if k >= max(wanted):
-                break
-        for index, candidate in items:
-            folder = work_dir / candidate.sample.name
-            folder.mkdir(parents=True, exist_ok=True)
-            paths = [folder / f"im{j}.png" for j in (1, 2, 3)]
-            for path, frame in zip(paths, candidate.frames):
+        if candidate.clip is None:
+            continue
+        folder = work_dir / candidate.sample.name
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / f"im{j}.png" for j in (1, 2, 3)]
+        for path, frame in zip(paths, candidate.frames):
+            destinations.setdefault(candidate.clip, {}).setdefault(frame, []).append(path)
+        out[index] = replace(candidate.sample, first=paths[0], middle=paths[1], last=paths[2])
+    for clip, wanted in destinations.items():
+        last_wanted = max(wanted)
+        for k, image in enumerate(read_frames(clip)):  # each frame is written as it is decoded
+            for path in wanted.get(k, ()):
                 with atomic_path(path) as tmp:
-                    Image.fromarray(frames[frame]).save(tmp, format="PNG")
-            s = candidate.sample
-            out[index] = Sample(s.name, *paths, s.t, s.motion, s.width, s.height, s.source)
+                    Image.fromarray(image).save(tmp, format="PNG")
+            if k >= last_wanted:
+                break
     return out
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from vfi.conditioning import LAYOUTS, AdapterInfo, check_layout
 from vfi.files import atomic_dir
+from vfi.pipeline import WEIGHT_NAME
 
 #: Special tokens of the Qwen2.5-VL chat template that the edit pipelines use.
 SPECIAL_TOKENS = (
@@ -199,7 +200,7 @@ def build_tiny_adapter(
     )
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        save_file(tensors, str(tmp / "pytorch_lora_weights.safetensors"))
+        save_file(tensors, str(tmp / WEIGHT_NAME))
         info.save(tmp)
     return out_dir
 

@@ -8,7 +8,6 @@ Everything the transformer sees in training is built by the functions inference 
 
 API:
 
-- ``prompt_for(t, prompt=None)``: the training prompt of a sample (``prompt`` may hold ``{t}``).
 - ``cache_samples(loaded, samples, *, resolution, prompt, cache_dir, shard=(0, 1)) -> list[Path]``: one
   safetensors file per sample (packed target latents, packed condition tokens, prompt embeddings, mask, token
   shapes), reused when base, layout, resolution, prompt and files are unchanged. ``load_batch(paths)`` collates.
@@ -35,22 +34,17 @@ from typing import Any
 
 import numpy as np
 
-from vfi.conditioning import ADAPTER_INFO_FILE, AdapterInfo, build_conditioning, default_prompt, to_frame
+from vfi.conditioning import ADAPTER_INFO_FILE, AdapterInfo, build_conditioning, prompt_text, to_frame
 from vfi.data import Sample
 from vfi.errors import VFIError
+from vfi.pipeline import WEIGHT_NAME
 
-WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 STRIP_NAME = "validation.png"
 CARD_NAME = "README.md"
 #: What ``--push_to_hub`` uploads, and nothing else (no optimizer state, logs, caches or checkpoints).
 UPLOAD_ALLOW = (WEIGHT_NAME, ADAPTER_INFO_FILE, CARD_NAME, STRIP_NAME)
 WEIGHTING_SCHEMES = ("none", "sigma_sqrt", "logit_normal", "mode", "cosmap")
 CACHE_VERSION = 1
-
-
-def prompt_for(t: float, prompt: str | None = None) -> str:
-    """The prompt a sample at time ``t`` is trained with: ``prompt`` (``{t}`` filled in) or the default."""
-    return prompt.format(t=f"{t:.3f}") if prompt else default_prompt(t)
 
 
 # --- cached model inputs ----------------------------------------------------------------------------------
@@ -96,7 +90,7 @@ def cache_samples(
     pipe = loaded.pipe
     paths = []
     for index, sample in enumerate(samples):
-        text = prompt_for(sample.t, prompt)
+        text = prompt_text(sample.t, prompt)
         path = cache_dir / f"{_cache_key(loaded, sample, resolution, text)}.safetensors"
         paths.append(path)
         if path.exists() or index % shard[1] != shard[0]:
@@ -270,9 +264,7 @@ def validate(
     scores, frames = [], []
     for index, sample in enumerate(samples):
         first, middle, last = sample.load()
-        cond = build_conditioning(
-            first, last, t=sample.t, layout=loaded.layout, resolution=resolution, prompt=prompt_for(sample.t, prompt)
-        )
+        cond = build_conditioning(first, last, t=sample.t, layout=loaded.layout, resolution=resolution, prompt=prompt)
         generator = torch.Generator("cpu").manual_seed(seed + index)
         image = generate(loaded, [cond], [generator], steps=steps, true_cfg_scale=guidance)[0]
         frame = to_frame(image, (first.shape[1], first.shape[0]))
@@ -425,7 +417,7 @@ The input is what `vfi.conditioning.build_conditioning` builds: both frames resi
 (multiples of 32); for the side-by-side layout one image `[first | last]`, for the multi layout the two
 frames as two images; the prompt (t = 0.5):
 
-> {info.prompt or default_prompt(0.5)}
+> {prompt_text(0.5, info.prompt)}
 
 ## Validation
 
