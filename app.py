@@ -47,6 +47,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, not
 import gradio as gr  # noqa: E402
 import numpy as np
 
+from vfi.backends import ANY_T_BACKENDS
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
 from vfi.pipeline import AdapterSpec
@@ -60,7 +61,6 @@ OUTPUT_TTL_S = 3600
 #: Wall-clock cost model for one denoising step at 1024² on the GPU (see DESIGN.md), plus load time.
 STEP_SECONDS_1024 = 0.6
 LOAD_SECONDS = 30
-WORK_ROOT = Path(tempfile.mkdtemp(prefix="vfi-app-"))
 #: Marks the progress parameter of an event function (Gradio gives each call its own tracker).
 PROGRESS = gr.Progress()
 
@@ -95,7 +95,7 @@ class AppConfig:
 
     @property
     def backends(self) -> list[str]:
-        return ["flow", "crossfade", *([GENERATIVE] if self.generative else [])]
+        return [*ANY_T_BACKENDS, *([GENERATIVE] if self.generative else [])]
 
 
 def parse_adapters(text: str | None) -> tuple[AdapterSpec, ...]:
@@ -211,7 +211,7 @@ class _Capabilities:
 
     @property
     def supports_any_t(self) -> bool:
-        return self.name != GENERATIVE
+        return self.name in ANY_T_BACKENDS
 
 
 _CANCELLED: set[str] = set()
@@ -247,7 +247,6 @@ run_on_gpu = spaces.GPU(duration=_gpu_duration)(run_model) if spaces is not None
 
 def execute(work: Work, config: AppConfig, progress: gr.Progress | None):
     """Validate, then run ``work``: generative runs one at a time on the GPU, the others right away."""
-    _CANCELLED.discard(work.cancel_key)
     work.frames_to_make()  # validates the request (clip limits, frame count vs backend) before any model loads
     if not work.generative:
         return run_model(work, progress)
@@ -266,18 +265,32 @@ def execute(work: Work, config: AppConfig, progress: gr.Progress | None):
 # ------------------------------------------------------------------------------------------- helpers
 
 
+@functools.cache
+def _work_root() -> Path:
+    """This process's folder for request outputs, made on first use (removed when the app stops)."""
+    return Path(tempfile.mkdtemp(prefix="vfi-app-"))
+
+
 def _request_dir(request: gr.Request | None) -> Path:
     """A fresh folder for one request's outputs (never shared); old ones are swept away."""
     now = time.time()
-    for old in WORK_ROOT.iterdir():
-        if now - old.stat().st_mtime > OUTPUT_TTL_S:
-            shutil.rmtree(old, ignore_errors=True)
+    for old in _work_root().iterdir():
+        with contextlib.suppress(OSError):  # another request may be sweeping the same folder
+            if now - old.stat().st_mtime > OUTPUT_TTL_S:
+                shutil.rmtree(old)
     session = (getattr(request, "session_hash", None) or "anon")[:12]
-    return Path(tempfile.mkdtemp(prefix=f"{session}-", dir=WORK_ROOT))
+    return Path(tempfile.mkdtemp(prefix=f"{session}-", dir=_work_root()))
 
 
 def _cancel_key(request: gr.Request | None, tab: str) -> str:
     return f"{getattr(request, 'session_hash', None) or uuid.uuid4().hex}:{tab}"
+
+
+def _start_action(request: gr.Request | None, tab: str) -> str:
+    """The cancel key of a new user action; a Stop pressed before it began does not count."""
+    key = _cancel_key(request, tab)
+    _CANCELLED.discard(key)
+    return key
 
 
 def _user_errors(fn: Callable) -> Callable:
@@ -300,9 +313,11 @@ def _user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def _qwen_options(config: AppConfig, adapter: str, strength: float, fast: bool, resolution: int, steps: int,
-                  guidance: float, prompt: str) -> tuple[tuple[str, Any], ...]:  # fmt: skip
-    """The generative backend's constructor options from the Advanced section."""
+def _backend_options(config: AppConfig, backend: str, adapter: str, strength: float, fast: bool, resolution: int,
+                     steps: int, guidance: float, prompt: str) -> tuple[tuple[str, Any], ...]:  # fmt: skip
+    """The backend's constructor options: from the Advanced section for the generative one, none otherwise."""
+    if backend != GENERATIVE:
+        return ()
     options: dict[str, Any] = {
         "adapters": tuple(replace(spec, scale=float(strength)) for spec in config.adapters if spec.source == adapter),
         "lightning": config.lightning if fast else None,
@@ -342,13 +357,9 @@ def make_keyframes_action(config: AppConfig) -> Callable:
         seed = _seed(seed, randomize)
         count = int(count or 0)
         settings = InterpolationSettings(depth=None if count else int(depth), frames=count or None, seed=seed)
-        options = (
-            _qwen_options(config, adapter, strength, fast, resolution, steps, guidance, prompt)
-            if backend == GENERATIVE
-            else ()
-        )
+        options = _backend_options(config, backend, adapter, strength, fast, resolution, steps, guidance, prompt)
         chain = (first_rgb, last_rgb, first_rgb) if playback == "loop" else (first_rgb, last_rgb)
-        work = Work(backend, options, settings, keyframes=chain, cancel_key=_cancel_key(request, "keyframes"))
+        work = Work(backend, options, settings, keyframes=chain, cancel_key=_start_action(request, "keyframes"))
         start = time.monotonic()
         frames = execute(work, config, progress)
         seconds = time.monotonic() - start
@@ -401,13 +412,11 @@ def make_clip_actions(config: AppConfig) -> tuple[Callable, Callable]:
         if not video:
             raise VFIError("Upload a clip first.")
         settings = _settings(factor, slowmo)
-        options = (
-            _qwen_options(config, adapter, strength, fast, resolution, steps, guidance, prompt)
-            if backend == GENERATIVE
-            else ()
-        )
+        options = _backend_options(config, backend, adapter, strength, fast, resolution, steps, guidance, prompt)
         output = _request_dir(request) / "interpolated.mp4"
-        work = Work(backend, options, settings, clip=(str(video), str(output)), cancel_key=_cancel_key(request, "clip"))
+        work = Work(
+            backend, options, settings, clip=(str(video), str(output)), cancel_key=_start_action(request, "clip")
+        )
         result = execute(work, config, progress)
         audio = "audio kept" if result.has_audio else "no audio"
         notes = "".join(f"  \n{note}" for note in result.notes)
@@ -452,19 +461,23 @@ def make_compare_action(config: AppConfig) -> Callable:
 
         first_rgb, last_rgb = _keyframes(first, last)
         settings = InterpolationSettings(depth=int(depth), seed=int(seed))
-        runs = []
+        runs, cancel_key = [], _start_action(request, "compare")
         for preset in (preset_a, preset_b):
             if preset not in presets:
                 raise VFIError(f"Unknown setting {preset!r}; choose one of {', '.join(presets)}.")
             backend, with_adapter = presets[preset]
-            options = ()
-            if backend == GENERATIVE:
-                options = _qwen_options(
-                    config, adapter if with_adapter else "none", strength, fast, resolution, steps, guidance, prompt
-                )
-            work = Work(
-                backend, options, settings, keyframes=(first_rgb, last_rgb), cancel_key=_cancel_key(request, "compare")
+            options = _backend_options(
+                config,
+                backend,
+                adapter if with_adapter else "none",
+                strength,
+                fast,
+                resolution,
+                steps,
+                guidance,
+                prompt,
             )
+            work = Work(backend, options, settings, keyframes=(first_rgb, last_rgb), cancel_key=cancel_key)
             runs.append(execute(work, config, progress))
         sides = [[_label(f, name) for f in frames] for name, frames in zip((preset_a, preset_b), runs)]
         out = _request_dir(request)
@@ -651,7 +664,7 @@ def _advanced_defaults(config: AppConfig) -> list[Any]:
 
 def _preload(config: AppConfig) -> None:
     """Load the generative pipeline now (on a Space: before the first visitor waits for it)."""
-    options = _qwen_options(config, *_advanced_defaults(config))
+    options = _backend_options(config, GENERATIVE, *_advanced_defaults(config))
     Work(GENERATIVE, options, InterpolationSettings()).create_backend()
 
 
@@ -668,7 +681,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         demo.launch(server_name=config.host, server_port=config.port, show_error=True)
     finally:
-        shutil.rmtree(WORK_ROOT, ignore_errors=True)
+        if _work_root.cache_info().currsize:
+            shutil.rmtree(_work_root(), ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -93,13 +94,18 @@ def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
     import app
 
     first, last = load_keyframes(*_pair("astronaut"))
+    user = SimpleNamespace(session_hash="user-1")
+    key = app._cancel_key(user, "keyframes")
     work = app.Work(
-        "crossfade", (), InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key="k"
+        "crossfade", (), InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key
     )
-    app._CANCELLED.add("k")
+    app.stop_action("keyframes")(user)
     with pytest.raises(Cancelled):
         app.run_model(work)
-    assert len(app.execute(work, app.AppConfig("flow"), None)) == 12  # a new run clears the stop request
+    with pytest.raises(Cancelled):  # still stopped: one action may run several times (compare)
+        app.execute(work, app.AppConfig("flow"), None)
+    assert app._start_action(user, "keyframes") == key  # the user's next action clears the stop request
+    assert len(app.execute(work, app.AppConfig("flow"), None)) == 12
     heavy = (("steps", 50), ("resolution", 1024), ("guidance", 4.0))
     work = app.Work("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
     assert work.gpu_seconds() > 1000  # 15 frames × 50 steps × CFG at 1024²

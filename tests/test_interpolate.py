@@ -171,3 +171,14 @@ def test_settings_validation_names_the_field(kwargs, field):
 def test_pair_size_mismatch():
     with pytest.raises(VFIError, match="differ in size"):
         list(interpolate_pair(constant(0), np.zeros((5, 6, 3), np.uint8), CrossfadeBackend(), InterpolationSettings()))
+
+
+def test_any_t_backends_list_matches_the_backends():
+    from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
+    from vfi.backends.crossfade import CrossfadeBackend
+    from vfi.backends.flow import FlowBackend
+    from vfi.backends.qwen_edit import QwenEditBackend
+
+    classes = {cls.name: cls for cls in (CrossfadeBackend, FlowBackend, QwenEditBackend)}
+    assert set(classes) == set(BACKEND_NAMES)
+    assert {name for name, cls in classes.items() if cls.supports_any_t} == set(ANY_T_BACKENDS)

@@ -12,9 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vfi.backends import BACKEND_NAMES, Backend, create_backend
+from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES, Backend, create_backend
+from vfi.conditioning import LAYOUTS
 from vfi.errors import VFIError
-from vfi.pipeline import DEFAULT_BASE_MODEL
+from vfi.pipeline import DEFAULT_BASE_MODEL, MEMORY_MODES
 
 USER_ERROR = 2
 
@@ -58,7 +59,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     qwen.add_argument(
         "--memory",
         default="auto",
-        choices=("auto", "none", "model", "sequential"),
+        choices=MEMORY_MODES,
         help="GPU memory mode: CPU offload of whole models or of every layer (default: from free memory)",
     )
     qwen.add_argument("--fuse", action="store_true", help="fuse the adapters into the weights (faster, fixed adapters)")
@@ -72,7 +73,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     hybrid = parser.add_argument_group("hybrid mode")
     hybrid.add_argument(
         "--refine",
-        choices=[n for n in BACKEND_NAMES if n != "qwen-edit"],
+        choices=ANY_T_BACKENDS,
         help="backend that fills the finer levels between generated frames",
     )
     hybrid.add_argument(
@@ -151,7 +152,7 @@ def _check_outputs(*paths: Path | None) -> None:
 
 def _cmd_pair(args: argparse.Namespace) -> None:
     from vfi.frames import load_keyframes
-    from vfi.interpolate import InterpolationSettings, Progress, count_generated, interpolate_pair
+    from vfi.interpolate import InterpolationSettings, interpolate_frames
     from vfi.video import write_gif, write_mp4, write_png_frames
 
     settings = InterpolationSettings(
@@ -164,9 +165,9 @@ def _cmd_pair(args: argparse.Namespace) -> None:
     first, last = load_keyframes(args.first, args.last)
     backend, refine = _make_backends(args)
     with _ProgressBar("interpolating") as bar:
-        progress = Progress(count_generated(settings, backend, refine), bar)
-        frames = list(interpolate_pair(first, last, backend, settings, refine=refine, progress=progress))
-    frames.append(last)
+        frames = list(
+            interpolate_frames((first, last), backend, settings, refine=refine, num_frames=2, on_progress=bar)
+        )
     write_mp4(frames, args.output, fps=args.fps)
     if args.gif:
         write_gif(frames, args.gif, fps=args.fps)
@@ -245,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument(
         "--layout",
         default="side-by-side",
-        choices=("side-by-side", "multi"),
+        choices=LAYOUTS,
         help="side-by-side (QwenImageEditPipeline) or multi (QwenImageEditPlusPipeline)",
     )
     tiny.add_argument("--adapter-out", type=Path, metavar="DIR", help="also write a random LoRA adapter for it")

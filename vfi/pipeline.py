@@ -204,7 +204,6 @@ class LoadedPipeline:
         if not wanted:
             if self.adapters:
                 self.pipe.disable_lora()
-            log.warning("No adapter given: the base model is expected to fail at interpolation (baseline only).")
         else:
             self.pipe.enable_lora()
             self.pipe.set_adapters([n for n, _ in wanted], [s for _, s in wanted])

@@ -9,6 +9,8 @@ from vfi.errors import VFIError
 
 #: Names accepted by :func:`create_backend` (and the CLI's ``--backend``).
 BACKEND_NAMES = ("flow", "crossfade", "qwen-edit")
+#: The backends that make a frame at any t (the others make midpoints only); known without building them.
+ANY_T_BACKENDS = ("flow", "crossfade")
 
 
 def create_backend(name: str, **options: Any) -> Backend:
@@ -28,4 +30,4 @@ def create_backend(name: str, **options: Any) -> Backend:
     raise VFIError(f"Unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}.")
 
 
-__all__ = ["BACKEND_NAMES", "Backend", "FrameRequest", "create_backend"]
+__all__ = ["ANY_T_BACKENDS", "BACKEND_NAMES", "Backend", "FrameRequest", "create_backend"]

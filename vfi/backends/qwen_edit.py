@@ -9,6 +9,7 @@ same frame, which removes the model's known pixel shift/zoom jitter (``vfi.regis
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,8 @@ from vfi.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resol
 from vfi.errors import VFIError
 from vfi.pipeline import DEFAULT_BASE_MODEL, AdapterSpec, LoadedPipeline, encode_image, generate, load_pipeline
 from vfi.registration import register_to
+
+log = logging.getLogger("vfi")
 
 DEFAULT_STEPS, DEFAULT_GUIDANCE = 30, 4.0
 LIGHTNING_STEPS = 8
@@ -82,6 +85,8 @@ class QwenEditBackend:
         self.lightning = AdapterSpec.parse(lightning) if isinstance(lightning, str) else lightning
         self.loaded: LoadedPipeline = load_pipeline(base_model, device=device, dtype=dtype, memory=memory)
         self.fuse = fuse
+        if not self.adapters:
+            log.warning("No adapter given: the base model is expected to fail at interpolation (baseline only).")
         self.loaded.use_adapters(self.adapters, self.lightning, fuse=fuse)
         if compile:
             self.loaded.compile()
