@@ -147,14 +147,14 @@ class Work:
     """One run of a backend, picklable (ZeroGPU runs it in another process).
 
     Either ``keyframes`` (frames to chain: a pair, or first-last-first for a loop) or ``clip`` =
-    (input path, output path).
+    (the input's ``vfi.video.ClipInfo``, probed once, and the output path).
     """
 
     backend: str
     options: tuple[tuple[str, Any], ...]
     settings: Any  # InterpolationSettings for keyframes, vfi.clip.ClipSettings for a clip
     keyframes: tuple[np.ndarray, ...] = ()
-    clip: tuple[str, str] | None = None
+    clip: tuple[Any, str] | None = None
     cancel_key: str = ""
 
     @property
@@ -171,7 +171,7 @@ class Work:
         if self.clip is not None:
             from vfi.clip import check_clip
 
-            return (self.settings.factor - 1) * (check_clip(self.clip[0], self.settings).num_frames - 1)
+            return (self.settings.factor - 1) * (check_clip(self.clip[0], self.settings).num_frames - 1)  # no probe
         from vfi.interpolate import count_generated
 
         return count_generated(self.settings, _Capabilities(self.backend)) * (len(self.keyframes) - 1)
@@ -399,7 +399,7 @@ def make_clip_actions(config: AppConfig) -> tuple[Callable, Callable]:
                 f"{info.duration:.2f} s, {'with' if info.has_audio else 'no'} audio."
             )
             settings = _settings(factor, slowmo)
-            check_clip(video, settings)
+            check_clip(info, settings)
         except VFIError as error:
             return f"⚠️ {error}"
         frames = (info.num_frames - 1) * settings.factor + 1
@@ -411,12 +411,13 @@ def make_clip_actions(config: AppConfig) -> tuple[Callable, Callable]:
         """A clip at factor× the frame rate (or factor× slower), audio kept."""
         if not video:
             raise VFIError("Upload a clip first.")
+        from vfi.clip import check_clip
+
         settings = _settings(factor, slowmo)
+        info = check_clip(video, settings)  # probed once: the run reuses what it found
         options = _backend_options(config, backend, adapter, strength, fast, resolution, steps, guidance, prompt)
         output = _request_dir(request) / "interpolated.mp4"
-        work = Work(
-            backend, options, settings, clip=(str(video), str(output)), cancel_key=_start_action(request, "clip")
-        )
+        work = Work(backend, options, settings, clip=(info, str(output)), cancel_key=_start_action(request, "clip"))
         result = execute(work, config, progress)
         audio = "audio kept" if result.has_audio else "no audio"
         notes = "".join(f"  \n{note}" for note in result.notes)

@@ -39,6 +39,17 @@ def centroid_x(frame: np.ndarray) -> float:
     return float((weight * np.arange(frame.shape[1])).sum() / weight.sum())
 
 
+def test_a_probed_clip_is_not_probed_again(tmp_path: Path, crossfade, monkeypatch) -> None:
+    import vfi.clip
+
+    info = check_clip(write_mp4(panned(5), tmp_path / "in.mp4", fps=10), ClipSettings())
+    monkeypatch.setattr(vfi.clip, "probe_clip", lambda path: pytest.fail("probed again"))
+    assert check_clip(info, ClipSettings(factor=4)) == info
+    assert interpolate_clip(info, tmp_path / "out.mp4", crossfade, ClipSettings()).num_frames == 9
+    with pytest.raises(VFIError, match="limit"):
+        check_clip(info, ClipSettings(max_frames=3))
+
+
 def test_factor_counts_and_duration(tmp_path: Path, crossfade) -> None:
     clip = write_mp4(panned(5), tmp_path / "in.mp4", fps=10)
     for factor in (2, 4, 8):

@@ -105,9 +105,10 @@ def output_fps(info: ClipInfo, settings: ClipSettings) -> float:
     return info.fps if settings.slowmo else info.fps * settings.factor
 
 
-def check_clip(path: str | os.PathLike, settings: ClipSettings) -> ClipInfo:
-    """Probe ``path`` and refuse it (one clear sentence) if clip mode cannot take it with ``settings``."""
-    info = probe_clip(path)
+def check_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> ClipInfo:
+    """Probe ``clip`` (a path; a :class:`ClipInfo` is taken as probed) and refuse it (one clear sentence) if clip
+    mode cannot take it with ``settings``."""
+    info = clip if isinstance(clip, ClipInfo) else probe_clip(clip)
     name = info.path.name
     if info.num_frames < 2:
         raise VFIError(f"{name} has {info.num_frames} frame; clip mode needs at least 2.")
@@ -256,7 +257,7 @@ class _ClipInterpolator:
 
 
 def interpolate_clip(
-    input_path: str | os.PathLike,
+    clip: str | os.PathLike | ClipInfo,
     output_path: str | os.PathLike,
     backend: Backend,
     settings: ClipSettings,
@@ -265,12 +266,12 @@ def interpolate_clip(
     on_progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> ClipResult:
-    """Interpolate the clip at ``input_path`` by ``settings.factor`` and write an MP4 to ``output_path``.
+    """Interpolate ``clip`` (a path, or its :class:`ClipInfo`) by ``settings.factor``; write an MP4 to ``output_path``.
 
     Progress counts the frames to generate; ``should_cancel`` is checked between frames and raises
     :class:`~vfi.errors.Cancelled`, leaving no output file.
     """
-    info = check_clip(input_path, settings)
+    info = check_clip(clip, settings)
     notes = []
     if info.variable_frame_rate:
         notes.append(f"The clip has a variable frame rate; it was resampled to {info.fps:g} fps.")

@@ -311,6 +311,13 @@ def encode_prompts(pipe: Any, prompts: Sequence[str], conds: Sequence[Conditioni
         embed, mask = pipe.encode_prompt(prompt=prompt, image=_vl_images(cond), device=device)
         embeds.append(embed[0])
         masks.append(mask[0] if mask is not None else torch.ones(embed.shape[1], dtype=torch.long, device=device))
+    return pad_prompt_embeds(embeds, masks)
+
+
+def pad_prompt_embeds(embeds: Sequence[Any], masks: Sequence[Any]) -> tuple[Any, Any]:
+    """Stack per-prompt embeddings (L×D) and masks (L) zero-padded to one length; the mask is None if all ones."""
+    import torch
+
     length = max(e.shape[0] for e in embeds)
     embed = torch.stack([torch.cat([e, e.new_zeros(length - e.shape[0], e.shape[1])]) for e in embeds])
     mask = torch.stack([torch.cat([m, m.new_zeros(length - m.shape[0])]) for m in masks])

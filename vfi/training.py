@@ -130,23 +130,18 @@ def load_batch(paths: Sequence[Path], device: Any, dtype: Any) -> dict[str, Any]
     import torch
     from safetensors.torch import load_file
 
+    from vfi.pipeline import pad_prompt_embeds
+
     items = [load_file(str(p)) for p in paths]
     shapes = [cache_shape(p) for p in paths]
     if len(set(shapes)) != 1:
         raise ValueError("a batch needs samples of one working size")
-    length = max(item["embeds"].shape[0] for item in items)
-    embeds = torch.stack(
-        [
-            torch.cat([i["embeds"], i["embeds"].new_zeros(length - len(i["embeds"]), i["embeds"].shape[1])])
-            for i in items
-        ]
-    )
-    mask = torch.stack([torch.cat([i["mask"], i["mask"].new_zeros(length - len(i["mask"]))]) for i in items])
+    embeds, mask = pad_prompt_embeds([i["embeds"] for i in items], [i["mask"] for i in items])
     return {
         "target": torch.stack([i["target"] for i in items]).to(device, dtype),
         "cond": torch.stack([i["cond"] for i in items]).to(device, dtype),
         "embeds": embeds.to(device, dtype),
-        "mask": None if bool(mask.all()) else mask.to(device),
+        "mask": None if mask is None else mask.to(device),
         "img_shapes": [list(s) for s in shapes],
     }
 
