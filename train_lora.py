@@ -177,14 +177,11 @@ def _dataset(args, accelerator) -> Dataset:
     return Dataset.load(folder)
 
 
-def _lora_state(transformer):
+def _save_lora(pipeline_class, transformer, folder: Path) -> None:
     from peft.utils import get_peft_model_state_dict
 
-    return get_peft_model_state_dict(transformer)
-
-
-def _save_lora(pipeline_class, transformer, folder: Path) -> None:
-    pipeline_class.save_lora_weights(folder, transformer_lora_layers=_lora_state(transformer), safe_serialization=True)
+    layers = get_peft_model_state_dict(transformer)
+    pipeline_class.save_lora_weights(folder, transformer_lora_layers=layers, safe_serialization=True)
 
 
 def _load_lora(transformer, folder: Path) -> None:

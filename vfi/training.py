@@ -28,7 +28,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from vfi.pipeline import WEIGHT_NAME
 STRIP_NAME = "validation.png"
 CARD_NAME = "README.md"
 #: What ``--push_to_hub`` uploads, and nothing else (no optimizer state, logs, caches or checkpoints).
+STRIP_ROW_HEIGHT = 160  # px per triplet in the validation image
 UPLOAD_ALLOW = (WEIGHT_NAME, ADAPTER_INFO_FILE, CARD_NAME, STRIP_NAME)
 WEIGHTING_SCHEMES = ("none", "sigma_sqrt", "logit_normal", "mode", "cosmap")
 CACHE_VERSION = 1
@@ -288,14 +289,13 @@ def _means(scores: list[tuple[float, float]]) -> dict[str, float]:
     return {"psnr": round(float(np.mean(finite)), 3), "ssim": round(float(np.mean([s for _, s in scores])), 4)}
 
 
-def save_strip(
-    path: str | os.PathLike, samples: Sequence[Sample], columns: dict[str, list[np.ndarray]], *, height: int = 160
-) -> Path:
+def save_strip(path: str | os.PathLike, samples: Sequence[Sample], columns: dict[str, list[np.ndarray]]) -> Path:
     """One row per triplet: first | each named column of frames | ground truth | last, labelled on top."""
     from PIL import Image, ImageDraw
 
     from vfi.files import atomic_path
 
+    height = STRIP_ROW_HEIGHT
     rows = []
     for index, sample in enumerate(samples):
         first, middle, last = sample.load()
@@ -430,9 +430,7 @@ Held-out triplets, middle frame vs ground truth (step 0 is the base model withou
     return path
 
 
-def push_folder(
-    folder: str | os.PathLike, repo_id: str, *, private: bool = False, log: Callable[[str], None] = print
-) -> str:
+def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False) -> str:
     """Create ``repo_id`` (if needed) and upload the adapter files of ``folder`` (allow-list only); return the URL.
 
     The token comes from ``HF_TOKEN`` or the saved login (``hf auth login``); it is never printed.
@@ -459,5 +457,5 @@ def push_folder(
         raise VFIError(
             f"Could not push to the Hugging Face Hub ({type(error).__name__}); check the repo id, login and connection."
         ) from None
-    log(f"pushed {', '.join(n for n in UPLOAD_ALLOW if (folder / n).exists())} to {url}")
+    print(f"pushed {', '.join(n for n in UPLOAD_ALLOW if (folder / n).exists())} to {url}")
     return str(url)
