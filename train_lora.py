@@ -382,6 +382,7 @@ def main(args: argparse.Namespace) -> dict:
         losses, started = [], time.perf_counter()
         model.train()
         accum = args.gradient_accumulation_steps
+        scheduler_config = dict(pipe.scheduler.config)
         while global_step < args.max_train_steps:
             step_loss = 0.0
             for j in range(accum):
@@ -392,7 +393,7 @@ def main(args: argparse.Namespace) -> dict:
                         model,
                         batch,
                         step_generator(args.seed, m, rank),
-                        scheduler_config=dict(pipe.scheduler.config),
+                        scheduler_config=scheduler_config,
                         weighting_scheme=args.weighting_scheme,
                         logit_mean=args.logit_mean,
                         logit_std=args.logit_std,

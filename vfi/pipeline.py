@@ -40,6 +40,7 @@ log = logging.getLogger("vfi")
 DEFAULT_BASE_MODEL = "Qwen/Qwen-Image-Edit"
 MEMORY_MODES = ("auto", "none", "model", "sequential")
 LAYOUT_OF_CLASS = {"QwenImageEditPipeline": "side-by-side", "QwenImageEditPlusPipeline": "multi"}
+CLASS_OF_LAYOUT = {layout: name for name, layout in LAYOUT_OF_CLASS.items()}
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 #: Area of the images the Plus pipeline's vision-language encoder sees (as in diffusers).
 VL_AREA_MULTI = 384 * 384

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from vfi.conditioning import LAYOUTS, AdapterInfo, check_layout
 from vfi.files import atomic_dir
-from vfi.pipeline import WEIGHT_NAME
+from vfi.pipeline import CLASS_OF_LAYOUT, LAYOUT_OF_CLASS, WEIGHT_NAME
 
 #: Special tokens of the Qwen2.5-VL chat template that the edit pipelines use.
 SPECIAL_TOKENS = (
@@ -35,7 +35,6 @@ SPECIAL_TOKENS = (
     "<|image_pad|>",
     "<|video_pad|>",
 )
-PIPELINE_CLASSES = {"side-by-side": "QwenImageEditPipeline", "multi": "QwenImageEditPlusPipeline"}
 #: The transformer modules the tiny adapter (and, by default, training) puts LoRA layers on.
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
 
@@ -141,7 +140,7 @@ def build_tiny_pipeline(out_dir: str | Path, layout: str = "side-by-side", *, se
         use_dynamic_shifting=True,
         time_shift_type="exponential",
     )
-    pipeline_class = getattr(diffusers, PIPELINE_CLASSES[layout])
+    pipeline_class = getattr(diffusers, CLASS_OF_LAYOUT[layout])
     pipe = pipeline_class(
         scheduler=scheduler,
         vae=vae,
@@ -180,7 +179,7 @@ def build_tiny_adapter(
 
     pipeline_dir = Path(pipeline_dir)
     class_name = json.loads((pipeline_dir / "model_index.json").read_text())["_class_name"]
-    own_layout = {name: key for key, name in PIPELINE_CLASSES.items()}[class_name]
+    own_layout = LAYOUT_OF_CLASS[class_name]
     config = json.loads((pipeline_dir / "transformer" / "config.json").read_text())
     inner = config["num_attention_heads"] * config["attention_head_dim"]
     generator = torch.Generator().manual_seed(seed)
@@ -205,4 +204,4 @@ def build_tiny_adapter(
     return out_dir
 
 
-__all__ = ["LAYOUTS", "LORA_TARGETS", "PIPELINE_CLASSES", "build_tiny_adapter", "build_tiny_pipeline"]
+__all__ = ["LAYOUTS", "LORA_TARGETS", "build_tiny_adapter", "build_tiny_pipeline"]
