@@ -62,16 +62,16 @@ class FlowConfig:
 
 
 @functools.lru_cache(maxsize=8)
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates (x, y) of an image of this size; cached and read-only."""
-    gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    gx.flags.writeable = gy.flags.writeable = False
-    return gx, gy
+def _grid(height: int, width: int) -> np.ndarray:
+    """Pixel coordinates (x, y) of an image of this size, H×W×2; cached and read-only."""
+    grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
+    grid.flags.writeable = False
+    return grid
 
 
-def _warp(image: np.ndarray, flow: np.ndarray, grid: tuple[np.ndarray, np.ndarray], method: int) -> np.ndarray:
+def _warp(image: np.ndarray, flow: np.ndarray, grid: np.ndarray, method: int) -> np.ndarray:
     """Backward warp: ``out(x) = image(x + flow(x))``, edges replicated."""
-    return cv2.remap(image, grid[0] + flow[..., 0], grid[1] + flow[..., 1], method, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, grid + flow, None, method, borderMode=cv2.BORDER_REPLICATE)
 
 
 _SHIFT_SIDE = 256  # the global shift is estimated on images at most this large (a prior needs no more)
