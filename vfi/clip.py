@@ -30,6 +30,8 @@ from vfi.interpolate import (
 from vfi.video import MAX_FPS, ClipInfo, probe_clip, read_frames, write_mp4
 
 FACTORS = (2, 4, 8)
+#: Scene-change score above which (when it is also a spike) two frames are a cut; shared with vfi.data.
+SCENE_THRESHOLD = 0.2
 #: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
 MAX_DUPLICATE_RUN = 3
 _THUMB_SIDE = 64
@@ -59,7 +61,7 @@ class ClipSettings:
     slowmo: bool = False
     max_seconds: float = 60.0
     max_frames: int = 2000
-    scene_threshold: float = 0.2
+    scene_threshold: float = SCENE_THRESHOLD
     duplicate_threshold: float = 6.0
     crf: int = 18
     seed: int = 0

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vfi.clip import SCENE_THRESHOLD, FrameSummary, is_scene_cut
 from vfi.errors import VFIError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
@@ -100,7 +101,7 @@ class DataSettings:
     target_motion: float = 0.015
     min_motion: float = 0.003
     max_motion: float = 0.2
-    scene_threshold: float = 0.2
+    scene_threshold: float = SCENE_THRESHOLD
     other_times: float = 0.0
     stride: int = 2
     max_frames: int = 3000
@@ -245,7 +246,6 @@ def _expand(sources: Sequence[str | os.PathLike]) -> tuple[list, list[Path]]:
 
 
 def _triplet_candidates(triplets: Iterable, settings: DataSettings, skipped: Counter) -> list[_Candidate]:
-    from vfi.clip import FrameSummary
     from vfi.frames import load_image
 
     out = []
@@ -278,7 +278,6 @@ def _accept(motion: float, settings: DataSettings, skipped: Counter) -> bool:
 
 def _scan_video(path: Path, settings: DataSettings) -> tuple[list[np.ndarray], list[float], list[float], int, int]:
     """Pass 1 over a video: grey thumbnails, consecutive motion and change scores, frame size."""
-    from vfi.clip import FrameSummary
     from vfi.video import probe_clip, read_frames
 
     info = probe_clip(path)
@@ -299,8 +298,6 @@ def _scan_video(path: Path, settings: DataSettings) -> tuple[list[np.ndarray], l
 def _video_candidates(
     path: Path, settings: DataSettings, rng: np.random.Generator, skipped: Counter
 ) -> list[_Candidate]:
-    from vfi.clip import is_scene_cut
-
     greys, step_motion, change, width, height = _scan_video(path, settings)
     cuts = {
         k for k in range(len(change)) if is_scene_cut(change[k], change[k - 1] if k else 0.0, settings.scene_threshold)

@@ -99,6 +99,7 @@ class QwenEditBackend:
         self.negative_prompt = negative_prompt
         self.max_batch = batch
         self.register = register
+        self._reference = FlowBackend()  # predicts each generated frame, for registration
         self._latents: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     @property
@@ -148,5 +149,5 @@ class QwenEditBackend:
         frames = [to_frame(image, (r.first.shape[1], r.first.shape[0])) for image, r in zip(images, requests)]
         if not self.register:
             return frames
-        references = FlowBackend().interpolate(requests)
+        references = self._reference.interpolate(requests)
         return [register_to(frame, reference)[0] for frame, reference in zip(frames, references)]
