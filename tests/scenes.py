@@ -41,3 +41,20 @@ def write_triplet(
     folder.mkdir(parents=True)
     for name, frame in zip(names, frames):
         Image.fromarray(frame).save(folder / name)
+
+
+def thrown_ball_triplet(
+    height: int = 120, width: int = 160, radius: int = 4, step: int = 16
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first, middle, last) of a small ball thrown ``step`` px right per half step across a plain sky
+    above still, textured ground: an object that moves much farther than its own size."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    sky = np.dstack([150 + yy * 0.3, 190 + yy * 0.2, np.full_like(yy, 235)]).astype(np.uint8)
+    ground = textured_image(height, width, seed=3)
+    background = np.where((yy > height * 2 // 3)[..., None], ground, sky)
+    frames = []
+    for centre_x in (width // 4, width // 4 + step, width // 4 + 2 * step):
+        frame = background.copy()
+        frame[(yy - height // 3) ** 2 + (xx - centre_x) ** 2 <= radius**2] = (200, 90, 30)
+        frames.append(frame)
+    return frames[0], frames[1], frames[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scenes import panned_triplet, textured_image
+from scenes import panned_triplet, textured_image, thrown_ball_triplet
 
 from vfi.backends import create_backend
 from vfi.backends.base import FrameRequest
@@ -92,6 +92,31 @@ class SpyEstimator:
         return self.estimator.calc(a, b, flow)
 
 
+class BlindEstimator:
+    """Sees no motion at all: what DIS returns where a small object outruns its coarse levels."""
+
+    def calc(self, a, b, flow):
+        return np.zeros((*a.shape, 2), np.float32)
+
+
+def ball_error(out: np.ndarray, gt: np.ndarray) -> float:
+    """PSNR over the ball's path (the rows it flies along), where a ghost or a gap would show."""
+    return psnr(out[30:50], gt[30:50])
+
+
+def test_a_fast_small_object_lost_by_the_flow_is_found_and_carried():
+    first, gt, last = thrown_ball_triplet(radius=4, step=16)
+    found, lost = FlowBackend(), FlowBackend(FlowConfig(fast_search=0))
+    for backend in (found, lost):
+        backend._dis = {fine: BlindEstimator() for fine in (True, False)}
+    state = found._prepare(first, last)
+    assert state.fast0[40, 40] == 1 and tuple(state.f01[40, 40]) == (32, 0)  # the ball's block, matched
+    assert state.fast1[40, 72] == 1 and tuple(state.f10[40, 72]) == (-32, 0)
+    assert state.fast0[100, 100] == 0 and not state.f01[100, 100].any()  # the still ground keeps its flow
+    assert ball_error(middle(found, first, last), gt) >= 30.0
+    assert ball_error(middle(found, first, last), gt) > ball_error(middle(lost, first, last), gt) + 8
+
+
 def test_large_frame_uses_reduced_scale():
     big = textured_image(300, 420 + 16)
     first, last = big[:, 16:].copy(), big[:, :420].copy()
@@ -115,6 +140,7 @@ def test_large_frame_uses_reduced_scale():
         ("occlusion_blur", float("nan")),
         ("fine_patch_stride", 0),
         ("occlusion_weight", 1.5),
+        ("fast_search", -1),
     ],
 )
 def test_config_errors_name_the_field(field, value):

@@ -1,4 +1,11 @@
-"""The CPU default: bidirectional DIS optical flow, backward warping to time t, occlusion-aware blending."""
+"""The CPU default: bidirectional DIS optical flow, backward warping to time t, occlusion-aware blending.
+
+DIS works coarse to fine, so a small object that moves farther than its own size (a thrown ball) is lost
+at the coarse levels and comes out as two faint ghosts. Blocks that the flow leaves unexplained are
+therefore block-matched over a wide window; a match that is far better than the flow and passes a
+left–right cross-check replaces the flow there, and at time t those fast blocks are carried to where
+they are then (forward splatting) instead of being read at the same place.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +39,8 @@ class FlowConfig:
     320×240 it gains 0.2 dB for 5 ms). ``occlusion_rel`` / ``occlusion_abs``: a pixel counts as occluded
     when its forward–backward error² exceeds ``rel · |flow|² + abs`` (px²). ``occlusion_blur``: Gaussian sigma (px) smoothing the
     occlusion masks; 0 disables it. ``occlusion_weight``: how far (0..1) an occluded pixel's blend weight
-    drops; below 1 hedges against false occlusions.
+    drops; below 1 hedges against false occlusions. ``fast_search``: how far (flow-image px) fast objects
+    are looked for by block matching; 0 turns the search off.
     """
 
     preset: str = "medium"
@@ -43,6 +51,7 @@ class FlowConfig:
     occlusion_abs: float = 20.0
     occlusion_blur: float = 3.0
     occlusion_weight: float = 0.5
+    fast_search: int = 48
 
     def __post_init__(self) -> None:
         if self.preset not in _PRESETS:
@@ -53,6 +62,8 @@ class FlowConfig:
             raise ValueError(f"fine_side must be >= 0, got {self.fine_side}")
         if self.fine_patch_stride < 1:
             raise ValueError(f"fine_patch_stride must be at least 1, got {self.fine_patch_stride}")
+        if self.fast_search < 0:
+            raise ValueError(f"fast_search must be >= 0, got {self.fast_search}")
         if not 0 <= self.occlusion_weight <= 1:
             raise ValueError(f"occlusion_weight must be between 0 and 1, got {self.occlusion_weight}")
         for field in ("occlusion_rel", "occlusion_abs", "occlusion_blur"):
@@ -96,6 +107,106 @@ def _constant_flow(shape: tuple[int, ...], shift: tuple[float, float]) -> np.nda
     return flow
 
 
+_BLOCK = 8  # fast-object blocks are this many flow-image px square ...
+_PAD = 4  # ... and matched with this much context around them
+_UNEXPLAINED = 32.0  # gray levels of warp error (5×5 mean) above which a pixel is unexplained by the flow
+_UNEXPLAINED_SHARE = 0.15  # share of unexplained pixels that makes a block a candidate
+_BETTER = 0.5  # a match replaces the flow when its squared error is below this share of the flow's
+_CROSS_CHECK = 1.5  # px: matching back from the match must land this close to the block
+_MIN_JUMP = 4.0  # px: a match this close to the flow adds nothing
+_MAX_BLOCKS = 64  # the most unexplained blocks searched per direction (bounds the cost on chaotic frames)
+
+
+def _match_fast_blocks(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, grid: np.ndarray, radius: int):
+    """Block matching where ``flow`` (g0→g1) leaves the image unexplained.
+
+    Returns the flow with accepted blocks set to their match and a mask (1 = replaced) of those blocks.
+    """
+    a, b = g0.astype(np.float32), g1.astype(np.float32)
+    warped = _warp(b, flow, grid, cv2.INTER_LINEAR)
+    error = cv2.boxFilter(np.abs(a - warped), -1, (5, 5))
+    height, width = a.shape
+    side = _BLOCK + 2 * _PAD
+    # Blocks whose padded template lies inside the image; block (row, col) starts at _PAD + (row, col) · _BLOCK.
+    rows, cols = (height - 2 * _PAD) // _BLOCK, (width - 2 * _PAD) // _BLOCK
+    unexplained = error[_PAD : _PAD + rows * _BLOCK, _PAD : _PAD + cols * _BLOCK] > _UNEXPLAINED
+    share = unexplained.reshape(rows, _BLOCK, cols, _BLOCK).mean((1, 3))
+
+    def window(image: np.ndarray, row: int, col: int, dx: int = 0, dy: int = 0) -> np.ndarray | None:
+        y, x = row * _BLOCK + dy, col * _BLOCK + dx
+        inside = y >= 0 and y + side <= height and x >= 0 and x + side <= width
+        return image[y : y + side, x : x + side] if inside else None
+
+    def fits(template: np.ndarray, row: int, col: int, dx: int, dy: int) -> bool:
+        """Whether moving by (dx, dy) explains the block far better than the flow does."""
+        moved = window(b, row, col, dx, dy)
+        current = ((template - window(warped, row, col)) ** 2).sum()
+        return moved is not None and ((template - moved) ** 2).sum() < _BETTER * current
+
+    matched: dict[tuple[int, int], tuple[int, int]] = {}
+    candidates = np.argwhere(share > _UNEXPLAINED_SHARE)
+    worst = np.argsort(-share[tuple(candidates.T)], kind="stable")[:_MAX_BLOCKS]
+    for row, col in candidates[worst]:
+        template = window(a, row, col)
+        dx, dy = _best_match(b, template, col * _BLOCK, row * _BLOCK, radius)
+        centre = flow[row * _BLOCK + side // 2, col * _BLOCK + side // 2]
+        jump = np.hypot(dx - centre[0], dy - centre[1])
+        if jump >= _MIN_JUMP and fits(template, row, col, dx, dy):
+            back_dx, back_dy = _best_match(a, window(b, row, col, dx, dy), col * _BLOCK + dx, row * _BLOCK + dy, radius)
+            if np.hypot(dx + back_dx, dy + back_dy) <= _CROSS_CHECK:
+                matched[row, col] = dx, dy
+    # Blocks holding only an edge of a fast object take a neighbour's match where it fits them well.
+    for row, col in list(matched):
+        for n in _neighbours(row, col):
+            inside = 0 <= n[0] < rows and 0 <= n[1] < cols
+            if n not in matched and inside and share[n] > 0 and fits(window(a, *n), *n, *matched[row, col]):
+                matched[n] = matched[row, col]
+    flow = flow.copy()
+    replaced = np.zeros((height, width), np.float32)
+    for (row, col), vector in matched.items():
+        block = (
+            slice(_PAD + row * _BLOCK, _PAD + (row + 1) * _BLOCK),
+            slice(_PAD + col * _BLOCK, _PAD + (col + 1) * _BLOCK),
+        )
+        flow[block] = vector
+        replaced[block] = 1
+    return flow, replaced
+
+
+def _neighbours(row: int, col: int) -> list[tuple[int, int]]:
+    """The eight blocks around one."""
+    return [(row + i, col + j) for i in (-1, 0, 1) for j in (-1, 0, 1) if i or j]
+
+
+def _best_match(image: np.ndarray, template: np.ndarray, x: int, y: int, radius: int) -> tuple[int, int]:
+    """Where ``template`` (taken at x, y) fits ``image`` best within ``radius``: (dx, dy)."""
+    height, width = image.shape
+    side_y, side_x = template.shape
+    x0, y0 = max(0, x - radius), max(0, y - radius)
+    window = image[y0 : min(height, y + side_y + radius), x0 : min(width, x + side_x + radius)]
+    _, _, (mx, my), _ = cv2.minMaxLoc(cv2.matchTemplate(window, template, cv2.TM_SQDIFF))
+    return x0 + mx - x, y0 + my - y
+
+
+def _splat(values: np.ndarray, flow: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward splat: add ``weight · values(x)`` to the pixel nearest ``x + flow(x)``.
+
+    Returns the splatted sums (H×W×C) and weights (H×W); what lands outside the image is dropped.
+    """
+    height, width = weight.shape
+    size = height * width
+    target = np.rint(_grid(height, width) + flow).astype(np.intp)
+    x, y = target[..., 0], target[..., 1]
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    index = np.where(inside, y * width + x, size).ravel()  # outside: a spare bin, dropped below
+    weight = weight.ravel()
+    total = np.bincount(index, weight, size + 1)[:size]
+    sums = [np.bincount(index, weight * values[..., c].ravel(), size + 1)[:size] for c in range(values.shape[2])]
+    return np.dstack(sums).reshape(height, width, -1).astype(np.float32), total.reshape(height, width).astype(
+        np.float32
+    )
+
+
 class FlowBackend:
     """Any-t interpolation from bidirectional DIS flow; one flow computation per keyframe pair per call."""
 
@@ -128,8 +239,8 @@ class FlowBackend:
         return self._dis[fine]
 
     def _flows(self, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Forward (first→last) and backward (last→first) flow and the visibility (1 − occlusion weight) of
-        each keyframe, at the reduced flow scale, in flow-image pixels."""
+        """Forward (first→last) and backward (last→first) flow, the visibility (1 − occlusion weight) of each
+        keyframe and the masks of their fast blocks, at the reduced flow scale, in flow-image pixels."""
         g0 = cv2.cvtColor(first, cv2.COLOR_RGB2GRAY)
         g1 = cv2.cvtColor(last, cv2.COLOR_RGB2GRAY)
         height, width = g0.shape
@@ -145,15 +256,19 @@ class FlowBackend:
         f01 = dis.calc(g0, g1, _constant_flow(g0.shape, shift))
         f10 = dis.calc(g1, g0, _constant_flow(g0.shape, (-shift[0], -shift[1])))
         grid = _grid(*g0.shape)
+        fast0 = fast1 = None
+        if self.config.fast_search:
+            f01, fast0 = _match_fast_blocks(g0, g1, f01, grid, self.config.fast_search)
+            f10, fast1 = _match_fast_blocks(g1, g0, f10, grid, self.config.fast_search)
         vis0 = 1 - self.config.occlusion_weight * self._occlusion(f01, f10, grid)
         vis1 = 1 - self.config.occlusion_weight * self._occlusion(f10, f01, grid)
-        return f01, f10, vis0, vis1
+        return f01, f10, vis0, vis1, fast0, fast1
 
     def _prepare(self, first: np.ndarray, last: np.ndarray) -> _PairState:
         if first.shape != last.shape:
             raise ValueError(f"keyframes differ in size: {first.shape} vs {last.shape}")
         if np.array_equal(first, last):
-            return _PairState(first, last, None, None, None, None)
+            return _PairState(first, last, None, None, None, None, None, None)
         return _PairState(first, last, *self._flows(first, last))
 
     def _occlusion(self, forward: np.ndarray, backward: np.ndarray, grid) -> np.ndarray:
@@ -171,7 +286,8 @@ class FlowBackend:
 
 @dataclass(frozen=True)
 class _PairState:
-    """Per-pair work shared by every t of one call: the keyframes, both flows and visibilities (flow scale)."""
+    """Per-pair work shared by every t of one call: the keyframes, both flows, visibilities and fast-block
+    masks (flow scale; the masks are None when the search is off)."""
 
     first: np.ndarray
     last: np.ndarray
@@ -179,6 +295,8 @@ class _PairState:
     f10: np.ndarray | None
     vis0: np.ndarray | None
     vis1: np.ndarray | None
+    fast0: np.ndarray | None
+    fast1: np.ndarray | None
 
     def frame_at(self, t: float) -> np.ndarray:
         if self.f01 is None:  # identical keyframes
@@ -186,10 +304,23 @@ class _PairState:
         # The first→last motion at each pixel at time t, from the flows at the same place (linear-motion
         # approximation, as in Super-SloMo/RIFE), then the flow from time t back to each keyframe.
         motion = (1 - t) * self.f01 - t * self.f10
-        ft0, ft1 = -t * motion, (1 - t) * motion
         grid = _grid(*self.f01.shape[:2])
-        w0 = (1 - t) * _warp(self.vis0, ft0, grid, cv2.INTER_LINEAR) + 1e-3
-        w1 = t * _warp(self.vis1, ft1, grid, cv2.INTER_LINEAR) + 1e-3
+        arrived = vacated0 = vacated1 = 0
+        fast = self.fast0 is not None and (self.fast0.any() or self.fast1.any())
+        if fast:
+            # Fast blocks are where their motion carries them by time t, and gone from where they were.
+            sum0, weight0 = _splat(self.f01, t * self.f01, self.fast0)
+            sum1, weight1 = _splat(-self.f10, (1 - t) * self.f10, self.fast1)
+            weight = weight0 + weight1
+            arrived = np.minimum(weight, 1)
+            carried = (sum0 + sum1) / np.maximum(weight, 1e-6)[..., None]
+            motion = arrived[..., None] * carried + (1 - arrived[..., None]) * motion
+        ft0, ft1 = -t * motion, (1 - t) * motion
+        if fast:
+            vacated0 = _warp(self.fast0, ft0, grid, cv2.INTER_LINEAR) * (1 - arrived)
+            vacated1 = _warp(self.fast1, ft1, grid, cv2.INTER_LINEAR) * (1 - arrived)
+        w0 = (1 - t) * _warp(self.vis0, ft0, grid, cv2.INTER_LINEAR) * (1 - vacated0) + 1e-3
+        w1 = t * _warp(self.vis1, ft1, grid, cv2.INTER_LINEAR) * (1 - vacated1) + 1e-3
         height, width = self.first.shape[:2]
         if (height, width) != self.f01.shape[:2]:
             ft0, ft1, w0, w1 = (_resize(a, width, height) for a in (ft0, ft1, w0, w1))
