@@ -117,6 +117,15 @@ def test_a_fast_small_object_lost_by_the_flow_is_found_and_carried():
     assert ball_error(middle(found, first, last), gt) > ball_error(middle(lost, first, last), gt) + 8
 
 
+@pytest.mark.parametrize("height,width", [(16, 600), (600, 16), (16, 16)])
+def test_extreme_shapes_keep_a_flow_image_dis_can_take(height, width):
+    # A 16×600 frame scaled to 512 px would be 14 px high, which crashes OpenCV's DIS (a segfault).
+    image = textured_image(height + 4, width + 4)
+    first, last = image[:height, :width].copy(), image[4:, 4:].copy()
+    out = middle(FlowBackend(), first, last)
+    assert out.shape == first.shape
+
+
 def test_large_frame_uses_reduced_scale():
     big = textured_image(300, 420 + 16)
     first, last = big[:, 16:].copy(), big[:, :420].copy()

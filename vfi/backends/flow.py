@@ -85,6 +85,7 @@ def _warp(image: np.ndarray, flow: np.ndarray, grid: np.ndarray, method: int) ->
     return cv2.remap(image, grid + flow, None, method, borderMode=cv2.BORDER_REPLICATE)
 
 
+_MIN_FLOW_SIDE = 16  # the short side of a flow image is kept at least this long (or the frame's, if shorter)
 _SHIFT_SIDE = 256  # the global shift is estimated on images at most this large (a prior needs no more)
 
 
@@ -244,7 +245,8 @@ class FlowBackend:
         g0 = cv2.cvtColor(first, cv2.COLOR_RGB2GRAY)
         g1 = cv2.cvtColor(last, cv2.COLOR_RGB2GRAY)
         height, width = g0.shape
-        scale = min(1.0, self.config.max_flow_side / max(height, width))
+        # Never below _MIN_FLOW_SIDE on the short side: OpenCV's DIS crashes on a wide image under 16 px high.
+        scale = min(1.0, max(self.config.max_flow_side / max(height, width), _MIN_FLOW_SIDE / min(height, width)))
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             g0 = cv2.resize(g0, size, interpolation=cv2.INTER_AREA)
