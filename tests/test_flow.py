@@ -9,7 +9,7 @@ from scenes import panned_triplet, textured_image, thrown_ball_triplet
 from vfi.backends import create_backend
 from vfi.backends.base import FrameRequest
 from vfi.backends.crossfade import CrossfadeBackend
-from vfi.backends.flow import FlowBackend, FlowConfig
+from vfi.backends.flow import FlowBackend, FlowConfig, _best_match
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -115,6 +115,15 @@ def test_a_fast_small_object_lost_by_the_flow_is_found_and_carried():
     assert state.fast0[100, 100] == 0 and not state.f01[100, 100].any()  # the still ground keeps its flow
     assert ball_error(middle(found, first, last), gt) >= 30.0
     assert ball_error(middle(found, first, last), gt) > ball_error(middle(lost, first, last), gt) + 8
+
+
+def test_block_matching_refuses_repetitive_texture():
+    # Blinds or a fence match equally well one period away: such a match must not replace the flow.
+    yy, xx = np.mgrid[0:96, 0:96]
+    stripes = np.where(xx % 6 < 3, 60, 200).astype(np.float32)
+    assert _best_match(stripes, stripes[40:56, 40:56], 40, 40, radius=24) is None
+    texture = textured_image(96, 96)[..., 0].astype(np.float32)
+    assert _best_match(texture, texture[40:56, 50:66], 40, 40, radius=24) == (10, 0)
 
 
 @pytest.mark.parametrize("height,width", [(16, 600), (600, 16), (16, 16)])

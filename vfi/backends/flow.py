@@ -2,8 +2,8 @@
 
 DIS works coarse to fine, so a small object that moves farther than its own size (a thrown ball) is lost
 at the coarse levels and comes out as two faint ghosts. Blocks that the flow leaves unexplained are
-therefore block-matched over a wide window; a match that is far better than the flow and passes a
-left–right cross-check replaces the flow there, and at time t those fast blocks are carried to where
+therefore block-matched over a wide window; a match that is far better than the flow, unique (repetitive texture
+such as blinds matches in many places) and passes a left–right cross-check replaces the flow there, and at time t those fast blocks are carried to where
 they are then (forward splatting) instead of being read at the same place.
 """
 
@@ -116,6 +116,8 @@ _BETTER = 0.5  # a match replaces the flow when its squared error is below this 
 _CROSS_CHECK = 1.5  # px: matching back from the match must land this close to the block
 _MIN_JUMP = 4.0  # px: a match this close to the flow adds nothing
 _MAX_BLOCKS = 64  # the most unexplained blocks searched per direction (bounds the cost on chaotic frames)
+_UNIQUE = 3.0  # a match counts only if every place farther than _UNIQUE_RADIUS px fits this many times worse
+_UNIQUE_RADIUS = 3  # (repetitive texture such as blinds or fences matches equally well in many places)
 
 
 def _match_fast_blocks(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, grid: np.ndarray, radius: int):
@@ -149,12 +151,15 @@ def _match_fast_blocks(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, grid: n
     worst = np.argsort(-share[tuple(candidates.T)], kind="stable")[:_MAX_BLOCKS]
     for row, col in candidates[worst]:
         template = window(a, row, col)
-        dx, dy = _best_match(b, template, col * _BLOCK, row * _BLOCK, radius)
+        match = _best_match(b, template, col * _BLOCK, row * _BLOCK, radius)
+        if match is None:
+            continue
+        dx, dy = match
         centre = flow[row * _BLOCK + side // 2, col * _BLOCK + side // 2]
         jump = np.hypot(dx - centre[0], dy - centre[1])
         if jump >= _MIN_JUMP and fits(template, row, col, dx, dy):
-            back_dx, back_dy = _best_match(a, window(b, row, col, dx, dy), col * _BLOCK + dx, row * _BLOCK + dy, radius)
-            if np.hypot(dx + back_dx, dy + back_dy) <= _CROSS_CHECK:
+            back = _best_match(a, window(b, row, col, dx, dy), col * _BLOCK + dx, row * _BLOCK + dy, radius)
+            if back is not None and np.hypot(dx + back[0], dy + back[1]) <= _CROSS_CHECK:
                 matched[row, col] = dx, dy
     # Blocks holding only an edge of a fast object take a neighbour's match where it fits them well.
     for row, col in list(matched):
@@ -179,13 +184,20 @@ def _neighbours(row: int, col: int) -> list[tuple[int, int]]:
     return [(row + i, col + j) for i in (-1, 0, 1) for j in (-1, 0, 1) if i or j]
 
 
-def _best_match(image: np.ndarray, template: np.ndarray, x: int, y: int, radius: int) -> tuple[int, int]:
-    """Where ``template`` (taken at x, y) fits ``image`` best within ``radius``: (dx, dy)."""
+def _best_match(image: np.ndarray, template: np.ndarray, x: int, y: int, radius: int) -> tuple[int, int] | None:
+    """Where ``template`` (taken at x, y) fits ``image`` best within ``radius``: (dx, dy), or None when the
+    best place is not unique (another place, farther than ``_UNIQUE_RADIUS``, fits nearly as well)."""
     height, width = image.shape
     side_y, side_x = template.shape
     x0, y0 = max(0, x - radius), max(0, y - radius)
     window = image[y0 : min(height, y + side_y + radius), x0 : min(width, x + side_x + radius)]
-    _, _, (mx, my), _ = cv2.minMaxLoc(cv2.matchTemplate(window, template, cv2.TM_SQDIFF))
+    cost = cv2.matchTemplate(window, template, cv2.TM_SQDIFF)
+    best, _, (mx, my), _ = cv2.minMaxLoc(cost)
+    r = _UNIQUE_RADIUS
+    cost[max(0, my - r) : my + r + 1, max(0, mx - r) : mx + r + 1] = np.inf
+    # An exact match (best = 0) still needs the runner-up to differ by more than noise (1 gray level per pixel).
+    if cost.min() < _UNIQUE * best + template.size:
+        return None
     return x0 + mx - x, y0 + my - y
 
 
