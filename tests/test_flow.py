@@ -9,7 +9,7 @@ from scenes import panned_triplet, textured_image, thrown_ball_triplet
 from vfi.backends import create_backend
 from vfi.backends.base import FrameRequest
 from vfi.backends.crossfade import CrossfadeBackend
-from vfi.backends.flow import FlowBackend, FlowConfig, _best_match
+from vfi.backends.flow import FlowBackend, FlowConfig, _best_match, _half
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -121,9 +121,9 @@ def test_block_matching_refuses_repetitive_texture():
     # Blinds or a fence match equally well one period away: such a match must not replace the flow.
     yy, xx = np.mgrid[0:96, 0:96]
     stripes = np.where(xx % 6 < 3, 60, 200).astype(np.float32)
-    assert _best_match(stripes, stripes[40:56, 40:56], 40, 40, radius=24) is None
+    assert _best_match(stripes, _half(stripes), stripes[40:56, 40:56], 40, 40, radius=24) is None
     texture = textured_image(96, 96)[..., 0].astype(np.float32)
-    assert _best_match(texture, texture[40:56, 50:66], 40, 40, radius=24) == (10, 0)
+    assert _best_match(texture, _half(texture), texture[40:56, 51:67], 40, 40, radius=24) == (11, 0)
 
 
 @pytest.mark.parametrize("height,width", [(16, 600), (600, 16), (16, 16)])

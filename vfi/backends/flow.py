@@ -102,10 +102,8 @@ def _global_shift(g0: np.ndarray, g1: np.ndarray) -> tuple[float, float]:
 
 
 def _constant_flow(shape: tuple[int, ...], shift: tuple[float, float]) -> np.ndarray:
-    """A uniform initial flow for DIS."""
-    flow = np.empty((*shape[:2], 2), np.float32)
-    flow[...] = shift
-    return flow
+    """A uniform initial flow for DIS (``np.tile``: assigning a 2-vector to every pixel is 15× slower)."""
+    return np.tile(np.float32(shift), (*shape[:2], 1))
 
 
 _BLOCK = 8  # fast-object blocks are this many flow-image px square ...
@@ -116,8 +114,8 @@ _BETTER = 0.5  # a match replaces the flow when its squared error is below this 
 _CROSS_CHECK = 1.5  # px: matching back from the match must land this close to the block
 _MIN_JUMP = 4.0  # px: a match this close to the flow adds nothing
 _MAX_BLOCKS = 64  # the most unexplained blocks searched per direction (bounds the cost on chaotic frames)
-_UNIQUE = 3.0  # a match counts only if every place farther than _UNIQUE_RADIUS px fits this many times worse
-_UNIQUE_RADIUS = 3  # (repetitive texture such as blinds or fences matches equally well in many places)
+_UNIQUE = 3.0  # a match counts only if every place farther than _UNIQUE_RADIUS half-resolution px fits this
+_UNIQUE_RADIUS = 2  # many times worse (repetitive texture such as blinds or fences matches well in many places)
 
 
 def _match_fast_blocks(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, grid: np.ndarray, radius: int):
@@ -126,6 +124,7 @@ def _match_fast_blocks(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, grid: n
     Returns the flow with accepted blocks set to their match and a mask (1 = replaced) of those blocks.
     """
     a, b = g0.astype(np.float32), g1.astype(np.float32)
+    half_a, half_b = _half(a), _half(b)
     warped = _warp(b, flow, grid, cv2.INTER_LINEAR)
     error = cv2.boxFilter(np.abs(a - warped), -1, (5, 5))
     height, width = a.shape
@@ -151,14 +150,14 @@ def _match_fast_blocks(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, grid: n
     worst = np.argsort(-share[tuple(candidates.T)], kind="stable")[:_MAX_BLOCKS]
     for row, col in candidates[worst]:
         template = window(a, row, col)
-        match = _best_match(b, template, col * _BLOCK, row * _BLOCK, radius)
+        match = _best_match(b, half_b, template, col * _BLOCK, row * _BLOCK, radius)
         if match is None:
             continue
         dx, dy = match
         centre = flow[row * _BLOCK + side // 2, col * _BLOCK + side // 2]
         jump = np.hypot(dx - centre[0], dy - centre[1])
         if jump >= _MIN_JUMP and fits(template, row, col, dx, dy):
-            back = _best_match(a, window(b, row, col, dx, dy), col * _BLOCK + dx, row * _BLOCK + dy, radius)
+            back = _best_match(a, half_a, window(b, row, col, dx, dy), col * _BLOCK + dx, row * _BLOCK + dy, radius)
             if back is not None and np.hypot(dx + back[0], dy + back[1]) <= _CROSS_CHECK:
                 matched[row, col] = dx, dy
     # Blocks holding only an edge of a fast object take a neighbour's match where it fits them well.
@@ -184,40 +183,64 @@ def _neighbours(row: int, col: int) -> list[tuple[int, int]]:
     return [(row + i, col + j) for i in (-1, 0, 1) for j in (-1, 0, 1) if i or j]
 
 
-def _best_match(image: np.ndarray, template: np.ndarray, x: int, y: int, radius: int) -> tuple[int, int] | None:
+def _half(image: np.ndarray) -> np.ndarray:
+    """The image at half resolution (area averaging), where block matching searches first."""
+    return cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
+def _best_match(
+    image: np.ndarray, half: np.ndarray, template: np.ndarray, x: int, y: int, radius: int
+) -> tuple[int, int] | None:
     """Where ``template`` (taken at x, y) fits ``image`` best within ``radius``: (dx, dy), or None when the
-    best place is not unique (another place, farther than ``_UNIQUE_RADIUS``, fits nearly as well)."""
+    best place is not unique. Coarse to fine: the whole radius on ``half`` (``image`` at half resolution),
+    where uniqueness is judged, then ±2 px around that place at full resolution."""
+    coarse = _search(half, _half(template), x // 2, y // 2, radius // 2, unique=True)
+    if coarse is None:
+        return None
+    cx, cy = 2 * (x // 2 + coarse[0]), 2 * (y // 2 + coarse[1])
+    fine_dx, fine_dy = _search(image, template, cx, cy, 2, unique=False)
+    return cx + fine_dx - x, cy + fine_dy - y
+
+
+def _search(
+    image: np.ndarray, template: np.ndarray, x: int, y: int, radius: int, unique: bool
+) -> tuple[int, int] | None:
+    """Exhaustive template search within ``radius`` of (x, y): (dx, dy) of the least squared difference. With
+    ``unique``, None when some place farther than ``_UNIQUE_RADIUS`` fits nearly as well (repetitive texture)."""
     height, width = image.shape
     side_y, side_x = template.shape
     x0, y0 = max(0, x - radius), max(0, y - radius)
     window = image[y0 : min(height, y + side_y + radius), x0 : min(width, x + side_x + radius)]
     cost = cv2.matchTemplate(window, template, cv2.TM_SQDIFF)
     best, _, (mx, my), _ = cv2.minMaxLoc(cost)
-    r = _UNIQUE_RADIUS
-    cost[max(0, my - r) : my + r + 1, max(0, mx - r) : mx + r + 1] = np.inf
-    # An exact match (best = 0) still needs the runner-up to differ by more than noise (1 gray level per pixel).
-    if cost.min() < _UNIQUE * best + template.size:
-        return None
+    if unique:
+        r = _UNIQUE_RADIUS
+        cost[max(0, my - r) : my + r + 1, max(0, mx - r) : mx + r + 1] = np.inf
+        # An exact match (best = 0) still needs the runner-up to differ by more than noise (1 gray level per pixel).
+        if cost.min() < _UNIQUE * best + template.size:
+            return None
     return x0 + mx - x, y0 + my - y
 
 
-def _splat(values: np.ndarray, flow: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Forward splat: add ``weight · values(x)`` to the pixel nearest ``x + flow(x)``.
+def _carry(flow: np.ndarray, mask: np.ndarray, travel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Forward splat of the masked pixels (few: the fast blocks): each takes its flow vector to the pixel
+    nearest ``x + travel · flow(x)``.
 
-    Returns the splatted sums (H×W×C) and weights (H×W); what lands outside the image is dropped.
+    Returns the sums of the vectors that land on each pixel (H×W×2) and how many land there (H×W); what
+    lands outside the image is dropped.
     """
-    height, width = weight.shape
-    size = height * width
-    target = np.rint(_grid(height, width) + flow).astype(np.intp)
-    x, y = target[..., 0], target[..., 1]
+    height, width = mask.shape
+    ys, xs = np.nonzero(mask)
+    vectors = flow[ys, xs]
+    x = np.rint(xs + travel * vectors[:, 0]).astype(np.intp)
+    y = np.rint(ys + travel * vectors[:, 1]).astype(np.intp)
     inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-    index = np.where(inside, y * width + x, size).ravel()  # outside: a spare bin, dropped below
-    weight = weight.ravel()
-    total = np.bincount(index, weight, size + 1)[:size]
-    sums = [np.bincount(index, weight * values[..., c].ravel(), size + 1)[:size] for c in range(values.shape[2])]
-    return np.dstack(sums).reshape(height, width, -1).astype(np.float32), total.reshape(height, width).astype(
-        np.float32
-    )
+    index, vectors = y[inside] * width + x[inside], vectors[inside]
+    size = height * width
+    sums = np.zeros((size, 2), np.float32)
+    np.add.at(sums, index, vectors)
+    count = np.bincount(index, minlength=size).astype(np.float32)
+    return sums.reshape(height, width, 2), count.reshape(height, width)
 
 
 class FlowBackend:
@@ -323,12 +346,12 @@ class _PairState:
         fast = self.fast0 is not None and (self.fast0.any() or self.fast1.any())
         if fast:
             # Fast blocks are where their motion carries them by time t, and gone from where they were.
-            sum0, weight0 = _splat(self.f01, t * self.f01, self.fast0)
-            sum1, weight1 = _splat(-self.f10, (1 - t) * self.f10, self.fast1)
-            weight = weight0 + weight1
-            arrived = np.minimum(weight, 1)
-            carried = (sum0 + sum1) / np.maximum(weight, 1e-6)[..., None]
-            motion = arrived[..., None] * carried + (1 - arrived[..., None]) * motion
+            sum0, count0 = _carry(self.f01, self.fast0, t)
+            sum1, count1 = _carry(self.f10, self.fast1, 1 - t)  # last→first vectors: the motion is their negative
+            count = count0 + count1
+            arrived = np.minimum(count, 1)
+            hit = np.nonzero(count)
+            motion[hit] = (sum0[hit] - sum1[hit]) / count[hit][:, None]
         ft0, ft1 = -t * motion, (1 - t) * motion
         if fast:
             vacated0 = _warp(self.fast0, ft0, grid, cv2.INTER_LINEAR) * (1 - arrived)
@@ -337,7 +360,8 @@ class _PairState:
         w1 = t * _warp(self.vis1, ft1, grid, cv2.INTER_LINEAR) * (1 - vacated1) + 1e-3
         height, width = self.first.shape[:2]
         if (height, width) != self.f01.shape[:2]:
-            ft0, ft1, w0, w1 = (_resize(a, width, height) for a in (ft0, ft1, w0, w1))
+            motion, w0, w1 = (_resize(a, width, height) for a in (motion, w0, w1))
+            ft0, ft1 = -t * motion, (1 - t) * motion
         grid = _grid(height, width)
         warped0 = _warp(self.first, ft0, grid, cv2.INTER_CUBIC)
         warped1 = _warp(self.last, ft1, grid, cv2.INTER_CUBIC)
