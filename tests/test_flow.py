@@ -159,6 +159,7 @@ def test_large_frame_uses_reduced_scale():
         ("fine_patch_stride", 0),
         ("occlusion_weight", 1.5),
         ("fast_search", -1),
+        ("refinement_iterations", -1),
     ],
 )
 def test_config_errors_name_the_field(field, value):

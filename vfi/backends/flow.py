@@ -36,7 +36,8 @@ class FlowConfig:
     frames downscaled so that their longer side is at most this (keeps large frames ~linear in cost).
     ``fine_side``: frames whose flow-working longer side is at most this get DIS patches every
     ``fine_patch_stride`` px, denser than the preset's (small frames have the time to spare; on UCF101's
-    320×240 it gains 0.2 dB for 5 ms). ``occlusion_rel`` / ``occlusion_abs``: a pixel counts as occluded
+    320×240 it gains 0.2 dB for 5 ms). ``refinement_iterations``: DIS variational refinement iterations per
+    scale (the presets use 5; 2 measure the same on our sets and save about a fifth of DIS's time). ``occlusion_rel`` / ``occlusion_abs``: a pixel counts as occluded
     when its forward–backward error² exceeds ``rel · |flow|² + abs`` (px²). ``occlusion_blur``: Gaussian sigma (px) smoothing the
     occlusion masks; 0 disables it. ``occlusion_weight``: how far (0..1) an occluded pixel's blend weight
     drops; below 1 hedges against false occlusions. ``fast_search``: how far (flow-image px) fast objects
@@ -47,6 +48,7 @@ class FlowConfig:
     max_flow_side: int = 512
     fine_side: int = 400
     fine_patch_stride: int = 2
+    refinement_iterations: int = 2
     occlusion_rel: float = 0.5
     occlusion_abs: float = 20.0
     occlusion_blur: float = 3.0
@@ -62,6 +64,8 @@ class FlowConfig:
             raise ValueError(f"fine_side must be >= 0, got {self.fine_side}")
         if self.fine_patch_stride < 1:
             raise ValueError(f"fine_patch_stride must be at least 1, got {self.fine_patch_stride}")
+        if self.refinement_iterations < 0:
+            raise ValueError(f"refinement_iterations must be >= 0, got {self.refinement_iterations}")
         if self.fast_search < 0:
             raise ValueError(f"fast_search must be >= 0, got {self.fast_search}")
         if not 0 <= self.occlusion_weight <= 1:
@@ -269,6 +273,7 @@ class FlowBackend:
         if fine not in self._dis:
             dis = cv2.DISOpticalFlow_create(_PRESETS[self.config.preset])
             dis.setFinestScale(min(1, dis.getFinestScale()))
+            dis.setVariationalRefinementIterations(self.config.refinement_iterations)
             if fine:
                 dis.setPatchStride(min(self.config.fine_patch_stride, dis.getPatchStride()))
             self._dis[fine] = dis
