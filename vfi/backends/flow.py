@@ -143,8 +143,8 @@ def _match_fast_blocks(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, grid: n
     side = _BLOCK + 2 * _PAD
     # Blocks whose padded template lies inside the image; block (row, col) starts at _PAD + (row, col) · _BLOCK.
     rows, cols = (height - 2 * _PAD) // _BLOCK, (width - 2 * _PAD) // _BLOCK
-    unexplained = error[_PAD : _PAD + rows * _BLOCK, _PAD : _PAD + cols * _BLOCK] > _UNEXPLAINED
-    share = unexplained.reshape(rows, _BLOCK, cols, _BLOCK).mean((1, 3))
+    unexplained = (error[_PAD : _PAD + rows * _BLOCK, _PAD : _PAD + cols * _BLOCK] > _UNEXPLAINED).astype(np.float32)
+    share = cv2.resize(unexplained, (cols, rows), interpolation=cv2.INTER_AREA)  # the mean over each block
 
     def window(image: np.ndarray, row: int, col: int, dx: int = 0, dy: int = 0) -> np.ndarray | None:
         y, x = row * _BLOCK + dy, col * _BLOCK + dx
