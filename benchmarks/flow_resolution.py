@@ -33,9 +33,25 @@ def pair_at(width: int, height: int, source: Path | None) -> tuple[np.ndarray, n
     return tuple(cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in (first, last))
 
 
+def dis_yardstick_ms() -> float:
+    """Machine speed, to compare tables from different machines: median ms of one bare DIS call (medium
+    preset, OpenCV's defaults) on the 640×480 synthetic pair scaled to 512×384."""
+    import cv2
+
+    first, last = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in pair_at(512, 384, None))
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    times = []
+    for _ in range(11):
+        start = time.perf_counter()
+        dis.calc(first, last, None)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times[1:]))
+
+
 def main(argv: list[str]) -> None:
     source = Path(argv[0]) if argv else None
     backend = FlowBackend()
+    print(f"# machine yardstick: one bare DIS call at 512x384 takes {dis_yardstick_ms():.1f} ms")
     rows = []
     for width, height in SIZES:
         first, last = pair_at(width, height, source)

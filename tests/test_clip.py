@@ -148,6 +148,13 @@ def test_limits_are_checked_before_running(tmp_path: Path) -> None:
         check_clip(single, ClipSettings())
 
 
+@pytest.mark.parametrize("side", [8, 12])
+def test_clips_too_small_for_a_keyframe_are_refused(tmp_path: Path, side: int) -> None:
+    clip = write_mp4(panned(3, width=side, height=side), tmp_path / "tiny.mp4", fps=10)
+    with pytest.raises(VFIError, match=f"tiny.mp4 is too small: {side}×{side}; each side must be at least 16"):
+        check_clip(clip, ClipSettings())
+
+
 def test_bad_input_leaves_no_output(tmp_path: Path, crossfade) -> None:
     bogus = tmp_path / "bogus.mp4"
     bogus.write_bytes(b"\x00" * 1000)

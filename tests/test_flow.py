@@ -126,9 +126,10 @@ def test_block_matching_refuses_repetitive_texture():
     assert _best_match(texture, _half(texture), texture[40:56, 51:67], 40, 40, radius=24) == (11, 0)
 
 
-@pytest.mark.parametrize("height,width", [(16, 600), (600, 16), (16, 16)])
+@pytest.mark.parametrize("height,width", [(16, 600), (600, 16), (16, 16), (12, 40), (1, 1), (3, 1)])
 def test_extreme_shapes_keep_a_flow_image_dis_can_take(height, width):
-    # A 16×600 frame scaled to 512 px would be 14 px high, which crashes OpenCV's DIS (a segfault).
+    # A 16×600 frame scaled to 512 px would be 14 px high, and a 12×40 frame is, which crashes OpenCV's DIS
+    # (a segfault); tiny frames also broke the phase correlation and the block search.
     image = textured_image(height + 4, width + 4)
     first, last = image[:height, :width].copy(), image[4:, 4:].copy()
     out = middle(FlowBackend(), first, last)

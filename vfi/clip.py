@@ -19,6 +19,7 @@ import numpy as np
 
 from vfi.backends.base import Backend
 from vfi.errors import VFIError
+from vfi.frames import MIN_SIDE
 from vfi.interpolate import (
     MAX_FRAMES,
     InterpolationSettings,
@@ -114,6 +115,10 @@ def check_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> Cl
     name = info.path.name
     if info.num_frames < 2:
         raise VFIError(f"{name} has {info.num_frames} frame; clip mode needs at least 2.")
+    if min(info.width, info.height) < MIN_SIDE:
+        raise VFIError(
+            f"{name} is too small: {info.width}×{info.height}; each side must be at least {MIN_SIDE} pixels."
+        )
     if info.duration > settings.max_seconds:
         raise VFIError(f"{name} is {info.duration:.1f} s long; the limit is {settings.max_seconds:g} s.")
     if info.num_frames > settings.max_frames:

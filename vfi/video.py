@@ -77,7 +77,7 @@ def _last_line(text: str) -> str:
 
 def _stream_header(stderr: str) -> tuple[int, int, bool]:
     """(width, height, has_audio) from ffmpeg's description of the input (displayed orientation)."""
-    video = re.search(r"Stream #0:\d+.*?: Video: .*?, (\d{2,5})x(\d{2,5})", stderr)
+    video = re.search(r"Stream #0:\d+.*?: Video: .*?, (\d{1,5})x(\d{1,5})", stderr)
     if video is None:
         raise VFIError("no video stream")
     width, height = int(video.group(1)), int(video.group(2))
