@@ -3,7 +3,8 @@
     python benchmarks/quality.py DATA_DIR [DATA_DIR ...] [--backends flow crossfade]
 
 Prints one row per (data folder, backend): triplet count, mean PSNR, mean SSIM, median ms per frame,
-time relative to crossfade and PSNR gain over crossfade (crossfade is always run as the reference).
+time relative to crossfade and PSNR gain over crossfade (crossfade is always run as the reference); a folder
+with frames of several sizes also gets one row per (size, backend) under it.
 """
 
 from __future__ import annotations
@@ -35,20 +36,29 @@ def main(argv: list[str] | None = None) -> None:
     backends = {name: create_backend(name) for name in names}
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     header = (
-        f"{'set':<14} {'backend':<10} {'n':>3} {'PSNR dB':>8} {'SSIM':>7} {'ms/frame':>9} {'time ×cf':>9} {'ΔPSNR':>7}"
+        f"{'set':<22} {'backend':<10} {'n':>3} {'PSNR dB':>8} {'SSIM':>7} {'ms/frame':>9} {'time ×cf':>9} {'ΔPSNR':>7}"
     )
     print(header)
     print("-" * len(header))
     for data_dir in args.data_dirs:
         reports: dict[str, EvaluationReport] = {name: evaluate(data_dir, backends[name]) for name in names}
-        base = reports[BASELINE]
-        for name, report in reports.items():
-            ratio = report.ms_per_frame / base.ms_per_frame
-            gain = report.psnr - base.psnr
-            print(
-                f"{data_dir.name:<14} {name:<10} {report.n:>3} {report.psnr:>8.2f} {report.ssim:>7.4f} "
-                f"{report.ms_per_frame:>9.1f} {ratio:>8.1f}× {gain:>+7.2f}"
-            )
+        print_rows(data_dir.name, reports)
+        sizes = {name: report.by_size() for name, report in reports.items()}
+        if len(sizes[BASELINE]) > 1:
+            for size in sizes[BASELINE]:
+                print_rows(f"  {size}", {name: by_size[size] for name, by_size in sizes.items()})
+
+
+def print_rows(label: str, reports: dict[str, EvaluationReport]) -> None:
+    """One table row per backend, against the crossfade baseline."""
+    base = reports[BASELINE]
+    for name, report in reports.items():
+        ratio = report.ms_per_frame / base.ms_per_frame
+        gain = report.psnr - base.psnr
+        print(
+            f"{label:<22} {name:<10} {report.n:>3} {report.psnr:>8.2f} {report.ssim:>7.4f} "
+            f"{report.ms_per_frame:>9.1f} {ratio:>8.1f}× {gain:>+7.2f}"
+        )
 
 
 if __name__ == "__main__":

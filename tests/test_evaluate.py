@@ -65,24 +65,33 @@ def test_evaluate_scores_every_triplet(data_dir: Path) -> None:
 
 def test_report_to_dict_and_table() -> None:
     report = EvaluationReport(
-        "crossfade", (TripletScore("seq/1", 30.0, 0.9, 2.0), TripletScore("seq/2", math.inf, 1.0, 4.0))
+        "crossfade",
+        (
+            TripletScore("seq/1", "64×48", 30.0, 0.9, 2.0),
+            TripletScore("seq/2", "64×48", math.inf, 1.0, 4.0),
+            TripletScore("seq/3", "320×240", 20.0, 0.8, 9.0),
+        ),
     )
     assert report.to_dict() == {
-        "n": 2,
+        "n": 3,
         "psnr": None,
-        "ssim": pytest.approx(0.95),
-        "ms_per_frame": 3.0,
+        "ssim": pytest.approx(0.9),
+        "ms_per_frame": 4.0,
         "per_triplet": [
-            {"name": "seq/1", "psnr": 30.0, "ssim": 0.9, "ms": 2.0},
-            {"name": "seq/2", "psnr": None, "ssim": 1.0, "ms": 4.0},
+            {"name": "seq/1", "size": "64×48", "psnr": 30.0, "ssim": 0.9, "ms": 2.0},
+            {"name": "seq/2", "size": "64×48", "psnr": None, "ssim": 1.0, "ms": 4.0},
+            {"name": "seq/3", "size": "320×240", "psnr": 20.0, "ssim": 0.8, "ms": 9.0},
         ],
         "backend": "crossfade",
     }
     lines = format_table(report).splitlines()
-    assert lines[0] == "backend: crossfade, 2 triplets"
-    assert lines[3].split() == ["seq/1", "30.00", "0.9000", "2.0"]
-    assert lines[4].split() == ["seq/2", "inf", "1.0000", "4.0"]
-    assert lines[-1].split() == ["mean", "/", "median", "inf", "0.9500", "3.0"]
+    assert lines[0] == "backend: crossfade, 3 triplets"
+    assert lines[3].split() == ["seq/1", "64×48", "30.00", "0.9000", "2.0"]
+    assert lines[4].split() == ["seq/2", "64×48", "inf", "1.0000", "4.0"]
+    assert lines[-1].split() == ["mean", "/", "median", "inf", "0.9000", "4.0"]
+    sizes = report.by_size()
+    assert list(sizes) == ["320×240", "64×48"]  # the largest first
+    assert (sizes["320×240"].n, sizes["64×48"].n, sizes["64×48"].ms_per_frame) == (1, 2, 3.0)
     assert len({len(line) for line in lines[1:]}) == 1  # fixed width
 
 

@@ -22,9 +22,11 @@ from vfi.metrics import Triplet, find_triplets, psnr, ssim
 
 @dataclass(frozen=True)
 class TripletScore:
-    """The result on one triplet: PSNR (dB), SSIM and the time to make the frame (ms)."""
+    """The result on one triplet: its frame size (``"640×480"``), PSNR (dB), SSIM and the time to make the
+    frame (ms)."""
 
     name: str
+    size: str
     psnr: float
     ssim: float
     ms: float
@@ -60,6 +62,11 @@ class EvaluationReport:
         """Median time per generated frame in milliseconds."""
         return statistics.median(row.ms for row in self.rows)
 
+    def by_size(self) -> dict[str, EvaluationReport]:
+        """One report per frame size, the largest first."""
+        sizes = sorted({row.size for row in self.rows}, key=lambda size: -math.prod(map(int, size.split("×"))))
+        return {size: EvaluationReport(self.backend, tuple(r for r in self.rows if r.size == size)) for size in sizes}
+
     def to_dict(self) -> dict[str, Any]:
         """The summary and the per-triplet rows, ready for strict JSON (an infinite PSNR, i.e. a frame
         reproduced exactly, becomes ``None``/``null``)."""
@@ -68,7 +75,9 @@ class EvaluationReport:
             "psnr": _finite(self.psnr),
             "ssim": self.ssim,
             "ms_per_frame": self.ms_per_frame,
-            "per_triplet": [{"name": r.name, "psnr": _finite(r.psnr), "ssim": r.ssim, "ms": r.ms} for r in self.rows],
+            "per_triplet": [
+                {"name": r.name, "size": r.size, "psnr": _finite(r.psnr), "ssim": r.ssim, "ms": r.ms} for r in self.rows
+            ],
             "backend": self.backend,
         }
 
@@ -112,7 +121,8 @@ def evaluate(
         start = time.perf_counter()
         made = _middle(first, last, backend, refine)
         ms = (time.perf_counter() - start) * 1000.0
-        rows.append(TripletScore(triplet.name, psnr(made, middle), ssim(made, middle), ms))
+        size = f"{middle.shape[1]}×{middle.shape[0]}"
+        rows.append(TripletScore(triplet.name, size, psnr(made, middle), ssim(made, middle), ms))
         if on_progress is not None:
             on_progress(index + 1, len(triplets))
     return EvaluationReport(backend.name, tuple(rows))
@@ -122,13 +132,13 @@ def format_table(report: EvaluationReport) -> str:
     """A fixed-width table: one row per triplet, then the means (and the median time)."""
     width = max(len("triplet"), len("mean / median"), *(len(row.name) for row in report.rows))
 
-    def line(name: str, psnr_db: float, ssim_value: float, ms: float) -> str:
+    def line(name: str, size: str, psnr_db: float, ssim_value: float, ms: float) -> str:
         db = "inf" if math.isinf(psnr_db) else f"{psnr_db:.2f}"
-        return f"{name:<{width}}  {db:>8}  {ssim_value:>6.4f}  {ms:>9.1f}"
+        return f"{name:<{width}}  {size:>9}  {db:>8}  {ssim_value:>6.4f}  {ms:>9.1f}"
 
-    header = f"{'triplet':<{width}}  {'PSNR dB':>8}  {'SSIM':>6}  {'ms/frame':>9}"
+    header = f"{'triplet':<{width}}  {'size':>9}  {'PSNR dB':>8}  {'SSIM':>6}  {'ms/frame':>9}"
     rule = "-" * len(header)
-    body = [line(row.name, row.psnr, row.ssim, row.ms) for row in report.rows]
-    total = line("mean / median", report.psnr, report.ssim, report.ms_per_frame)
+    body = [line(row.name, row.size, row.psnr, row.ssim, row.ms) for row in report.rows]
+    total = line("mean / median", "", report.psnr, report.ssim, report.ms_per_frame)
     title = f"backend: {report.backend}, {report.n} triplets"
     return "\n".join([title, header, rule, *body, rule, total])
