@@ -2,9 +2,10 @@
 
 DIS works coarse to fine, so a small object that moves farther than its own size (a thrown ball) is lost
 at the coarse levels and comes out as two faint ghosts. Blocks that the flow leaves unexplained are
-therefore block-matched over a wide window; a match that is far better than the flow, unique (repetitive texture
-such as blinds matches in many places) and passes a left–right cross-check replaces the flow there, and at time t those fast blocks are carried to where
-they are then (forward splatting) instead of being read at the same place.
+therefore block-matched over a wide window (coarse to fine); a match that is far better than the flow,
+unique (repetitive texture such as blinds matches in many places) and confirmed by matching back replaces
+the flow there, and at time t those fast blocks are carried to where they are then (forward splatting)
+instead of being read at the same place.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ class FlowConfig:
     ``fine_side``: frames whose flow-working longer side is at most this get DIS patches every
     ``fine_patch_stride`` px, denser than the preset's (small frames have the time to spare; on UCF101's
     320×240 it gains 0.2 dB for 5 ms). ``refinement_iterations``: DIS variational refinement iterations per
-    scale (the presets use 5; 2 measure the same on our sets and save about a fifth of DIS's time). ``occlusion_rel`` / ``occlusion_abs``: a pixel counts as occluded
-    when its forward–backward error² exceeds ``rel · |flow|² + abs`` (px²). ``occlusion_blur``: Gaussian sigma (px) smoothing the
-    occlusion masks; 0 disables it. ``occlusion_weight``: how far (0..1) an occluded pixel's blend weight
+    scale (the presets use 5; 2 measure the same on our sets and save about a fifth of DIS's time).
+    ``occlusion_rel`` / ``occlusion_abs``: a pixel counts as occluded when its forward–backward error²
+    exceeds ``rel · |flow|² + abs`` (px²). ``occlusion_blur``: Gaussian sigma (px) smoothing the occlusion
+    masks; 0 disables it. ``occlusion_weight``: how far (0..1) an occluded pixel's blend weight
     drops; below 1 hedges against false occlusions. ``fast_search``: how far (flow-image px) fast objects
     are looked for by block matching; 0 turns the search off.
     """
