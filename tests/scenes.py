@@ -58,3 +58,16 @@ def thrown_ball_triplet(
         frame[(yy - height // 3) ** 2 + (xx - centre_x) ** 2 <= radius**2] = (200, 90, 30)
         frames.append(frame)
     return frames[0], frames[1], frames[2]
+
+
+def parting_triplet(height: int = 160, width: int = 256, step: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first, middle, last) of two textured bands moving apart: the top ``step`` px right and the bottom
+    ``step`` px left per half step (no single shift describes both)."""
+    top = textured_image(height // 2, width + 4 * step, seed=1)
+    bottom = textured_image(height - height // 2, width + 4 * step, seed=2)
+    frames = []
+    for i in range(3):
+        right = top[:, (2 - i) * step : (2 - i) * step + width]
+        left = bottom[:, i * step : i * step + width]
+        frames.append(np.vstack([right, left]))
+    return frames[0], frames[1], frames[2]

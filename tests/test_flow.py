@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scenes import panned_triplet, textured_image, thrown_ball_triplet
+from scenes import panned_triplet, parting_triplet, textured_image, thrown_ball_triplet
 
 from vfi.backends import create_backend
+from vfi.backends import flow as flow_module
 from vfi.backends.base import FrameRequest
 from vfi.backends.crossfade import CrossfadeBackend
 from vfi.backends.flow import FlowBackend, FlowConfig, _best_match, _half
@@ -115,6 +116,15 @@ def test_a_fast_small_object_lost_by_the_flow_is_found_and_carried():
     assert state.fast0[100, 100] == 0 and not state.f01[100, 100].any()  # the still ground keeps its flow
     assert ball_error(middle(found, first, last), gt) >= 30.0
     assert ball_error(middle(found, first, last), gt) > ball_error(middle(lost, first, last), gt) + 8
+
+
+def test_parts_moving_far_apart_are_followed(monkeypatch):
+    # 32 px each way between the keyframes: beyond DIS's coarsest level, and the global shift fits only one part.
+    first, gt, last = parting_triplet(step=16)
+    inside = (slice(8, -8), slice(40, -40))  # away from the edges, where either part brings in new content
+    assert psnr(middle(FlowBackend(), first, last)[inside], gt[inside]) >= 28.0
+    monkeypatch.setattr(flow_module, "_LARGE_MOTION", float("inf"))  # never seed DIS with the coarse flow
+    assert psnr(middle(FlowBackend(), first, last)[inside], gt[inside]) < 20.0
 
 
 def test_block_matching_refuses_repetitive_texture():

@@ -1,6 +1,8 @@
 """The CPU default: bidirectional DIS optical flow, backward warping to time t, occlusion-aware blending.
 
-DIS works coarse to fine, so a small object that moves farther than its own size (a thrown ball) is lost
+DIS cannot follow motion beyond its coarsest level, so it starts from a prior: a global shift (phase
+correlation) for pans, or where the motion is large, a flow first estimated at 64 px (parts that move apart
+need more than one shift). DIS also works coarse to fine, so a small object that moves farther than its own size (a thrown ball) is lost
 at the coarse levels and comes out as two faint ghosts. Blocks that the flow leaves unexplained are
 therefore block-matched over a wide window (coarse to fine); a match that is far better than the flow,
 unique (repetitive texture such as blinds matches in many places) and confirmed by matching back replaces
@@ -101,6 +103,8 @@ def _squared_length(flow: np.ndarray) -> np.ndarray:
 
 _MIN_FLOW_SIDE = 16  # the short side of a flow image is kept at least this long (or the frame's, if shorter)
 _SHIFT_SIDE = 256  # the global shift is estimated on images at most this large (a prior needs no more)
+_COARSE_SIDE = 64  # a first, coarse flow is estimated on images at most this large ...
+_LARGE_MOTION = 16.0  # ... and seeds DIS where its 95th-percentile motion exceeds this many flow-image px
 
 
 def _global_shift(g0: np.ndarray, g1: np.ndarray) -> tuple[float, float]:
@@ -140,7 +144,7 @@ def _match_fast_blocks(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, grid: n
     a, b = g0.astype(np.float32), g1.astype(np.float32)
     half_a, half_b = _half(a), _half(b)
     warped = _warp(b, flow, grid, cv2.INTER_LINEAR)
-    error = cv2.boxFilter(np.abs(a - warped), -1, (5, 5))
+    error = _local_error(a, warped)
     height, width = a.shape
     side = _BLOCK + 2 * _PAD
     # Blocks whose padded template lies inside the image; block (row, col) starts at _PAD + (row, col) · _BLOCK.
@@ -190,6 +194,19 @@ def _match_fast_blocks(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, grid: n
         flow[block] = vector
         replaced[block] = 1
     return flow, replaced
+
+
+def _local_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean absolute difference of two float32 gray images over 5×5 neighbourhoods."""
+    return cv2.boxFilter(np.abs(a - b), -1, (5, 5))
+
+
+def _better_per_pixel(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per pixel, whichever of two flows g0→g1 explains g0 better (smaller local warp error)."""
+    grid = _grid(*g0.shape)
+    a, b = g0.astype(np.float32), g1.astype(np.float32)
+    errors = [_local_error(a, _warp(b, f, grid, cv2.INTER_LINEAR)) for f in (flow, other)]
+    return np.where((errors[1] < errors[0])[..., None], other, flow)
 
 
 def _neighbours(row: int, col: int) -> list[tuple[int, int]]:
@@ -267,6 +284,7 @@ class FlowBackend:
     def __init__(self, config: FlowConfig | None = None) -> None:
         self.config = config or FlowConfig()
         self._dis: dict[bool, cv2.DISOpticalFlow] = {}
+        self._coarse_dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
     def interpolate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
         cache: dict[tuple[int, int], _PairState] = {}
@@ -307,8 +325,8 @@ class FlowBackend:
         dis = self._estimator(fine)
         shift = _global_shift(g0, g1)
         # Always pass an initial flow: OpenCV 5.0's DIS can crash on a size change after a call with one.
-        f01 = dis.calc(g0, g1, _constant_flow(g0.shape, shift))
-        f10 = dis.calc(g1, g0, _constant_flow(g0.shape, (-shift[0], -shift[1])))
+        f01 = dis.calc(g0, g1, self._initial_flow(g0, g1, shift))
+        f10 = dis.calc(g1, g0, self._initial_flow(g1, g0, (-shift[0], -shift[1])))
         grid = _grid(*g0.shape)
         fast0 = fast1 = None
         if self.config.fast_search:
@@ -317,6 +335,23 @@ class FlowBackend:
         vis0 = 1 - self.config.occlusion_weight * self._occlusion(f01, f10)
         vis1 = 1 - self.config.occlusion_weight * self._occlusion(f10, f01)
         return f01, f10, vis0, vis1, fast0, fast1
+
+    def _initial_flow(self, g0: np.ndarray, g1: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+        """DIS's initial flow g0→g1: where the motion is large, a coarse flow estimated at ≤ _COARSE_SIDE px
+        (reaching farther than DIS's own coarsest level); else the global shift."""
+        height, width = g0.shape
+        scale = _COARSE_SIDE / max(height, width)
+        if scale < 0.75:  # (a flow image not much larger than the coarse one gains nothing from it)
+            size = (max(_MIN_FLOW_SIDE, round(width * scale)), max(_MIN_FLOW_SIDE, round(height * scale)))
+            factor = np.float32([size[0] / width, size[1] / height])
+            a, b = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (g0, g1))
+            # From rest and from the global shift (which misleads DIS where parts move apart), the better per pixel.
+            inits = ((0.0, 0.0), tuple(np.float32(shift) * factor))
+            coarse = _better_per_pixel(a, b, *(self._coarse_dis.calc(a, b, _constant_flow(a.shape, i)) for i in inits))
+            motion = np.hypot(coarse[..., 0] / factor[0], coarse[..., 1] / factor[1])
+            if np.percentile(motion, 95) > _LARGE_MOTION:
+                return _resize(coarse, width, height)
+        return _constant_flow(g0.shape, shift)
 
     def _prepare(self, first: np.ndarray, last: np.ndarray) -> _PairState:
         if first.shape != last.shape:
