@@ -2,12 +2,12 @@
 
 DIS cannot follow motion beyond its coarsest level, so it starts from a prior: a global shift (phase
 correlation) for pans, or where the motion is large, a flow first estimated at 64 px (parts that move apart
-need more than one shift). DIS also works coarse to fine, so a small object that moves farther than its own size (a thrown ball) is lost
-at the coarse levels and comes out as two faint ghosts. Blocks that the flow leaves unexplained are
-therefore block-matched over a wide window (coarse to fine); a match that is far better than the flow,
-unique (repetitive texture such as blinds matches in many places) and confirmed by matching back replaces
-the flow there, and at time t those fast blocks are carried to where they are then (forward splatting)
-instead of being read at the same place.
+need more than one shift). DIS also works coarse to fine, so a small object that moves farther than its own
+size (a thrown ball) is lost at the coarse levels and comes out as two faint ghosts. Blocks that the flow
+leaves unexplained are therefore block-matched over a wide window (coarse to fine); a match that is far
+better than the flow, unique (repetitive texture such as blinds matches in many places) and confirmed by
+matching back replaces the flow there, and at time t those fast blocks are carried to where they are then
+(forward splatting) instead of being read at the same place.
 """
 
 from __future__ import annotations
