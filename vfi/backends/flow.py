@@ -345,9 +345,10 @@ class FlowBackend:
             size = (max(_MIN_FLOW_SIDE, round(width * scale)), max(_MIN_FLOW_SIDE, round(height * scale)))
             factor = np.float32([size[0] / width, size[1] / height])
             a, b = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (g0, g1))
-            # From rest and from the global shift (which misleads DIS where parts move apart), the better per pixel.
-            inits = ((0.0, 0.0), tuple(np.float32(shift) * factor))
-            coarse = _better_per_pixel(a, b, *(self._coarse_dis.calc(a, b, _constant_flow(a.shape, i)) for i in inits))
+            coarse = self._coarse_dis.calc(a, b, _constant_flow(a.shape, (0.0, 0.0)))
+            if shift != (0.0, 0.0):  # from rest and from the shift (misleading where parts move apart): the better
+                from_shift = self._coarse_dis.calc(a, b, _constant_flow(a.shape, tuple(np.float32(shift) * factor)))
+                coarse = _better_per_pixel(a, b, coarse, from_shift)
             motion = np.hypot(coarse[..., 0] / factor[0], coarse[..., 1] / factor[1])
             if np.percentile(motion, 95) > _LARGE_MOTION:
                 return _resize(coarse, width, height)
