@@ -332,8 +332,7 @@ class FlowBackend:
         if self.config.fast_search:
             f01, fast0 = _match_fast_blocks(g0, g1, f01, grid, self.config.fast_search)
             f10, fast1 = _match_fast_blocks(g1, g0, f10, grid, self.config.fast_search)
-        vis0 = 1 - self.config.occlusion_weight * self._occlusion(f01, f10)
-        vis1 = 1 - self.config.occlusion_weight * self._occlusion(f10, f01)
+        vis0, vis1 = self._visibilities(f01, f10)
         return f01, f10, vis0, vis1, fast0, fast1
 
     def _initial_flow(self, g0: np.ndarray, g1: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
@@ -361,24 +360,32 @@ class FlowBackend:
             return _PairState(first, last, None, None, None, None, None, None)
         return _PairState(first, last, *self._flows(first, last))
 
-    def _occlusion(self, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
-        """Soft mask (0..1) of pixels whose forward–backward flow round trip does not return home.
+    def _visibilities(self, f01: np.ndarray, f10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Blend weights (1 − occlusion_weight · occlusion) of each keyframe's pixels, from soft masks of the
+        pixels whose forward–backward flow round trip does not return home.
 
-        Checked at half the flow resolution and scaled back up: the mask is blurred anyway, so this measures
-        the same on our sets in a third of the time. Thresholds and blur stay in flow-image pixels.
+        Checked at half the flow resolution (both flows halved once) and scaled back up: the masks are
+        blurred anyway, so this measures the same on our sets in a third of the time. Thresholds and blur
+        stay in flow-image pixels.
         """
-        height, width = forward.shape[:2]
+        height, width = f01.shape[:2]
         size = (max(1, width // 2), max(1, height // 2))
         shrink = size[0] / width
-        forward, backward = (cv2.resize(f, size, interpolation=cv2.INTER_AREA) * shrink for f in (forward, backward))
-        back = _warp(backward, forward, _grid(size[1], size[0]), cv2.INTER_LINEAR)
-        err = _squared_length(forward + back)
-        mag = _squared_length(forward) + _squared_length(back)
-        threshold = self.config.occlusion_rel * mag + self.config.occlusion_abs * shrink**2
-        occ = (err > threshold).astype(np.float32)
-        if self.config.occlusion_blur > 0:
-            occ = cv2.GaussianBlur(occ, (0, 0), self.config.occlusion_blur * shrink)
-        return cv2.resize(occ, (width, height), interpolation=cv2.INTER_LINEAR)
+        half01, half10 = (cv2.resize(f, size, interpolation=cv2.INTER_AREA) * shrink for f in (f01, f10))
+        grid = _grid(size[1], size[0])
+
+        def visibility(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+            back = _warp(backward, forward, grid, cv2.INTER_LINEAR)
+            err = _squared_length(forward + back)
+            mag = _squared_length(forward) + _squared_length(back)
+            threshold = self.config.occlusion_rel * mag + self.config.occlusion_abs * shrink**2
+            occ = (err > threshold).astype(np.float32)
+            if self.config.occlusion_blur > 0:
+                occ = cv2.GaussianBlur(occ, (0, 0), self.config.occlusion_blur * shrink)
+            occ = cv2.resize(occ, (width, height), interpolation=cv2.INTER_LINEAR)
+            return 1 - self.config.occlusion_weight * occ
+
+        return visibility(half01, half10), visibility(half10, half01)
 
 
 @dataclass(frozen=True)
