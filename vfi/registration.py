@@ -6,6 +6,14 @@ backend's prediction of the same frame, or the keyframes' crossfade): a global t
 scale is estimated with phase correlation and its inverse is applied, so the geometry follows the reference
 while the generated content stays.
 
+The reference can be wrong too (the flow prediction under a large zoom or rotation between the keyframes),
+and every correction resamples the frame. So :func:`register_to` applies a correction only where it is
+trustworthy: it moves some pixel by at least :data:`MIN_CORRECTION_PX` (smaller ones cost more in
+resampling than they remove) and it removes most of the disagreement with the reference (after it, at
+most :data:`MAX_RESIDUAL_RATIO` of the disagreement before is left). A shifted or zoomed copy of the
+reference passes easily; a good frame against a wrong reference does not, since a global motion cannot
+explain what the reference got wrong.
+
 Convention: :class:`GlobalMotion` maps the reference onto the moving frame, i.e.
 ``apply_global_motion(reference, estimate_global_motion(moving, reference)) ≈ moving``.
 """
@@ -28,6 +36,13 @@ MIN_RESPONSE = 0.2
 MIN_SIDE = 16
 #: Largest plausible shift, as a fraction of the frame's width / height.
 MAX_SHIFT_FRACTION = 0.1
+#: Corrections that move no pixel by this many (full-size) pixels are not applied.
+MIN_CORRECTION_PX = 1.0
+#: A correction is applied only if the disagreement with the reference left after it (mean absolute
+#: difference of the brightness-normalised, slightly blurred grayscale images) is at most this fraction of
+#: the disagreement before. A 3-6 px shift of a good frame leaves under 0.25 (0.4 for a blurred frame); a
+#: good frame against a flow prediction that is wrong about zoom or rotation, above 0.55.
+MAX_RESIDUAL_RATIO = 0.5
 
 _TILE_MIN_RESPONSE = 0.05  # tiles matching worse than this are left out of the coarse fit
 _MIN_TILES = 5  # of the 3×3 tiles, this many must match (coarse fit) and agree after alignment (confidence)
@@ -59,6 +74,12 @@ class GlobalMotion:
     def inverse(self) -> GlobalMotion:
         """The motion that undoes this one."""
         return GlobalMotion(dx=-self.dx / self.scale, dy=-self.dy / self.scale, scale=1.0 / self.scale)
+
+    def largest_displacement(self, width: int, height: int) -> float:
+        """How far (px) this motion moves the farthest-moving pixel of a ``width``×``height`` frame (a corner)."""
+        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+        k = self.scale - 1.0
+        return max(math.hypot(k * x + self.dx, k * y + self.dy) for x in (-cx, cx) for y in (-cy, cy))
 
     def matrix(self, width: int, height: int) -> np.ndarray:
         """The 2×3 affine matrix (source → destination pixel coordinates) for a ``width``×``height`` frame."""
@@ -105,16 +126,58 @@ def estimate_global_motion(moving: np.ndarray, reference: np.ndarray, *, max_sca
     if motion is None or abs(motion.scale - 1.0) > max_scale_change:
         return GlobalMotion()
     agreeing = _agreeing_tiles(apply_global_motion(mov, motion.inverse()), ref)
-    dx, dy = motion.dx * width / small_w, motion.dy * height / small_h
-    if agreeing < _MIN_TILES or abs(dx) > MAX_SHIFT_FRACTION * width or abs(dy) > MAX_SHIFT_FRACTION * height:
+    motion = _rescaled(motion, width / small_w, height / small_h)
+    if (
+        agreeing < _MIN_TILES
+        or abs(motion.dx) > MAX_SHIFT_FRACTION * width
+        or abs(motion.dy) > MAX_SHIFT_FRACTION * height
+    ):
         return GlobalMotion()
-    return GlobalMotion(dx=dx, dy=dy, scale=motion.scale)
+    return motion
 
 
 def register_to(moving: np.ndarray, reference: np.ndarray, **kw: float) -> tuple[np.ndarray, GlobalMotion]:
-    """``moving`` warped so that its global geometry matches ``reference``, and the motion that was undone."""
+    """``moving`` warped so that its global geometry matches ``reference``, and the motion that was undone.
+
+    The estimate (:func:`estimate_global_motion`) is applied only if it is trustworthy (see the module
+    docstring); otherwise ``moving`` comes back unchanged (a copy) with the identity.
+    """
     motion = estimate_global_motion(moving, reference, **kw)
+    if not _trustworthy(moving, reference, motion):
+        motion = GlobalMotion()
     return apply_global_motion(moving, motion.inverse()), motion
+
+
+def _trustworthy(moving: np.ndarray, reference: np.ndarray, motion: GlobalMotion) -> bool:
+    """Whether ``motion`` moves some pixel by :data:`MIN_CORRECTION_PX` or more and undoing it leaves at most
+    :data:`MAX_RESIDUAL_RATIO` of the disagreement between ``moving`` and ``reference``."""
+    height, width = moving.shape[:2]
+    if motion.largest_displacement(width, height) < MIN_CORRECTION_PX:
+        return False
+    mov, ref = _gray(moving), _gray(reference)
+    small_h, small_w = ref.shape
+    small = _rescaled(motion, small_w / width, small_h / height)
+    valid = _inside(small, *_centred(small_h, small_w), small_h, small_w)
+    before = _disagreement(mov, ref, valid)
+    return _disagreement(apply_global_motion(mov, small.inverse()), ref, valid) <= MAX_RESIDUAL_RATIO * before
+
+
+def _disagreement(image: np.ndarray, reference: np.ndarray, valid: np.ndarray) -> float:
+    """Mean absolute difference over ``valid`` of the brightness-normalised, slightly blurred images."""
+    image, reference = (cv2.GaussianBlur(x, (0, 0), 1.0) for x in (image, reference))
+    return float(np.mean(np.abs(_normalised(image, valid) - _normalised(reference, valid))[valid]))
+
+
+def _rescaled(motion: GlobalMotion, fx: float, fy: float) -> GlobalMotion:
+    """``motion`` for a frame resized by ``fx`` × ``fy`` (the scale about the centre is unchanged)."""
+    return GlobalMotion(dx=motion.dx * fx, dy=motion.dy * fy, scale=motion.scale)
+
+
+def _centred(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates relative to the frame centre: a column of ys and a row of xs (float32)."""
+    ys = (np.arange(height, dtype=np.float32) - (height - 1) / 2)[:, None]
+    xs = (np.arange(width, dtype=np.float32) - (width - 1) / 2)[None, :]
+    return ys, xs
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -203,8 +266,7 @@ def _refine(moving: np.ndarray, reference: np.ndarray, motion: GlobalMotion) -> 
     height, width = reference.shape
     moving, reference = (cv2.GaussianBlur(image, (0, 0), 1.0) for image in (moving, reference))
     half = max(height, width) / 2.0
-    ys = (np.arange(height, dtype=np.float32) - (height - 1) / 2)[:, None]
-    xs = (np.arange(width, dtype=np.float32) - (width - 1) / 2)[None, :]
+    ys, xs = _centred(height, width)
     for _ in range(_FINE_ITERATIONS):
         valid = _inside(motion, ys, xs, height, width)
         if valid.sum() < valid.size / 4:
