@@ -1,15 +1,19 @@
 """Command line: ``python -m vfi pair|clip|evaluate …``.
 
-Every user error prints one line ``error: …`` on stderr and exits with status 2; no partial output
-file is left behind (writers use temporary names and rename on success).
+Every user error prints one line ``error: …`` on stderr and exits with status 2; every output is
+checked before any work (:mod:`vfi.files`) and no partial output file is left behind (writers use
+temporary names and rename on success), also after Ctrl-C (exit 130) or SIGTERM (exit 143).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES, Backend, create_backend
@@ -141,13 +145,17 @@ class _ProgressBar:
             self._bar.close()
 
 
-def _check_outputs(*paths: Path | None) -> None:
-    """Fail before any work when an output folder is missing."""
-    from vfi.files import check_parent
+def _check_outputs(*files: Path | None, frames_dir: Path | None = None) -> None:
+    """Fail before any work when an output cannot be written (see :mod:`vfi.files`), or when two outputs
+    are the same file."""
+    from vfi.files import check_output
+    from vfi.video import check_frames_dir
 
-    for path in paths:
-        if path is not None:
-            check_parent(path)
+    targets = [check_output(path).resolve() for path in files if path is not None]
+    if len(set(targets)) < len(targets):
+        raise VFIError("Two outputs name the same file; give each its own.")
+    if frames_dir is not None:
+        check_frames_dir(frames_dir)
 
 
 def _cmd_pair(args: argparse.Namespace) -> None:
@@ -161,7 +169,7 @@ def _cmd_pair(args: argparse.Namespace) -> None:
         seed=args.seed,
         generative_depth=args.generative_depth,
     )
-    _check_outputs(args.output, args.gif, args.frames_dir)
+    _check_outputs(args.output, args.gif, frames_dir=args.frames_dir)
     first, last = load_keyframes(args.first, args.last)
     backend, refine = _make_backends(args)
     with _ProgressBar("interpolating") as bar:
@@ -254,14 +262,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 user error)."""
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (how docker, systemd, Spaces and ``timeout`` stop a process), raised like Ctrl-C so that
+    every writer cleans up on the way out."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`_Terminated` (only the main thread can set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        args = build_parser().parse_args(argv)
-        args.run(args)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error, 130 Ctrl-C, 143 SIGTERM)."""
+    try:
+        with _sigterm_as_interrupt():
+            args = build_parser().parse_args(argv)
+            args.run(args)
     except VFIError as error:
         print(f"error: {error}", file=sys.stderr)
         return USER_ERROR
+    except _Terminated:
+        print("error: terminated (SIGTERM); no partial output was left.", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
         return 130

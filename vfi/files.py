@@ -1,4 +1,10 @@
-"""Write outputs atomically: to a temporary name beside the target, renamed into place on success."""
+"""Output paths: checked before any work, written atomically (a temporary name beside the target, renamed
+into place on success).
+
+An output is a new path or an existing regular file; folders, devices, pipes and sockets are refused. A
+symlink is followed: the file it points to is replaced and the link stays. Any failure to write becomes a
+:class:`~vfi.errors.VFIError` naming the output, and never leaves a temporary file behind.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from vfi.errors import VFIError
@@ -16,38 +22,90 @@ from vfi.errors import VFIError
 def check_parent(path: str | os.PathLike) -> None:
     """Refuse an output path whose folder does not exist (call before doing the work)."""
     path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise VFIError(f"The output folder {path.parent} is not a folder.")
     if not path.parent.is_dir():
         raise VFIError(f"The output folder {path.parent} does not exist.")
+
+
+def check_output(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """Refuse, before any work, an output that could not be written; return where it will be written.
+
+    Refused: for a file, an existing folder or non-regular file (a device, pipe or socket); for a
+    ``folder``, an existing non-folder; and for both, a missing parent folder or one where nothing can be
+    created. A symlink is followed: the returned path is what it points to.
+    """
+    path = Path(path)
+    target = path.resolve() if path.is_symlink() else path
+    if folder and target.exists() and not target.is_dir():
+        raise VFIError(f"The output {path} exists and is not a folder.")
+    if not folder and target.is_dir():
+        raise VFIError(f"The output {path} is a folder; give a file name.")
+    if not folder and target.exists() and not target.is_file():
+        raise VFIError(f"The output {path} is not a regular file (a device, pipe or socket); give a file name.")
+    check_parent(target)
+    _check_writable(target.parent, path)
+    return target
+
+
+def _check_writable(folder: Path, output: Path) -> None:
+    """Create and remove a file in ``folder``; refuse ``output`` if that fails."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".vfi-write-check.", dir=folder)
+    except OSError as error:
+        raise VFIError(f"Cannot write {output}: {_reason(error)}.") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path (same folder and suffix as ``path``, not yet created); rename it onto ``path`` on success.
 
-    On any error the temporary file is removed and ``path`` is left as it was.
+    ``path`` is checked first (:func:`check_output`). On any error the temporary file is removed and
+    ``path`` is left as it was; an ``OSError`` (a full disk, a failed rename) becomes a :class:`VFIError`.
     """
     path = Path(path)
-    check_parent(path)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
+    target = check_output(path)
+    tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.partial{target.suffix}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        os.replace(tmp, target)
+    except OSError as error:
+        raise VFIError(f"Could not write {path}: {_reason(error)}.") from error
     finally:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # a failed cleanup must not hide the error that led to it
+            tmp.unlink(missing_ok=True)
 
 
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory; on success it replaces ``path`` (an existing directory there is replaced)."""
+    """Yield a temporary directory; on success it replaces ``path`` (an existing directory there is replaced).
+
+    Missing parent folders are created. An ``OSError`` becomes a :class:`VFIError` naming ``path``; the
+    temporary directory never stays behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as error:
+        raise VFIError(f"Could not write {path}: {_reason(error)}.") from error
     try:
         yield tmp
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
             raise VFIError(f"{path} exists and is not a folder.")
-        os.replace(tmp, path)
+        os.replace(tmp, target)
+    except OSError as error:
+        raise VFIError(f"Could not write {path}: {_reason(error)}.") from error
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _reason(error: OSError) -> str:
+    """The operating system's words for ``error``, lower-cased to continue a sentence."""
+    reason = error.strerror or str(error)
+    return reason[:1].lower() + reason[1:]

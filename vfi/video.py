@@ -20,9 +20,11 @@ from typing import IO
 import numpy as np
 
 from vfi.errors import VFIError
-from vfi.files import atomic_dir, atomic_path
+from vfi.files import atomic_dir, atomic_path, check_output
 
 MAX_FPS = 240.0
+#: The files :func:`write_png_frames` writes (its folder may hold nothing else: it is replaced whole).
+FRAME_NAME = re.compile(r"frame_\d{4,}\.png")
 #: A clip is variable-frame-rate if a frame interval differs from the typical one by more than this.
 VFR_TOLERANCE = 0.25
 #: x264 settings shared by :func:`write_mp4` and the encode benchmark.
@@ -370,11 +372,28 @@ def write_gif(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float,
     return path
 
 
+def check_frames_dir(directory: str | os.PathLike) -> Path:
+    """Refuse, before any work, a frames folder that cannot be written or that holds anything but frames
+    (:func:`write_png_frames` replaces it whole); return where it will be written."""
+    target = check_output(directory, folder=True)
+    others = sorted(p.name for p in target.iterdir() if not FRAME_NAME.fullmatch(p.name)) if target.is_dir() else []
+    if others:
+        raise VFIError(
+            f"The frames folder {directory} holds other files ({others[0]}…) and would be replaced whole; "
+            "give a new or empty folder."
+        )
+    return target
+
+
 def write_png_frames(frames: Iterable[np.ndarray], directory: str | os.PathLike) -> Path:
-    """Write ``directory/frame_0000.png``, ``frame_0001.png``, … in order (the folder is replaced atomically)."""
+    """Write ``directory/frame_0000.png``, ``frame_0001.png``, … in order (the folder is replaced atomically).
+
+    ``directory`` must be new, empty or hold only such frames (:func:`check_frames_dir`).
+    """
     from PIL import Image
 
     directory = Path(directory)
+    check_frames_dir(directory)
     with atomic_dir(directory) as tmp:
         first, rest = _first_and_rest(frames)
         check = _FrameChecker(first)

@@ -1,0 +1,53 @@
+"""The atomic writers: a failed write or rename becomes one clear error and leaves no temporary file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vfi.errors import VFIError
+from vfi.files import atomic_dir, atomic_path, check_output
+
+
+def test_a_failed_rename_is_a_user_error_and_leaves_no_temporary_file(tmp_path: Path):
+    out = tmp_path / "out.json"
+    with pytest.raises(VFIError, match=r"Could not write .*out\.json: is a directory\."), atomic_path(out) as tmp:
+        tmp.write_text("{}")
+        out.mkdir()  # the output became a folder while the work ran: the rename fails
+    assert out.is_dir() and list(out.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_a_failed_write_is_a_user_error_and_leaves_no_temporary_file(tmp_path: Path):
+    out = tmp_path / "out.json"
+    with pytest.raises(VFIError, match="Could not write"), atomic_path(out) as tmp:
+        (tmp / "inside").write_text("{}")  # the temporary path is not a folder: ENOENT/ENOTDIR
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_folder_rename_is_a_user_error_and_leaves_no_temporary_folder(tmp_path: Path):
+    out = tmp_path / "frames"
+    with pytest.raises(VFIError, match="Could not write"), atomic_dir(out) as tmp:
+        (tmp / "frame_0000.png").write_bytes(b"x")
+        out.symlink_to(tmp_path / "elsewhere")  # a dangling link appeared: replacing it with a folder fails
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_check_output_follows_symlinks_and_refuses_non_regular_files(tmp_path: Path):
+    real = tmp_path / "real.mp4"
+    link = tmp_path / "link.mp4"
+    link.symlink_to(real)
+    assert check_output(link) == real
+    assert check_output(tmp_path / "new.mp4") == tmp_path / "new.mp4"
+    with pytest.raises(VFIError, match="is a folder"):
+        check_output(tmp_path)
+    with pytest.raises(VFIError, match="not a regular file"):
+        check_output("/dev/null")
+    with pytest.raises(VFIError, match="does not exist"):
+        check_output(tmp_path / "missing" / "x.mp4")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(VFIError, match="is not a folder"):
+        check_output(tmp_path / "file" / "x.mp4")
+    with pytest.raises(VFIError, match="exists and is not a folder"):
+        check_output(tmp_path / "file", folder=True)
