@@ -51,3 +51,6 @@ def test_check_output_follows_symlinks_and_refuses_non_regular_files(tmp_path: P
         check_output(tmp_path / "file" / "x.mp4")
     with pytest.raises(VFIError, match="exists and is not a folder"):
         check_output(tmp_path / "file", folder=True)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(VFIError, match="symlink that cannot be followed"):
+        check_output(tmp_path / "loop")

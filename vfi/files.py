@@ -36,7 +36,7 @@ def check_output(path: str | os.PathLike, *, folder: bool = False) -> Path:
     created. A symlink is followed: the returned path is what it points to.
     """
     path = Path(path)
-    target = path.resolve() if path.is_symlink() else path
+    target = _followed(path)
     if folder and target.exists() and not target.is_dir():
         raise VFIError(f"The output {path} exists and is not a folder.")
     if not folder and target.is_dir():
@@ -46,6 +46,16 @@ def check_output(path: str | os.PathLike, *, folder: bool = False) -> Path:
     check_parent(target)
     _check_writable(target.parent, path)
     return target
+
+
+def _followed(path: Path) -> Path:
+    """``path``, or for a symlink the path it points to (which need not exist)."""
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        raise VFIError(f"The output {path} is a symlink that cannot be followed (a loop).") from None
 
 
 def _check_writable(folder: Path, output: Path) -> None:
@@ -86,7 +96,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     temporary directory never stays behind.
     """
     path = Path(path)
-    target = path.resolve() if path.is_symlink() else path
+    target = _followed(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
