@@ -245,3 +245,23 @@ def test_tiny_model_adapter_vs_no_adapter(tiny_app):
     assert probe_clip(video).num_frames == 3
     with_adapter, without = (load_image(item["image"]) for item in gallery)
     assert not np.array_equal(with_adapter, without)
+
+
+def test_preload_starts_the_advanced_section_at_the_adapters_resolution(tmp_path):
+    if reason := _missing_generative():
+        pytest.skip(reason)
+    import app
+    from vfi.pipeline import AdapterSpec, clear_cache
+    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+
+    pipeline = build_tiny_pipeline(tmp_path / "pipeline")
+    adapter = build_tiny_adapter(pipeline, tmp_path / "adapter", resolution=96)
+    config = app.AppConfig("qwen-edit", base_model=str(pipeline), adapters=(AdapterSpec(str(adapter)),), preload=True)
+    try:
+        demo = app.build_app(config, app._preload(config))
+    finally:
+        clear_cache()
+    label = "Working resolution (longest side, px)"
+    assert (
+        next(b.value for b in demo.blocks.values() if getattr(b, "label", None) == label) == 96
+    )  # not the 512 default
