@@ -10,12 +10,17 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from vfi import jobs
 from vfi.errors import VFIError
 from vfi.jobs import Job
 from vfi.service import NO_ADAPTER, Advanced, AppConfig
+
+if TYPE_CHECKING:
+    from vfi.clip import ClipPlan
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Call:
         return Job(backend, self.config.backend_config(backend, advanced), settings, cancel_key=self.cancel_key, **what)
 
 
-def uploaded_keyframes(first: str | None, last: str | None):
+def uploaded_keyframes(first: str | None, last: str | None) -> tuple[np.ndarray, np.ndarray]:
     """The two uploaded keyframes, loaded and normalised (see :func:`vfi.frames.load_keyframes`)."""
     if not first or not last:
         raise VFIError("Upload both keyframes: the first and the last image.")
@@ -41,7 +46,10 @@ def uploaded_keyframes(first: str | None, last: str | None):
     return load_keyframes(first, last)
 
 
-def keyframes(call: Call, first, last, depth, count, fps, playback, backend, advanced: Advanced, seed, randomize):  # noqa: ANN001
+def keyframes(
+    call: Call, first: str | None, last: str | None, depth: float, count: float | None, fps: float, playback: str,
+    backend: str, advanced: Advanced, seed: float, randomize: bool,
+) -> tuple[str, list[tuple[str, str]], str, str, int, str]:  # fmt: skip
     """Frames between two keyframes → MP4, gallery (path, label), PNG zip, GIF, the seed used and a summary."""
     from vfi.interpolate import InterpolationSettings
 
@@ -59,14 +67,14 @@ def keyframes(call: Call, first, last, depth, count, fps, playback, backend, adv
     return str(out.video), gallery, str(out.archive), str(out.gif), seed, info
 
 
-def plan_upload(video: str, factor, slowmo):  # noqa: ANN001
+def plan_upload(video: str, factor: float, slowmo: bool) -> ClipPlan:
     """The uploaded clip probed and checked once for clip mode (a ``vfi.clip.ClipPlan``)."""
     from vfi.clip import ClipSettings, plan_clip
 
     return plan_clip(video, ClipSettings(factor=int(factor), slowmo=bool(slowmo)))
 
 
-def describe_clip(video: str | None, factor, slowmo) -> str:  # noqa: ANN001
+def describe_clip(video: str | None, factor: float, slowmo: bool) -> str:
     """Markdown: what the uploaded clip is and what clip mode will make of it, or why it cannot."""
     if not video:
         return "Upload a clip to see its frame rate, frame count and duration."
@@ -82,7 +90,9 @@ def describe_clip(video: str | None, factor, slowmo) -> str:  # noqa: ANN001
     )
 
 
-def clip(call: Call, video, factor, slowmo, backend, advanced: Advanced) -> tuple[str, str]:  # noqa: ANN001
+def clip(
+    call: Call, video: str | None, factor: float, slowmo: bool, backend: str, advanced: Advanced
+) -> tuple[str, str]:
     """A clip at factor× the frame rate (or factor× slower), audio kept → its path and a summary."""
     if not video:
         raise VFIError("Upload a clip first.")
@@ -96,7 +106,10 @@ def clip(call: Call, video, factor, slowmo, backend, advanced: Advanced) -> tupl
     ), f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}.{notes}"
 
 
-def compare(call: Call, first, last, preset_a, preset_b, depth, fps, advanced: Advanced, seed):  # noqa: ANN001
+def compare(
+    call: Call, first: str | None, last: str | None, preset_a: str, preset_b: str, depth: float, fps: float,
+    advanced: Advanced, seed: float,
+) -> tuple[str, list[tuple[Any, str]]]:  # fmt: skip
     """Both presets side by side in one video (so they play in sync) → its path and their middle frames."""
     from vfi.interpolate import InterpolationSettings
     from vfi.video import write_mp4

@@ -16,12 +16,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from vfi.backends import ANY_T_BACKENDS
 from vfi.errors import VFIError
+
+if TYPE_CHECKING:
+    from vfi.backends import Backend
+    from vfi.backends.qwen_edit import QwenEditConfig
+    from vfi.clip import ClipPlan
 
 GENERATIVE = "qwen-edit"
 #: Wall-clock cost of one denoising step at 1024² on the GPU (docs/architecture.md, cost model), plus load time.
@@ -55,17 +60,17 @@ class Job:
     """
 
     backend: str
-    config: Any = None
-    settings: Any = None
+    config: QwenEditConfig | None = None
+    settings: Any = None  # InterpolationSettings (keyframes) or ClipSettings (clip)
     keyframes: tuple[np.ndarray, ...] = ()
-    clip: tuple[Any, str] | None = None
+    clip: tuple[ClipPlan, str] | None = None
     cancel_key: str = ""
 
     @property
     def generative(self) -> bool:
         return self.backend == GENERATIVE
 
-    def create_backend(self):
+    def create_backend(self) -> Backend:
         from vfi.backends import create_backend
 
         return create_backend(self.backend, **({"config": self.config} if self.config is not None else {}))
@@ -83,9 +88,11 @@ class Job:
 
         An unset resolution (the adapter's own, unknown before loading) is costed at 1024².
         """
-        steps = self.config.steps_or_default()
-        cfg = 2 if self.config.guidance_or_default() > 1.0 else 1
-        per_frame = steps * STEP_SECONDS_1024 * ((self.config.resolution or 1024) / 1024) ** 2 * cfg
+        from vfi.backends.qwen_edit import QwenEditConfig
+
+        config = self.config or QwenEditConfig()
+        cfg = 2 if config.guidance_or_default() > 1.0 else 1
+        per_frame = config.steps_or_default() * STEP_SECONDS_1024 * ((config.resolution or 1024) / 1024) ** 2 * cfg
         return int(LOAD_SECONDS + 1.5 * per_frame * self.frames_to_make())
 
     def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]):

@@ -9,11 +9,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
 from vfi.errors import VFIError
 from vfi.jobs import GENERATIVE
 from vfi.pipeline import AdapterSpec
+
+if TYPE_CHECKING:
+    from vfi.backends.qwen_edit import QwenEditConfig
 
 #: The app's Advanced section starts with these (a lighter run than the backend's own defaults).
 ADVANCED_RESOLUTION, ADVANCED_STEPS, ADVANCED_GUIDANCE = 512, 20, 4.0
@@ -40,7 +44,8 @@ class Advanced:
     prompt: str = ""
 
     @classmethod
-    def from_ui(cls, adapter, strength, fast, resolution, steps, guidance, prompt) -> Advanced:  # noqa: ANN001
+    def from_ui(cls, adapter: str, strength: float, fast: bool, resolution: float | None, steps: float | None,
+                guidance: float | None, prompt: str | None) -> Advanced:  # fmt: skip
         """From the widgets' raw values (numbers may arrive as floats)."""
         return cls(
             str(adapter), float(strength), bool(fast),
@@ -48,7 +53,7 @@ class Advanced:
             None if guidance is None else float(guidance), prompt or "",
         )  # fmt: skip
 
-    def values(self) -> list:
+    def values(self) -> list[Any]:
         """The widget values, in the order of :meth:`from_ui`."""
         return [self.adapter, self.strength, self.fast, self.resolution, self.steps, self.guidance, self.prompt]
 
@@ -87,7 +92,7 @@ class AppConfig:
             return Advanced()
         return Advanced(self.adapters[0].source, self.adapters[0].scale)
 
-    def backend_config(self, backend: str, advanced: Advanced):
+    def backend_config(self, backend: str, advanced: Advanced) -> QwenEditConfig | None:
         """The ``QwenEditConfig`` for the generative backend (None for the others)."""
         if backend != GENERATIVE:
             return None
