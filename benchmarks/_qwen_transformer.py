@@ -27,7 +27,7 @@ L layers, n_img image tokens (target + conditioning), n_txt text tokens, n = n_i
   count is the useful work of the base model, so unfused LoRA shows as lower TFLOP/s.
 
 At 1024² with two conditioning frames and 400 text tokens: n = 3 × 64² + 400 = 12,688 tokens,
-172 TFLOP linear + 119 TFLOP attention ≈ 291 TFLOP per forward (DESIGN.md: ≈ 12.7k tokens, ≈ 290 TFLOP).
+172 TFLOP linear + 119 TFLOP attention ≈ 291 TFLOP per forward (docs/architecture.md: ≈ 12.7k tokens, ≈ 290 TFLOP).
 """
 
 from __future__ import annotations

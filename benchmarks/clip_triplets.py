@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vfi.clip import SCENE_THRESHOLD, FrameSummary  # noqa: E402
+from vfi.scenes import SCENE_THRESHOLD, FrameSummary  # noqa: E402
 from vfi.video import read_frames  # noqa: E402
 
 

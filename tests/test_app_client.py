@@ -58,6 +58,7 @@ def test_importing_the_app_loads_no_torch():
 
 def test_configuration_from_flags_and_environment(monkeypatch):
     import app
+    import vfi.service
     from vfi.pipeline import AdapterSpec
 
     for name in (
@@ -70,7 +71,7 @@ def test_configuration_from_flags_and_environment(monkeypatch):
         "SPACES_ZERO_GPU",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(app, "_cuda_available", lambda: False)
+    monkeypatch.setattr(vfi.service, "cuda_available", lambda: False)
     config = app.parse_args([])
     assert (config.backend, config.generative, config.preload) == ("flow", False, False)
     assert "qwen-edit" not in config.backends
@@ -84,7 +85,7 @@ def test_configuration_from_flags_and_environment(monkeypatch):
         7999,
         True,
     )
-    monkeypatch.setattr(app, "_cuda_available", lambda: True)
+    monkeypatch.setattr(vfi.service, "cuda_available", lambda: True)
     assert app.parse_args([]).backend == "qwen-edit"
     with pytest.raises(VFIError, match="backend must be one of"):
         app.parse_args(["--backend", "nope"])
@@ -92,22 +93,22 @@ def test_configuration_from_flags_and_environment(monkeypatch):
 
 def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
     import app
+    from vfi.backends.qwen_edit import QwenEditConfig
+    from vfi.jobs import Job
 
     first, last = load_keyframes(*_pair("astronaut"))
     user = SimpleNamespace(session_hash="user-1")
-    key = app._cancel_key(user, "keyframes")
-    work = app.Work(
-        "crossfade", (), InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key
-    )
+    key = app.CANCELS.key(user.session_hash, "keyframes")
+    work = Job("crossfade", None, InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key)
     app.stop_action("keyframes")(user)
     with pytest.raises(Cancelled):
         app.run_model(work)
     with pytest.raises(Cancelled):  # still stopped: one action may run several times (compare)
         app.execute(work, app.AppConfig("flow"), None)
-    assert app._start_action(user, "keyframes") == key  # the user's next action clears the stop request
+    assert app.CANCELS.start(user.session_hash, "keyframes") == key  # the user's next action clears the stop request
     assert len(app.execute(work, app.AppConfig("flow"), None)) == 12
-    heavy = (("steps", 50), ("resolution", 1024), ("guidance", 4.0))
-    work = app.Work("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
+    heavy = QwenEditConfig(steps=50, resolution=1024, guidance=4.0)
+    work = Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
     assert work.gpu_seconds() > 1000  # 15 frames × 50 steps × CFG at 1024²
     with pytest.raises(VFIError, match="needs about .* s of GPU time"):
         app.execute(work, app.AppConfig("flow", max_gpu_seconds=300), None)  # refused before loading anything
@@ -244,3 +245,23 @@ def test_tiny_model_adapter_vs_no_adapter(tiny_app):
     assert probe_clip(video).num_frames == 3
     with_adapter, without = (load_image(item["image"]) for item in gallery)
     assert not np.array_equal(with_adapter, without)
+
+
+def test_preload_starts_the_advanced_section_at_the_adapters_resolution(tmp_path):
+    if reason := _missing_generative():
+        pytest.skip(reason)
+    import app
+    from vfi.pipeline import AdapterSpec, clear_cache
+    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+
+    pipeline = build_tiny_pipeline(tmp_path / "pipeline")
+    adapter = build_tiny_adapter(pipeline, tmp_path / "adapter", resolution=96)
+    config = app.AppConfig("qwen-edit", base_model=str(pipeline), adapters=(AdapterSpec(str(adapter)),), preload=True)
+    try:
+        demo = app.build_app(config, app._preload(config))
+    finally:
+        clear_cache()
+    label = "Working resolution (longest side, px)"
+    assert (
+        next(b.value for b in demo.blocks.values() if getattr(b, "label", None) == label) == 96
+    )  # not the 512 default

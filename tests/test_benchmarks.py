@@ -31,13 +31,13 @@ def table_lines(output: str) -> list[list[str]]:
 def test_full_config_at_1024_with_two_conditioning_frames_matches_the_cost_model():
     shape = qt.Shape(1024, "multi", 1, qt.FULL_TEXT_TOKENS)
     assert shape.target_tokens == 64 * 64
-    assert shape.tokens == 3 * 64 * 64 + qt.FULL_TEXT_TOKENS == 12_688  # DESIGN.md: ≈12.7k tokens
+    assert shape.tokens == 3 * 64 * 64 + qt.FULL_TEXT_TOKENS == 12_688  # docs/architecture.md: ≈12.7k tokens
     flops = qt.forward_flops(qt.FULL_CONFIG, shape)
-    assert 280e12 < flops < 300e12  # DESIGN.md: ≈290 TFLOP per forward
+    assert 280e12 < flops < 300e12  # docs/architecture.md: ≈290 TFLOP per forward
     side_by_side = qt.Shape(1024, "side-by-side", 1, qt.FULL_TEXT_TOKENS)
     assert side_by_side.tokens == shape.tokens and qt.forward_flops(qt.FULL_CONFIG, side_by_side) == flops
     ratio = flops / qt.forward_flops(qt.FULL_CONFIG, qt.Shape(512, "multi", 1, qt.FULL_TEXT_TOKENS))
-    assert 4.5 < ratio < 6  # DESIGN.md: 512² is ≈5× cheaper
+    assert 4.5 < ratio < 6  # docs/architecture.md: 512² is ≈5× cheaper
 
 
 def test_flop_terms_scale_as_linear_and_quadratic_in_tokens():

@@ -11,7 +11,8 @@ from scenes import panned_triplet, textured_image
 from skimage.metrics import structural_similarity
 
 from vfi.errors import VFIError
-from vfi.metrics import Triplet, find_triplets, psnr, ssim
+from vfi.metrics import psnr, ssim
+from vfi.triplets import Triplet, find_triplets
 
 
 def test_psnr_of_a_known_mse() -> None:

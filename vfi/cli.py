@@ -88,26 +88,22 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _qwen_config(args: argparse.Namespace):
+    """The generative backend's ``QwenEditConfig`` from the options (unset ones: the adapter's or the defaults)."""
+    from vfi.backends.qwen_edit import QwenEditConfig
+
+    return QwenEditConfig(
+        base_model=args.base_model, adapters=tuple(args.adapter), lightning=args.lightning,
+        resolution=args.resolution, steps=args.steps, guidance=args.guidance, prompt=args.prompt,
+        batch=args.batch, memory=args.memory, fuse=args.fuse, compile=args.compile, register=args.register,
+    )  # fmt: skip
+
+
 def _make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
     """The main backend and the optional refine backend (hybrid mode) the options ask for."""
     if args.generative_depth is not None and args.refine is None:
         raise VFIError("--generative-depth needs --refine (hybrid mode).")
-    options = {}
-    if args.backend == "qwen-edit":
-        options = dict(
-            base_model=args.base_model,
-            adapters=args.adapter,
-            lightning=args.lightning,
-            resolution=args.resolution,
-            steps=args.steps,
-            guidance=args.guidance,
-            prompt=args.prompt,
-            batch=args.batch,
-            memory=args.memory,
-            fuse=args.fuse,
-            compile=args.compile,
-            register=args.register,
-        )
+    options = {"config": _qwen_config(args)} if args.backend == "qwen-edit" else {}
     refine = create_backend(args.refine) if args.refine else None
     return create_backend(args.backend, **options), refine
 

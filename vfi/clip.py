@@ -25,18 +25,16 @@ from vfi.interpolate import (
     InterpolationSettings,
     Progress,
     ProgressCallback,
+    check_seed,
     count_generated,
     interpolate_pair,
 )
+from vfi.scenes import SCENE_THRESHOLD, FrameSummary, is_scene_cut
 from vfi.video import MAX_FPS, ClipInfo, probe_clip, read_frames, write_mp4
 
 FACTORS = (2, 4, 8)
-#: Scene-change score above which (when it is also a spike) two frames are a cut; shared with vfi.data.
-SCENE_THRESHOLD = 0.2
 #: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
 MAX_DUPLICATE_RUN = 3
-_THUMB_SIDE = 64
-_DETAIL_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -81,8 +79,7 @@ class ClipSettings:
             raise VFIError(f"duplicate_threshold must be in [0, 255), got {self.duplicate_threshold!r}.")
         if not (isinstance(self.crf, int) and 0 <= self.crf <= 51):
             raise VFIError(f"crf must be an integer from 0 to 51, got {self.crf!r}.")
-        if not 0 <= self.seed < 2**32:
-            raise VFIError(f"seed must be between 0 and 2**32 - 1, got {self.seed}.")
+        check_seed(self.seed)
 
     @property
     def depth(self) -> int:
@@ -103,15 +100,34 @@ class ClipResult:
     notes: tuple[str, ...] = ()
 
 
-def output_fps(info: ClipInfo, settings: ClipSettings) -> float:
-    """The frame rate of the interpolated clip."""
-    return info.fps if settings.slowmo else info.fps * settings.factor
+@dataclass(frozen=True)
+class ClipPlan:
+    """A clip checked against its settings (by :func:`plan_clip`, once per request): what clip mode makes of it."""
+
+    info: ClipInfo
+    settings: ClipSettings
+
+    @property
+    def fps(self) -> float:
+        """The frame rate of the interpolated clip."""
+        return self.info.fps if self.settings.slowmo else self.info.fps * self.settings.factor
+
+    @property
+    def num_frames(self) -> int:
+        """Frames of the interpolated clip."""
+        return (self.info.num_frames - 1) * self.settings.factor + 1
+
+    @property
+    def frames_to_make(self) -> int:
+        """Frames a backend makes (at most: cuts and duplicates make fewer)."""
+        return self.num_frames - self.info.num_frames
 
 
-def check_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> ClipInfo:
+def plan_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> ClipPlan:
     """Probe ``clip`` (a path; a :class:`ClipInfo` is taken as probed) and refuse it (one clear sentence) if clip
     mode cannot take it with ``settings``."""
     info = clip if isinstance(clip, ClipInfo) else probe_clip(clip)
+    plan = ClipPlan(info, settings)
     name = info.path.name
     if info.num_frames < 2:
         raise VFIError(f"{name} has {info.num_frames} frame; clip mode needs at least 2.")
@@ -123,52 +139,17 @@ def check_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> Cl
         raise VFIError(f"{name} is {info.duration:.1f} s long; the limit is {settings.max_seconds:g} s.")
     if info.num_frames > settings.max_frames:
         raise VFIError(f"{name} has {info.num_frames} frames; the limit is {settings.max_frames}.")
-    if output_fps(info, settings) > MAX_FPS:
+    if plan.fps > MAX_FPS:
         raise VFIError(
-            f"{name} at {info.fps:g} fps × {settings.factor} would be {output_fps(info, settings):g} fps, over the "
+            f"{name} at {info.fps:g} fps × {settings.factor} would be {plan.fps:g} fps, over the "
             f"{MAX_FPS:g} fps limit; use a lower factor or slow motion."
         )
-    return info
+    return plan
 
 
-@dataclass(frozen=True, eq=False)
-class FrameSummary:
-    """A decoded frame with the small summaries used to compare it with its neighbours."""
-
-    image: np.ndarray
-    thumb: np.ndarray
-    detail: np.ndarray
-    hist: np.ndarray
-
-    @classmethod
-    def of(cls, image: np.ndarray, keep_image: bool = True) -> FrameSummary:
-        """Summarise ``image``; without ``keep_image`` only the small summaries are kept."""
-        import cv2
-
-        def shrink(side: int) -> np.ndarray:
-            h, w = image.shape[:2]
-            scale = min(1.0, side / max(h, w))
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            return cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-
-        thumb = shrink(_THUMB_SIDE)
-        bins = (thumb.astype(np.uint8) // 8).reshape(-1, 3)
-        hist = np.stack([np.bincount(bins[:, c], minlength=32) for c in range(3)]) / len(bins)
-        return cls(image if keep_image else np.empty(0, np.uint8), thumb, shrink(_DETAIL_SIDE), hist)
-
-    def change(self, other: FrameSummary) -> float:
-        """Scene-change score in [0, 1]: mean of histogram distance and thumbnail difference."""
-        hist_distance = 0.5 * np.abs(self.hist - other.hist).sum(axis=1).mean()
-        pixel_distance = np.abs(self.thumb - other.thumb).mean() / 255
-        return float(0.5 * (hist_distance + pixel_distance))
-
-    def duplicates(self, other: FrameSummary, threshold: float) -> bool:
-        return float(np.abs(self.detail - other.detail).max()) <= threshold
-
-
-def is_scene_cut(change: float, previous: float, threshold: float) -> bool:
-    """A cut is a large change that is also a spike against the previous interval (not sustained fast motion)."""
-    return change > threshold and change > 2 * previous
+def check_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> ClipInfo:
+    """The probed clip if clip mode can take it with ``settings`` (see :func:`plan_clip`)."""
+    return plan_clip(clip, settings).info
 
 
 class _ClipInterpolator:
@@ -264,28 +245,38 @@ class _ClipInterpolator:
 
 
 def interpolate_clip(
-    clip: str | os.PathLike | ClipInfo,
+    clip: str | os.PathLike | ClipInfo | ClipPlan,
     output_path: str | os.PathLike,
     backend: Backend,
-    settings: ClipSettings,
+    settings: ClipSettings | None = None,
     *,
     refine: Backend | None = None,
     on_progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> ClipResult:
-    """Interpolate ``clip`` (a path, or its :class:`ClipInfo`) by ``settings.factor``; write an MP4 to ``output_path``.
+    """Interpolate ``clip`` by ``settings.factor``; write an MP4 to ``output_path``.
 
-    Progress counts the frames to generate; ``should_cancel`` is checked between frames and raises
-    :class:`~vfi.errors.Cancelled`, leaving no output file.
+    ``clip`` is a path or its :class:`ClipInfo` (checked here against ``settings``), or a :class:`ClipPlan`
+    already checked (it carries its settings; ``settings`` is then left out). Progress counts the frames to
+    generate; ``should_cancel`` is checked between frames and raises :class:`~vfi.errors.Cancelled`,
+    leaving no output file.
     """
-    info = check_clip(clip, settings)
+    if isinstance(clip, ClipPlan):
+        if settings is not None and settings != clip.settings:
+            raise VFIError("The clip was checked with other settings than these.")
+        plan = clip
+    elif settings is None:
+        raise VFIError("Give the clip settings.")
+    else:
+        plan = plan_clip(clip, settings)
+    info, settings = plan.info, plan.settings
     notes = []
     if info.variable_frame_rate:
         notes.append(f"The clip has a variable frame rate; it was resampled to {info.fps:g} fps.")
     if settings.slowmo and info.has_audio:
         notes.append("Slow motion changes the duration, so the audio track was dropped.")
     keep_audio = info.has_audio and not settings.slowmo
-    fps = output_fps(info, settings)
+    fps = plan.fps
     progress = Progress(0, on_progress, should_cancel)
     interpolator = _ClipInterpolator(backend, settings, refine, progress)
     progress.total = (info.num_frames - 1) * interpolator.per_interval

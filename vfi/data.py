@@ -3,7 +3,7 @@
 A *sample* is (first, middle, last) image files and the time ``t`` of the middle one. Sources:
 
 - triplet folders (Vimeo90K ``im1/im2/im3.png``, Middlebury ``frame10/frame10i11/frame11.png``, found by
-  :func:`vfi.metrics.find_triplets`): t = 0.5;
+  :func:`vfi.triplets.find_triplets`): t = 0.5;
 - videos, or folders holding videos: frames (i, i+g, i+2g) with the gap g chosen per start frame so the
   keyframes are about ``target_motion`` apart (optical flow on small grey frames); optionally (i, i+a, i+2g)
   with t = a / 2g. Their frames are written as PNG triplet folders under ``work_dir``.
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vfi.clip import SCENE_THRESHOLD, FrameSummary, is_scene_cut
 from vfi.errors import VFIError
+from vfi.scenes import SCENE_THRESHOLD, FrameSummary, is_scene_cut
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 MANIFEST = "dataset.json"
@@ -87,7 +87,7 @@ class DataSettings:
         max_gap: largest automatic gap.
         target_motion: flow from frame i to i+g (fraction of the width) the automatic gap aims for.
         min_motion, max_motion: accepted flow from first to last (fraction of the width).
-        scene_threshold: change score (0–1, as :class:`vfi.clip.ClipSettings`) above which frames are a cut.
+        scene_threshold: change score (0–1, see :mod:`vfi.scenes`) above which frames are a cut.
         other_times: fraction of video triplets whose middle frame is not halfway (t ≠ 0.5).
         stride: start-frame step in videos.
         max_frames: most frames read from one video.
@@ -222,7 +222,7 @@ class _Candidate:
 
 def _expand(sources: Sequence[str | os.PathLike]) -> tuple[list, list[Path]]:
     """Triplets and video files under ``sources`` (each a triplet folder tree, a video or a folder of videos)."""
-    from vfi.metrics import find_triplets
+    from vfi.triplets import find_triplets
 
     triplets, videos = [], []
     for source in map(Path, sources):

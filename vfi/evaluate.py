@@ -17,7 +17,8 @@ from vfi.backends.base import Backend
 from vfi.errors import VFIError
 from vfi.frames import load_image
 from vfi.interpolate import InterpolationSettings, interpolate_pair
-from vfi.metrics import Triplet, find_triplets, psnr, ssim
+from vfi.metrics import psnr, ssim
+from vfi.triplets import Triplet, find_triplets
 
 
 @dataclass(frozen=True)

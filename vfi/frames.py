@@ -223,3 +223,15 @@ def _to_uint8(array: np.ndarray, label: str) -> np.ndarray:
         scaled = np.clip(np.nan_to_num(array.astype(np.float32), nan=0.0), 0.0, 1.0) * 255.0 + 0.5
         return scaled.astype(np.uint8)
     raise VFIError(f"{label} has dtype {array.dtype}; use uint8 (0–255), uint16 (0–65535), float (0–1) or bool.")
+
+
+def label_frame(frame: np.ndarray, text: str) -> np.ndarray:
+    """A copy of ``frame`` with ``text`` in white on a black box at its top left."""
+    import cv2
+
+    out = frame.copy()
+    scale = max(0.4, frame.shape[1] / 640)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.rectangle(out, (0, 0), (w + 12, h + base + 12), (0, 0, 0), -1)
+    cv2.putText(out, text, (6, h + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out

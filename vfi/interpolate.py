@@ -28,6 +28,13 @@ MAX_DEPTH = 8
 MAX_FRAMES = 255
 
 
+def check_seed(seed: int) -> int:
+    """Return ``seed`` if it is a valid run seed (0 to 2**32 − 1), else raise :class:`VFIError`."""
+    if not 0 <= seed < 2**32:
+        raise VFIError(f"seed must be between 0 and 2**32 - 1, got {seed}.")
+    return seed
+
+
 @dataclass(frozen=True)
 class InterpolationSettings:
     """What to make between each pair of frames.
@@ -53,8 +60,7 @@ class InterpolationSettings:
             raise VFIError(f"depth must be between 1 and {MAX_DEPTH}, got {self.depth}.")
         if self.frames is not None and not 1 <= self.frames <= MAX_FRAMES:
             raise VFIError(f"frames must be between 1 and {MAX_FRAMES}, got {self.frames}.")
-        if not 0 <= self.seed < 2**32:
-            raise VFIError(f"seed must be between 0 and 2**32 - 1, got {self.seed}.")
+        check_seed(self.seed)
         if self.generative_depth is not None and not 1 <= self.generative_depth <= MAX_DEPTH:
             raise VFIError(f"generative_depth must be between 1 and {MAX_DEPTH}, got {self.generative_depth}.")
 

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vfi.frames import MIN_SIDE
+
 #: Estimation runs on grayscale copies whose longer side is at most this many pixels.
 WORK_SIDE = 512
 #: A tile of the aligned frames agrees with the reference when its phase-correlation response is at least
 #: this (and its residual shift small); unless most tiles agree, the identity is returned. Unrelated real
 #: photos reach 0.1 in at most 4 of 9 tiles; matched frames, even against a crossfade, reach about 0.5.
 MIN_RESPONSE = 0.2
-#: Frames with a side shorter than this are too small to register; they get the identity.
-MIN_SIDE = 16
 #: Largest plausible shift, as a fraction of the frame's width / height.
 MAX_SHIFT_FRACTION = 0.1
 #: Corrections that move no pixel by this many (full-size) pixels are not applied.
@@ -116,7 +116,7 @@ def estimate_global_motion(moving: np.ndarray, reference: np.ndarray, *, max_sca
     if not 0 < max_scale_change < 0.5:
         raise ValueError(f"max_scale_change must be in (0, 0.5), got {max_scale_change}")
     height, width = moving.shape[:2]
-    if min(height, width) < MIN_SIDE:
+    if min(height, width) < MIN_SIDE:  # smaller than any frame we accept: too small to register
         return GlobalMotion()
     mov, ref = _gray(moving), _gray(reference)
     small_h, small_w = ref.shape

@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,19 +37,74 @@ def _frame_key(frame: np.ndarray) -> tuple[Any, ...]:
     return (frame.shape, hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest())
 
 
+@dataclass(frozen=True)
+class QwenEditConfig:
+    """Settings of :class:`QwenEditBackend`, built alike by the CLI and the app; the defaults live here only.
+
+    ``base_model``: Hub id or folder of a ``QwenImageEditPipeline`` / ``QwenImageEditPlusPipeline``.
+    ``adapters``: interpolation LoRAs (``AdapterSpec`` or ``"ID_OR_DIR[@scale]"``, parsed here); none → the
+    base model alone. ``lightning``: optional few-step LoRA stacked on top (fewer steps, no CFG by default).
+    ``resolution``: longest side of the working size (multiple of 32). ``steps``, ``guidance``: denoising
+    steps and ``true_cfg_scale`` (CFG with ``negative_prompt`` when > 1). ``prompt``: overrides the adapter's.
+    None for any of these four means the adapter's value, else the defaults below (:meth:`steps_or_default`,
+    :meth:`guidance_or_default`; the resolution is known once the adapters are loaded).
+    ``batch``: most frames per pipeline call. ``device``, ``dtype``, ``memory``: see
+    :func:`vfi.pipeline.load_pipeline`; ``fuse`` fuses the adapters, ``compile`` compiles the transformer,
+    ``register`` re-registers each generated frame to the flow prediction.
+    """
+
+    base_model: str = DEFAULT_BASE_MODEL
+    adapters: tuple[AdapterSpec, ...] = ()
+    lightning: AdapterSpec | None = None
+    resolution: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    prompt: str | None = None
+    negative_prompt: str = " "
+    batch: int = 4
+    device: str | None = None
+    dtype: str | None = None
+    memory: str = "auto"
+    fuse: bool = False
+    compile: bool = False
+    register: bool = True
+
+    def __post_init__(self) -> None:
+        # Specs may come as "ID_OR_DIR[@scale]" strings (CLI, environment): parsed once, here.
+        parse = AdapterSpec.parse
+        object.__setattr__(
+            self, "adapters", tuple(a if isinstance(a, AdapterSpec) else parse(a) for a in self.adapters)
+        )
+        if isinstance(self.lightning, str):
+            object.__setattr__(self, "lightning", parse(self.lightning))
+        if not self.base_model:
+            raise VFIError("base_model must name a Hub repo id or a folder.")
+        if self.resolution is not None:
+            check_resolution(self.resolution)
+        if self.steps is not None and not 2 <= self.steps <= 200:
+            raise VFIError(f"steps must be between 2 and 200, got {self.steps}.")
+        if self.guidance is not None and not 0.0 <= self.guidance <= 30.0:
+            raise VFIError(f"guidance must be between 0 and 30, got {self.guidance}.")
+        if not 1 <= self.batch <= 64:
+            raise VFIError(f"batch must be between 1 and 64, got {self.batch}.")
+
+    @property
+    def fast(self) -> bool:
+        """Whether a few-step (Lightning) LoRA is stacked."""
+        return self.lightning is not None
+
+    def steps_or_default(self) -> int:
+        return self.steps or (LIGHTNING_STEPS if self.fast else DEFAULT_STEPS)
+
+    def guidance_or_default(self) -> float:
+        return self.guidance if self.guidance is not None else (1.0 if self.fast else DEFAULT_GUIDANCE)
+
+
 class QwenEditBackend:
     """Midpoints from Qwen-Image-Edit + LoRA adapters at a chosen working resolution.
 
-    Args:
-        base_model: Hub id or folder of a ``QwenImageEditPipeline`` / ``QwenImageEditPlusPipeline``.
-        adapters: interpolation LoRAs (``AdapterSpec`` or ``"ID_OR_DIR[@scale]"``); none → the base model alone.
-        lightning: optional few-step LoRA stacked on top (fewer steps, no CFG by default).
-        resolution: longest side of the working size (multiple of 32); default: the adapter's, else 512.
-        steps, guidance: denoising steps and ``true_cfg_scale`` (CFG with ``negative_prompt`` when > 1).
-        prompt: overrides the adapter's / default prompt.
-        batch: most frames per pipeline call.
-        device, dtype, memory: see :func:`vfi.pipeline.load_pipeline`; ``fuse`` fuses the adapters,
-        ``compile`` compiles the transformer.
+    Built from a :class:`QwenEditConfig` (``config=``), or from its fields as arguments
+    (``QwenEditBackend(base_model, adapters, resolution=512, …)``).
     """
 
     name = "qwen-edit"
@@ -59,46 +115,32 @@ class QwenEditBackend:
         base_model: str = DEFAULT_BASE_MODEL,
         adapters: Sequence[AdapterSpec | str] = (),
         *,
-        lightning: AdapterSpec | str | None = None,
-        resolution: int | None = None,
-        steps: int | None = None,
-        guidance: float | None = None,
-        prompt: str | None = None,
-        negative_prompt: str = " ",
-        batch: int = 4,
-        device: str | None = None,
-        dtype: str | None = None,
-        memory: str = "auto",
-        fuse: bool = False,
-        compile: bool = False,
-        register: bool = True,
+        config: QwenEditConfig | None = None,
+        **options: Any,
     ) -> None:
-        if resolution is not None:
-            check_resolution(resolution)
-        if steps is not None and not 2 <= steps <= 200:
-            raise VFIError(f"steps must be between 2 and 200, got {steps}.")
-        if guidance is not None and not 0.0 <= guidance <= 30.0:
-            raise VFIError(f"guidance must be between 0 and 30, got {guidance}.")
-        if not 1 <= batch <= 64:
-            raise VFIError(f"batch must be between 1 and 64, got {batch}.")
-        self.adapters = [a if isinstance(a, AdapterSpec) else AdapterSpec.parse(a) for a in adapters]
-        self.lightning = AdapterSpec.parse(lightning) if isinstance(lightning, str) else lightning
-        self.loaded: LoadedPipeline = load_pipeline(base_model, device=device, dtype=dtype, memory=memory)
-        self.fuse = fuse
+        if config is None:
+            config = QwenEditConfig(base_model, tuple(adapters), **options)
+        elif base_model != DEFAULT_BASE_MODEL or adapters or options:
+            raise VFIError("Give the qwen-edit backend either a config or its options, not both.")
+        self.config = config
+        self.adapters, self.lightning = list(config.adapters), config.lightning
+        self.loaded: LoadedPipeline = load_pipeline(
+            config.base_model, device=config.device, dtype=config.dtype, memory=config.memory
+        )
+        self.fuse = config.fuse
         if not self.adapters:
             log.warning("No adapter given: the base model is expected to fail at interpolation (baseline only).")
-        self.loaded.use_adapters(self.adapters, self.lightning, fuse=fuse)
-        if compile:
+        self.loaded.use_adapters(self.adapters, self.lightning, fuse=self.fuse)
+        if config.compile:
             self.loaded.compile()
         infos = [info for info in map(self.loaded.info, self.adapters) if info is not None]
-        self.resolution = resolution or next((i.resolution for i in infos if i.resolution), DEFAULT_RESOLUTION)
-        self.prompt = prompt or next((i.prompt for i in infos if i.prompt), None)
-        fast = self.lightning is not None
-        self.steps = steps or (LIGHTNING_STEPS if fast else DEFAULT_STEPS)
-        self.guidance = guidance if guidance is not None else (1.0 if fast else DEFAULT_GUIDANCE)
-        self.negative_prompt = negative_prompt
-        self.max_batch = batch
-        self.register = register
+        self.resolution = config.resolution or next((i.resolution for i in infos if i.resolution), DEFAULT_RESOLUTION)
+        self.prompt = config.prompt or next((i.prompt for i in infos if i.prompt), None)
+        self.steps = config.steps_or_default()
+        self.guidance = config.guidance_or_default()
+        self.negative_prompt = config.negative_prompt
+        self.max_batch = config.batch
+        self.register = config.register
         self._reference = FlowBackend()  # predicts each generated frame, for registration
         self._latents: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 

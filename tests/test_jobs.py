@@ -1,0 +1,90 @@
+"""The app's logic without gradio: jobs, their cost, the generative backend's config, each value checked once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vfi.backends
+import vfi.clip
+from vfi import actions, jobs
+from vfi.backends.qwen_edit import QwenEditConfig
+from vfi.cli import _qwen_config, build_parser
+from vfi.errors import VFIError
+from vfi.interpolate import InterpolationSettings
+from vfi.pipeline import AdapterSpec
+from vfi.service import Advanced, AppConfig
+from vfi.video import probe_clip
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _call(config: AppConfig) -> actions.Call:
+    def run(job: jobs.Job):
+        return job.run(lambda done, total: None, lambda: False)
+
+    return actions.Call(config, lambda job: jobs.execute(job, config.max_gpu_seconds, run, run), "user", "user:tab")
+
+
+def test_a_clip_request_is_probed_and_checked_once(monkeypatch) -> None:
+    probes, checks = [], []
+    probe, plan = vfi.clip.probe_clip, vfi.clip.plan_clip
+    monkeypatch.setattr(vfi.clip, "probe_clip", lambda path: probes.append(path) or probe(path))
+    monkeypatch.setattr(vfi.clip, "plan_clip", lambda *args: checks.append(args) or plan(*args))
+    path, _ = actions.clip(_call(AppConfig("crossfade")), str(EXAMPLES / "clip.mp4"), 2, False, "crossfade", Advanced())
+    assert (len(probes), len(checks)) == (1, 1)
+    source, out = probe(EXAMPLES / "clip.mp4"), probe_clip(path)
+    assert (out.num_frames, out.fps) == (2 * source.num_frames - 1, 2 * source.fps)
+
+
+def test_clip_plan_owns_the_output_rate_and_counts(tmp_path) -> None:
+    info = probe_clip(EXAMPLES / "clip.mp4")
+    fast, slow = (vfi.clip.plan_clip(info, vfi.clip.ClipSettings(factor=4, slowmo=s)) for s in (False, True))
+    assert (fast.fps, slow.fps) == (4 * info.fps, info.fps)
+    assert fast.num_frames == 4 * (info.num_frames - 1) + 1
+    assert fast.frames_to_make == 3 * (info.num_frames - 1)
+    crossfade = vfi.backends.create_backend("crossfade")
+    with pytest.raises(VFIError, match="other settings"):
+        vfi.clip.interpolate_clip(fast, tmp_path / "x.mp4", crossfade, vfi.clip.ClipSettings(factor=2))
+
+
+def test_qwen_edit_config_parses_specs_and_names_the_field() -> None:
+    config = QwenEditConfig(adapters=("org/lora@0.5",), lightning="org/fast")
+    assert config.adapters == (AdapterSpec("org/lora", 0.5),) and config.lightning == AdapterSpec("org/fast")
+    assert (config.steps_or_default(), config.guidance_or_default(), config.resolution) == (8, 1.0, None)
+    assert (QwenEditConfig().steps_or_default(), QwenEditConfig().guidance_or_default()) == (30, 4.0)
+    for field, value in (("resolution", 100), ("steps", 1), ("guidance", -1.0), ("batch", 0), ("base_model", "")):
+        with pytest.raises(VFIError, match=field):
+            QwenEditConfig(**{field: value})
+
+
+def test_cli_and_app_build_the_same_config() -> None:
+    args = build_parser().parse_args(
+        ["pair", "a.png", "b.png", "-o", "o.mp4", "--backend", "qwen-edit", "--adapter", "org/lora@0.8"]
+    )
+    app = AppConfig("qwen-edit", adapters=(AdapterSpec("org/lora", 0.8),))
+    unset = Advanced("org/lora", 0.8, False, None, None, None, "")  # None: the adapter's value, as the CLI's unset
+    assert _qwen_config(args) == app.backend_config("qwen-edit", unset)
+    assert app.backend_config("flow", unset) is None
+    chosen = app.backend_config("qwen-edit", Advanced("none", 1.0, True, 256, 12, 2.0, " p "))
+    assert (chosen.adapters, chosen.lightning, chosen.resolution, chosen.prompt) == ((), None, 256, "p")
+
+
+def test_gpu_cost_follows_the_config_defaults() -> None:
+    pair = (np.zeros((32, 32, 3), np.uint8),) * 2
+    fast = jobs.Job("qwen-edit", QwenEditConfig(lightning="org/fast", resolution=1024), InterpolationSettings(), pair)
+    full = jobs.Job("qwen-edit", QwenEditConfig(resolution=512), InterpolationSettings(depth=2), pair)
+    assert fast.gpu_seconds() == int(jobs.LOAD_SECONDS + 1.5 * 8 * jobs.STEP_SECONDS_1024)  # 1 frame, 8 steps, no CFG
+    assert full.gpu_seconds() == int(jobs.LOAD_SECONDS + 1.5 * 30 * jobs.STEP_SECONDS_1024 / 4 * 2 * 3)
+
+
+def test_playback() -> None:
+    a, b = np.zeros((2, 2, 3), np.uint8), np.ones((2, 2, 3), np.uint8)
+    assert len(jobs.playback_chain(a, b, "loop")) == 3 and len(jobs.playback_chain(a, b, "ping-pong")) == 2
+    frames = [a, b, a + 2, a + 3]
+    assert jobs.apply_playback(frames, "loop") == frames[:-1]
+    assert [f[0, 0, 0] for f in jobs.apply_playback(frames, "ping-pong")] == [0, 1, 2, 3, 2, 1]
+    with pytest.raises(VFIError, match="playback must be one of"):
+        jobs.playback_chain(a, b, "backwards")

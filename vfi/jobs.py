@@ -1,0 +1,242 @@
+"""One request of the app as the library sees it: a job, its cost, its run, stopping it, and its outputs.
+
+No gradio here: ``app.py`` turns what the user set into a :class:`Job`, hands it to :func:`execute`
+and shows what comes back. A job is picklable, so a ZeroGPU Space can run it in its GPU process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from vfi.backends import ANY_T_BACKENDS
+from vfi.errors import VFIError
+
+if TYPE_CHECKING:
+    from vfi.backends import Backend
+    from vfi.backends.qwen_edit import QwenEditConfig
+    from vfi.clip import ClipPlan
+
+GENERATIVE = "qwen-edit"
+#: Wall-clock cost of one denoising step at 1024² on the GPU (docs/architecture.md, cost model), plus load time.
+STEP_SECONDS_1024 = 0.6
+LOAD_SECONDS = 30
+#: Outputs older than this are deleted.
+OUTPUT_TTL_S = 3600
+PLAYBACKS = ("once", "loop", "ping-pong")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What :func:`vfi.interpolate.count_generated` needs of a backend, known without building it."""
+
+    name: str
+
+    @property
+    def supports_any_t(self) -> bool:
+        return self.name in ANY_T_BACKENDS
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a backend.
+
+    ``config`` is the generative backend's ``QwenEditConfig`` (None for the others). Either ``keyframes``
+    (frames to chain: a pair, or first-last-first for a loop) with ``InterpolationSettings``, or ``clip`` =
+    (a checked ``vfi.clip.ClipPlan``, the output path) with its ``ClipSettings``.
+    """
+
+    backend: str
+    config: QwenEditConfig | None = None
+    settings: Any = None  # InterpolationSettings (keyframes) or ClipSettings (clip)
+    keyframes: tuple[np.ndarray, ...] = ()
+    clip: tuple[ClipPlan, str] | None = None
+    cancel_key: str = ""
+
+    @property
+    def generative(self) -> bool:
+        return self.backend == GENERATIVE
+
+    def create_backend(self) -> Backend:
+        from vfi.backends import create_backend
+
+        return create_backend(self.backend, **({"config": self.config} if self.config is not None else {}))
+
+    def frames_to_make(self) -> int:
+        """How many frames the backend makes in this run (raises VFIError for an impossible request)."""
+        if self.clip is not None:
+            return self.clip[0].frames_to_make
+        from vfi.interpolate import count_generated
+
+        return count_generated(self.settings, Capabilities(self.backend)) * (len(self.keyframes) - 1)
+
+    def gpu_seconds(self) -> int:
+        """Estimated GPU time: frames × steps × (resolution / 1024)² × CFG, plus loading.
+
+        An unset resolution (the adapter's own, unknown before loading) is costed at 1024².
+        """
+        from vfi.backends.qwen_edit import QwenEditConfig
+
+        config = self.config or QwenEditConfig()
+        cfg = 2 if config.guidance_or_default() > 1.0 else 1
+        per_frame = config.steps_or_default() * STEP_SECONDS_1024 * ((config.resolution or 1024) / 1024) ** 2 * cfg
+        return int(LOAD_SECONDS + 1.5 * per_frame * self.frames_to_make())
+
+    def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]):
+        """The frames (keyframes) or the ``ClipResult`` (clip)."""
+        backend = self.create_backend()
+        if self.clip is not None:
+            from vfi.clip import interpolate_clip
+
+            plan, output = self.clip
+            return interpolate_clip(plan, output, backend, on_progress=on_progress, should_cancel=should_cancel)
+        from vfi.interpolate import interpolate_frames
+
+        return list(
+            interpolate_frames(
+                self.keyframes, backend, self.settings, num_frames=len(self.keyframes),
+                on_progress=on_progress, should_cancel=should_cancel,
+            )
+        )  # fmt: skip
+
+
+class CancelRegistry:
+    """Stop requests per (user session, tab): set by Stop, cleared when that user starts a new action."""
+
+    def __init__(self) -> None:
+        self._stopped: set[str] = set()
+
+    @staticmethod
+    def key(session: str | None, tab: str) -> str:
+        return f"{session or os.urandom(16).hex()}:{tab}"
+
+    def start(self, session: str | None, tab: str) -> str:
+        """The cancel key of a new action; a Stop pressed before it began does not count."""
+        key = self.key(session, tab)
+        self._stopped.discard(key)
+        return key
+
+    def stop(self, session: str | None, tab: str) -> None:
+        self._stopped.add(self.key(session, tab))
+
+    def stopped(self, key: str) -> bool:
+        return key in self._stopped
+
+
+#: Generative runs take the GPU one at a time (ZeroGPU queues them itself).
+GPU_SLOT = contextlib.nullcontext() if os.environ.get("SPACES_ZERO_GPU") else threading.Lock()
+
+
+class EtaProgress:
+    """A ``(done, total)`` progress callback that reports ``((done, total), desc=…, unit="frames")`` with an ETA."""
+
+    def __init__(self, report: Callable[..., Any] | None) -> None:
+        self.report = report
+        self.start = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.report is None or not total:
+            return
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / done * (total - done) if done else 0.0
+        self.report((done, total), desc=f"frame {done}/{total}, about {eta:.0f} s left", unit="frames")
+
+
+def execute(
+    job: Job,
+    max_gpu_seconds: int,
+    run: Callable[[Job], T],
+    run_on_gpu: Callable[[Job], T],
+    on_wait: Callable[[], None] = lambda: None,
+) -> T:
+    """Check ``job``, then run it: generative jobs one at a time on the GPU (``run_on_gpu``), others at once."""
+    job.frames_to_make()  # validates the request (frame count vs backend) before any model loads
+    if not job.generative:
+        return run(job)
+    seconds = job.gpu_seconds()
+    if seconds > max_gpu_seconds:
+        raise VFIError(
+            f"This request needs about {seconds} s of GPU time, more than the limit of {max_gpu_seconds} s; "
+            "make fewer frames, use fewer steps or a lower working resolution."
+        )
+    on_wait()
+    with GPU_SLOT:
+        return run_on_gpu(job)
+
+
+def playback_chain(first: np.ndarray, last: np.ndarray, playback: str) -> tuple[np.ndarray, ...]:
+    """The keyframes to interpolate through: a loop also goes from the last frame back to the first."""
+    if playback not in PLAYBACKS:
+        raise VFIError(f"playback must be one of {', '.join(PLAYBACKS)}, got {playback!r}.")
+    return (first, last, first) if playback == "loop" else (first, last)
+
+
+def apply_playback(frames: list[np.ndarray], playback: str) -> list[np.ndarray]:
+    """The frames to show: a loop drops the repeated first frame, ping-pong plays them back again."""
+    if playback == "loop":
+        return frames[:-1]
+    if playback == "ping-pong":
+        return frames + frames[-2:0:-1]
+    return frames
+
+
+@functools.cache
+def output_root() -> Path:
+    """This process's folder for request outputs, made on first use (see :func:`remove_output_root`)."""
+    return Path(tempfile.mkdtemp(prefix="vfi-app-"))
+
+
+def remove_output_root() -> None:
+    if output_root.cache_info().currsize:
+        shutil.rmtree(output_root(), ignore_errors=True)
+
+
+def request_folder(session: str | None) -> Path:
+    """A fresh folder for one request's outputs (never shared); folders older than the TTL are swept away."""
+    now = time.time()
+    for old in output_root().iterdir():
+        with contextlib.suppress(OSError):  # another request may be sweeping the same folder
+            if now - old.stat().st_mtime > OUTPUT_TTL_S:
+                shutil.rmtree(old)
+    return Path(tempfile.mkdtemp(prefix=f"{(session or 'anon')[:12]}-", dir=output_root()))
+
+
+@dataclass(frozen=True)
+class KeyframeOutputs:
+    """What the keyframes tab offers: the MP4, the GIF, a zip of PNGs and the PNGs (for the gallery)."""
+
+    video: Path
+    gif: Path
+    archive: Path
+    frames: tuple[Path, ...]
+
+
+def write_keyframe_outputs(frames: Sequence[np.ndarray], folder: Path, fps: float) -> KeyframeOutputs:
+    from vfi.video import write_gif, write_mp4, write_png_frames
+
+    video = write_mp4(frames, folder / "interpolated.mp4", fps=fps)
+    gif = write_gif(frames, folder / "interpolated.gif", fps=fps)
+    frame_dir = write_png_frames(frames, folder / "frames")
+    archive = Path(shutil.make_archive(str(folder / "frames"), "zip", frame_dir))
+    return KeyframeOutputs(Path(video), Path(gif), archive, tuple(sorted(frame_dir.glob("*.png"))))
+
+
+def side_by_side(runs: Sequence[Sequence[np.ndarray]], names: Sequence[str]) -> list[np.ndarray]:
+    """Frames of several runs of equal length, each labelled with its name, next to each other."""
+    from vfi.frames import label_frame
+
+    labelled = [[label_frame(frame, name) for frame in frames] for name, frames in zip(names, runs)]
+    return [np.concatenate(row, axis=1) for row in zip(*labelled)]
