@@ -11,10 +11,12 @@ try:  # ZeroGPU wants ``spaces`` imported before anything that could touch CUDA.
 except ImportError:
     spaces = None
 
+import contextlib
 import functools
+import inspect
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,30 +27,39 @@ import gradio as gr  # noqa: E402
 from vfi import actions, jobs  # noqa: E402
 from vfi.errors import Cancelled, VFIError  # noqa: E402
 from vfi.jobs import GENERATIVE, Job  # noqa: E402
-from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, Advanced, AppConfig, parse_args  # noqa: E402
+from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, STATUS, Advanced, AppConfig, parse_args  # noqa: E402
 
 log = logging.getLogger("vfi.app")
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 #: Marks the progress parameter of an event function (Gradio gives each call its own tracker).
-PROGRESS = gr.Progress()
+PROGRESS = gr.Progress(track_tqdm=True)
+#: Requests waiting beyond this many are turned away (a Space's queue must not grow without bound).
+QUEUE_SIZE = 32
 CANCELS = jobs.CancelRegistry()
 
 
 def run_model(job: Job, progress: gr.Progress | None = None):
-    """Run ``job`` (the one function that touches the model; on a ZeroGPU Space it gets a GPU)."""
+    """Run a whole ``job`` (clip and compare); on a ZeroGPU Space a generative one runs in the GPU process."""
     return job.run(jobs.EtaProgress(progress), lambda: CANCELS.stopped(job.cancel_key))
 
 
-#: On a ZeroGPU Space each run asks for the GPU time its job is estimated to need.
-run_on_gpu = spaces.GPU(duration=lambda job, progress=None: job.gpu_seconds())(run_model) if spaces else run_model
+def make_frames(job: Job, requests: list) -> list:
+    """The GPU work of one call of a streamed job: the generative backend's frames for ``requests``."""
+    return job.make(requests)
+
+
+if spaces:  # each call asks ZeroGPU for the time its frames are estimated to need
+    run_on_gpu = spaces.GPU(duration=lambda job, progress=None: job.gpu_seconds())(run_model)
+    make_on_gpu = spaces.GPU(duration=lambda job, requests: job.gpu_seconds(len(requests)))(make_frames)
+else:
+    run_on_gpu, make_on_gpu = run_model, make_frames
 
 
 def execute(job: Job, config: AppConfig, progress: gr.Progress | None):
-    """Check, then run ``job``: generative jobs one at a time on the GPU, the others right away."""
-    wait = (lambda: progress(0, desc="waiting for the GPU")) if progress is not None else (lambda: None)
+    """Check, then run ``job`` whole: generative jobs on the GPU, the others right away."""
     return jobs.execute(
-        job, config.max_gpu_seconds, lambda j: run_model(j, progress), lambda j: run_on_gpu(j, progress), wait
+        job, config.max_gpu_seconds, lambda j: run_model(j, progress), lambda j: run_on_gpu(j, progress)
     )
 
 
@@ -57,27 +68,46 @@ def _session(request: gr.Request | None) -> str | None:
 
 
 def _call(config: AppConfig, request: gr.Request | None, progress: gr.Progress | None, tab: str) -> actions.Call:
-    """A new user action on ``tab``: its runs go through :func:`execute`; a Stop pressed before it does not count."""
+    """A new user action on ``tab``: its runs go through :func:`execute` (whole) or :func:`make_on_gpu`
+    (streamed); a Stop pressed before it does not count, one pressed during it is read here, between GPU calls."""
     key = CANCELS.start(_session(request), tab)
-    return actions.Call(config, lambda job: execute(job, config, progress), _session(request), key)
+    return actions.Call(
+        config, lambda job: execute(job, config, progress), _session(request), key,
+        make_on_gpu=make_on_gpu, report=progress, should_cancel=lambda: CANCELS.stopped(key),
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _shown_as_gr_error(name: str) -> Iterator[None]:
+    """User errors become ``gr.Error`` (one sentence); anything else is logged and shown as a short message."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Cancelled:
+        raise gr.Error("Stopped.", print_exception=False) from None
+    except VFIError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    except Exception:
+        log.exception("unexpected error in %s", name)
+        raise gr.Error("Something went wrong on the server; the details are in its log.") from None
 
 
 def _user_errors(fn: Callable) -> Callable:
-    """Show user errors as ``gr.Error`` (one sentence); log anything else and show a short message."""
+    """``fn`` (a function or a generator function: Gradio streams the latter) with :func:`_shown_as_gr_error`."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            with _shown_as_gr_error(fn.__name__):
+                yield from fn(*args, **kwargs)
+
+        return stream
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with _shown_as_gr_error(fn.__name__):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Cancelled:
-            raise gr.Error("Stopped.", print_exception=False) from None
-        except VFIError as error:
-            raise gr.Error(str(error), print_exception=False) from None
-        except Exception:
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error("Something went wrong on the server; the details are in its log.") from None
 
     return wrapper
 
@@ -122,17 +152,52 @@ def _run_stop(tab: str, label: str) -> tuple[gr.Button, gr.Button]:
 
 
 def _wire_stop(button: gr.Button, tab: str, event) -> None:
-    button.click(stop_action(tab), None, None, cancels=[event], queue=False, api_name=f"stop_{tab}")
+    """Stop: Gradio cancels the event (a streamed one between two of its updates) and the run stops at its
+    next check; kept out of the public API (and so out of the MCP tools)."""
+    button.click(stop_action(tab), None, None, cancels=[event], queue=False, api_visibility="private")
 
 
-def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, defaults: Advanced) -> None:
+def _queue(config: AppConfig) -> dict:
+    """Where the tabs' runs queue: with a generative backend, one at a time on the shared GPU queue."""
+    return {"concurrency_id": "gpu", "concurrency_limit": 1} if config.generative else {"concurrency_limit": 4}
+
+
+def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, hybrid: gr.Checkbox,
+                  defaults: Advanced) -> None:  # fmt: skip
     @_user_errors
     def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution, steps,
-                  guidance, prompt, seed, randomize, request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Frames between two keyframes → MP4, frame gallery, PNG zip, GIF and the seed used."""
+                  guidance, prompt, seed, randomize, hybrid=False, request: gr.Request = None, progress=PROGRESS):  # fmt: skip
+        """Make the frames between two keyframes and return them as a video.
+
+        Streams: the frame gallery fills in as each recursion level finishes; the MP4 comes first of the files.
+
+        Args:
+            first: the first keyframe (an image file).
+            last: the last keyframe (an image file of the same aspect ratio).
+            depth: recursion depth 1-4: 2^depth - 1 frames in between.
+            count: or exactly this many frames in between (flow, crossfade, hybrid; 0 = use depth).
+            fps: frame rate of the output video.
+            playback: once, loop (last back to first) or ping-pong.
+            backend: flow (optical flow, CPU), crossfade, or qwen-edit (the generative model, where configured).
+            adapter: the interpolation adapter (generative backend).
+            strength: the adapter's strength.
+            fast: fast mode (the Lightning adapter, few steps).
+            resolution: working resolution of the model, longest side in pixels.
+            steps: denoising steps.
+            guidance: true CFG scale (1 = off).
+            prompt: prompt (empty: the adapter's own).
+            seed: run seed (the same seed gives the same video).
+            randomize: pick a random seed.
+            hybrid: the model makes the middle frame, the flow backend the rest.
+
+        Returns:
+            The MP4, the frames (gallery), a zip of PNG frames, a GIF, the seed used and a summary.
+        """
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "keyframes")
-        return actions.keyframes(call, first, last, depth, count, fps, playback, backend, advanced, seed, randomize)
+        yield from actions.keyframes(
+            call, first, last, depth, count, fps, playback, backend, advanced, seed, randomize, hybrid
+        )  # fmt: skip
 
     with gr.Tab("Keyframes"):
         with gr.Row():
@@ -140,7 +205,7 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
             last = keyframe_image(label="Last keyframe", sources=["upload", "clipboard"], elem_id="last")
         with gr.Row():
             depth = gr.Slider(1, 4, value=3, step=1, label="Depth (2^depth − 1 in-betweens)")
-            count = gr.Number(0, precision=0, minimum=0, maximum=120, label="Or exactly N in-betweens (flow/crossfade; 0 = use depth)")  # fmt: skip
+            count = gr.Number(0, precision=0, minimum=0, maximum=120, label="Or exactly N in-betweens (flow/crossfade/hybrid; 0 = use depth)")  # fmt: skip
             fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
             playback = gr.Radio(list(jobs.PLAYBACKS), value="once", label="Playback")
         with gr.Row():
@@ -154,16 +219,16 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
             zip_file = gr.File(label="All frames (PNG, zip)")
             gif = gr.File(label="GIF")
             seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
-        outputs = [video, gallery, zip_file, gif, seed_used, gr.Markdown(elem_id="info-keyframes")]
+        outputs = [video, gallery, zip_file, gif, seed_used, gr.Markdown(label="Summary", elem_id="info-keyframes")]
         event = run.click(
-            keyframes, [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize],
-            outputs, api_name="keyframes", concurrency_limit=4,
+            keyframes, [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize, hybrid],
+            outputs, api_name="keyframes", **_queue(config),
         )  # fmt: skip
         _wire_stop(stop, "keyframes", event)
 
         def keyframes_example(first_path, last_path, request: gr.Request, progress=PROGRESS):
-            return keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0, False,
-                             request, progress)  # fmt: skip
+            yield from keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0,
+                                 False, False, request, progress)  # fmt: skip
 
         gr.Examples(_example_pairs(), [first, last], outputs, fn=keyframes_example, cache_examples=True,
                     cache_mode="lazy", label="Examples (click one: its video is made once, then cached)",
@@ -178,7 +243,24 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
     @_user_errors
     def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt,
              request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """A clip at factor× the frame rate (or factor× slower), audio kept."""
+        """Make a clip smoother: factor× the frame rate (or factor× slower), audio kept.
+
+        Args:
+            video: the input clip (a video file, up to 60 s).
+            factor: 2, 4 or 8.
+            slowmo: keep the frame rate and play factor× slower instead.
+            backend: flow (optical flow, CPU), crossfade, or qwen-edit (the generative model, where configured).
+            adapter: the interpolation adapter (generative backend).
+            strength: the adapter's strength.
+            fast: fast mode (the Lightning adapter, few steps).
+            resolution: working resolution of the model, longest side in pixels.
+            steps: denoising steps.
+            guidance: true CFG scale (1 = off).
+            prompt: prompt (empty: the adapter's own).
+
+        Returns:
+            The interpolated MP4 and a summary.
+        """
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         return actions.clip(_call(config, request, progress, "clip"), video, factor, slowmo, backend, advanced)
 
@@ -189,13 +271,13 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
         with gr.Row():
             factor = gr.Radio([("×2", 2), ("×4", 4), ("×8", 8)], value=2, label="Frame-rate factor")
             slowmo = gr.Checkbox(value=False, label="Slow motion (keep the fps: plays factor× slower)")
-        details = gr.Markdown(clip_info(None, 2, False), elem_id="info-clip-in")
+        details = gr.Markdown(clip_info(None, 2, False), label="About the clip", elem_id="info-clip-in")
         run, stop = _run_stop("clip", "Interpolate clip")
-        result = gr.Markdown(elem_id="info-clip")
+        result = gr.Markdown(label="Summary", elem_id="info-clip")
         gr.on([clip_in.change, factor.change, slowmo.change], clip_info, [clip_in, factor, slowmo], details,
               api_name="clip_info", queue=False)  # fmt: skip
         event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs], [clip_out, result],
-                          api_name="clip", concurrency_limit=4)  # fmt: skip
+                          api_name="clip", **_queue(config))  # fmt: skip
         _wire_stop(stop, "clip", event)
 
         def clip_example(path, request: gr.Request, progress=PROGRESS):
@@ -230,7 +312,7 @@ def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
         gallery = gr.Gallery(label="Middle frames", columns=2, height=320, elem_id="gallery-compare")
         event = run.click(
             compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery],
-            api_name="compare", concurrency_limit=4,
+            api_name="compare", **_queue(config),
         )  # fmt: skip
         _wire_stop(stop, "compare", event)
         gr.Examples(_example_pairs(), [first, last], label="Examples")
@@ -246,6 +328,7 @@ def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
             "Frames between two keyframes, or a clip at a higher frame rate. The generative backend is "
             "Qwen-Image-Edit with an interpolation LoRA; *flow* is a fast optical-flow backend that runs on any CPU."
         )
+        gr.Markdown(f"{config.describe()}  \n{STATUS}", elem_id="status")
         with gr.Row():
             backend = gr.Dropdown(config.backends, value=config.backend, label="Backend", scale=1)
             gr.Markdown(f"Backends here: {', '.join(config.backends)}. Compare picks its own two settings.")
@@ -258,12 +341,14 @@ def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
                 resolution = gr.Slider(64, 1024, value=defaults.resolution, step=32, label="Working resolution (longest side, px)")  # fmt: skip
                 steps = gr.Slider(1, 50, value=defaults.steps, step=1, label="Steps")
                 guidance = gr.Slider(1.0, 8.0, value=defaults.guidance, step=0.5, label="Guidance (true CFG; 1 = off)")
-            prompt = gr.Textbox("", label="Prompt (empty: the adapter's own)", lines=1)
+            with gr.Row():
+                prompt = gr.Textbox("", label="Prompt (empty: the adapter's own)", lines=1, scale=3)
+                hybrid = gr.Checkbox(value=False, label="Hybrid: the model makes the middle frame, flow the rest (saves most GPU time)")  # fmt: skip
         advanced_inputs = [adapter, strength, fast, resolution, steps, guidance, prompt]
         backend.change(lambda name: gr.Accordion(visible=name == GENERATIVE), backend, acc, api_visibility="private")
 
         fast.change(lambda on: (gr.Slider(value=FAST_STEPS if on else defaults.steps), gr.Slider(value=FAST_GUIDANCE if on else defaults.guidance)), fast, [steps, guidance], api_visibility="private")  # fmt: skip
-        keyframes_tab(config, backend, advanced_inputs, defaults)
+        keyframes_tab(config, backend, advanced_inputs, hybrid, defaults)
         clip_tab(config, backend, advanced_inputs, defaults)
         compare_tab(config, advanced_inputs)
     return demo
@@ -285,9 +370,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from None
     defaults = _preload(config) if config.preload and config.generative else None
     demo = build_app(config, defaults)
-    demo.queue(default_concurrency_limit=4)
-    try:
-        demo.launch(server_name=config.host, server_port=config.port, show_error=True)
+    demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
+    try:  # also an MCP server: /gradio_api/mcp/sse, tools keyframes and clip (README, "Use it from an agent")
+        demo.launch(server_name=config.host, server_port=config.port, show_error=True, mcp_server=True)
     finally:
         jobs.remove_output_root()
 

@@ -15,8 +15,10 @@ from vfi.interpolate import (
     Progress,
     count_generated,
     interpolate_frames,
+    interpolate_levels,
     interpolate_pair,
     node_seed,
+    stages,
 )
 
 
@@ -182,3 +184,40 @@ def test_any_t_backends_list_matches_the_backends():
     classes = {cls.name: cls for cls in (CrossfadeBackend, FlowBackend, QwenEditBackend)}
     assert set(classes) == set(BACKEND_NAMES)
     assert {name for name, cls in classes.items() if cls.supports_any_t} == set(ANY_T_BACKENDS)
+
+
+def _levels_sequence(keyframes, backend, settings, refine=None) -> tuple[list[dict[int, np.ndarray]], list[np.ndarray]]:
+    """Run :func:`interpolate_levels` with the backends called directly; the updates and the whole sequence."""
+
+    def make(stage, requests):
+        return (refine if stage.refine else backend).interpolate(requests)
+
+    updates = list(interpolate_levels(keyframes, backend, settings, make, refine=refine))
+    merged = {index: frame for update in updates for index, frame in update.items()}
+    assert sorted(merged) == list(range(len(merged)))  # every index exactly once, none missing
+    return updates, [merged[i] for i in range(len(merged))]
+
+
+@pytest.mark.parametrize(
+    ("settings", "hybrid"),
+    [
+        (InterpolationSettings(depth=3, seed=5), False),
+        (InterpolationSettings(depth=3, seed=5, generative_depth=1), True),
+        (InterpolationSettings(depth=None, frames=5, seed=5, generative_depth=2), True),
+    ],
+)
+def test_levels_stream_the_same_frames_as_the_recursion(settings, hybrid):
+    rng = np.random.default_rng(0)
+    keyframes = [rng.integers(0, 256, (8, 10, 3), dtype=np.uint8) for _ in range(3)]  # two pairs (a loop)
+    refine = AnyTRecorder() if hybrid else None
+    expected = list(interpolate_frames(keyframes, MidpointRecorder(), settings, refine=refine))
+    main = MidpointRecorder()
+    updates, frames = _levels_sequence(keyframes, main, settings, refine=AnyTRecorder() if hybrid else None)
+    assert len(frames) == len(expected)
+    for got, want in zip(frames, expected):
+        np.testing.assert_array_equal(got, want)
+    assert sorted(updates[0]) == [0, settings.frames_per_pair, 2 * settings.frames_per_pair]  # the keyframes first
+    assert len(updates) == 1 + len(stages(settings, main, refine))  # the keyframes, then one update per stage
+    # one call per level, both pairs in it, with the seeds of the recursion
+    seeds = sorted(r.seed for r in main.calls[0])
+    assert seeds == sorted(node_seed(5, p, Fraction(1, 2)) for p in range(2))

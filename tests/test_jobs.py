@@ -12,7 +12,7 @@ import vfi.clip
 from vfi import actions, jobs
 from vfi.backends.qwen_edit import QwenEditConfig
 from vfi.cli import _qwen_config, build_parser
-from vfi.errors import VFIError
+from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
 from vfi.pipeline import AdapterSpec
 from vfi.service import Advanced, AppConfig
@@ -88,3 +88,41 @@ def test_playback() -> None:
     assert [f[0, 0, 0] for f in jobs.apply_playback(frames, "ping-pong")] == [0, 1, 2, 3, 2, 1]
     with pytest.raises(VFIError, match="playback must be one of"):
         jobs.playback_chain(a, b, "backwards")
+
+
+def test_deep_generative_runs_are_split_into_gpu_calls_that_fit_the_limit() -> None:
+    first, last = (np.full((64, 96, 3), v, np.uint8) for v in (0, 200))
+    heavy = QwenEditConfig(steps=50, resolution=1024, guidance=4.0)  # 90 s per frame with the margin
+    job = jobs.Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
+    assert job.gpu_seconds() > 1000 and job.gpu_seconds(3) == 300
+    sizes = [len(batch) for batch in jobs.gpu_batches(job, list(range(8)), 300)]
+    assert sizes == [3, 3, 2]  # level 4's eight frames in three calls, each under 300 s
+    with pytest.raises(VFIError, match="needs about 120 s of GPU time in one call"):
+        jobs.gpu_batches(job, list(range(8)), 100)
+    hybrid = jobs.Job("qwen-edit", heavy, InterpolationSettings(depth=4, generative_depth=1), keyframes=(first, last),
+                      refine="flow")  # fmt: skip
+    assert hybrid.frames_to_make() == 1  # the model makes the middle frame only; flow makes the other 14
+    with pytest.raises(VFIError, match="refine must be one of"):
+        jobs.Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last), refine="qwen-edit")
+
+
+def test_a_stream_yields_the_keyframes_then_each_level_and_stops_between_calls() -> None:
+    first, last = (np.full((64, 96, 3), v, np.uint8) for v in (0, 200))
+    job = jobs.Job("crossfade", None, InterpolationSettings(depth=None, frames=3), keyframes=(first, last, first))
+    updates = list(jobs.stream_frames(job, 300, jobs.Job.make))
+    assert [sorted(u) for u in updates] == [[0, 4, 8], [1, 2, 3, 5, 6, 7]]
+    stream = jobs.stream_frames(job, 300, jobs.Job.make, should_cancel=lambda: True)
+    assert sorted(next(stream)) == [0, 4, 8]  # the keyframes are shown before any work
+    with pytest.raises(Cancelled):
+        next(stream)
+
+
+def test_outputs_come_mp4_first(tmp_path) -> None:
+    frames = [np.full((32, 48, 3), v, np.uint8) for v in range(0, 250, 25)]
+    reports = []
+    steps = list(jobs.keyframe_outputs(frames, tmp_path, 10.0, lambda done, **kw: reports.append((done, kw["desc"]))))
+    assert [(s.video.exists(), len(s.frames), s.archive is not None, s.gif is not None) for s in steps] == [
+        (True, 0, False, False), (True, 10, True, False), (True, 10, True, True),
+    ]  # fmt: skip
+    assert probe_clip(steps[0].video).num_frames == 10
+    assert ((9, 10), "encoding the MP4") in reports  # progress while encoding

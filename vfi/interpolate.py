@@ -108,6 +108,14 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One step of the recursion for every pair: the times it makes, and whether the refine backend makes them."""
+
+    times: tuple[Fraction, ...]
+    refine: bool = False
+
+
+@dataclass(frozen=True)
 class _Plan:
     """The anchors the main backend makes by midpoints, then the times filled between anchors."""
 
@@ -145,7 +153,7 @@ def count_generated(settings: InterpolationSettings, backend: Backend, refine: B
     return _plan(settings, backend, refine).count
 
 
-def _run(backend: Backend, requests: Sequence[FrameRequest], progress: Progress) -> list[np.ndarray]:
+def run_requests(backend: Backend, requests: Sequence[FrameRequest], progress: Progress) -> list[np.ndarray]:
     """Call ``backend`` in chunks of ``max_batch``, checking for cancel before each call."""
     out: list[np.ndarray] = []
     for start in range(0, len(requests), max(1, backend.max_batch)):
@@ -165,6 +173,25 @@ def _neighbours(known: dict[Fraction, np.ndarray], t: Fraction) -> tuple[Fractio
     return left, right
 
 
+def _requests(
+    known: dict[Fraction, np.ndarray], times: Sequence[Fraction], seed: int, pair_index: int
+) -> list[FrameRequest]:
+    """The requests for ``times`` of one pair, each between its nearest known frames."""
+    spans = [_neighbours(known, t) for t in times]
+    return [
+        FrameRequest(known[a], known[b], float((t - a) / (b - a)), node_seed(seed, pair_index, t))
+        for t, (a, b) in zip(times, spans)
+    ]
+
+
+def stages(settings: InterpolationSettings, backend: Backend, refine: Backend | None = None) -> list[Stage]:
+    """The backend calls of one pair, in order: one per recursion level of midpoints, then the times filled
+    in (by ``refine`` in hybrid mode). ``backend``/``refine`` need only ``name`` and ``supports_any_t``."""
+    plan = _plan(settings, backend, refine)
+    levels = [Stage(tuple(level), refine=False) for level in plan.anchor_levels]
+    return levels + ([Stage(tuple(plan.filled), refine=refine is not None)] if plan.filled else [])
+
+
 def interpolate_pair(
     first: np.ndarray,
     last: np.ndarray,
@@ -180,25 +207,52 @@ def interpolate_pair(
         raise VFIError(
             f"The two frames differ in size: {first.shape[1]}×{first.shape[0]} vs {last.shape[1]}×{last.shape[0]}."
         )
-    plan = _plan(settings, backend, refine)
-    progress = progress or Progress(plan.count)
+    progress = progress or Progress(count_generated(settings, backend, refine))
     known: dict[Fraction, np.ndarray] = {Fraction(0): first, Fraction(1): last}
-
-    def make(who: Backend, times: list[Fraction]) -> None:
-        spans = [_neighbours(known, t) for t in times]
-        requests = [
-            FrameRequest(known[a], known[b], float((t - a) / (b - a)), node_seed(settings.seed, pair_index, t))
-            for t, (a, b) in zip(times, spans)
-        ]
-        known.update(zip(times, _run(who, requests, progress)))
-
-    for level in plan.anchor_levels:
-        make(backend, level)
-    if plan.filled:
-        make(refine or backend, plan.filled)
+    for stage in stages(settings, backend, refine):
+        who = refine if stage.refine and refine is not None else backend
+        known.update(
+            zip(stage.times, run_requests(who, _requests(known, stage.times, settings.seed, pair_index), progress))
+        )
     yield first
     for t in settings.times:
         yield known[t]
+
+
+def interpolate_levels(
+    keyframes: Sequence[np.ndarray],
+    backend: Backend,
+    settings: InterpolationSettings,
+    make: Callable[[Stage, list[FrameRequest]], list[np.ndarray]],
+    *,
+    refine: Backend | None = None,
+) -> Iterator[dict[int, np.ndarray]]:
+    """Interpolate every consecutive pair of ``keyframes`` stage by stage (one recursion level at a time).
+
+    ``make(stage, requests)`` makes the frames of one stage for all pairs at once (the caller decides how:
+    on a GPU, in several calls, with progress and cancelling). Yields, after the keyframes and after each
+    stage, the frames that are new, keyed by their index in the output sequence; frames and seeds are
+    those of :func:`interpolate_frames`. ``backend``/``refine`` need only ``name`` and ``supports_any_t``.
+    """
+    if len(keyframes) < 2:
+        raise VFIError("There are no frames to interpolate.")
+    if any(frame.shape != keyframes[0].shape for frame in keyframes):
+        raise VFIError("The keyframes differ in size.")
+    per_pair = settings.frames_per_pair
+    known = [{Fraction(0): a, Fraction(1): b} for a, b in zip(keyframes, keyframes[1:])]
+    yield {index * per_pair: frame for index, frame in enumerate(keyframes)}
+    position = {t: i + 1 for i, t in enumerate(settings.times)}
+    for stage in stages(settings, backend, refine):
+        requests = [r for p, pair in enumerate(known) for r in _requests(pair, stage.times, settings.seed, p)]
+        frames = make(stage, requests)
+        if len(frames) != len(requests):
+            raise RuntimeError(f"{len(frames)} frames were made for {len(requests)} requests")
+        new: dict[int, np.ndarray] = {}
+        for p, pair in enumerate(known):
+            made = frames[p * len(stage.times) : (p + 1) * len(stage.times)]
+            pair.update(zip(stage.times, made))
+            new.update({p * per_pair + position[t]: f for t, f in zip(stage.times, made) if t in position})
+        yield new
 
 
 def interpolate_frames(

@@ -11,10 +11,9 @@ import functools
 import os
 import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,8 +24,10 @@ from vfi.errors import VFIError
 
 if TYPE_CHECKING:
     from vfi.backends import Backend
+    from vfi.backends.base import FrameRequest
     from vfi.backends.qwen_edit import QwenEditConfig
     from vfi.clip import ClipPlan
+    from vfi.interpolate import Stage
 
 GENERATIVE = "qwen-edit"
 #: Wall-clock cost of one denoising step at 1024² on the GPU (docs/architecture.md, cost model), plus load time.
@@ -65,6 +66,11 @@ class Job:
     keyframes: tuple[np.ndarray, ...] = ()
     clip: tuple[ClipPlan, str] | None = None
     cancel_key: str = ""
+    refine: str | None = None  # hybrid mode: the any-t backend that fills in after ``settings.generative_depth`` levels
+
+    def __post_init__(self) -> None:
+        if self.refine is not None and self.refine not in ANY_T_BACKENDS:
+            raise VFIError(f"refine must be one of {', '.join(ANY_T_BACKENDS)}, got {self.refine!r}.")
 
     @property
     def generative(self) -> bool:
@@ -75,16 +81,25 @@ class Job:
 
         return create_backend(self.backend, **({"config": self.config} if self.config is not None else {}))
 
+    def create_refine(self) -> Backend | None:
+        from vfi.backends import create_backend
+
+        return create_backend(self.refine) if self.refine else None
+
+    def stages(self) -> list[Stage]:
+        """The recursion's steps for every pair (:func:`vfi.interpolate.stages`); keyframe jobs only."""
+        from vfi.interpolate import stages
+
+        return stages(self.settings, Capabilities(self.backend), Capabilities(self.refine) if self.refine else None)
+
     def frames_to_make(self) -> int:
-        """How many frames the backend makes in this run (raises VFIError for an impossible request)."""
+        """How many frames the main backend makes in this run (raises VFIError for an impossible request)."""
         if self.clip is not None:
             return self.clip[0].frames_to_make
-        from vfi.interpolate import count_generated
+        return sum(len(stage.times) for stage in self.stages() if not stage.refine) * (len(self.keyframes) - 1)
 
-        return count_generated(self.settings, Capabilities(self.backend)) * (len(self.keyframes) - 1)
-
-    def gpu_seconds(self) -> int:
-        """Estimated GPU time: frames × steps × (resolution / 1024)² × CFG, plus loading.
+    def frame_seconds(self) -> float:
+        """Estimated GPU time of one generated frame: steps × (resolution / 1024)² × CFG, with a 1.5× margin.
 
         An unset resolution (the adapter's own, unknown before loading) is costed at 1024².
         """
@@ -92,8 +107,17 @@ class Job:
 
         config = self.config or QwenEditConfig()
         cfg = 2 if config.guidance_or_default() > 1.0 else 1
-        per_frame = config.steps_or_default() * STEP_SECONDS_1024 * ((config.resolution or 1024) / 1024) ** 2 * cfg
-        return int(LOAD_SECONDS + 1.5 * per_frame * self.frames_to_make())
+        return 1.5 * config.steps_or_default() * STEP_SECONDS_1024 * ((config.resolution or 1024) / 1024) ** 2 * cfg
+
+    def gpu_seconds(self, frames: int | None = None) -> int:
+        """Estimated GPU time of a call making ``frames`` frames (default: the whole job), plus loading."""
+        return int(LOAD_SECONDS + self.frame_seconds() * (self.frames_to_make() if frames is None else frames))
+
+    def make(self, requests: Sequence[FrameRequest], on_progress: Callable[[int, int], None] | None = None) -> list:
+        """The frames of ``requests`` from the main backend (the unit of GPU work when streaming)."""
+        from vfi.interpolate import Progress, run_requests
+
+        return run_requests(self.create_backend(), requests, Progress(len(requests), on_progress))
 
     def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]):
         """The frames (keyframes) or the ``ClipResult`` (clip)."""
@@ -102,12 +126,14 @@ class Job:
             from vfi.clip import interpolate_clip
 
             plan, output = self.clip
-            return interpolate_clip(plan, output, backend, on_progress=on_progress, should_cancel=should_cancel)
+            return interpolate_clip(
+                plan, output, backend, refine=self.create_refine(), on_progress=on_progress, should_cancel=should_cancel
+            )
         from vfi.interpolate import interpolate_frames
 
         return list(
             interpolate_frames(
-                self.keyframes, backend, self.settings, num_frames=len(self.keyframes),
+                self.keyframes, backend, self.settings, refine=self.create_refine(), num_frames=len(self.keyframes),
                 on_progress=on_progress, should_cancel=should_cancel,
             )
         )  # fmt: skip
@@ -136,10 +162,6 @@ class CancelRegistry:
         return key in self._stopped
 
 
-#: Generative runs take the GPU one at a time (ZeroGPU queues them itself).
-GPU_SLOT = contextlib.nullcontext() if os.environ.get("SPACES_ZERO_GPU") else threading.Lock()
-
-
 class EtaProgress:
     """A ``(done, total)`` progress callback that reports ``((done, total), desc=…, unit="frames")`` with an ETA."""
 
@@ -155,26 +177,71 @@ class EtaProgress:
         self.report((done, total), desc=f"frame {done}/{total}, about {eta:.0f} s left", unit="frames")
 
 
-def execute(
-    job: Job,
-    max_gpu_seconds: int,
-    run: Callable[[Job], T],
-    run_on_gpu: Callable[[Job], T],
-    on_wait: Callable[[], None] = lambda: None,
-) -> T:
-    """Check ``job``, then run it: generative jobs one at a time on the GPU (``run_on_gpu``), others at once."""
+def check_gpu_seconds(seconds: int, max_gpu_seconds: int) -> None:
+    """Refuse a GPU call estimated over the limit (a ZeroGPU Space refuses it anyway, less clearly)."""
+    if seconds > max_gpu_seconds:
+        raise VFIError(
+            f"This request needs about {seconds} s of GPU time in one call, more than the limit of "
+            f"{max_gpu_seconds} s; make fewer frames, use fewer steps or a lower working resolution."
+        )
+
+
+def execute(job: Job, max_gpu_seconds: int, run: Callable[[Job], T], run_on_gpu: Callable[[Job], T]) -> T:
+    """Check ``job``, then run it whole: generative jobs on the GPU (``run_on_gpu``), others here.
+
+    One at a time on the GPU is the app's queue's business (Gradio's ``concurrency_id``), not a lock here.
+    """
     job.frames_to_make()  # validates the request (frame count vs backend) before any model loads
     if not job.generative:
         return run(job)
-    seconds = job.gpu_seconds()
-    if seconds > max_gpu_seconds:
-        raise VFIError(
-            f"This request needs about {seconds} s of GPU time, more than the limit of {max_gpu_seconds} s; "
-            "make fewer frames, use fewer steps or a lower working resolution."
-        )
-    on_wait()
-    with GPU_SLOT:
-        return run_on_gpu(job)
+    check_gpu_seconds(job.gpu_seconds(), max_gpu_seconds)
+    return run_on_gpu(job)
+
+
+def gpu_batches(job: Job, requests: Sequence[FrameRequest], max_gpu_seconds: int) -> list[list[FrameRequest]]:
+    """``requests`` split into GPU calls estimated under ``max_gpu_seconds`` each; refuses the request if a
+    single frame does not fit."""
+    check_gpu_seconds(job.gpu_seconds(1), max_gpu_seconds)
+    size = max(1, int((max_gpu_seconds - LOAD_SECONDS) // job.frame_seconds()))
+    return [list(requests[i : i + size]) for i in range(0, len(requests), size)]
+
+
+def stream_frames(
+    job: Job,
+    max_gpu_seconds: int,
+    run_on_gpu: Callable[[Job, list[FrameRequest]], list[np.ndarray]],
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> Iterator[dict[int, np.ndarray]]:
+    """Run a keyframes job one recursion level at a time; yield the new frames by output index (first the
+    keyframes, then each level's frames as it finishes).
+
+    The generative backend's frames go to ``run_on_gpu(job, requests)`` in calls that each fit
+    ``max_gpu_seconds`` (:func:`gpu_batches`); only that is GPU work. The other backends, and the refine
+    backend in hybrid mode, run here. ``should_cancel`` is read here, between calls (never inside a GPU
+    process, where it would be a stale copy), and stops the run with :class:`~vfi.errors.Cancelled`.
+    """
+    from vfi.interpolate import Progress, interpolate_levels, run_requests
+
+    job.frames_to_make()  # validates the request before any model loads
+    pairs = len(job.keyframes) - 1
+    progress = Progress(sum(len(stage.times) for stage in job.stages()) * pairs, on_progress, should_cancel)
+    backend = None if job.generative else job.create_backend()
+    refine = job.create_refine()
+
+    def make(stage: Stage, requests: list[FrameRequest]) -> list[np.ndarray]:
+        local = refine if stage.refine else backend
+        if local is not None:
+            return run_requests(local, requests, progress)
+        frames: list[np.ndarray] = []
+        for batch in gpu_batches(job, requests, max_gpu_seconds):
+            progress.check_cancel()
+            frames.extend(run_on_gpu(job, batch))
+            progress.advance(len(batch))
+        return frames
+
+    yield from interpolate_levels(job.keyframes, Capabilities(job.backend), job.settings, make,
+                                  refine=Capabilities(job.refine) if job.refine else None)  # fmt: skip
 
 
 def playback_chain(first: np.ndarray, last: np.ndarray, playback: str) -> tuple[np.ndarray, ...]:
@@ -216,22 +283,40 @@ def request_folder(session: str | None) -> Path:
 
 @dataclass(frozen=True)
 class KeyframeOutputs:
-    """What the keyframes tab offers: the MP4, the GIF, a zip of PNGs and the PNGs (for the gallery)."""
+    """What the keyframes tab offers: the MP4, then the PNGs (gallery) and their zip, then the GIF."""
 
     video: Path
-    gif: Path
-    archive: Path
-    frames: tuple[Path, ...]
+    frames: tuple[Path, ...] = ()
+    archive: Path | None = None
+    gif: Path | None = None
 
 
-def write_keyframe_outputs(frames: Sequence[np.ndarray], folder: Path, fps: float) -> KeyframeOutputs:
+def counted(frames: Sequence[np.ndarray], report: Callable[..., Any] | None, desc: str) -> Iterator[np.ndarray]:
+    """``frames``, reporting ``report((i, n), desc=desc, unit="frames")`` as each is consumed (encoding progress)."""
+    for index, frame in enumerate(frames):
+        if report is not None:
+            report((index, len(frames)), desc=desc, unit="frames")
+        yield frame
+
+
+def keyframe_outputs(
+    frames: Sequence[np.ndarray], folder: Path, fps: float, report: Callable[..., Any] | None = None
+) -> Iterator[KeyframeOutputs]:
+    """Write the keyframes tab's outputs, most wanted first: yields after the MP4, after the PNGs and zip,
+    and after the GIF (the slowest: about 6× the MP4's time)."""
     from vfi.video import write_gif, write_mp4, write_png_frames
 
-    video = write_mp4(frames, folder / "interpolated.mp4", fps=fps)
-    gif = write_gif(frames, folder / "interpolated.gif", fps=fps)
-    frame_dir = write_png_frames(frames, folder / "frames")
+    out = KeyframeOutputs(
+        Path(write_mp4(counted(frames, report, "encoding the MP4"), folder / "interpolated.mp4", fps=fps))
+    )
+    yield out
+    frame_dir = write_png_frames(counted(frames, report, "writing the PNG frames"), folder / "frames")
     archive = Path(shutil.make_archive(str(folder / "frames"), "zip", frame_dir))
-    return KeyframeOutputs(Path(video), Path(gif), archive, tuple(sorted(frame_dir.glob("*.png"))))
+    out = replace(out, frames=tuple(sorted(frame_dir.glob("*.png"))), archive=archive)
+    yield out
+    yield replace(
+        out, gif=Path(write_gif(counted(frames, report, "writing the GIF"), folder / "interpolated.gif", fps=fps))
+    )
 
 
 def side_by_side(runs: Sequence[Sequence[np.ndarray]], names: Sequence[str]) -> list[np.ndarray]:

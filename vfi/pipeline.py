@@ -247,7 +247,8 @@ def load_pipeline(
         raise VFIError(f"{base_model} is a {type(pipe).__name__}, not a Qwen-Image-Edit pipeline.")
     mode = memory
     if device.startswith("cuda"):
-        mode = _choose_memory_mode(pipe, device) if memory == "auto" else memory
+        if memory == "auto":  # ZeroGPU's free memory is emulated: there the pipeline simply goes to cuda
+            mode = "none" if os.environ.get("SPACES_ZERO_GPU") else _choose_memory_mode(pipe, device)
         if mode == "model":
             pipe.enable_model_cpu_offload(device=device)
         elif mode == "sequential":

@@ -24,6 +24,12 @@ ADVANCED_RESOLUTION, ADVANCED_STEPS, ADVANCED_GUIDANCE = 512, 20, 4.0
 #: Steps and guidance the Advanced section switches to in fast mode (Lightning).
 FAST_STEPS, FAST_GUIDANCE = 8, 1.0
 NO_ADAPTER = "none"
+#: What is proven, said on the page (the README's "Status" says how).
+STATUS = (
+    "**Status:** no interpolation adapter is published yet, and the generative path has not yet run on the real "
+    "weights: it is verified against the stock pipelines and on a tiny model; GPU timings are estimates. "
+    "The flow backend is measured."
+)
 
 
 def parse_adapters(text: str | None) -> tuple[AdapterSpec, ...]:
@@ -85,6 +91,17 @@ class AppConfig:
     @property
     def backends(self) -> list[str]:
         return [*ANY_T_BACKENDS, *([GENERATIVE] if self.generative else [])]
+
+    def describe(self) -> str:
+        """One line for the page: what is configured, and how to add an interpolation adapter."""
+        if self.adapters:
+            names = ", ".join(spec.source for spec in self.adapters)
+            return f"**Configured:** default backend {self.backend}; interpolation adapter {names}."
+        generative = " (the base model alone, a baseline that fails at interpolation)" if self.generative else ""
+        return (
+            f"**Configured:** default backend {self.backend}{generative}; no interpolation adapter. "
+            "Add one with `--adapter ORG/NAME` or the `VFI_ADAPTER` variable (Space settings)."
+        )
 
     def advanced(self) -> Advanced:
         """The Advanced section's initial values: the first adapter at its configured strength."""
@@ -148,10 +165,12 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     parser.add_argument("--host", help="server address (default: GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="server port (default: GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
-    backend = args.backend or (GENERATIVE if cuda_available() else "flow")
+    adapters = parse_adapters(args.adapter)
+    # The generative backend by default only with an interpolation adapter: the base model alone fails at it.
+    backend = args.backend or (GENERATIVE if adapters and cuda_available() else "flow")
     preload = args.preload if args.preload is not None else env("VFI_PRELOAD", "1" if env("SPACE_ID") else "0") == "1"
     return AppConfig(
-        backend=backend, base_model=args.base_model, adapters=parse_adapters(args.adapter),
+        backend=backend, base_model=args.base_model, adapters=adapters,
         lightning=args.lightning, preload=preload, max_gpu_seconds=args.max_gpu_seconds,
         host=args.host, port=args.port,
     )  # fmt: skip

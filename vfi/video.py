@@ -372,6 +372,11 @@ def write_gif(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float,
     return path
 
 
+def frame_name(index: int) -> str:
+    """The file name of frame ``index`` in a frames folder."""
+    return f"frame_{index:04d}.png"
+
+
 def check_frames_dir(directory: str | os.PathLike) -> Path:
     """Refuse, before any work, a frames folder that cannot be written or that holds anything but frames
     (:func:`write_png_frames` replaces it whole); return where it will be written."""
@@ -385,18 +390,24 @@ def check_frames_dir(directory: str | os.PathLike) -> Path:
     return target
 
 
+def write_png(frame: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write one frame as a PNG (fast compression: these are previews and frame dumps, not archives)."""
+    from PIL import Image
+
+    Image.fromarray(frame).save(path, compress_level=1)
+    return Path(path)
+
+
 def write_png_frames(frames: Iterable[np.ndarray], directory: str | os.PathLike) -> Path:
     """Write ``directory/frame_0000.png``, ``frame_0001.png``, … in order (the folder is replaced atomically).
 
     ``directory`` must be new, empty or hold only such frames (:func:`check_frames_dir`).
     """
-    from PIL import Image
-
     directory = Path(directory)
     check_frames_dir(directory)
     with atomic_dir(directory) as tmp:
         first, rest = _first_and_rest(frames)
         check = _FrameChecker(first)
         for index, frame in enumerate(_chain(first, rest)):
-            Image.fromarray(check.same(frame)).save(tmp / f"frame_{index:04d}.png", compress_level=1)
+            write_png(check.same(frame), tmp / frame_name(index))
     return directory
