@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -86,7 +87,11 @@ def test_configuration_from_flags_and_environment(monkeypatch):
         True,
     )
     monkeypatch.setattr(vfi.service, "cuda_available", lambda: True)
-    assert app.parse_args([]).backend == "qwen-edit"
+    assert app.parse_args([]).backend == "qwen-edit"  # a GPU and an adapter
+    monkeypatch.delenv("VFI_ADAPTER")
+    config = app.parse_args([])  # a GPU but no adapter: the base model alone fails at interpolation
+    assert (config.backend, config.generative) == ("flow", True)
+    assert "no interpolation adapter" in config.describe() and "VFI_ADAPTER" in config.describe()
     with pytest.raises(VFIError, match="backend must be one of"):
         app.parse_args(["--backend", "nope"])
 
@@ -111,12 +116,36 @@ def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
     work = Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
     assert work.gpu_seconds() > 1000  # 15 frames × 50 steps × CFG at 1024²
     with pytest.raises(VFIError, match="needs about .* s of GPU time"):
-        app.execute(work, app.AppConfig("flow", max_gpu_seconds=300), None)  # refused before loading anything
+        app.execute(work, app.AppConfig("flow", max_gpu_seconds=300), None)  # run whole: refused before loading
 
 
 def test_every_action_has_an_endpoint(client):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert {"/keyframes", "/clip", "/clip_info", "/compare"} <= set(endpoints)
+    assert not [name for name in endpoints if "stop" in name]  # Stop is the page's, not the public API's
+
+
+def test_keyframes_stream_the_gallery_before_the_video(client):
+    job = client.submit(handle_file(str(_pair("astronaut")[0])), handle_file(str(_pair("astronaut")[1])),
+                        depth=2, fps=10, backend="flow", prompt="", api_name="/keyframes")  # fmt: skip
+    updates = [tuple(update) for update in job]  # every update the client saw, in order
+    final = job.result()
+    before_video = [u for u in updates if u[0] is None]
+    assert len(before_video) >= 2  # the keyframes, then the frames made, before any video
+    assert [len(u[1]) for u in before_video][:2] == [2, 5]
+    assert probe_clip(final[0]).num_frames == 5 and final[3] is not None  # MP4 and, last, the GIF
+
+
+def test_the_app_is_an_mcp_server_with_keyframes_and_clip_tools(flow_app):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(flow_app + "gradio_api/mcp/schema", timeout=30) as response:
+        tools = {tool["name"]: tool for tool in json.load(response)}
+    assert {"keyframes", "clip"} <= set(tools) and not [name for name in tools if "stop" in name]
+    properties = tools["keyframes"]["inputSchema"]["properties"]
+    assert {"first", "last", "depth", "backend"} <= set(properties)
+    assert "recursion depth" in properties["depth"]["description"]
 
 
 def test_keyframes_make_an_mp4_gallery_zip_and_gif(client):
@@ -215,16 +244,20 @@ def tiny_app(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("tiny_app")
     pipeline = build_tiny_pipeline(root / "pipeline")
     adapter = build_tiny_adapter(pipeline, root / "adapter")
-    env = {"VFI_BACKEND": "qwen-edit", "VFI_BASE_MODEL": str(pipeline), "VFI_ADAPTER": f"{adapter}@1.0"}
+    (root / "tmp").mkdir()
+    env = {
+        "VFI_BACKEND": "qwen-edit", "VFI_BASE_MODEL": str(pipeline), "VFI_ADAPTER": f"{adapter}@1.0",
+        "TMPDIR": str(root / "tmp"),  # where the app's request folders go (test_stop_mid_run looks in them)
+    }  # fmt: skip
     with running_app(root / "app.log", env=env, timeout=180) as url:
-        yield url, str(adapter)
+        yield url, str(adapter), root / "tmp"
 
 
 TINY = dict(backend="qwen-edit", resolution=64, steps=2, guidance=1.0)
 
 
 def test_tiny_model_keyframes(tiny_app):
-    url, adapter = tiny_app
+    url, adapter, _ = tiny_app
     client = Client(url, verbose=False)
     video, gallery, _, _, seed, _ = keyframes(client, *_pair("astronaut"), depth=1, adapter=adapter, seed=7, **TINY)
     clip = probe_clip(video)
@@ -236,7 +269,7 @@ def test_tiny_model_keyframes(tiny_app):
 
 
 def test_tiny_model_adapter_vs_no_adapter(tiny_app):
-    url, adapter = tiny_app
+    url, adapter, _ = tiny_app
     video, gallery = Client(url, verbose=False).predict(
         handle_file(str(_pair("coffee")[0])), handle_file(str(_pair("coffee")[1])),
         "Qwen-Image-Edit + adapter", "Qwen-Image-Edit, no adapter", 1, 8, adapter, 1.0, False, 64, 2, 1.0, "",
@@ -265,3 +298,26 @@ def test_preload_starts_the_advanced_section_at_the_adapters_resolution(tmp_path
     assert (
         next(b.value for b in demo.blocks.values() if getattr(b, "label", None) == label) == 96
     )  # not the 512 default
+
+
+def test_stop_mid_run_ends_a_streamed_generative_run(tiny_app):
+    url, adapter, tmp = tiny_app
+    client = Client(url, verbose=False)
+    first, last = (handle_file(str(path)) for path in _pair("coffee"))
+    slow = dict(TINY, resolution=64, steps=8)
+    job = client.submit(
+        first, last, depth=4, count=0, fps=10, adapter=adapter, prompt="", **slow, api_name="/keyframes"
+    )
+    deadline = time.monotonic() + 120
+    while len(job.outputs()) < 2:  # the keyframes, then the first level's frame
+        assert time.monotonic() < deadline and not job.done(), "no streamed update arrived"
+        time.sleep(0.05)
+    job.cancel()
+    # The GPU queue takes one run at a time: this one starts only once the stopped run has let go of it.
+    video, *_ = keyframes(client, *_pair("astronaut"), depth=1, adapter=adapter, **TINY)
+    assert probe_clip(video).num_frames == 3
+    time.sleep(3)
+    folders = [f for f in tmp.glob("vfi-app-*/*") if f.is_dir()]
+    stopped = [f for f in folders if len(list((f / "preview").glob("*.png"))) > 3]
+    assert len(stopped) == 1 and not (stopped[0] / "interpolated.mp4").exists()
+    assert len(list((stopped[0] / "preview").glob("*.png"))) < 17  # stopped before the last level

@@ -189,8 +189,9 @@ def test_any_t_backends_list_matches_the_backends():
 def _levels_sequence(keyframes, backend, settings, refine=None) -> tuple[list[dict[int, np.ndarray]], list[np.ndarray]]:
     """Run :func:`interpolate_levels` with the backends called directly; the updates and the whole sequence."""
 
-    def make(stage, requests):
-        return (refine if stage.refine else backend).interpolate(requests)
+    def make(stage, requests):  # in chunks of two, as GPU calls would be
+        for start in range(0, len(requests), 2):
+            yield (refine if stage.refine else backend).interpolate(requests[start : start + 2])
 
     updates = list(interpolate_levels(keyframes, backend, settings, make, refine=refine))
     merged = {index: frame for update in updates for index, frame in update.items()}
@@ -217,7 +218,7 @@ def test_levels_stream_the_same_frames_as_the_recursion(settings, hybrid):
     for got, want in zip(frames, expected):
         np.testing.assert_array_equal(got, want)
     assert sorted(updates[0]) == [0, settings.frames_per_pair, 2 * settings.frames_per_pair]  # the keyframes first
-    assert len(updates) == 1 + len(stages(settings, main, refine))  # the keyframes, then one update per stage
-    # one call per level, both pairs in it, with the seeds of the recursion
-    seeds = sorted(r.seed for r in main.calls[0])
+    chunks = sum((len(stage.times) * 2 + 1) // 2 for stage in stages(settings, main, refine))
+    assert len(updates) == 1 + chunks  # the keyframes, then one update per chunk
+    seeds = sorted(r.seed for r in main.calls[0])  # level 1: the midpoints of both pairs
     assert seeds == sorted(node_seed(5, p, Fraction(1, 2)) for p in range(2))

@@ -92,11 +92,14 @@ def test_playback() -> None:
 
 def test_deep_generative_runs_are_split_into_gpu_calls_that_fit_the_limit() -> None:
     first, last = (np.full((64, 96, 3), v, np.uint8) for v in (0, 200))
-    heavy = QwenEditConfig(steps=50, resolution=1024, guidance=4.0)  # 90 s per frame with the margin
+    heavy = QwenEditConfig(steps=50, resolution=1024, guidance=4.0, batch=4)  # 90 s per frame with the margin
     job = jobs.Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
     assert job.gpu_seconds() > 1000 and job.gpu_seconds(3) == 300
     sizes = [len(batch) for batch in jobs.gpu_batches(job, list(range(8)), 300)]
     assert sizes == [3, 3, 2]  # level 4's eight frames in three calls, each under 300 s
+    light = QwenEditConfig(steps=8, resolution=512, guidance=1.0, batch=4)
+    light_job = jobs.Job("qwen-edit", light, InterpolationSettings(depth=4), keyframes=(first, last))
+    assert [len(b) for b in jobs.gpu_batches(light_job, list(range(8)), 300)] == [4, 4]  # one backend batch a call
     with pytest.raises(VFIError, match="needs about 120 s of GPU time in one call"):
         jobs.gpu_batches(job, list(range(8)), 100)
     hybrid = jobs.Job("qwen-edit", heavy, InterpolationSettings(depth=4, generative_depth=1), keyframes=(first, last),

@@ -223,16 +223,17 @@ def interpolate_levels(
     keyframes: Sequence[np.ndarray],
     backend: Backend,
     settings: InterpolationSettings,
-    make: Callable[[Stage, list[FrameRequest]], list[np.ndarray]],
+    make: Callable[[Stage, list[FrameRequest]], Iterable[list[np.ndarray]]],
     *,
     refine: Backend | None = None,
 ) -> Iterator[dict[int, np.ndarray]]:
     """Interpolate every consecutive pair of ``keyframes`` stage by stage (one recursion level at a time).
 
-    ``make(stage, requests)`` makes the frames of one stage for all pairs at once (the caller decides how:
-    on a GPU, in several calls, with progress and cancelling). Yields, after the keyframes and after each
-    stage, the frames that are new, keyed by their index in the output sequence; frames and seeds are
-    those of :func:`interpolate_frames`. ``backend``/``refine`` need only ``name`` and ``supports_any_t``.
+    ``make(stage, requests)`` makes the frames of one stage for all pairs, in request order, in one or
+    more chunks (the caller decides how: on a GPU, in several calls, with progress and cancelling). Yields
+    the keyframes first, then each chunk's frames, keyed by their index in the output sequence; frames and
+    seeds are those of :func:`interpolate_frames`. ``backend``/``refine`` need only ``name`` and
+    ``supports_any_t``.
     """
     if len(keyframes) < 2:
         raise VFIError("There are no frames to interpolate.")
@@ -243,16 +244,19 @@ def interpolate_levels(
     yield {index * per_pair: frame for index, frame in enumerate(keyframes)}
     position = {t: i + 1 for i, t in enumerate(settings.times)}
     for stage in stages(settings, backend, refine):
+        nodes = [(p, t) for p in range(len(known)) for t in stage.times]
         requests = [r for p, pair in enumerate(known) for r in _requests(pair, stage.times, settings.seed, p)]
-        frames = make(stage, requests)
-        if len(frames) != len(requests):
-            raise RuntimeError(f"{len(frames)} frames were made for {len(requests)} requests")
-        new: dict[int, np.ndarray] = {}
-        for p, pair in enumerate(known):
-            made = frames[p * len(stage.times) : (p + 1) * len(stage.times)]
-            pair.update(zip(stage.times, made))
-            new.update({p * per_pair + position[t]: f for t, f in zip(stage.times, made) if t in position})
-        yield new
+        done = 0
+        for chunk in make(stage, requests):
+            new: dict[int, np.ndarray] = {}
+            for (p, t), frame in zip(nodes[done : done + len(chunk)], chunk):
+                known[p][t] = frame
+                if t in position:
+                    new[p * per_pair + position[t]] = frame
+            done += len(chunk)
+            yield new
+        if done != len(requests):
+            raise RuntimeError(f"{done} frames were made for {len(requests)} requests")
 
 
 def interpolate_frames(

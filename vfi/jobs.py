@@ -199,10 +199,11 @@ def execute(job: Job, max_gpu_seconds: int, run: Callable[[Job], T], run_on_gpu:
 
 
 def gpu_batches(job: Job, requests: Sequence[FrameRequest], max_gpu_seconds: int) -> list[list[FrameRequest]]:
-    """``requests`` split into GPU calls estimated under ``max_gpu_seconds`` each; refuses the request if a
-    single frame does not fit."""
+    """``requests`` split into GPU calls: at most one backend batch each (a Stop or cancel then waits for one
+    batch at most), estimated under ``max_gpu_seconds``; refuses the request if a single frame does not fit."""
     check_gpu_seconds(job.gpu_seconds(1), max_gpu_seconds)
-    size = max(1, int((max_gpu_seconds - LOAD_SECONDS) // job.frame_seconds()))
+    batch = job.config.batch if job.config is not None else 1
+    size = max(1, min(batch, int((max_gpu_seconds - LOAD_SECONDS) // job.frame_seconds())))
     return [list(requests[i : i + size]) for i in range(0, len(requests), size)]
 
 
@@ -214,7 +215,7 @@ def stream_frames(
     should_cancel: Callable[[], bool] | None = None,
 ) -> Iterator[dict[int, np.ndarray]]:
     """Run a keyframes job one recursion level at a time; yield the new frames by output index (first the
-    keyframes, then each level's frames as it finishes).
+    keyframes, then the frames of each GPU call, or of each level of the other backends).
 
     The generative backend's frames go to ``run_on_gpu(job, requests)`` in calls that each fit
     ``max_gpu_seconds`` (:func:`gpu_batches`); only that is GPU work. The other backends, and the refine
@@ -229,16 +230,15 @@ def stream_frames(
     backend = None if job.generative else job.create_backend()
     refine = job.create_refine()
 
-    def make(stage: Stage, requests: list[FrameRequest]) -> list[np.ndarray]:
+    def make(stage: Stage, requests: list[FrameRequest]) -> Iterator[list[np.ndarray]]:
         local = refine if stage.refine else backend
         if local is not None:
-            return run_requests(local, requests, progress)
-        frames: list[np.ndarray] = []
+            yield run_requests(local, requests, progress)
+            return
         for batch in gpu_batches(job, requests, max_gpu_seconds):
             progress.check_cancel()
-            frames.extend(run_on_gpu(job, batch))
+            yield run_on_gpu(job, batch)
             progress.advance(len(batch))
-        return frames
 
     yield from interpolate_levels(job.keyframes, Capabilities(job.backend), job.settings, make,
                                   refine=Capabilities(job.refine) if job.refine else None)  # fmt: skip
