@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+from pathlib import Path
 
 from app_server import ROOT
 
@@ -23,3 +25,41 @@ def test_every_tracked_binary_goes_through_lfs():
                          text=True, check=True).stdout  # fmt: skip
     missing = [line.split(":")[0] for line in out.splitlines() if not line.endswith(": filter: lfs")]
     assert not missing, f"binary files not marked for LFS/Xet in .gitattributes: {missing}"
+
+
+def test_deploy_space_uploads_an_allow_list_and_sets_the_variables(monkeypatch, capsys):
+    # The one mock in the project: huggingface_hub's HfApi at the network edge (no Space is really created).
+    import huggingface_hub
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import deploy_space
+
+    calls: dict[str, list] = {}
+    uploaded: dict[str, str] = {}
+
+    def record(name):
+        def method(self, *args, **kwargs):
+            calls.setdefault(name, []).append((args, kwargs))
+            if name == "upload_folder":
+                folder = Path(kwargs["folder_path"])
+                uploaded.update({p.relative_to(folder).as_posix(): p.read_text(errors="replace")
+                                 for p in folder.rglob("*") if p.is_file()})  # fmt: skip
+
+        return method
+
+    for name in ("create_repo", "upload_folder", "add_space_variable", "request_space_hardware"):
+        monkeypatch.setattr(huggingface_hub.HfApi, name, record(name))
+    status = deploy_space.main(["me/vfi", "--adapter", "me/vfi-lora@0.9", "--lightning", "lightx2v/Qwen-Image-Lightning",
+                                "--private"])  # fmt: skip
+    assert status == 0 and capsys.readouterr().out.strip() == "https://huggingface.co/spaces/me/vfi"
+    assert calls["create_repo"] == [(("me/vfi",), {"repo_type": "space", "space_sdk": "gradio", "private": True,
+                                                   "exist_ok": True})]  # fmt: skip
+    assert {"app.py", "README.md", "requirements.txt", "vfi/__init__.py", "examples/clip.mp4"} <= set(uploaded)
+    assert not [p for p in uploaded if p.startswith((".venv", "tests", ".git", "outputs", "benchmarks", "scripts"))
+                or "__pycache__" in p or p.endswith(".pyc")]  # fmt: skip
+    requirements = uploaded["requirements.txt"].splitlines()
+    assert "torch==2.8.0" in requirements and "spaces==0.51.3" in requirements and "gradio==6.31.0" in requirements
+    assert "  - me/vfi-lora\n" in uploaded["README.md"]  # the adapter in the front matter's models
+    variables = {args[1]: args[2] for args, _ in calls["add_space_variable"]}
+    assert variables == {"VFI_ADAPTER": "me/vfi-lora@0.9", "VFI_LIGHTNING": "lightx2v/Qwen-Image-Lightning"}
+    assert calls["request_space_hardware"] == [(("me/vfi", "zero-a10g"), {})]
