@@ -282,3 +282,28 @@ def test_generated_frames_are_registered_to_the_flow_prediction(tiny, monkeypatc
     inner = (slice(8, -8), slice(16, -16))  # away from the borders the roll wrapped around
     assert psnr(kept[inner], middle[inner]) < 25
     assert psnr(registered[inner], middle[inner]) > psnr(kept[inner], middle[inner]) + 10
+
+
+def test_per_step_progress_reaches_gradio_through_tqdm(tiny, frames):
+    """Each denoising step is reported (``callback_on_step_end``), and the app's gr.Progress(track_tqdm=True)
+    sees it: Gradio's tqdm tracking is installed here exactly as the app's progress installs it."""
+    import gradio as gr
+    from gradio.context import LocalContext
+
+    updates = []
+
+    class Recorder(gr.Progress):
+        def _progress_callback(self):  # where Gradio would send the update to the page
+            return lambda *update: None
+
+        def update(self, n=1):
+            updates.append(n)
+            return super().update(n)
+
+    progress = Recorder(track_tqdm=True)
+    token = LocalContext.progress.set(progress)
+    try:
+        _midpoint(_backend(tiny, "side-by-side", steps=3), frames)
+    finally:
+        LocalContext.progress.reset(token)
+    assert updates == [1, 1, 1]  # one per denoising step

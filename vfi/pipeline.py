@@ -27,7 +27,7 @@ import hashlib
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,11 +358,13 @@ def generate(
     negative_prompt: str = " ",
     keyframe_latents: Sequence[tuple[Any, Any]] | None = None,
     lightning: bool = False,
+    callback_on_step_end: Callable[[int, int], None] | None = None,
 ) -> list[Any]:
     """Denoise one batch of requests at their working size; returns PIL images at that size.
 
     ``keyframe_latents`` (from :func:`encode_image`, per request (first, last)) skips the VAE encoder.
     CFG runs when ``true_cfg_scale > 1``; ``lightning`` uses the few-step LoRAs' scheduler shift.
+    ``callback_on_step_end(step, steps)`` is called after each denoising step (step counts from 1).
     """
     import numpy as np
     import torch
@@ -427,7 +429,7 @@ def generate(
             )[0]
             return out[:, : latents.shape[1]]
 
-        for t in timesteps:
+        for index, t in enumerate(timesteps):
             model_input = torch.cat([latents, image_latents], dim=1)
             timestep = t.expand(latents.shape[0]).to(dtype)
             with pipe.transformer.cache_context("cond"):
@@ -438,6 +440,8 @@ def generate(
                 combined = negative_pred + true_cfg_scale * (noise_pred - negative_pred)
                 noise_pred = combined * (noise_pred.norm(dim=-1, keepdim=True) / combined.norm(dim=-1, keepdim=True))
             latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            if callback_on_step_end is not None:
+                callback_on_step_end(index + 1, len(timesteps))
 
         if not bool(torch.isfinite(latents).all()):
             raise VFIError("The model produced invalid (NaN) values; try float32 or more steps.")

@@ -160,6 +160,7 @@ class QwenEditBackend:
 
     def interpolate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
         import torch
+        from tqdm import tqdm
 
         if not requests:
             return []
@@ -178,6 +179,8 @@ class QwenEditBackend:
             for r, c in zip(requests, conds)
         ]
         generators = [torch.Generator("cpu").manual_seed(r.seed) for r in requests]
+        # Per-step progress: never drawn here, but the app's gr.Progress(track_tqdm=True) shows it.
+        steps = tqdm(total=self.steps, desc=f"denoising {len(requests)} frame(s)", unit="steps", disable=True)
         images = generate(
             self.loaded,
             conds,
@@ -187,7 +190,9 @@ class QwenEditBackend:
             negative_prompt=self.negative_prompt,
             keyframe_latents=latents,
             lightning=self.lightning is not None,
+            callback_on_step_end=lambda step, total: steps.update(1),
         )
+        steps.close()
         frames = [to_frame(image, (r.first.shape[1], r.first.shape[0])) for image, r in zip(images, requests)]
         if not self.register:
             return frames
