@@ -113,6 +113,19 @@ def _playable_video(driver, elem_id: str) -> dict:
     )
 
 
+#: Records every state of the keyframes gallery, as (images shown, a video shown), however briefly it lasted.
+STREAM_RECORDER = """
+    window.vfiGallerySeen = [];
+    const gallery = document.querySelector('#gallery-keyframes');
+    const record = () => {
+        const state = [gallery.querySelectorAll('img').length, !!document.querySelector('#video-keyframes video')];
+        const last = window.vfiGallerySeen[window.vfiGallerySeen.length - 1];
+        if (!last || last[0] !== state[0] || last[1] !== state[1]) window.vfiGallerySeen.push(state);
+    };
+    new MutationObserver(record).observe(document.body, {subtree: true, childList: true, attributes: true});
+"""
+
+
 def _no_error_toast(driver) -> None:
     from selenium.webdriver.common.by import By
 
@@ -141,11 +154,14 @@ def test_keyframes_tab(browser, app_url, tmp_path):
     browser.get(app_url)
     _upload(browser, "first", EXAMPLES / "astronaut_first.png")
     _upload(browser, "last", EXAMPLES / "astronaut_last.png")
+    browser.execute_script(STREAM_RECORDER)
     _click(browser, "run-keyframes")
     state = _playable_video(browser, "video-keyframes")
     assert state["width"] == 384
-    thumbs = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery-keyframes img"), "the gallery")
-    assert len(thumbs) == 9  # depth 3: first, 7 in-betweens, last
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gallery-keyframes img")) == 9, "the gallery")
+    # Streamed: the gallery showed the keyframes alone, with no video yet, before it filled in.
+    seen = browser.execute_script("return window.vfiGallerySeen")
+    assert [2, False] in seen and seen.index([2, False]) < seen.index(next(s for s in seen if s[0] == 9)), seen
     assert "9 frames" in browser.find_element(By.ID, "info-keyframes").text
     _no_error_toast(browser)
     _screenshot(browser, tmp_path, "keyframes")
