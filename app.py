@@ -16,6 +16,7 @@ import functools
 import inspect
 import logging
 import os
+import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -162,37 +163,51 @@ def _queue(config: AppConfig) -> dict:
     return {"concurrency_id": "gpu", "concurrency_limit": 1} if config.generative else {"concurrency_limit": 4}
 
 
+#: The arguments both the keyframes and the clip endpoint take after their own (API docs, MCP tool schemas).
+BACKEND_AND_ADVANCED_ARGS = """backend: flow (optical flow, CPU), crossfade, or qwen-edit (the generative model, where configured).
+adapter: the interpolation adapter (generative backend).
+strength: the adapter's strength.
+fast: fast mode (the Lightning adapter, few steps).
+resolution: working resolution of the model, longest side in pixels.
+steps: denoising steps.
+guidance: true CFG scale (1 = off).
+prompt: prompt (empty: the adapter's own)."""
+
+
+def _documented(text: str) -> Callable[[Callable], Callable]:
+    """Set an endpoint function's docstring (Gradio's API page and MCP tools read its Args)."""
+
+    def document(fn: Callable) -> Callable:
+        fn.__doc__ = text.replace("{backend_and_advanced}", textwrap.indent(BACKEND_AND_ADVANCED_ARGS, "    "))
+        return fn
+
+    return document
+
+
 def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, hybrid: gr.Checkbox,
                   defaults: Advanced) -> None:  # fmt: skip
+    @_documented("""Make the frames between two keyframes and return them as a video.
+
+Streams: the frame gallery fills in as each recursion level finishes; the MP4 comes first of the files.
+
+Args:
+    first: the first keyframe (an image file).
+    last: the last keyframe (an image file of the same aspect ratio).
+    depth: recursion depth 1-4: 2^depth - 1 frames in between.
+    count: or exactly this many frames in between (flow, crossfade, hybrid; 0 = use depth).
+    fps: frame rate of the output video.
+    playback: once, loop (last back to first) or ping-pong.
+{backend_and_advanced}
+    seed: run seed (the same seed gives the same video).
+    randomize: pick a random seed.
+    hybrid: the model makes the middle frame, the flow backend the rest.
+
+Returns:
+    The MP4, the frames (gallery), a zip of PNG frames, a GIF, the seed used and a summary.
+""")
     @_user_errors
     def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution, steps,
                   guidance, prompt, seed, randomize, hybrid=False, request: gr.Request = None, progress=PROGRESS):  # fmt: skip
-        """Make the frames between two keyframes and return them as a video.
-
-        Streams: the frame gallery fills in as each recursion level finishes; the MP4 comes first of the files.
-
-        Args:
-            first: the first keyframe (an image file).
-            last: the last keyframe (an image file of the same aspect ratio).
-            depth: recursion depth 1-4: 2^depth - 1 frames in between.
-            count: or exactly this many frames in between (flow, crossfade, hybrid; 0 = use depth).
-            fps: frame rate of the output video.
-            playback: once, loop (last back to first) or ping-pong.
-            backend: flow (optical flow, CPU), crossfade, or qwen-edit (the generative model, where configured).
-            adapter: the interpolation adapter (generative backend).
-            strength: the adapter's strength.
-            fast: fast mode (the Lightning adapter, few steps).
-            resolution: working resolution of the model, longest side in pixels.
-            steps: denoising steps.
-            guidance: true CFG scale (1 = off).
-            prompt: prompt (empty: the adapter's own).
-            seed: run seed (the same seed gives the same video).
-            randomize: pick a random seed.
-            hybrid: the model makes the middle frame, the flow backend the rest.
-
-        Returns:
-            The MP4, the frames (gallery), a zip of PNG frames, a GIF, the seed used and a summary.
-        """
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "keyframes")
         yield from actions.keyframes(
@@ -240,27 +255,20 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
         """What the uploaded clip is, what clip mode will make of it, or why it cannot."""
         return actions.describe_clip(video, factor, slowmo)
 
+    @_documented("""Make a clip smoother: factor× the frame rate (or factor× slower), audio kept.
+
+Args:
+    video: the input clip (a video file, up to 60 s).
+    factor: 2, 4 or 8.
+    slowmo: keep the frame rate and play factor× slower instead.
+{backend_and_advanced}
+
+Returns:
+    The interpolated MP4 and a summary.
+""")
     @_user_errors
     def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt,
              request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Make a clip smoother: factor× the frame rate (or factor× slower), audio kept.
-
-        Args:
-            video: the input clip (a video file, up to 60 s).
-            factor: 2, 4 or 8.
-            slowmo: keep the frame rate and play factor× slower instead.
-            backend: flow (optical flow, CPU), crossfade, or qwen-edit (the generative model, where configured).
-            adapter: the interpolation adapter (generative backend).
-            strength: the adapter's strength.
-            fast: fast mode (the Lightning adapter, few steps).
-            resolution: working resolution of the model, longest side in pixels.
-            steps: denoising steps.
-            guidance: true CFG scale (1 = off).
-            prompt: prompt (empty: the adapter's own).
-
-        Returns:
-            The interpolated MP4 and a summary.
-        """
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         return actions.clip(_call(config, request, progress, "clip"), video, factor, slowmo, backend, advanced)
 
