@@ -351,7 +351,7 @@ def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
                 guidance = gr.Slider(1.0, 8.0, value=defaults.guidance, step=0.5, label="Guidance (true CFG; 1 = off)")
             with gr.Row():
                 prompt = gr.Textbox("", label="Prompt (empty: the adapter's own)", lines=1, scale=3)
-                hybrid = gr.Checkbox(value=False, label="Hybrid: the model makes the middle frame, flow the rest (saves most GPU time)")  # fmt: skip
+                hybrid = gr.Checkbox(value=False, label="Hybrid (Keyframes tab): the model makes the middle frame, flow the rest (saves most GPU time)")  # fmt: skip
         advanced_inputs = [adapter, strength, fast, resolution, steps, guidance, prompt]
         backend.change(lambda name: gr.Accordion(visible=name == GENERATIVE), backend, acc, api_visibility="private")
 
