@@ -241,7 +241,7 @@ Returns:
         )  # fmt: skip
         _wire_stop(stop, "keyframes", event)
 
-        def keyframes_example(first_path, last_path, request: gr.Request, progress=PROGRESS):
+        def keyframes_example(first_path, last_path, request: gr.Request = None, progress=PROGRESS):
             yield from keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0,
                                  False, False, request, progress)  # fmt: skip
 

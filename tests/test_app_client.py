@@ -266,6 +266,8 @@ def test_tiny_model_keyframes(tiny_app):
     np.testing.assert_array_equal(load_image(gallery[1]["image"]), load_image(again[1]["image"]))  # seeded
     with pytest.raises(AppError, match="midpoints only"):
         keyframes(client, *_pair("astronaut"), count=3, adapter=adapter, **TINY)
+    video, gallery, *_, info = keyframes(client, *_pair("astronaut"), count=3, adapter=adapter, hybrid=True, **TINY)
+    assert probe_clip(video).num_frames == 5 == len(gallery) and "hybrid" in info  # the model's midpoint, flow's rest
 
 
 def test_tiny_model_adapter_vs_no_adapter(tiny_app):
