@@ -1,6 +1,6 @@
 """The vfi Gradio app (local and as a Hugging Face Space): ``python app.py [--host H] [--port P]``.
 
-UI wiring only: what each tab does is :mod:`vfi.actions`, jobs (cost, GPU slot, stop) :mod:`vfi.jobs`, the
+UI wiring only: what each tab does is :mod:`vfi.actions`, jobs (cost, streaming in GPU calls, stop) :mod:`vfi.jobs`, the
 configuration (flags over environment variables, see README) and UI values → backend config :mod:`vfi.service`.
 """
 
