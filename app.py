@@ -50,7 +50,7 @@ import numpy as np
 from vfi.backends import ANY_T_BACKENDS
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
-from vfi.pipeline import AdapterSpec
+from vfi.adapters import AdapterSpec
 
 log = logging.getLogger("vfi.app")
 

@@ -58,7 +58,7 @@ def test_importing_the_app_loads_no_torch():
 
 def test_configuration_from_flags_and_environment(monkeypatch):
     import app
-    from vfi.pipeline import AdapterSpec
+    from vfi.adapters import AdapterSpec
 
     for name in (
         "VFI_BACKEND",

@@ -19,18 +19,11 @@ API (stable):
   layout asks for: one ``[first|last]`` image or two images), ``prompt``, ``t`` and the output
   ``width``/``height`` (= working size of one keyframe). ``to_frame(image, size)`` turns a generated PIL
   image back into a uint8 array at the keyframes' size.
-- ``AdapterInfo`` (``vfi_adapter.json`` beside the LoRA weights): ``base_model``, ``layout``, ``prompt``,
-  ``resolution``, ``training`` (free-form facts: steps, rank, data…). ``AdapterInfo.load(folder)``,
-  ``info.save(folder)``, ``info.check(base_model, layout)`` (raises :class:`VFIError` on a mismatch).
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -41,7 +34,6 @@ LAYOUTS = ("side-by-side", "multi")
 GRID = 32
 DEFAULT_RESOLUTION = 512
 MAX_RESOLUTION = 2048
-ADAPTER_INFO_FILE = "vfi_adapter.json"
 
 
 def check_layout(layout: str) -> str:
@@ -147,78 +139,3 @@ def to_frame(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     if image.size != tuple(size):
         image = image.resize(tuple(size), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8)
-
-
-def _same_base(a: str, b: str) -> bool:
-    """Whether two base-model references (Hub ids or local folders) name the same model, as far as we can tell."""
-    local_a, local_b = os.path.isdir(a), os.path.isdir(b)
-    if local_a and local_b:
-        return Path(a).resolve() == Path(b).resolve()
-    if local_a != local_b:  # a local copy of a Hub model: compare the folder name with the repo name
-        folder, repo = (a, b) if local_a else (b, a)
-        name = Path(folder).resolve().name.lower()
-        return name == repo.strip("/").split("/")[-1].lower()
-    return a.strip("/").lower() == b.strip("/").lower()
-
-
-@dataclass(frozen=True)
-class AdapterInfo:
-    """What an adapter was trained for (``vfi_adapter.json``)."""
-
-    base_model: str
-    layout: str
-    prompt: str | None = None
-    resolution: int | None = None
-    training: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.base_model, str) or not self.base_model:
-            raise VFIError("base_model must be a non-empty Hub id or folder.")
-        check_layout(self.layout)
-        if self.prompt is not None and not isinstance(self.prompt, str):
-            raise VFIError(f"prompt must be a string, got {type(self.prompt).__name__}.")
-        if self.resolution is not None:
-            check_resolution(self.resolution)
-        if not isinstance(self.training, dict):
-            raise VFIError(f"training must be a JSON object, got {type(self.training).__name__}.")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AdapterInfo:
-        known = {"base_model", "layout", "prompt", "resolution", "training"}
-        if not isinstance(data, dict) or "base_model" not in data or "layout" not in data:
-            raise VFIError(f"{ADAPTER_INFO_FILE} must be an object with base_model and layout.")
-        unknown = set(data) - known
-        if unknown:
-            raise VFIError(f"{ADAPTER_INFO_FILE} has unknown fields: {', '.join(sorted(unknown))}.")
-        return cls(**data)
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike) -> AdapterInfo:
-        """Read ``folder/vfi_adapter.json``."""
-        path = Path(folder) / ADAPTER_INFO_FILE
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise VFIError(f"{path} is missing: the adapter does not say what it was trained for.") from None
-        except (OSError, ValueError) as error:
-            raise VFIError(f"{path} is not readable JSON ({error}).") from None
-        return cls.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``folder/vfi_adapter.json`` (atomically) and return its path."""
-        from vfi.files import atomic_path
-
-        path = Path(folder) / ADAPTER_INFO_FILE
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
-    def check(self, base_model: str, layout: str, *, name: str = "adapter") -> None:
-        """Raise :class:`VFIError` if this adapter was made for another layout or base model."""
-        if self.layout != layout:
-            raise VFIError(f"The {name} was trained for the {self.layout} layout, but the base model uses {layout}.")
-        if not _same_base(self.base_model, base_model):
-            raise VFIError(f"The {name} was trained on {self.base_model}, not on {base_model}.")

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from vfi.conditioning import ADAPTER_INFO_FILE, AdapterInfo, build_conditioning, prompt_text, to_frame
+from vfi.adapters import ADAPTER_INFO_FILE, WEIGHT_NAME, AdapterInfo
+from vfi.conditioning import build_conditioning, prompt_text, to_frame
 from vfi.data import Sample
 from vfi.errors import VFIError
-from vfi.pipeline import WEIGHT_NAME
 
 STRIP_NAME = "validation.png"
 CARD_NAME = "README.md"
