@@ -47,10 +47,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, not
 import gradio as gr  # noqa: E402
 import numpy as np
 
+from vfi.adapters import AdapterSpec
 from vfi.backends import ANY_T_BACKENDS
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
-from vfi.adapters import AdapterSpec
 
 log = logging.getLogger("vfi.app")
 
