@@ -319,7 +319,9 @@ def _backend_options(config: AppConfig, backend: str, adapter: str, strength: fl
     if backend != GENERATIVE:
         return ()
     options: dict[str, Any] = {
-        "adapters": tuple(replace(spec, scale=float(strength)) for spec in config.adapters if spec.source == adapter),
+        "adapters": tuple(
+            replace(spec, scale=float(strength)) for spec in config.adapters if spec.reference == adapter
+        ),
         "lightning": config.lightning if fast else None,
         "resolution": int(resolution),
         "steps": int(steps),
@@ -529,7 +531,7 @@ def _example_pairs() -> list[list[str]]:
 
 def build_app(config: AppConfig) -> gr.Blocks:
     generative = config.backend == GENERATIVE
-    adapters = [spec.source for spec in config.adapters]
+    adapters = [spec.reference for spec in config.adapters]
     with gr.Blocks(title="vfi — frame interpolation", delete_cache=(600, OUTPUT_TTL_S)) as demo:
         gr.Markdown(
             "# vfi — video frame interpolation\n"
@@ -659,7 +661,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
 
 def _advanced_defaults(config: AppConfig) -> list[Any]:
     """The Advanced section's initial values (used by the cached examples)."""
-    adapter, strength = (config.adapters[0].source, config.adapters[0].scale) if config.adapters else ("none", 1.0)
+    adapter, strength = (config.adapters[0].reference, config.adapters[0].scale) if config.adapters else ("none", 1.0)
     return [adapter, strength, False, 512, 20, 4.0, ""]
 
 

@@ -74,10 +74,13 @@ def test_configuration_from_flags_and_environment(monkeypatch):
     config = app.parse_args([])
     assert (config.backend, config.generative, config.preload) == ("flow", False, False)
     assert "qwen-edit" not in config.backends
-    monkeypatch.setenv("VFI_ADAPTER", "user/lora@0.8, ./local")
+    monkeypatch.setenv("VFI_ADAPTER", "user/lora@0.8, ./local, user/loras/sub/v2.safetensors:v2@0.5")
     monkeypatch.setenv("VFI_BASE_MODEL", "/models/base")
     config = app.parse_args(["--backend", "crossfade", "--port", "7999"])
-    assert config.adapters == (AdapterSpec("user/lora", 0.8), AdapterSpec("./local"))
+    in_repo = AdapterSpec("user/loras", 0.5, "v2", "sub/v2.safetensors")
+    assert config.adapters == (AdapterSpec("user/lora", 0.8), AdapterSpec("./local"), in_repo)
+    options = dict(app._backend_options(config, "qwen-edit", in_repo.reference, 0.7, False, 512, 8, 1.0, ""))
+    assert options["adapters"] == (AdapterSpec("user/loras", 0.7, "v2", "sub/v2.safetensors"),)
     assert (config.backend, config.base_model, config.port, config.generative) == (
         "crossfade",
         "/models/base",

@@ -282,3 +282,61 @@ def test_generated_frames_are_registered_to_the_flow_prediction(tiny, monkeypatc
     inner = (slice(8, -8), slice(16, -16))  # away from the borders the roll wrapped around
     assert psnr(kept[inner], middle[inner]) < 25
     assert psnr(registered[inner], middle[inner]) > psnr(kept[inner], middle[inner]) + 10
+
+
+LIGHTNING_REPO = "lightx2v/Qwen-Image-Lightning"
+LIGHTNING_FILE = "Qwen-Image-Edit-2509/Qwen-Image-Edit-2509-Lightning-4steps-V1.0-bf16.safetensors"
+
+
+@pytest.fixture
+def lightning_cache(tiny, tmp_path):
+    """An offline Hugging Face cache holding a Lightning-format LoRA (rank 4, alpha 8) in a repo subfolder."""
+    from hub_files import fill_hub_cache, write_lightning_lora
+
+    lora = write_lightning_lora(tiny["side-by-side"]["base"], tmp_path / "lightning.safetensors", rank=4, alpha=8.0)
+    fill_hub_cache(tmp_path / "hf" / "hub", LIGHTNING_REPO, "c" * 40, {LIGHTNING_FILE: lora}, refs=("main", "v1"))
+    return tmp_path / "hf", lora
+
+
+def test_lightning_file_in_a_hub_repo_loads_converted(tiny, frames, lightning_cache, monkeypatch):
+    """The real hf_hub_download reads a pre-filled cache offline; diffusers converts lora_down/lora_up/alpha."""
+    import huggingface_hub.constants as constants
+    from safetensors.torch import load_file
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(lightning_cache[0] / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    reference = f"{LIGHTNING_REPO}/{LIGHTNING_FILE}:v1@0.5"
+    backend = _backend(tiny, "side-by-side", str(tiny["side-by-side"]["a"]), lightning=reference, steps=2)
+    module = backend.loaded.pipe.transformer.transformer_blocks[0].img_mlp.net[2]
+    name = backend.lightning.name
+    delta = module.lora_B[name].weight @ module.lora_A[name].weight * module.scaling[name]
+    raw = load_file(str(lightning_cache[1]))
+    key = "transformer_blocks.0.img_mlp.net.2"
+    expected = raw[f"{key}.lora_up.weight"].float() @ raw[f"{key}.lora_down.weight"].float() * (8.0 / 4) * 0.5
+    assert float((delta - expected).abs().max()) < 1e-5 * float(expected.abs().max()) + 1e-6
+    assert _midpoint(backend, frames).shape == frames[0].shape
+
+
+def test_cli_lightning_from_the_offline_hub_cache(tiny, keyframe_files, lightning_cache, tmp_path):
+    """``--lightning OWNER/NAME/PATH.safetensors:REV`` in a fresh process with HF_HOME and HF_HUB_OFFLINE=1."""
+    import os
+    import subprocess
+    import sys
+
+    output = tmp_path / "fast.mp4"
+    env = {**os.environ, "HF_HOME": str(lightning_cache[0]), "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    command = [
+        sys.executable, "-m", "vfi", "pair", *map(str, keyframe_files), "-o", str(output),
+        "--backend", "qwen-edit", "--base-model", str(tiny["side-by-side"]["base"]),
+        "--adapter", str(tiny["side-by-side"]["a"]), "--lightning", f"{LIGHTNING_REPO}/{LIGHTNING_FILE}:main",
+        "--resolution", "64", "--steps", "2", "--no-register",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert output.is_file()
+    missing = [*command[:-7], "--lightning", f"{LIGHTNING_REPO}/other.safetensors", "--steps", "2"]
+    done = subprocess.run(missing, env=env, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(
+        "error: Could not fetch the adapter"
+    )
