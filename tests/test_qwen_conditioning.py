@@ -69,3 +69,24 @@ def test_to_frame_resizes_back(triplet):
     cond = build_conditioning(first, last, layout="multi", resolution=64)
     frame = to_frame(cond.keyframes[0], (128, 96))
     assert frame.shape == (96, 128, 3) and frame.dtype == np.uint8
+
+
+@pytest.mark.parametrize(("layout", "resolution"), [("side-by-side", 1024), ("multi", 512), ("side-by-side", 512)])
+def test_vl_images_are_resized_as_the_stock_pipelines_do(layout, resolution):
+    """Above the stock area the VL encoder's images equal ``image_processor.resize`` at stock's dimensions."""
+    pytest.importorskip("diffusers")
+    from diffusers.image_processor import VaeImageProcessor
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus import calculate_dimensions
+    from scenes import textured_image
+
+    from vfi.conditioning import VL_AREA
+
+    first, last = textured_image(720, 1280, seed=1), textured_image(720, 1280, seed=2)
+    cond = build_conditioning(first, last, layout=layout, resolution=resolution)
+    stock = VaeImageProcessor(vae_scale_factor=16)  # what the edit pipelines build
+    for image, seen in zip(cond.images, cond.vl_images):
+        if image.width * image.height <= VL_AREA[layout]:
+            assert seen is image  # smaller images are never scaled up
+            continue
+        width, height = calculate_dimensions(VL_AREA[layout], image.width / image.height)
+        assert np.array_equal(np.asarray(seen), np.asarray(stock.resize(image, height, width)))

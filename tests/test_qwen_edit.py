@@ -340,3 +340,54 @@ def test_cli_lightning_from_the_offline_hub_cache(tiny, keyframe_files, lightnin
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(
         "error: Could not fetch the adapter"
     )
+
+
+#: The real Qwen-Image-Edit processor's pixel bounds (its ``processor/preprocessor_config.json``): the tiny
+#: model's own bounds may be smaller, which would hide how the prompt grows with the condition image.
+REAL_MIN_PIXELS, REAL_MAX_PIXELS = 3136, 12_845_056
+
+
+class _TextLength(Exception):
+    pass
+
+
+def _rope_positions(pipe, cond) -> tuple[int, int]:
+    """(text tokens, rotary positions used) of one request: the text is measured before the VL encoder runs."""
+    from vfi.pipeline import encode_prompts
+
+    def stop(module, args, kwargs):
+        raise _TextLength(kwargs["input_ids"].shape[1] - pipe.prompt_template_encode_start_idx)
+
+    hook = pipe.text_encoder.register_forward_pre_hook(stop, with_kwargs=True)
+    try:
+        encode_prompts(pipe, [cond.prompt], [cond], "cpu")
+    except _TextLength as length:
+        text = length.args[0]
+    finally:
+        hook.remove()
+    grids = [(1, cond.height // 16, cond.width // 16)] + [(1, im.height // 16, im.width // 16) for im in cond.images]
+    _, text_freqs = pipe.transformer.pos_embed(grids, max_txt_seq_len=text, device="cpu")
+    assert text_freqs.shape[0] == text, "the text runs past the transformer's rotary table"
+    return text, max(max(h // 2, w // 2) for _, h, w in grids) + text
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("size", [(1920, 1080), (1024, 1024), (1080, 1920)])
+def test_prompt_fits_the_rotary_table_at_the_largest_resolution(tiny, layout, size, monkeypatch):
+    """At MAX_RESOLUTION the VL encoder's text (≈1 token per 28×28 px it sees) leaves ample rotary headroom."""
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor
+
+    from vfi.conditioning import MAX_RESOLUTION, build_conditioning
+
+    pipe = load_pipeline(str(tiny[layout]["base"]), device="cpu").pipe
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=REAL_MIN_PIXELS, max_pixels=REAL_MAX_PIXELS),
+        tokenizer=pipe.tokenizer,
+        video_processor=pipe.processor.video_processor,
+    )
+    monkeypatch.setattr(pipe, "processor", processor)
+    frame = np.zeros((size[1], size[0], 3), np.uint8)
+    cond = build_conditioning(frame, frame, layout=layout, resolution=MAX_RESOLUTION)
+    text, positions = _rope_positions(pipe, cond)
+    print(f"{layout} {cond.width}x{cond.height}: {text} text tokens, {positions} of 4096 rotary positions")
+    assert positions <= 4096 - 1024

@@ -16,13 +16,20 @@ API (stable):
   (``prompt`` may hold ``{t}``, filled in with the time):
   ``first``/``last`` are H×W×3 uint8 arrays or PIL images of the same size. The result holds
   ``keyframes`` (both at working size; the VAE encodes each once), ``images`` (the condition images the
-  layout asks for: one ``[first|last]`` image or two images), ``prompt``, ``t`` and the output
-  ``width``/``height`` (= working size of one keyframe). ``to_frame(image, size)`` turns a generated PIL
-  image back into a uint8 array at the keyframes' size.
+  layout asks for: one ``[first|last]`` image or two images), ``vl_images`` (the same images as the
+  vision-language encoder sees them: at most :data:`VL_AREA` px each, see :func:`vl_size`), ``prompt``,
+  ``t`` and the output ``width``/``height`` (= working size of one keyframe). ``to_frame(image, size)``
+  turns a generated PIL image back into a uint8 array at the keyframes' size.
+
+The recipe, for conditioning an adapter outside vfi: keyframes Lanczos-resized to the working size;
+the VL encoder gets ``vl_images`` (Lanczos, as the stock pipelines' ``image_processor.resize``); the VAE
+encodes each keyframe alone at working size, and for ``side-by-side`` the two latents are joined along
+the width (the stock pipeline encodes the joined image; only the latent columns at the seam differ).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +41,11 @@ LAYOUTS = ("side-by-side", "multi")
 GRID = 32
 DEFAULT_RESOLUTION = 512
 MAX_RESOLUTION = 2048
+#: Pixel area of each image the vision-language text encoder sees, as in the stock pipelines: ≈1 MP for
+#: ``QwenImageEditPipeline``'s one condition image, 384² for each of ``QwenImageEditPlusPipeline``'s.
+#: Larger images are scaled down to it (never up), so the prompt stays short: the VL encoder makes one
+#: text token per 28×28 px, and the transformer's 4096 rotary positions hold the text after the image.
+VL_AREA = {"side-by-side": 1024 * 1024, "multi": 384 * 384}
 
 
 def check_layout(layout: str) -> str:
@@ -59,6 +71,18 @@ def working_size(width: int, height: int, resolution: int) -> tuple[int, int]:
         raise VFIError(f"The frame size must be positive, got {width}×{height}.")
     scale = resolution / max(width, height)
     return (max(GRID, round(width * scale / GRID) * GRID), max(GRID, round(height * scale / GRID) * GRID))
+
+
+def vl_size(width: int, height: int, area: int) -> tuple[int, int]:
+    """The size the VL encoder sees an image at: at most ``area`` px, aspect kept, on the 32-px grid.
+
+    Above ``area`` this is the stock pipelines' ``calculate_dimensions(area, width / height)``.
+    """
+    if width * height <= area:
+        return width, height
+    ratio = width / height
+    scaled = math.sqrt(area * ratio)
+    return max(GRID, round(scaled / GRID) * GRID), max(GRID, round(scaled / ratio / GRID) * GRID)
 
 
 def default_prompt(t: float = 0.5) -> str:
@@ -94,6 +118,7 @@ class Conditioning:
     height: int
     keyframes: tuple[Image.Image, Image.Image]
     images: tuple[Image.Image, ...]
+    vl_images: tuple[Image.Image, ...]
 
     def __post_init__(self) -> None:
         check_layout(self.layout)
@@ -105,6 +130,8 @@ class Conditioning:
             raise VFIError(f"keyframes must be {self.width}×{self.height}.")
         if len(self.images) != (1 if self.layout == "side-by-side" else 2):
             raise VFIError(f"images: the {self.layout} layout takes {1 if self.layout == 'side-by-side' else 2}.")
+        if len(self.vl_images) != len(self.images):
+            raise VFIError(f"vl_images must hold one image per condition image ({len(self.images)}).")
 
 
 def build_conditioning(
@@ -130,7 +157,13 @@ def build_conditioning(
         images: tuple[Image.Image, ...] = (joined,)
     else:
         images = keyframes
-    return Conditioning(layout, prompt_text(t, prompt), float(t), width, height, keyframes, images)
+    vl_images = tuple(_resize(im, vl_size(*im.size, VL_AREA[layout])) for im in images)
+    return Conditioning(layout, prompt_text(t, prompt), float(t), width, height, keyframes, images, vl_images)
+
+
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Lanczos resize, as diffusers' ``VaeImageProcessor.resize`` does for PIL images (the stock pipelines)."""
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
 
 
 def to_frame(image: Image.Image, size: tuple[int, int]) -> np.ndarray:

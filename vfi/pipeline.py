@@ -40,8 +40,6 @@ DEFAULT_BASE_MODEL = "Qwen/Qwen-Image-Edit"
 MEMORY_MODES = ("auto", "none", "model", "sequential")
 LAYOUT_OF_CLASS = {"QwenImageEditPipeline": "side-by-side", "QwenImageEditPlusPipeline": "multi"}
 CLASS_OF_LAYOUT = {layout: name for name, layout in LAYOUT_OF_CLASS.items()}
-#: Area of the images the Plus pipeline's vision-language encoder sees (as in diffusers).
-VL_AREA_MULTI = 384 * 384
 #: Scheduler settings of the distilled few-step (Lightning) LoRAs.
 LIGHTNING_SCHEDULER = {"base_shift": math.log(3), "max_shift": math.log(3), "shift_terminal": None}
 
@@ -216,22 +214,14 @@ def encode_image(loaded: LoadedPipeline, image: Any) -> Any:
         return pipe._encode_vae_image(pixels.to(device=device, dtype=pipe.vae.dtype), generator=None)
 
 
-def _vl_images(cond: Conditioning) -> Any:
-    """The image(s) the vision-language text encoder sees: the condition images, smaller for the multi layout."""
-    if cond.layout == "side-by-side":
-        return cond.images[0]
-    scale = min(1.0, math.sqrt(VL_AREA_MULTI / (cond.width * cond.height)))
-    size = (max(32, round(cond.width * scale / 32) * 32), max(32, round(cond.height * scale / 32) * 32))
-    return [im.resize(size) for im in cond.images]
-
-
 def encode_prompts(pipe: Any, prompts: Sequence[str], conds: Sequence[Conditioning], device: Any) -> tuple[Any, Any]:
     """Prompt embeddings for each (prompt, images) pair, padded to one batch with a mask."""
     import torch
 
     embeds, masks = [], []
     for prompt, cond in zip(prompts, conds):
-        embed, mask = pipe.encode_prompt(prompt=prompt, image=_vl_images(cond), device=device)
+        images = cond.vl_images[0] if cond.layout == "side-by-side" else list(cond.vl_images)
+        embed, mask = pipe.encode_prompt(prompt=prompt, image=images, device=device)
         embeds.append(embed[0])
         masks.append(mask[0] if mask is not None else torch.ones(embed.shape[1], dtype=torch.long, device=device))
     return pad_prompt_embeds(embeds, masks)
