@@ -158,6 +158,29 @@ def test_fused_adapter_matches_unfused(tiny, frames):
     _backend(tiny, "side-by-side")  # unfuses again for the other tests
 
 
+def test_fused_switches_in_bf16_leave_the_base_as_loaded(tiny, frames):
+    """Fuse/unfuse round trips in bf16 used to move the base weights (frames 2 levels off after 4 switches)."""
+    import torch
+    from diffusers import QwenImageTransformer2DModel
+
+    a, b = str(tiny["side-by-side"]["a"]), str(tiny["side-by-side"]["b"])
+    bf16 = {"dtype": "bfloat16", "register": False}
+    plain_before = _midpoint(_backend(tiny, "side-by-side", **bf16), frames)
+    fused_a = _midpoint(_backend(tiny, "side-by-side", a, fuse=True, **bf16), frames)
+    for _ in range(4):
+        _backend(tiny, "side-by-side", b, fuse=True, **bf16)
+        again = _midpoint(_backend(tiny, "side-by-side", a, fuse=True, **bf16), frames)
+        assert np.abs(again.astype(int) - fused_a).max() <= 1
+    plain = _backend(tiny, "side-by-side", **bf16)
+    assert np.abs(_midpoint(plain, frames).astype(int) - plain_before).max() <= 1
+    fresh = QwenImageTransformer2DModel.from_pretrained(
+        tiny["side-by-side"]["base"] / "transformer", torch_dtype=torch.bfloat16
+    ).state_dict()
+    state = plain.loaded.pipe.transformer.state_dict()
+    weights = {k.replace(".base_layer", ""): v for k, v in state.items() if "lora_" not in k}
+    assert [k for k, v in fresh.items() if not torch.equal(weights[k], v)] == []
+
+
 def test_lightning_stacks_with_the_adapter(tiny, frames):
     adapter, lightning = str(tiny["side-by-side"]["a"]), str(tiny["side-by-side"]["b"])
     fast = _backend(tiny, "side-by-side", adapter, lightning=lightning, steps=None, guidance=None)

@@ -85,6 +85,8 @@ class LoadedPipeline:
     active: tuple[tuple[str, float], ...] = ()
     fused: bool = False
     compiled: bool = False
+    #: Base weights (on the CPU) of the layers the fused adapters changed, restored exactly on unfusing.
+    unfused_weights: dict[str, Any] = field(default_factory=dict)
 
     def _load_adapter(self, spec: AdapterSpec, *, check: bool) -> str:
         name = spec.name
@@ -120,8 +122,7 @@ class LoadedPipeline:
         if tuple(wanted) == self.active and fuse == self.fused:
             return
         if self.fused:
-            self.pipe.unfuse_lora()
-            self.fused = False
+            self._unfuse()
         if not wanted:
             if self.adapters:
                 self.pipe.disable_lora()
@@ -129,9 +130,31 @@ class LoadedPipeline:
             self.pipe.enable_lora()
             self.pipe.set_adapters([n for n, _ in wanted], [s for _, s in wanted])
             if fuse:
-                self.pipe.fuse_lora(components=["transformer"], adapter_names=[n for n, _ in wanted])
-                self.fused = True
+                self._fuse([n for n, _ in wanted])
         self.active = tuple(wanted)
+
+    def _fuse(self, names: list[str]) -> None:
+        """Fuse the named adapters into the transformer, keeping the base weights they change."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        for module_name, module in self.pipe.transformer.named_modules():
+            if isinstance(module, BaseTunerLayer) and any(name in module.lora_A for name in names):
+                self.unfused_weights[module_name] = module.get_base_layer().weight.detach().to("cpu", copy=True)
+        self.pipe.fuse_lora(components=["transformer"], adapter_names=names)
+        self.fused = True
+
+    def _unfuse(self) -> None:
+        """Undo :meth:`_fuse` exactly: ``unfuse_lora`` subtracts the LoRA again, which drifts in bf16, so the
+        kept base weights are copied back (any number of switches leaves the base as loaded)."""
+        import torch
+
+        self.pipe.unfuse_lora()
+        modules = dict(self.pipe.transformer.named_modules())
+        with torch.no_grad():
+            for module_name, weight in self.unfused_weights.items():
+                modules[module_name].get_base_layer().weight.copy_(weight)
+        self.unfused_weights.clear()
+        self.fused = False
 
     def compile(self) -> None:
         """``torch.compile`` the transformer (once)."""
