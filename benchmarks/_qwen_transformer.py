@@ -29,9 +29,9 @@ L layers, n_img image tokens (target + conditioning), n_txt text tokens, n = n_i
 Text tokens (:func:`text_tokens`) come from the conditioning: the instruction plus the Qwen2.5-VL
 encoder's tokens for the images it sees (one per 28×28 px after the processor's rounding), which
 :mod:`vfi.conditioning` bounds to ≈1 MP for side-by-side and 384² per image for multi. At 1024²: multi
-456 text tokens, n = 3 × 64² + 456 = 12,744 tokens, 172 TFLOP linear + 120 TFLOP attention ≈ 292 TFLOP per
+456 text tokens, n = 3 × 64² + 456 = 12,744 tokens, 173 TFLOP linear + 120 TFLOP attention ≈ 293 TFLOP per
 forward (the project's cost model: ≈ 12.7k tokens, ≈ 290 TFLOP); side-by-side 1,390 text tokens (2,765
-without the bound), n = 13,678, ≈ 323 TFLOP.
+without the bound), n = 13,678, ≈ 324 TFLOP.
 """
 
 from __future__ import annotations
