@@ -94,16 +94,16 @@ class LoadedPipeline:
             return name
         folder, weight, info = fetch_adapter(spec)
         if info is not None and check:
-            info.check(self.base_model, self.layout, name=f"adapter {spec.source}")
+            info.check(self.base_model, self.layout, name=f"adapter {spec.reference}")
         elif check:
             log.warning(
-                "The adapter %s has no vfi_adapter.json; its base model and layout are not checked.", spec.source
+                "The adapter %s has no vfi_adapter.json; its base model and layout are not checked.", spec.reference
             )
         try:
             self.pipe.load_lora_weights(str(folder), weight_name=weight, adapter_name=name, use_safetensors=True)
         except (ValueError, RuntimeError, KeyError, OSError) as error:
             raise VFIError(
-                f"The adapter {spec.source} does not fit {self.base_model} ({str(error).splitlines()[0][:200]})."
+                f"The adapter {spec.reference} does not fit {self.base_model} ({str(error).splitlines()[0][:200]})."
             ) from None
         self.adapters[name] = info
         return name
