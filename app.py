@@ -239,7 +239,7 @@ def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
 def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
     """The page; ``defaults`` are the Advanced section's initial values (default: ``config.advanced()``)."""
     defaults = defaults or config.advanced()
-    adapters = [spec.source for spec in config.adapters]
+    adapters = [spec.reference for spec in config.adapters]
     with gr.Blocks(title="vfi — frame interpolation", delete_cache=(600, jobs.OUTPUT_TTL_S)) as demo:
         gr.Markdown(
             "# vfi — video frame interpolation\n"

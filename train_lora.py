@@ -21,11 +21,11 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from vfi.conditioning import ADAPTER_INFO_FILE, DEFAULT_RESOLUTION, AdapterInfo, check_resolution
+from vfi.adapters import ADAPTER_INFO_FILE, WEIGHT_NAME, AdapterInfo
+from vfi.conditioning import DEFAULT_RESOLUTION, check_resolution
 from vfi.data import Dataset, DataSettings, build_dataset
 from vfi.errors import VFIError
 from vfi.files import atomic_dir, atomic_path
-from vfi.pipeline import WEIGHT_NAME
 from vfi.tiny_model import LORA_TARGETS
 from vfi.training import (
     STRIP_NAME,

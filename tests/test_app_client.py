@@ -59,7 +59,7 @@ def test_importing_the_app_loads_no_torch():
 def test_configuration_from_flags_and_environment(monkeypatch):
     import app
     import vfi.service
-    from vfi.pipeline import AdapterSpec
+    from vfi.adapters import AdapterSpec
 
     for name in (
         "VFI_BACKEND",
@@ -75,10 +75,13 @@ def test_configuration_from_flags_and_environment(monkeypatch):
     config = app.parse_args([])
     assert (config.backend, config.generative, config.preload) == ("flow", False, False)
     assert "qwen-edit" not in config.backends
-    monkeypatch.setenv("VFI_ADAPTER", "user/lora@0.8, ./local")
+    monkeypatch.setenv("VFI_ADAPTER", "user/lora@0.8, ./local, user/loras/sub/v2.safetensors:v2@0.5")
     monkeypatch.setenv("VFI_BASE_MODEL", "/models/base")
     config = app.parse_args(["--backend", "crossfade", "--port", "7999"])
-    assert config.adapters == (AdapterSpec("user/lora", 0.8), AdapterSpec("./local"))
+    in_repo = AdapterSpec("user/loras", 0.5, "v2", "sub/v2.safetensors")
+    assert config.adapters == (AdapterSpec("user/lora", 0.8), AdapterSpec("./local"), in_repo)
+    options = dict(app._backend_options(config, "qwen-edit", in_repo.reference, 0.7, False, 512, 8, 1.0, ""))
+    assert options["adapters"] == (AdapterSpec("user/loras", 0.7, "v2", "sub/v2.safetensors"),)
     assert (config.backend, config.base_model, config.port, config.generative) == (
         "crossfade",
         "/models/base",
@@ -251,7 +254,8 @@ def test_preload_starts_the_advanced_section_at_the_adapters_resolution(tmp_path
     if reason := _missing_generative():
         pytest.skip(reason)
     import app
-    from vfi.pipeline import AdapterSpec, clear_cache
+    from vfi.adapters import AdapterSpec
+    from vfi.pipeline import clear_cache
     from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
 
     pipeline = build_tiny_pipeline(tmp_path / "pipeline")

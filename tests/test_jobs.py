@@ -10,11 +10,11 @@ import pytest
 import vfi.backends
 import vfi.clip
 from vfi import actions, jobs
+from vfi.adapters import AdapterSpec
 from vfi.backends.qwen_edit import QwenEditConfig
 from vfi.cli import _qwen_config, build_parser
 from vfi.errors import VFIError
 from vfi.interpolate import InterpolationSettings
-from vfi.pipeline import AdapterSpec
 from vfi.service import Advanced, AppConfig
 from vfi.video import probe_clip
 

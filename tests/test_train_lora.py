@@ -14,7 +14,7 @@ from scenes import panned_triplet
 pytest.importorskip("diffusers")
 
 import train_lora  # noqa: E402
-from vfi.conditioning import AdapterInfo  # noqa: E402
+from vfi.adapters import AdapterInfo  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
 from vfi.training import UPLOAD_ALLOW, epoch_batches  # noqa: E402
 

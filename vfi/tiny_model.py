@@ -9,7 +9,7 @@ API (stable; the training script builds on it):
 - ``build_tiny_adapter(pipeline_dir, out_dir, *, rank=4, seed=0, ...) -> Path`` writes a random LoRA on
   the transformer's attention projections (non-zero B, so it changes the output) as
   ``pytorch_lora_weights.safetensors`` in diffusers' format plus ``vfi_adapter.json``
-  (:class:`vfi.conditioning.AdapterInfo`). ``pipe.load_lora_weights(out_dir)`` loads it.
+  (:class:`vfi.adapters.AdapterInfo`). ``pipe.load_lora_weights(out_dir)`` loads it.
 
 The tokenizer is byte-level BPE (256 byte tokens, no merges) plus the Qwen special tokens, wrapped in
 ``Qwen2TokenizerFast``; the processor is ``Qwen2VLProcessor`` with ``Qwen2VLImageProcessor`` and
@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vfi.conditioning import LAYOUTS, AdapterInfo, check_layout
+from vfi.adapters import WEIGHT_NAME, AdapterInfo
+from vfi.conditioning import LAYOUTS, check_layout
 from vfi.files import atomic_dir
-from vfi.pipeline import CLASS_OF_LAYOUT, LAYOUT_OF_CLASS, WEIGHT_NAME
+from vfi.pipeline import CLASS_OF_LAYOUT, LAYOUT_OF_CLASS
 
 #: Special tokens of the Qwen2.5-VL chat template that the edit pipelines use.
 SPECIAL_TOKENS = (

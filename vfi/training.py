@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from vfi.conditioning import ADAPTER_INFO_FILE, AdapterInfo, build_conditioning, prompt_text, to_frame
+from vfi.adapters import ADAPTER_INFO_FILE, WEIGHT_NAME, AdapterInfo
+from vfi.conditioning import build_conditioning, prompt_text, to_frame
 from vfi.data import Sample
 from vfi.errors import VFIError
-from vfi.pipeline import WEIGHT_NAME
 
 STRIP_NAME = "validation.png"
 CARD_NAME = "README.md"
@@ -45,7 +45,7 @@ CARD_NAME = "README.md"
 STRIP_ROW_HEIGHT = 160  # px per triplet in the validation image
 UPLOAD_ALLOW = (WEIGHT_NAME, ADAPTER_INFO_FILE, CARD_NAME, STRIP_NAME)
 WEIGHTING_SCHEMES = ("none", "sigma_sqrt", "logit_normal", "mode", "cosmap")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the VL encoder sees at most the stock area (vfi.conditioning.VL_AREA), Lanczos
 
 
 # --- cached model inputs ----------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from vfi.adapters import AdapterSpec
 from vfi.backends.base import FrameRequest
 from vfi.backends.flow import FlowBackend
 from vfi.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resolution, to_frame
 from vfi.errors import VFIError
-from vfi.pipeline import DEFAULT_BASE_MODEL, AdapterSpec, LoadedPipeline, encode_image, generate, load_pipeline
+from vfi.pipeline import DEFAULT_BASE_MODEL, LoadedPipeline, encode_image, generate, load_pipeline
 from vfi.registration import register_to
 
 log = logging.getLogger("vfi")
