@@ -60,6 +60,7 @@ def test_configuration_from_flags_and_environment(monkeypatch):
     import app
     import vfi.service
     from vfi.adapters import AdapterSpec
+    from vfi.service import Advanced
 
     for name in (
         "VFI_BACKEND",
@@ -80,8 +81,8 @@ def test_configuration_from_flags_and_environment(monkeypatch):
     config = app.parse_args(["--backend", "crossfade", "--port", "7999"])
     in_repo = AdapterSpec("user/loras", 0.5, "v2", "sub/v2.safetensors")
     assert config.adapters == (AdapterSpec("user/lora", 0.8), AdapterSpec("./local"), in_repo)
-    options = dict(app._backend_options(config, "qwen-edit", in_repo.reference, 0.7, False, 512, 8, 1.0, ""))
-    assert options["adapters"] == (AdapterSpec("user/loras", 0.7, "v2", "sub/v2.safetensors"),)
+    chosen = config.backend_config("qwen-edit", Advanced(in_repo.reference, 0.7))
+    assert chosen.adapters == (AdapterSpec("user/loras", 0.7, "v2", "sub/v2.safetensors"),)
     assert (config.backend, config.base_model, config.port, config.generative) == (
         "crossfade",
         "/models/base",
