@@ -2,17 +2,23 @@
 
 API (stable; the training script builds on it):
 
-- ``build_tiny_pipeline(out_dir, layout="side-by-side") -> Path`` writes a pipeline of the real classes
-  (``QwenImageEditPipeline`` for the side-by-side layout, ``QwenImageEditPlusPipeline`` for ``multi``)
-  with random weights via ``save_pretrained``; ``DiffusionPipeline.from_pretrained(out_dir)`` loads it
-  with the real loading code. Everything is tiny: one call at 64 px runs well under a second on CPU.
+- ``build_tiny_pipeline(out_dir, layout="side-by-side", *, zero_cond_t=False) -> Path`` writes a pipeline of
+  the real classes (``QwenImageEditPipeline`` for the side-by-side layout, ``QwenImageEditPlusPipeline`` for
+  ``multi``; ``zero_cond_t=True`` for the 2511-style transformer) with random weights via ``save_pretrained``;
+  ``DiffusionPipeline.from_pretrained(out_dir)`` loads it with the real loading code. Everything is tiny: one
+  call at 64 px runs in about a second on CPU.
 - ``build_tiny_adapter(pipeline_dir, out_dir, *, rank=4, seed=0, ...) -> Path`` writes a random LoRA on
   the transformer's attention projections (non-zero B, so it changes the output) as
   ``pytorch_lora_weights.safetensors`` in diffusers' format plus ``vfi_adapter.json``
   (:class:`vfi.conditioning.AdapterInfo`). ``pipe.load_lora_weights(out_dir)`` loads it.
 
-The tokenizer is byte-level BPE (256 byte tokens, no merges) plus the Qwen special tokens, wrapped in
-``Qwen2TokenizerFast``; the processor is ``Qwen2VLProcessor`` with ``Qwen2VLImageProcessor`` and
+It mirrors the real configs where a bug could hide: the processor's pixel bounds, the VAE's 16 latent
+channels with their real ``latents_mean``/``latents_std``, the scheduler, the special tokens and a tokenizer
+under which the pipelines' prompt template drops exactly its system part. Its pixels depend on the
+transformer: a random adapter or another seed changes a decoded 64-px frame visibly (PSNR < 40 dB).
+
+The tokenizer is byte-level BPE (merges learnt from the prompt template) plus the Qwen special tokens, wrapped
+in ``Qwen2TokenizerFast``; the processor is ``Qwen2VLProcessor`` with ``Qwen2VLImageProcessor`` and
 ``Qwen2VLVideoProcessor`` (torchvision needed). Vocabulary size = tokenizer length; the text encoder's
 vision token ids are the tokenizer's special-token ids.
 """
