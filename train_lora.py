@@ -37,6 +37,7 @@ from vfi.training import (
     flow_matching_loss,
     list_checkpoints,
     load_batch,
+    lora_target_modules,
     prune_checkpoints,
     push_folder,
     save_strip,
@@ -178,10 +179,14 @@ def _dataset(args, accelerator) -> Dataset:
 
 
 def _save_lora(pipeline_class, transformer, folder: Path) -> None:
+    """The LoRA weights with their config (rank, alpha, targets) as safetensors metadata, as diffusers' own
+    Qwen-Image LoRA trainer writes them: without it ``load_lora_weights`` takes alpha = rank."""
+    from diffusers.training_utils import _collate_lora_metadata
     from peft.utils import get_peft_model_state_dict
 
     layers = get_peft_model_state_dict(transformer)
-    pipeline_class.save_lora_weights(folder, transformer_lora_layers=layers, safe_serialization=True)
+    metadata = _collate_lora_metadata({"transformer": transformer})
+    pipeline_class.save_lora_weights(folder, transformer_lora_layers=layers, safe_serialization=True, **metadata)
 
 
 def _load_lora(transformer, folder: Path) -> None:
@@ -294,7 +299,9 @@ def main(args: argparse.Namespace) -> dict:
                 lora_alpha=args.lora_alpha,
                 lora_dropout=args.lora_dropout,
                 init_lora_weights="gaussian",
-                target_modules=[m.strip() for m in args.target_modules.split(",") if m.strip()],
+                target_modules=lora_target_modules(
+                    transformer, [m.strip() for m in args.target_modules.split(",") if m.strip()]
+                ),
             )
         )
         cast_training_params(transformer, dtype=torch.float32)

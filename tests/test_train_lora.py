@@ -179,6 +179,54 @@ def test_overfitting_one_batch(tiny, tmp_path):
     assert losses[-1] < losses[0] / 10, losses[::25]
 
 
+@pytest.mark.slow
+def test_two_process_training_on_cpu(tiny, tmp_path):
+    """Real DDP with 2 processes: every LoRA layer must get a gradient, or step 2 dies waiting for a reduction."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train_lora.py"]
+    options = ["--base_model", str(tiny["base"]), "--data", str(tiny["data"]), "--output_dir", str(out), *FAST]
+    options += ["--max_train_steps", "3", "--num_validation", "0", "--checkpointing_steps", "100"]
+    run = subprocess.run(
+        command + options,
+        cwd=Path(train_lora.__file__).parent,
+        env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    steps = [json.loads(line)["step"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3] and (out / "pytorch_lora_weights.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_alpha_survives_a_stock_load_lora_weights(tiny, tmp_path):
+    """rank 4 / alpha 16: a stock pipeline loading the file is the model validated in memory at the last step."""
+    from vfi import pipeline
+    from vfi.data import Dataset
+    from vfi.training import validate
+
+    out = tmp_path / "alpha"
+    extra = ["--max_train_steps", "2", "--num_validation", "1", "--validation_steps", "2", "--learning_rate", "3e-2"]
+    trained = train_lora.main(_args(tiny, out, *extra, "--lora_alpha", "16"))
+    pipeline.clear_cache()
+    try:
+        loaded = pipeline.load_pipeline(str(tiny["base"]), device="cpu")  # DiffusionPipeline.from_pretrained
+        assert type(loaded.pipe).__name__ == "QwenImageEditPipeline"
+        loaded.pipe.load_lora_weights(out)  # the stock loader, nothing of vfi in between
+        config = next(iter(loaded.pipe.transformer.peft_config.values()))
+        assert (config.r, config.lora_alpha) == (4, 16)
+        args = {"resolution": 64, "prompt": None, "steps": 2, "guidance": 1.0, "seed": 0}
+        metrics, _ = validate(loaded, Dataset.load(out / "data").validation, **args)
+    finally:
+        pipeline.clear_cache()
+    assert metrics == {k: trained["history"][-1][k] for k in ("psnr", "ssim")}
+
+
 def test_epoch_order_is_seeded_grouped_and_sharded():
     keys = ["a"] * 5 + ["b"] * 4
     one = epoch_batches(keys, 2, epoch=3, seed=7)

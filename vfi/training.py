@@ -11,6 +11,7 @@ API:
 - ``cache_samples(loaded, samples, *, resolution, prompt, cache_dir, shard=(0, 1)) -> list[Path]``: one
   safetensors file per sample (packed target latents, packed condition tokens, prompt embeddings, mask, token
   shapes), reused when base, layout, resolution, prompt and files are unchanged. ``load_batch(paths)`` collates.
+- ``lora_target_modules(transformer, names) -> list[str]``: the layers a LoRA goes on (all get gradients).
 - ``sample_sigmas(scheduler_config, seq_len, u)`` and ``flow_matching_loss(transformer, batch, generator, *,
   scheduler_config, weighting_scheme, ...)``: the objective (see the function docstrings).
 - ``epoch_batches(keys, batch_size, epoch, seed, rank=0, world=1)``: the seeded data order of one epoch.
@@ -145,6 +146,31 @@ def load_batch(paths: Sequence[Path], device: Any, dtype: Any) -> dict[str, Any]
         "mask": None if mask is None else mask.to(device),
         "img_shapes": [list(s) for s in shapes],
     }
+
+
+# --- LoRA targets -------------------------------------------------------------------------------------------
+
+#: Modules of the last transformer block whose output the model discards (the text stream ends there): a LoRA
+#: on them never gets a gradient, and multi-process (DDP) training stops at step 2 waiting for one.
+LAST_BLOCK_UNUSED = ("attn.to_add_out", "txt_mlp.")
+
+
+def lora_target_modules(transformer: Any, names: Sequence[str]) -> list[str]:
+    """Full names of the transformer's linear layers that ``names`` select (by name or dotted suffix, as peft
+    matches), without those of the last block whose output is discarded (:data:`LAST_BLOCK_UNUSED`)."""
+    import torch
+
+    last = f"transformer_blocks.{len(transformer.transformer_blocks) - 1}."
+    found = []
+    for full, module in transformer.named_modules():
+        if not isinstance(module, torch.nn.Linear) or not any(full == n or full.endswith("." + n) for n in names):
+            continue
+        if full.startswith(last) and full.removeprefix(last).startswith(LAST_BLOCK_UNUSED):
+            continue
+        found.append(full)
+    if not found:
+        raise VFIError(f"--target_modules {','.join(names)} names no linear layer of the transformer.")
+    return found
 
 
 # --- the objective --------------------------------------------------------------------------------------
