@@ -25,6 +25,7 @@ from vfi.conditioning import ADAPTER_INFO_FILE, DEFAULT_RESOLUTION, AdapterInfo,
 from vfi.data import Dataset, DataSettings, build_dataset
 from vfi.errors import VFIError
 from vfi.files import atomic_dir, atomic_path
+from vfi.model_card import write_model_card
 from vfi.pipeline import WEIGHT_NAME
 from vfi.tiny_model import LORA_TARGETS
 from vfi.training import (
@@ -35,6 +36,7 @@ from vfi.training import (
     epoch_batches,
     flow_baseline,
     flow_matching_loss,
+    is_hub_id,
     list_checkpoints,
     load_batch,
     lora_target_modules,
@@ -43,7 +45,6 @@ from vfi.training import (
     save_strip,
     step_generator,
     validate,
-    write_model_card,
 )
 
 STATE_FILE = "trainer_state.json"
@@ -54,6 +55,10 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     model = parser.add_argument_group("model")
     model.add_argument(
         "--base_model", help="Hub id or folder of a QwenImageEdit(Plus)Pipeline, e.g. Qwen/Qwen-Image-Edit"
+    )
+    model.add_argument(
+        "--base_model_id",
+        help="the base model's Hub id (ORG/NAME) for the model card when --base_model is a local folder",
     )
     model.add_argument(
         "--resolution", type=int, default=DEFAULT_RESOLUTION, help="working resolution: longest side, multiple of 32"
@@ -128,6 +133,10 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         return args
     if not args.base_model or not args.data:
         parser.error("--base_model and --data are required")
+    if args.base_model_id and not is_hub_id(args.base_model_id):
+        parser.error(f"--base_model_id must be a Hub id ORG/NAME, got {args.base_model_id!r}")
+    if args.push_to_hub and not is_hub_id(args.base_model_id or args.base_model):
+        parser.error("--push_to_hub with a local --base_model needs --base_model_id ORG/NAME (its Hub id)")
     for name in (
         "max_train_steps",
         "train_batch_size",
@@ -439,7 +448,7 @@ def main(args: argparse.Namespace) -> dict:
 def _write_outputs(args, pipe, transformer, layout: str, dataset: Dataset, history: list, flow: dict | None) -> None:
     final = [row for row in history if row["step"] > 0]
     info = AdapterInfo(
-        base_model=args.base_model,
+        base_model=args.base_model_id or args.base_model,
         layout=layout,
         prompt=args.prompt,  # a template with {t} stays one: the backend fills in each frame's time
         resolution=args.resolution,

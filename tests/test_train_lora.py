@@ -243,7 +243,7 @@ def test_push_uploads_only_the_allow_list(tmp_path, monkeypatch):
     from huggingface_hub import HfApi
     from huggingface_hub.utils import filter_repo_objects
 
-    from vfi.training import write_model_card
+    from vfi.model_card import write_model_card
 
     folder = tmp_path / "adapter"
     (folder / "checkpoint-2").mkdir(parents=True)
@@ -305,7 +305,15 @@ def test_push_uploads_only_the_allow_list(tmp_path, monkeypatch):
 def test_push_refuses_incomplete_folder_and_bad_args(tmp_path):
     with pytest.raises(VFIError, match="nothing to push"):
         train_lora.main(train_lora.parse_args(["--push_only", str(tmp_path), "--hub_model_id", "me/x"]))
+    (tmp_path / "pytorch_lora_weights.safetensors").write_bytes(b"x")
+    AdapterInfo(str(tmp_path), "side-by-side", None, 64).save(tmp_path)  # trained from a folder, no Hub id
+    with pytest.raises(VFIError, match="--base_model_id"):
+        train_lora.main(train_lora.parse_args(["--push_only", str(tmp_path), "--hub_model_id", "me/x"]))
+    local = ["--base_model", str(tmp_path), "--data", "d", "--push_to_hub", "--hub_model_id", "me/x"]
+    assert train_lora.parse_args([*local, "--base_model_id", "Qwen/Qwen-Image-Edit"]).base_model_id
     for argv in (
+        local,
+        [*local, "--base_model_id", str(tmp_path)],
         ["--push_to_hub"],
         ["--base_model", "b"],
         ["--base_model", "b", "--data", "d", "--resolution", "100"],

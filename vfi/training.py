@@ -18,7 +18,7 @@ API:
 - ``validate(loaded, samples, *, resolution, prompt, steps, guidance, seed)`` → (metrics, frames);
   ``flow_baseline(samples)``; ``save_strip(path, samples, columns)``.
 - ``list_checkpoints(output_dir)``, ``prune_checkpoints(output_dir, keep)``.
-- ``write_model_card(folder, info, *, repo_id, history, flow)``; ``push_folder(folder, repo_id, private)``.
+- ``push_folder(folder, repo_id, private)`` (the model card: :mod:`vfi.model_card`); ``is_hub_id(text)``.
 """
 
 from __future__ import annotations
@@ -362,98 +362,7 @@ def prune_checkpoints(output_dir: str | os.PathLike, keep: int | None) -> None:
         shutil.rmtree(old)
 
 
-# --- model card and upload ----------------------------------------------------------------------------
-
-
-def _table(history: Sequence[dict], flow: dict | None) -> str:
-    lines = ["| step | PSNR (dB) | SSIM |", "|---:|---:|---:|"]
-    for row in history:
-        label = f"{row['step']} (base model)" if row["step"] == 0 else str(row["step"])
-        lines.append(f"| {label} | {row['psnr']:.2f} | {row['ssim']:.4f} |")
-    if flow:
-        lines.append(f"| flow backend (reference) | {flow['psnr']:.2f} | {flow['ssim']:.4f} |")
-    return "\n".join(lines)
-
-
-def write_model_card(
-    folder: str | os.PathLike, info: AdapterInfo, *, repo_id: str, history: Sequence[dict], flow: dict | None
-) -> Path:
-    """Write ``folder/README.md``: Hub metadata, what the adapter does, usage, validation table and strip."""
-    from huggingface_hub import ModelCardData
-
-    from vfi.files import atomic_path
-
-    folder = Path(folder)
-    metadata = ModelCardData(
-        base_model=info.base_model,
-        library_name="diffusers",
-        license="apache-2.0",
-        pipeline_tag="image-to-image",
-        tags=["lora", "diffusers", "qwen-image-edit", "video-frame-interpolation", "vfi", f"layout-{info.layout}"],
-    )
-    training = info.training
-    strip = (
-        f"\n![validation: first, base, adapter, flow, ground truth, last]({STRIP_NAME})\n"
-        if (folder / STRIP_NAME).exists()
-        else ""
-    )
-    card = f"""---
-{metadata.to_yaml()}
----
-
-# {repo_id.split("/")[-1]}: video frame interpolation LoRA for {info.base_model}
-
-Given two frames of one shot, this LoRA makes {info.base_model} generate the frame in between
-(the model's **{info.layout}** input layout, working resolution {info.resolution} px on the longest side).
-Trained with `train_lora.py` from the `vfi` project on {training.get("samples", "?")} frame triplets for
-{training.get("steps", "?")} steps (rank {training.get("rank", "?")}, learning rate {training.get("learning_rate", "?")}).
-
-## Use with vfi
-
-```bash
-python -m vfi pair first.png last.png -o out.mp4 --backend qwen-edit --base-model {info.base_model} --adapter {repo_id}
-python app.py   # then pick the adapter {repo_id}
-```
-
-```python
-from vfi.backends.qwen_edit import QwenEditBackend
-from vfi.backends.base import FrameRequest
-
-backend = QwenEditBackend("{info.base_model}", ["{repo_id}"])
-middle = backend.interpolate([FrameRequest(first, last, 0.5, seed=0)])[0]  # uint8 RGB arrays
-```
-
-## Use with plain diffusers
-
-```python
-import torch
-from diffusers import DiffusionPipeline
-from PIL import Image
-
-pipe = DiffusionPipeline.from_pretrained("{info.base_model}", torch_dtype=torch.bfloat16).to("cuda")
-pipe.load_lora_weights("{repo_id}", weight_name="{WEIGHT_NAME}")
-```
-
-The input is what `vfi.conditioning.build_conditioning` builds: both frames resized to the working size
-(multiples of 32); for the side-by-side layout one image `[first | last]`, for the multi layout the two
-frames as two images; the prompt (t = 0.5):
-
-> {prompt_text(0.5, info.prompt)}
-
-## Validation
-
-Held-out triplets, middle frame vs ground truth (step 0 is the base model without the adapter):
-
-{_table(history, flow)}
-{strip}
-## Training data
-
-{training.get("data", "")}
-"""
-    path = folder / CARD_NAME
-    with atomic_path(path) as tmp:
-        tmp.write_text(card)
-    return path
+# --- upload ----------------------------------------------------------------------------
 
 
 def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False) -> str:
@@ -467,9 +376,14 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
     folder = Path(folder)
     if not (folder / WEIGHT_NAME).is_file():
         raise VFIError(f"{folder} has no {WEIGHT_NAME}: nothing to push.")
-    AdapterInfo.load(folder)
-    if repo_id.count("/") != 1 or repo_id.startswith((".", "/")):
+    info = AdapterInfo.load(folder)
+    if not is_hub_id(repo_id):
         raise VFIError(f"hub_model_id must look like ORG/NAME, got {repo_id!r}.")
+    if not is_hub_id(info.base_model):
+        raise VFIError(
+            f"The adapter's base model is the local path {info.base_model}; train with --base_model_id "
+            "ORG/NAME (its Hub id) so the model card and vfi_adapter.json name it, then push."
+        )
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
@@ -485,3 +399,8 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
         ) from None
     print(f"pushed {', '.join(n for n in UPLOAD_ALLOW if (folder / n).exists())} to {url}")
     return str(url)
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` reads as a Hub repo id ``ORG/NAME`` rather than a local path."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not os.path.exists(text)
