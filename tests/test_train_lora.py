@@ -120,20 +120,22 @@ def test_resume_after_interrupt_equals_one_run(tiny, monkeypatch):
     ]
     whole = train_lora.main(_args(tiny, tiny["root"] / "whole", *extra))
 
-    real_prune = train_lora.prune_checkpoints
+    from vfi import checkpoints
+
+    real_prune = checkpoints.prune_checkpoints
 
     def interrupt(output_dir, keep):  # Ctrl-C right after checkpoint-2 is written
         real_prune(output_dir, keep)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_lora, "prune_checkpoints", interrupt)
+    monkeypatch.setattr(checkpoints, "prune_checkpoints", interrupt)
     with pytest.raises(KeyboardInterrupt):
         train_lora.main(_args(tiny, tiny["root"] / "halves", *extra))
     halves = tiny["root"] / "halves"
     assert [p.name for p in halves.glob("checkpoint-*")] == ["checkpoint-2"] and not (
         halves / "pytorch_lora_weights.safetensors"
     ).exists()
-    monkeypatch.setattr(train_lora, "prune_checkpoints", real_prune)
+    monkeypatch.setattr(checkpoints, "prune_checkpoints", real_prune)
     resumed = train_lora.main(_args(tiny, halves, *extra, "--resume_from_checkpoint", "latest"))
 
     assert resumed["losses"] == pytest.approx(whole["losses"][2:], rel=1e-6)

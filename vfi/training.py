@@ -16,8 +16,8 @@ API:
   scheduler_config, weighting_scheme, ...)``: the objective (see the function docstrings).
 - ``epoch_batches(keys, batch_size, epoch, seed, rank=0, world=1)``: the seeded data order of one epoch.
 - ``validate(loaded, samples, *, resolution, prompt, steps, guidance, seed)`` → (metrics, frames);
-  ``flow_baseline(samples)``; ``save_strip(path, samples, columns)``.
-- ``list_checkpoints(output_dir)``, ``prune_checkpoints(output_dir, keep)``.
+  ``flow_baseline(samples)``; ``save_strip(path, samples, columns)``; ``validation_round(...)``: one
+  validation during training (metrics, flow baseline, strip). Checkpoints: :mod:`vfi.checkpoints`.
 - ``push_folder(folder, repo_id, private)`` (the model card: :mod:`vfi.model_card`); ``is_hub_id(text)``.
 """
 
@@ -27,8 +27,6 @@ import hashlib
 import json
 import math
 import os
-import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -295,6 +293,43 @@ def validate(
     return _means(scores), frames
 
 
+def validation_round(
+    loaded: Any,
+    transformer: Any,
+    samples: Sequence[Sample],
+    *,
+    step: int,
+    flow: dict | None,
+    strip_path: str | os.PathLike,
+    device: Any,
+    offload: bool,
+    **settings: Any,
+) -> tuple[dict[str, float], dict]:
+    """One validation during training; returns (metrics, flow baseline) and writes the strip to ``strip_path``.
+
+    Step 0 scores the base model (the adapter disabled) and the flow backend; later steps the adapter as
+    trained so far. The text encoder comes to ``device`` for it when ``offload``. ``settings``: resolution,
+    prompt, steps, guidance and seed of :func:`validate`.
+    """
+    from diffusers.training_utils import offload_models
+
+    columns = {}
+    if flow is None or step == 0:
+        flow, columns["flow"] = flow_baseline(samples)
+    transformer.eval()
+    if step == 0:
+        transformer.disable_adapters()
+    try:
+        with offload_models(loaded.pipe.text_encoder, device=device, offload=offload):
+            metrics, columns["base" if step == 0 else f"step {step}"] = validate(loaded, samples, **settings)
+    finally:
+        if step == 0:
+            transformer.enable_adapters()
+        transformer.train()
+    save_strip(strip_path, samples, columns)
+    return metrics, flow
+
+
 def flow_baseline(samples: Sequence[Sample]) -> tuple[dict[str, float], list[np.ndarray]]:
     """The flow backend's middle frames and mean PSNR/SSIM on the same triplets (the bar to beat)."""
     from vfi.backends import FrameRequest, create_backend
@@ -342,24 +377,6 @@ def save_strip(path: str | os.PathLike, samples: Sequence[Sample], columns: dict
     with atomic_path(path) as tmp:
         strip.save(tmp, format="PNG")
     return path
-
-
-# --- checkpoints -------------------------------------------------------------------------------------
-
-
-def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """The complete ``checkpoint-N`` folders in ``output_dir``, oldest first."""
-    folder = Path(output_dir)
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def prune_checkpoints(output_dir: str | os.PathLike, keep: int | None) -> None:
-    """Delete the oldest checkpoints so at most ``keep`` remain (None keeps all)."""
-    if keep is None:
-        return
-    for old in list_checkpoints(output_dir)[: max(0, len(list_checkpoints(output_dir)) - keep)]:
-        shutil.rmtree(old)
 
 
 # --- upload ----------------------------------------------------------------------------
