@@ -170,7 +170,7 @@ def test_overfitting_one_batch(tiny, tmp_path):
         batch = load_batch(path, "cpu", torch.float32)
         config = dict(loaded.pipe.scheduler.config)
         losses = []
-        for _ in range(150):
+        for _ in range(50):
             loss = flow_matching_loss(transformer, batch, step_generator(0, 0), scheduler_config=config)
             loss.backward()
             optimizer.step()
