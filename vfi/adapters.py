@@ -35,6 +35,8 @@ from vfi.errors import VFIError
 
 #: The weight file of our adapters (diffusers' default name for LoRA weights).
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+#: The transformer layers an interpolation LoRA adapts (attention projections of the image and text streams).
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
 #: What an adapter was trained for, written beside its weights.
 ADAPTER_INFO_FILE = "vfi_adapter.json"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
