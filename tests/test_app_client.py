@@ -20,10 +20,10 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from vfi.errors import Cancelled, VFIError  # noqa: E402
-from vfi.frames import load_image, load_keyframes  # noqa: E402
 from vfi.backends.crossfade import CrossfadeBackend  # noqa: E402
 from vfi.backends.flow import FlowBackend  # noqa: E402
+from vfi.errors import Cancelled, VFIError  # noqa: E402
+from vfi.frames import load_image, load_keyframes  # noqa: E402
 from vfi.interpolate import InterpolationSettings, interpolate_frames  # noqa: E402
 from vfi.metrics import agreement, ssim  # noqa: E402
 from vfi.video import probe_clip  # noqa: E402

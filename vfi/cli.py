@@ -258,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     per_pair.add_argument(
         "--depth", default="3", help="recursion depth for every transition, or one per transition: 3,2,3 (default 3)"
     )
-    per_pair.add_argument("--frames-per-pair", type=int, help="N evenly spaced in-betweens per transition (any-t backends)")
+    per_pair.add_argument(
+        "--frames-per-pair", type=int, help="N evenly spaced in-betweens per transition (any-t backends)"
+    )
     seq.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
     seq.add_argument("--prompts", type=Path, help="text file: one prompt per transition (generative backend)")
     seq.add_argument("--seed", type=int, default=0, help="seed (generative backends)")

@@ -70,9 +70,7 @@ class Storyboard:
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.transitions) < MAX_KEYFRAMES:
-            raise VFIError(
-                f"A storyboard needs 2 to {MAX_KEYFRAMES} keyframes, got {len(self.transitions) + 1}."
-            )
+            raise VFIError(f"A storyboard needs 2 to {MAX_KEYFRAMES} keyframes, got {len(self.transitions) + 1}.")
         if self.prompts and len(self.prompts) != len(self.transitions):
             raise VFIError(
                 f"prompts has {len(self.prompts)} line(s) but the storyboard has {len(self.transitions)} "
@@ -261,4 +259,3 @@ def reroll(
             keep.setdefault(node.transition, {})[node.t] = frame
     progress = Progress(len(redo), on_progress, should_cancel)
     return _render(keyframes, backend, storyboard, seeds, keep, progress, refine)
-
