@@ -11,6 +11,7 @@ pytestmark = pytest.mark.slow
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
+from test_app_client import tiny_app  # noqa: E402, F401 (a fixture: the app on the tiny generative model)
 
 from vfi.frames import load_image  # noqa: E402
 from vfi.storyboard import load_storyboard  # noqa: E402
@@ -68,3 +69,25 @@ def test_user_errors_are_one_sentence(client, call, message):
     _storyboard(client, depth="2")
     with pytest.raises(AppError, match=message):
         call(client)
+
+
+def test_generative_storyboard_with_prompts_and_a_reroll(tiny_app):  # noqa: F811 (the imported fixture)
+    """The tiny random Qwen-Image-Edit pipeline (seed-sensitive): a prompt for the second transition only,
+    then frame 3 re-rolled: it changes, every other frame stays bit for bit."""
+    url, adapter = tiny_app
+    client = Client(url, verbose=False)
+    files = [handle_file(str(path)) for path in KEYFRAMES]
+    generative = dict(backend="qwen-edit", adapter=adapter, resolution=64, steps=2, guidance=1.0, prompt="")
+    _, before, _, info, *_ = client.predict(
+        files, "", "1", frames_per_pair=0, fps=10, prompts="\nthe cup turns", seed=7, api_name="/storyboard",
+        **generative,
+    )  # fmt: skip
+    assert "5 frames from 3 keyframes" in info
+    _, after, _, info, *_ = client.predict(3, "", 10, api_name="/reroll")
+    assert "made again [3]," in info
+    frames = [[load_image(item["image"]) for item in gallery] for gallery in (before, after)]
+    assert np.abs(frames[1][3].astype(int) - frames[0][3]).mean() > 1
+    for index in (0, 1, 2, 4):
+        np.testing.assert_array_equal(frames[1][index], frames[0][index])
+    with pytest.raises(AppError, match="one line per transition"):  # three prompts for two transitions
+        client.predict(files, "", "1", prompts="a\nb\nc", api_name="/storyboard", **generative)

@@ -47,13 +47,19 @@ def parse_depths(text: str | int | Sequence[int]) -> tuple[int, ...]:
     return depths
 
 
+def parse_prompts(text: str | None) -> tuple[str, ...]:
+    """One prompt per line, one line per transition (an empty line keeps the adapter's prompt); blank text → ()."""
+    if not (text or "").strip():
+        return ()
+    return tuple(line.strip() for line in text.rstrip("\n").split("\n"))
+
+
 def read_prompts(path: str | Path) -> tuple[str, ...]:
-    """A prompts file: one line per transition (an empty line keeps the adapter's prompt)."""
+    """A prompts file (see :func:`parse_prompts`)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return parse_prompts(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
         raise VFIError(f"Cannot read the prompts file {path}: {getattr(error, 'strerror', None) or error}.") from None
-    return tuple(line.strip() for line in text.rstrip("\n").split("\n"))
 
 
 @dataclass(frozen=True)

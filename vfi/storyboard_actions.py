@@ -15,7 +15,15 @@ from vfi.actions import Call
 from vfi.errors import VFIError
 from vfi.jobs import Capabilities, Job
 from vfi.service import Advanced
-from vfi.storyboard import Storyboard, Take, load_storyboard, make_storyboard, redo_indices, reroll
+from vfi.storyboard import (
+    Storyboard,
+    Take,
+    load_storyboard,
+    make_storyboard,
+    parse_prompts,
+    redo_indices,
+    reroll,
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,7 @@ def storyboard(
 ) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
     """Keyframes in order → MP4, gallery (path, label), PNG zip, a summary and the job to re-roll from."""
     paths = ordered(files, order)
-    lines = tuple(line.strip() for line in (prompts or "").strip().splitlines())
+    lines = parse_prompts(prompts)
     board = Storyboard.build(len(paths), depth or 3, int(frames_per_pair or 0) or None, int(seed), lines)
     job = StoryboardJob(
         backend, call.config.backend_config(backend, advanced), None, keyframes=tuple(load_storyboard(paths)),
