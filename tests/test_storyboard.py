@@ -109,14 +109,23 @@ def test_reroll_redoes_exactly_the_node_and_its_descendants(three_keyframes):
             reroll(take, keyframes, backend, board, bad, seed=1, locked=[1])
 
 
-@pytest.mark.slow
-def test_reroll_on_the_generative_backend(tmp_path, three_keyframes):
-    """The tiny random Qwen-Image-Edit pipeline is seed-sensitive: re-rolled frames change, the rest do not."""
-    from vfi.backends.qwen_edit import QwenEditBackend
+TINY_OPTIONS = {"resolution": 64, "steps": 2, "guidance": 1.0}
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny random Qwen-Image-Edit pipeline (side-by-side), written with the real classes."""
     from vfi.tiny_model import build_tiny_pipeline
 
-    base = build_tiny_pipeline(tmp_path / "tiny", "side-by-side")
-    backend = QwenEditBackend(str(base), resolution=64, steps=2, guidance=1.0, device="cpu", register=False)
+    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny") / "pipeline", "side-by-side")
+
+
+@pytest.mark.slow
+def test_reroll_on_the_generative_backend(tiny_base, three_keyframes):
+    """The tiny random Qwen-Image-Edit pipeline is seed-sensitive: re-rolled frames change, the rest do not."""
+    from vfi.backends.qwen_edit import QwenEditBackend
+
+    backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu", register=False)
     keyframes = load_storyboard(three_keyframes)
     board = Storyboard.build(3, depth="2,1", prompts=["", "a different prompt"])
     take = make_storyboard(keyframes, backend, board)
@@ -135,3 +144,28 @@ def test_reroll_on_the_generative_backend(tmp_path, three_keyframes):
     back = reroll(new, keyframes, backend, board, 2, seed=take.nodes[2].seed)
     for a, b in zip(back.frames, take.frames):  # the old seed brings the old frames back
         np.testing.assert_allclose(a.astype(int), b.astype(int), atol=1)
+
+
+@pytest.mark.slow
+def test_cli_frame_seeds_remake_a_reroll(tmp_path, tiny_base, three_keyframes):
+    """``--frame-seed`` with the seed a re-roll chose gives the re-rolled take, frame for frame."""
+    from vfi.backends.qwen_edit import QwenEditBackend
+
+    backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu")
+    keyframes = load_storyboard(three_keyframes)
+    board = Storyboard.build(3, depth="2,1", seed=5)
+    rerolled = reroll(make_storyboard(keyframes, backend, board), keyframes, backend, board, 2, seed=4242)
+    frames_dir = tmp_path / "frames"
+    options = [f"--{k}={v}" for k, v in TINY_OPTIONS.items()]
+    result = run_cli(
+        "sequence", *map(str, three_keyframes), "-o", str(tmp_path / "o.mp4"), "--depth", "2,1", "--seed", "5",
+        "--frame-seed", "2=4242", "--frames-dir", str(frames_dir), "--backend", "qwen-edit",
+        "--base-model", str(tiny_base), *options,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    made = [np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))]
+    assert len(made) == len(rerolled.frames) == 7
+    for a, b in zip(made, rerolled.frames):
+        np.testing.assert_array_equal(a, b)
+    assert_user_error(run_cli("sequence", *map(str, three_keyframes), "-o", str(tmp_path / "x.mp4"),
+                              "--depth", "2,1", "--frame-seed", "4=1"))  # fmt: skip  (frame 4: the second keyframe)

@@ -180,7 +180,16 @@ def _cmd_pair(args: argparse.Namespace) -> None:
     print(f"wrote {len(frames)} frames to {args.output}", file=sys.stderr)
 
 
+def _frame_seed(text: str) -> tuple[int, int]:
+    """``"3=1234"`` → ``(3, 1234)``."""
+    frame, _, seed = text.partition("=")
+    if not (frame.strip().isdigit() and seed.strip().isdigit()):
+        raise VFIError(f"--frame-seed must be FRAME=SEED (e.g. 3=1234), got {text!r}.")
+    return int(frame), int(seed)
+
+
 def _cmd_sequence(args: argparse.Namespace) -> None:
+    from vfi.interpolate import check_seed
     from vfi.jobs import Capabilities
     from vfi.storyboard import Storyboard, load_storyboard, make_storyboard, read_prompts
     from vfi.video import write_gif, write_mp4, write_png_frames
@@ -188,11 +197,16 @@ def _cmd_sequence(args: argparse.Namespace) -> None:
     prompts = read_prompts(args.prompts) if args.prompts else ()
     storyboard = Storyboard.build(len(args.keyframes), args.depth, args.frames_per_pair, args.seed, prompts)
     storyboard.frames_to_make(Capabilities(args.backend), args.refine and Capabilities(args.refine))
+    args.frame_seeds = dict(map(_frame_seed, args.frame_seed))
+    for index, seed in args.frame_seeds.items():
+        storyboard.in_between(index), check_seed(seed)
     _check_outputs(args.output, args.gif, frames_dir=args.frames_dir)
     keyframes = load_storyboard(args.keyframes)
     backend, refine = _make_backends(args)
     with _ProgressBar("interpolating") as bar:
-        take = make_storyboard(keyframes, backend, storyboard, refine=refine, on_progress=bar)
+        take = make_storyboard(
+            keyframes, backend, storyboard, refine=refine, frame_seeds=args.frame_seeds, on_progress=bar
+        )
     write_mp4(take.frames, args.output, fps=args.fps)
     if args.gif:
         write_gif(take.frames, args.gif, fps=args.fps)
@@ -264,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     seq.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
     seq.add_argument("--prompts", type=Path, help="text file: one prompt per transition (generative backend)")
     seq.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    seq.add_argument(
+        "--frame-seed", action="append", default=[], metavar="FRAME=SEED",
+        help="the seed of one in-between (repeatable), e.g. one the app's re-roll chose: its label shows it",
+    )  # fmt: skip
     seq.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
     seq.add_argument("--gif", type=Path, help="also write a looping GIF")
     _add_backend_options(seq)

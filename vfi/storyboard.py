@@ -10,7 +10,7 @@ descendants.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -113,6 +113,20 @@ class Storyboard:
         """Frames in the output: every transition's first frame and in-betweens, plus the last keyframe."""
         return sum(s.frames_per_pair for s in self.transitions) + 1
 
+    def in_between(self, index: int) -> tuple[int, Fraction]:
+        """Output frame ``index`` as (transition, t); raises VFIError for a keyframe or a frame that is not there."""
+        start = 0
+        for transition, settings in enumerate(self.transitions):
+            offset = index - start
+            if 0 < offset < settings.frames_per_pair:
+                return transition, settings.times[offset - 1]
+            if offset == 0:
+                break
+            start += settings.frames_per_pair
+        if not 0 <= index < self.num_frames:
+            raise VFIError(f"There is no frame {index}; the frames are numbered 0 to {self.num_frames - 1}.")
+        raise VFIError(f"Frame {index} is a keyframe; only in-between frames have a seed to re-roll.")
+
     def frames_to_make(self, backend: Backend, refine: Backend | None = None) -> int:
         """How many frames the backends make (raises VFIError if a transition asks the impossible).
 
@@ -201,12 +215,21 @@ def make_storyboard(
     storyboard: Storyboard,
     *,
     refine: Backend | None = None,
+    frame_seeds: Mapping[int, int] | None = None,
     on_progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> Take:
-    """Every transition of ``storyboard`` through ``backend``: the frames in order and their seeds."""
+    """Every transition of ``storyboard`` through ``backend``: the frames in order and their seeds.
+
+    ``frame_seeds`` (output frame → seed) sets the seeds of some in-betweens, e.g. those a re-roll chose (the
+    gallery labels show them): the result is that of the re-rolls, made in one go.
+    """
+    seeds: dict[int, dict[Fraction, int]] = {}
+    for index, seed in (frame_seeds or {}).items():
+        transition, t = storyboard.in_between(index)
+        seeds.setdefault(transition, {})[t] = check_seed(seed)
     progress = Progress(storyboard.frames_to_make(backend, refine), on_progress, should_cancel)
-    return _render(keyframes, backend, storyboard, {}, {}, progress, refine)
+    return _render(keyframes, backend, storyboard, seeds, {}, progress, refine)
 
 
 def _descendants(parents: dict[Fraction, tuple[Fraction, Fraction]], start: Fraction,
@@ -225,11 +248,8 @@ def _descendants(parents: dict[Fraction, tuple[Fraction, Fraction]], start: Frac
 def redo_indices(take: Take, storyboard: Storyboard, backend: Backend, index: int,
                  locked: Iterable[int] = (), refine: Backend | None = None) -> list[int]:  # fmt: skip
     """The output frames a re-roll of frame ``index`` makes again: it and the frames made from it (not locked)."""
-    if not 0 <= index < len(take.nodes):
-        raise VFIError(f"There is no frame {index}; the frames are numbered 0 to {len(take.nodes) - 1}.")
+    storyboard.in_between(index)
     node, locked = take.nodes[index], set(locked)
-    if node.keyframe:
-        raise VFIError(f"Frame {index} is a keyframe; only in-between frames can be re-rolled.")
     if index in locked:
         raise VFIError(f"Frame {index} is locked; unlock it to re-roll it.")
     where = {(n.transition, n.t): i for i, n in enumerate(take.nodes)}
