@@ -167,5 +167,5 @@ def test_cli_frame_seeds_remake_a_reroll(tmp_path, tiny_base, three_keyframes):
     assert len(made) == len(rerolled.frames) == 7
     for a, b in zip(made, rerolled.frames):
         np.testing.assert_array_equal(a, b)
-    assert_user_error(run_cli("sequence", *map(str, three_keyframes), "-o", str(tmp_path / "x.mp4"),
-                              "--depth", "2,1", "--frame-seed", "4=1"))  # fmt: skip  (frame 4: the second keyframe)
+    second_keyframe = ["--depth", "2,1", "--frame-seed", "4=1"]
+    assert_user_error(run_cli("sequence", *map(str, three_keyframes), "-o", str(tmp_path / "x.mp4"), *second_keyframe))
