@@ -113,7 +113,7 @@ def compare(
     """Both presets side by side in one video (so they play in sync) → its path, their middle frames (a gallery
     and a slider pair) and how far apart they are (PSNR/SSIM over the in-betweens)."""
     from vfi.interpolate import InterpolationSettings
-    from vfi.metrics import agreement, psnr, ssim
+    from vfi.metrics import describe_agreement
     from vfi.video import write_mp4
 
     presets = call.config.compare_presets()
@@ -130,10 +130,6 @@ def compare(
     video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
     middle = len(runs[0]) // 2
     left, right = runs[0][middle], runs[1][middle]
-    mean_psnr, mean_ssim = agreement(*runs)
-    metrics = (
-        f"**Left vs right** — in-betweens (mean of {len(runs[0]) - 2}): PSNR {mean_psnr:.2f} dB, SSIM {mean_ssim:.4f}; "
-        f"middle frame: PSNR {psnr(left, right):.2f} dB, SSIM {ssim(left, right):.4f} (higher = more alike)."
-    )
+    metrics = f"**Left vs right** — {describe_agreement(*runs)}"
     gallery = [(frames[middle], f"{name}: middle frame") for name, frames in zip(names, runs)]
     return str(video), gallery, (left, right), metrics

@@ -1,4 +1,4 @@
-"""Command line: ``python -m vfi pair|sequence|clip|evaluate …``.
+"""Command line: ``python -m vfi pair|sequence|compare|clip|evaluate …``.
 
 Every user error prints one line ``error: …`` on stderr and exits with status 2; every output is
 checked before any work (:mod:`vfi.files`) and no partial output file is left behind (writers use
@@ -215,6 +215,28 @@ def _cmd_sequence(args: argparse.Namespace) -> None:
     print(f"wrote {len(take.frames)} frames ({len(keyframes)} keyframes) to {args.output}", file=sys.stderr)
 
 
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from vfi.frames import load_keyframes
+    from vfi.interpolate import InterpolationSettings, interpolate_frames
+    from vfi.jobs import side_by_side
+    from vfi.metrics import describe_agreement
+    from vfi.video import write_mp4
+
+    settings = InterpolationSettings(depth=args.depth, seed=args.seed, generative_depth=args.generative_depth)
+    _check_outputs(args.output)
+    keyframes = load_keyframes(args.first, args.last)
+    runs = []
+    names = (args.backend, args.against)
+    for name in names:
+        backend, refine = _make_backends(argparse.Namespace(**{**vars(args), "backend": name}))
+        with _ProgressBar(name) as bar:
+            frames = interpolate_frames(keyframes, backend, settings, refine=refine, num_frames=2, on_progress=bar)
+            runs.append(list(frames))
+    write_mp4(side_by_side(runs, names), args.output, fps=args.fps)
+    print(f"{args.backend} vs {args.against}: {describe_agreement(*runs)}")
+    print(f"wrote the side-by-side video to {args.output}", file=sys.stderr)
+
+
 def _cmd_clip(args: argparse.Namespace) -> None:
     from vfi.clip import ClipSettings, interpolate_clip
 
@@ -286,6 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     seq.add_argument("--gif", type=Path, help="also write a looping GIF")
     _add_backend_options(seq)
     seq.set_defaults(run=_cmd_sequence)
+
+    cmp = sub.add_parser("compare", help="two backends on the same keyframes: side by side, and PSNR/SSIM between them")
+    cmp.add_argument("first", type=Path, help="first keyframe (image file)")
+    cmp.add_argument("last", type=Path, help="last keyframe (image file)")
+    cmp.add_argument("-o", "--output", type=Path, required=True, help="output MP4: --backend | --against, in sync")
+    cmp.add_argument(
+        "--against", default="crossfade", choices=BACKEND_NAMES, help="the right side's backend (default crossfade)"
+    )
+    cmp.add_argument("--depth", type=int, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)")
+    cmp.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
+    cmp.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    _add_backend_options(cmp)
+    cmp.set_defaults(run=_cmd_compare)
 
     clip = sub.add_parser("clip", help="interpolate every pair of frames of a video")
     clip.add_argument("input", type=Path, help="input video")
