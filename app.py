@@ -22,7 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, not
 
 import gradio as gr  # noqa: E402
 
-from vfi import actions, jobs  # noqa: E402
+from vfi import actions, jobs, storyboard_actions  # noqa: E402
 from vfi.errors import Cancelled, VFIError  # noqa: E402
 from vfi.jobs import GENERATIVE, Job  # noqa: E402
 from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, Advanced, AppConfig, parse_args  # noqa: E402
@@ -205,11 +205,76 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
                     cache_examples=True, cache_mode="lazy", label="Example clip (2 s, 12 fps, with a tone)")  # fmt: skip
 
 
+def storyboard_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list) -> None:
+    @_user_errors
+    def storyboard(files, order, depth, frames_per_pair, fps, prompts, backend, adapter, strength, fast, resolution,
+                   steps, guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
+        """Several keyframes in order → one video (MP4, frame gallery, PNG zip, summary)."""
+        advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
+        call = _call(config, request, progress, "storyboard")
+        return storyboard_actions.storyboard(
+            call, files, order, depth, frames_per_pair, fps, prompts, backend, advanced, seed
+        )
+
+    @_user_errors
+    def reroll(previous, index, locked, fps, request: gr.Request, progress=PROGRESS):
+        """Re-roll one in-between of the last storyboard (new seed); the frames made from it are redone too."""
+        call = _call(config, request, progress, "storyboard")
+        return storyboard_actions.reroll_frame(call, previous, index, locked, fps)
+
+    @_user_errors
+    def lock(locked, index):
+        """Lock the picked frame (a re-roll never changes it), or unlock it."""
+        return storyboard_actions.toggle_lock(locked, index)
+
+    def pick(event: gr.SelectData) -> int:
+        return event.index
+
+    with gr.Tab("Storyboard"):
+        gr.Markdown("Several keyframes → one video. Each keyframe appears once, unchanged; the order below sets "
+                    "how they play. Then pick a frame to re-roll it (new seed) or lock it.")  # fmt: skip
+        with gr.Row():
+            files = gr.File(label="Keyframes (several images)", file_count="multiple", file_types=["image"],
+                            type="filepath", elem_id="sb-files")  # fmt: skip
+            keys = gr.Gallery(label="Order of play", columns=6, height=200, elem_id="sb-order-preview")
+        with gr.Row():
+            order = gr.Textbox("", label="Order (image numbers, e.g. 2,1,3; empty = upload order)", elem_id="sb-order")
+            depth = gr.Textbox("2", label="Depth: one for all, or one per transition (e.g. 3,2,3)", elem_id="sb-depth")
+            frames_per_pair = gr.Number(0, precision=0, minimum=0, maximum=120, label="Or N in-betweens per transition (flow/crossfade)")  # fmt: skip
+            fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
+            seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
+        prompts = gr.Textbox("", lines=2, label="Prompts (generative backend): one line per transition, empty = the adapter's")  # fmt: skip
+        run, stop = _run_stop("storyboard", "Make storyboard")
+        with gr.Row():
+            video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-storyboard")
+            gallery = gr.Gallery(label="Frames (click one to pick it)", columns=6, height=320, elem_id="gallery-storyboard")  # fmt: skip
+        with gr.Row():
+            picked = gr.Number(None, precision=0, minimum=0, label="Picked frame", elem_id="sb-picked")
+            locked = gr.Textbox("", label="Locked frames", elem_id="sb-locked")
+            reroll_button = gr.Button("Re-roll picked frame", elem_id="sb-reroll")
+            lock_button = gr.Button("Lock / unlock picked frame", elem_id="sb-lock")
+        zip_file = gr.File(label="All frames (PNG, zip)")
+        info = gr.Markdown(elem_id="info-storyboard")
+        state = gr.State(None)
+        gr.on([files.change, order.change], storyboard_actions.preview, [files, order], keys, queue=False,
+              api_visibility="private")  # fmt: skip
+        outputs = [video, gallery, zip_file, info, state]
+        event = run.click(
+            storyboard, [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed], outputs,
+            api_name="storyboard", concurrency_limit=4,
+        )  # fmt: skip
+        _wire_stop(stop, "storyboard", event)
+        gallery.select(pick, None, picked, queue=False, api_visibility="private")
+        reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll", concurrency_limit=4)
+        lock_button.click(lock, [locked, picked], locked, api_name="lock", queue=False)
+
+
 def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
     @_user_errors
     def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps, guidance,
                 prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Both settings side by side in one video (so they play in sync), plus their middle frames."""
+        """Both settings side by side in one video (so they play in sync), their middle frames (gallery and slider)
+        and PSNR/SSIM between the two."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "compare")
         return actions.compare(call, first, last, preset_a, preset_b, depth, fps, advanced, seed)
@@ -226,10 +291,13 @@ def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
             fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
         run, stop = _run_stop("compare", "Compare")
-        video = gr.Video(label="Left vs right (in sync)", autoplay=True, loop=True, elem_id="video-compare")
+        with gr.Row():
+            video = gr.Video(label="Left vs right (in sync)", autoplay=True, loop=True, elem_id="video-compare")
+            slider = gr.ImageSlider(label="Middle frame: drag to wipe left ↔ right", type="numpy", elem_id="slider-compare")  # fmt: skip
+        metrics = gr.Markdown(elem_id="info-compare")
         gallery = gr.Gallery(label="Middle frames", columns=2, height=320, elem_id="gallery-compare")
         event = run.click(
-            compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery],
+            compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery, slider, metrics],
             api_name="compare", concurrency_limit=4,
         )  # fmt: skip
         _wire_stop(stop, "compare", event)
@@ -265,6 +333,7 @@ def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
         fast.change(lambda on: (gr.Slider(value=FAST_STEPS if on else defaults.steps), gr.Slider(value=FAST_GUIDANCE if on else defaults.guidance)), fast, [steps, guidance], api_visibility="private")  # fmt: skip
         keyframes_tab(config, backend, advanced_inputs, defaults)
         clip_tab(config, backend, advanced_inputs, defaults)
+        storyboard_tab(config, backend, advanced_inputs)
         compare_tab(config, advanced_inputs)
     return demo
 

@@ -20,9 +20,12 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from vfi.backends.crossfade import CrossfadeBackend  # noqa: E402
+from vfi.backends.flow import FlowBackend  # noqa: E402
 from vfi.errors import Cancelled, VFIError  # noqa: E402
 from vfi.frames import load_image, load_keyframes  # noqa: E402
-from vfi.interpolate import InterpolationSettings  # noqa: E402
+from vfi.interpolate import InterpolationSettings, interpolate_frames  # noqa: E402
+from vfi.metrics import agreement, ssim  # noqa: E402
 from vfi.video import probe_clip  # noqa: E402
 
 PAIRS = ("astronaut", "coffee", "rocket")
@@ -190,7 +193,7 @@ def test_concurrent_flow_requests_return_their_own_results(flow_app):
 
 
 def test_compare_puts_two_settings_side_by_side(client):
-    video, gallery = client.predict(
+    video, gallery, slider, metrics = client.predict(
         handle_file(str(_pair("astronaut")[0])), handle_file(str(_pair("astronaut")[1])),
         "flow (optical flow)", "crossfade (blend)", 2, 8, prompt="", api_name="/compare",
     )  # fmt: skip
@@ -198,6 +201,14 @@ def test_compare_puts_two_settings_side_by_side(client):
     assert (clip.num_frames, clip.width, clip.height) == (5, 2 * 384, 256)
     left, right = (load_image(item["image"]) for item in gallery)
     assert np.abs(left.astype(int) - right.astype(int)).mean() > 1  # flow is not a blend
+    # The image slider holds the same two middle frames; the PSNR/SSIM shown are those of the two runs.
+    slid = [load_image(path) for path in slider]
+    np.testing.assert_array_equal(slid[0], left)
+    np.testing.assert_array_equal(slid[1], right)
+    first, last = load_keyframes(*_pair("astronaut"))
+    flow = list(interpolate_frames((first, last), FlowBackend(), InterpolationSettings(depth=2), num_frames=2))
+    fade = list(interpolate_frames((first, last), CrossfadeBackend(), InterpolationSettings(depth=2), num_frames=2))
+    assert f"PSNR {agreement(flow, fade)[0]:.2f} dB" in metrics and f"SSIM {ssim(flow[2], fade[2]):.4f}" in metrics
 
 
 # ------------------------------------------------------------------- the tiny generative model on CPU
@@ -241,7 +252,7 @@ def test_tiny_model_keyframes(tiny_app):
 
 def test_tiny_model_adapter_vs_no_adapter(tiny_app):
     url, adapter = tiny_app
-    video, gallery = Client(url, verbose=False).predict(
+    video, gallery, *_ = Client(url, verbose=False).predict(
         handle_file(str(_pair("coffee")[0])), handle_file(str(_pair("coffee")[1])),
         "Qwen-Image-Edit + adapter", "Qwen-Image-Edit, no adapter", 1, 8, adapter, 1.0, False, 64, 2, 1.0, "",
         api_name="/compare",

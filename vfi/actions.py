@@ -109,9 +109,11 @@ def clip(
 def compare(
     call: Call, first: str | None, last: str | None, preset_a: str, preset_b: str, depth: float, fps: float,
     advanced: Advanced, seed: float,
-) -> tuple[str, list[tuple[Any, str]]]:  # fmt: skip
-    """Both presets side by side in one video (so they play in sync) → its path and their middle frames."""
+) -> tuple[str, list[tuple[Any, str]], tuple[np.ndarray, np.ndarray], str]:  # fmt: skip
+    """Both presets side by side in one video (so they play in sync) → its path, their middle frames (a gallery
+    and a slider pair) and how far apart they are (PSNR/SSIM over the in-betweens)."""
     from vfi.interpolate import InterpolationSettings
+    from vfi.metrics import describe_agreement
     from vfi.video import write_mp4
 
     presets = call.config.compare_presets()
@@ -127,4 +129,7 @@ def compare(
     folder = jobs.request_folder(call.session)
     video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
     middle = len(runs[0]) // 2
-    return str(video), [(frames[middle], f"{name}: middle frame") for name, frames in zip(names, runs)]
+    left, right = runs[0][middle], runs[1][middle]
+    metrics = f"**Left vs right** — {describe_agreement(*runs)}"
+    gallery = [(frames[middle], f"{name}: middle frame") for name, frames in zip(names, runs)]
+    return str(video), gallery, (left, right), metrics

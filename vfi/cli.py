@@ -1,4 +1,4 @@
-"""Command line: ``python -m vfi pair|clip|evaluate …``.
+"""Command line: ``python -m vfi pair|sequence|compare|clip|evaluate …``.
 
 Every user error prints one line ``error: …`` on stderr and exits with status 2; every output is
 checked before any work (:mod:`vfi.files`) and no partial output file is left behind (writers use
@@ -180,6 +180,63 @@ def _cmd_pair(args: argparse.Namespace) -> None:
     print(f"wrote {len(frames)} frames to {args.output}", file=sys.stderr)
 
 
+def _frame_seed(text: str) -> tuple[int, int]:
+    """``"3=1234"`` → ``(3, 1234)``."""
+    frame, _, seed = text.partition("=")
+    if not (frame.strip().isdigit() and seed.strip().isdigit()):
+        raise VFIError(f"--frame-seed must be FRAME=SEED (e.g. 3=1234), got {text!r}.")
+    return int(frame), int(seed)
+
+
+def _cmd_sequence(args: argparse.Namespace) -> None:
+    from vfi.interpolate import check_seed
+    from vfi.jobs import Capabilities
+    from vfi.storyboard import Storyboard, load_storyboard, make_storyboard, read_prompts
+    from vfi.video import write_gif, write_mp4, write_png_frames
+
+    prompts = read_prompts(args.prompts) if args.prompts else ()
+    storyboard = Storyboard.build(len(args.keyframes), args.depth, args.frames_per_pair, args.seed, prompts)
+    storyboard.frames_to_make(Capabilities(args.backend), args.refine and Capabilities(args.refine))
+    args.frame_seeds = dict(map(_frame_seed, args.frame_seed))
+    for index, seed in args.frame_seeds.items():
+        storyboard.in_between(index), check_seed(seed)
+    _check_outputs(args.output, args.gif, frames_dir=args.frames_dir)
+    keyframes = load_storyboard(args.keyframes)
+    backend, refine = _make_backends(args)
+    with _ProgressBar("interpolating") as bar:
+        take = make_storyboard(
+            keyframes, backend, storyboard, refine=refine, frame_seeds=args.frame_seeds, on_progress=bar
+        )
+    write_mp4(take.frames, args.output, fps=args.fps)
+    if args.gif:
+        write_gif(take.frames, args.gif, fps=args.fps)
+    if args.frames_dir:
+        write_png_frames(take.frames, args.frames_dir)
+    print(f"wrote {len(take.frames)} frames ({len(keyframes)} keyframes) to {args.output}", file=sys.stderr)
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from vfi.frames import load_keyframes
+    from vfi.interpolate import InterpolationSettings, interpolate_frames
+    from vfi.jobs import side_by_side
+    from vfi.metrics import describe_agreement
+    from vfi.video import write_mp4
+
+    settings = InterpolationSettings(depth=args.depth, seed=args.seed, generative_depth=args.generative_depth)
+    _check_outputs(args.output)
+    keyframes = load_keyframes(args.first, args.last)
+    runs = []
+    names = (args.backend, args.against)
+    for name in names:
+        backend, refine = _make_backends(argparse.Namespace(**{**vars(args), "backend": name}))
+        with _ProgressBar(name) as bar:
+            frames = interpolate_frames(keyframes, backend, settings, refine=refine, num_frames=2, on_progress=bar)
+            runs.append(list(frames))
+    write_mp4(side_by_side(runs, names), args.output, fps=args.fps)
+    print(f"{args.backend} vs {args.against}: {describe_agreement(*runs)}")
+    print(f"wrote the side-by-side video to {args.output}", file=sys.stderr)
+
+
 def _cmd_clip(args: argparse.Namespace) -> None:
     from vfi.clip import ClipSettings, interpolate_clip
 
@@ -229,6 +286,41 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("--gif", type=Path, help="also write a looping GIF")
     _add_backend_options(pair)
     pair.set_defaults(run=_cmd_pair)
+
+    seq = sub.add_parser("sequence", help="a storyboard: N keyframes → one video through N−1 transitions")
+    seq.add_argument("keyframes", type=Path, nargs="+", help="the keyframes in order (image files)")
+    seq.add_argument("-o", "--output", type=Path, required=True, help="output MP4")
+    per_pair = seq.add_mutually_exclusive_group()
+    per_pair.add_argument(
+        "--depth", default="3", help="recursion depth for every transition, or one per transition: 3,2,3 (default 3)"
+    )
+    per_pair.add_argument(
+        "--frames-per-pair", type=int, help="N evenly spaced in-betweens per transition (any-t backends)"
+    )
+    seq.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
+    seq.add_argument("--prompts", type=Path, help="text file: one prompt per transition (generative backend)")
+    seq.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    seq.add_argument(
+        "--frame-seed", action="append", default=[], metavar="FRAME=SEED",
+        help="the seed of one in-between (repeatable), e.g. one the app's re-roll chose: its label shows it",
+    )  # fmt: skip
+    seq.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
+    seq.add_argument("--gif", type=Path, help="also write a looping GIF")
+    _add_backend_options(seq)
+    seq.set_defaults(run=_cmd_sequence)
+
+    cmp = sub.add_parser("compare", help="two backends on the same keyframes: side by side, and PSNR/SSIM between them")
+    cmp.add_argument("first", type=Path, help="first keyframe (image file)")
+    cmp.add_argument("last", type=Path, help="last keyframe (image file)")
+    cmp.add_argument("-o", "--output", type=Path, required=True, help="output MP4: --backend | --against, in sync")
+    cmp.add_argument(
+        "--against", default="crossfade", choices=BACKEND_NAMES, help="the right side's backend (default crossfade)"
+    )
+    cmp.add_argument("--depth", type=int, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)")
+    cmp.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
+    cmp.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    _add_backend_options(cmp)
+    cmp.set_defaults(run=_cmd_compare)
 
     clip = sub.add_parser("clip", help="interpolate every pair of frames of a video")
     clip.add_argument("input", type=Path, help="input video")

@@ -12,7 +12,7 @@ and a ``refine`` backend (any t) fills everything else between the generated fra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -159,10 +159,27 @@ def _run(backend: Backend, requests: Sequence[FrameRequest], progress: Progress)
     return out
 
 
-def _neighbours(known: dict[Fraction, np.ndarray], t: Fraction) -> tuple[Fraction, Fraction]:
+def _neighbours(known: Collection[Fraction], t: Fraction) -> tuple[Fraction, Fraction]:
     left = max(k for k in known if k < t)
     right = min(k for k in known if k > t)
     return left, right
+
+
+def node_parents(
+    settings: InterpolationSettings, backend: Backend, refine: Backend | None = None
+) -> dict[Fraction, tuple[Fraction, Fraction]]:
+    """Each in-between time → the times of the two frames it is made from (0 and 1 are the keyframes).
+
+    A midpoint-only backend makes t = 1/4 from (0, 1/2), so re-making 1/2 means re-making 1/4 too; a
+    backend that supports any t makes every frame from (0, 1).
+    """
+    plan = _plan(settings, backend, refine)
+    known = {Fraction(0), Fraction(1)}
+    parents: dict[Fraction, tuple[Fraction, Fraction]] = {}
+    for times in (*plan.anchor_levels, plan.filled):
+        parents.update((t, _neighbours(known, t)) for t in times)
+        known.update(times)
+    return parents
 
 
 def interpolate_pair(
@@ -174,22 +191,31 @@ def interpolate_pair(
     refine: Backend | None = None,
     pair_index: int = 0,
     progress: Progress | None = None,
+    seeds: Mapping[Fraction, int] | None = None,
+    keep: Mapping[Fraction, np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield ``first`` and then the in-betweens of one pair in temporal order (not ``last``)."""
+    """Yield ``first`` and then the in-betweens of one pair in temporal order (not ``last``).
+
+    ``seeds`` overrides the seeds of some nodes (time → seed; the others derive from (seed, pair, node));
+    ``keep`` holds frames already made (time → frame), used as they are and not made again.
+    """
     if first.shape != last.shape:
         raise VFIError(
             f"The two frames differ in size: {first.shape[1]}×{first.shape[0]} vs {last.shape[1]}×{last.shape[0]}."
         )
     plan = _plan(settings, backend, refine)
-    progress = progress or Progress(plan.count)
-    known: dict[Fraction, np.ndarray] = {Fraction(0): first, Fraction(1): last}
+    parents = node_parents(settings, backend, refine)
+    seeds, keep = seeds or {}, keep or {}
+    progress = progress or Progress(plan.count - len(keep))
+    known: dict[Fraction, np.ndarray] = {Fraction(0): first, Fraction(1): last, **keep}
 
     def make(who: Backend, times: list[Fraction]) -> None:
-        spans = [_neighbours(known, t) for t in times]
-        requests = [
-            FrameRequest(known[a], known[b], float((t - a) / (b - a)), node_seed(settings.seed, pair_index, t))
-            for t, (a, b) in zip(times, spans)
-        ]
+        times = [t for t in times if t not in keep]
+        requests = []
+        for t in times:
+            a, b = parents[t]
+            seed = seeds.get(t, node_seed(settings.seed, pair_index, t))
+            requests.append(FrameRequest(known[a], known[b], float((t - a) / (b - a)), seed))
         known.update(zip(times, _run(who, requests, progress)))
 
     for level in plan.anchor_levels:

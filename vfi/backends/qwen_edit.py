@@ -8,6 +8,7 @@ same frame, which removes the model's known pixel shift/zoom jitter (``vfi.regis
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from collections import OrderedDict
@@ -148,6 +149,12 @@ class QwenEditBackend:
     @property
     def layout(self) -> str:
         return self.loaded.layout
+
+    def with_prompt(self, prompt: str) -> QwenEditBackend:
+        """This backend with another prompt: the same pipeline, adapters and keyframe cache (storyboards)."""
+        other = copy.copy(self)
+        other.prompt = prompt
+        return other
 
     def _keyframe_latents(self, frame: np.ndarray, image: Any) -> Any:
         key = (*_frame_key(frame), self.resolution)
