@@ -70,7 +70,7 @@ def test_pair_with_a_frame_count(tmp_path, keyframe_files):
         "pair {first} {last} -o {dir}/o.mp4 --depth 0",
         "pair {first} {last} -o {dir}/o.mp4 --backend nope",
         "pair {first} {last} -o {dir}/no_such_dir/o.mp4",
-        "pair {first} {dir}/wide.png -o {dir}/o.mp4",
+        "pair {first} {dir}/wide.png -o {dir}/o.mp4 --mismatch refuse",
         "clip {first} -o {dir}/o.mp4",
         "evaluate {dir}/empty",
         "",

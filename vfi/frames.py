@@ -160,7 +160,9 @@ def match_keyframes(
         how, fitted = "scaled to fit inside and padded with black to", pad_to(last_rgb, w, h)
     else:
         how = "scaled and center-cropped to" if difference else "scaled to"
-        fitted = fit_to(last_rgb, w, h, tolerance=max(tolerance, difference))
+        with warnings.catch_warnings():  # said in the note instead
+            warnings.simplefilter("ignore")
+            fitted = fit_to(last_rgb, w, h, tolerance=max(tolerance, difference))
     note = f"The last keyframe ({lw}×{lh}) was {how} the first's {w}×{h} (aspect ratios differ by {difference:.1%})."
     return KeyframePair(first_rgb, fitted, note)
 
