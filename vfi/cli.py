@@ -266,6 +266,11 @@ def _settings(args: argparse.Namespace) -> dict:
     return {name: absolute(name, value) for name, value in vars(args).items() if name != "run"}
 
 
+def run_settings(argv: Sequence[str]) -> dict:
+    """What ``--manifest`` records as the settings of ``python -m vfi ARGV`` (the app records its runs so)."""
+    return _settings(build_parser().parse_args(list(argv)))
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     """Run the command; with ``--manifest``, hash the inputs first and write the manifest after."""
     if not getattr(args, "manifest", None):

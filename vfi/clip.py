@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +116,8 @@ class ClipResult:
     scene_cuts: int
     duplicates: int
     notes: tuple[str, ...] = ()
+    #: The quality report (``vfi.report.ClipReport``) when one was asked for.
+    report: Any = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,17 @@ class ClipPlan:
         if self.settings.fps is not None:
             return sum(1 for p in self.positions if p.denominator != 1)
         return self.num_frames - len(self.frame_range)
+
+
+    @property
+    def report_factor(self) -> int:
+        """The quality report keeps every ``report_factor``-th frame (the factor; 2 at a target fps)."""
+        return 2 if self.settings.fps is not None else self.settings.factor
+
+    @property
+    def report_frames(self) -> int:
+        """Frames the quality report (``vfi.report``) rebuilds (at most: windows across cuts are skipped)."""
+        return (len(self.frame_range) - 1) // self.report_factor * (self.report_factor - 1)
 
 
 def plan_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> ClipPlan:

@@ -151,13 +151,13 @@ def report_clip(
     on_progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> ClipReport:
-    """The report on a checked clip (its trim, scene threshold and seed; its factor, or 2 at a target fps)."""
+    """The report on a checked clip (its trim, scene threshold, seed and ``report_factor``)."""
     from vfi.video import read_frames
 
     info, settings, kept = plan.info, plan.settings, plan.frame_range
     return score_clip(
         islice(read_frames(info.path, info=info), kept.start, kept.stop), info.fps, backend,
-        factor=2 if settings.fps is not None else settings.factor, refine=refine, first_index=kept.start,
+        factor=plan.report_factor, refine=refine, first_index=kept.start,
         num_frames=len(kept), scene_threshold=settings.scene_threshold, seed=settings.seed,
         on_progress=on_progress, should_cancel=should_cancel,
     )  # fmt: skip
