@@ -70,7 +70,8 @@ def test_evaluate_replay_gives_the_same_scores(tmp_path):
 def test_replay_refuses_a_changed_input_naming_it(tmp_path, keyframe_files):
     first, last = keyframe_files
     manifest = tmp_path / "m.json"
-    assert run_cli("pair", str(first), str(last), "-o", str(tmp_path / "a.mp4"), "--manifest", str(manifest)).returncode == 0
+    made = run_cli("pair", str(first), str(last), "-o", str(tmp_path / "a.mp4"), "--manifest", str(manifest))
+    assert made.returncode == 0, made.stderr
     Image.fromarray(np.zeros((96, 128, 3), np.uint8)).save(last)
     result = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"))
     assert_user_error(result)

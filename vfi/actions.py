@@ -15,8 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from vfi import jobs
 from vfi.errors import VFIError
 from vfi.jobs import Job

@@ -169,7 +169,6 @@ class ClipPlan:
             return sum(1 for p in self.positions if p.denominator != 1)
         return self.num_frames - len(self.frame_range)
 
-
     @property
     def report_factor(self) -> int:
         """The quality report keeps every ``report_factor``-th frame (the factor; 2 at a target fps)."""

@@ -47,12 +47,12 @@ def nearest_depth(rate_in: Fraction, rate_out: Fraction) -> int:
     return min(MAX_DEPTH, max(1, round(math.log2(rate_out / rate_in))))
 
 
-def interval_settings(
-    times: list[Fraction], seed: int, generative_depth: int | None
-) -> InterpolationSettings | None:
+def interval_settings(times: list[Fraction], seed: int, generative_depth: int | None) -> InterpolationSettings | None:
     """The recursion settings for one input interval's in-between times (None when it has none)."""
     inside = tuple(sorted({t for t in times if 0 < t < 1}))
-    return InterpolationSettings(depth=None, at=inside, seed=seed, generative_depth=generative_depth) if inside else None
+    return (
+        InterpolationSettings(depth=None, at=inside, seed=seed, generative_depth=generative_depth) if inside else None
+    )
 
 
 def _by_interval(positions: list[Fraction]) -> dict[int, list[Fraction]]:
