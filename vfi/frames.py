@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -167,16 +168,9 @@ def match_keyframes(
     return KeyframePair(first_rgb, fitted, note)
 
 
-def load_keyframes(
-    first: ImageSource,
-    last: ImageSource,
-    *,
-    mismatch: str = "fit",
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    tolerance: float = DEFAULT_TOLERANCE,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both keyframes, ``last`` brought to ``first``'s size (see :func:`match_keyframes`)."""
-    pair = match_keyframes(first, last, mismatch=mismatch, max_pixels=max_pixels, tolerance=tolerance)
+def load_keyframes(first: ImageSource, last: ImageSource, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both keyframes, ``last`` brought to ``first``'s size (:func:`match_keyframes`, with its ``options``)."""
+    pair = match_keyframes(first, last, **options)
     return pair.first, pair.last
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import statistics
+from typing import Any
 
 import numpy as np
 
@@ -57,3 +59,23 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     denominator = (mu_x * mu_x + mu_y * mu_y + _SSIM_C1) * (var_x + var_y + _SSIM_C2)
     ssim_map = (numerator / denominator)[_SSIM_RADIUS:-_SSIM_RADIUS, _SSIM_RADIUS:-_SSIM_RADIUS]
     return float(ssim_map.mean())
+
+
+class MeanScores:
+    """``n`` and the mean PSNR/SSIM of a report's ``rows`` (each with ``psnr`` and ``ssim``)."""
+
+    rows: tuple[Any, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def psnr(self) -> float:
+        """Mean PSNR in dB (``inf`` if a frame was reproduced exactly and its PSNR was not capped)."""
+        return statistics.fmean(row.psnr for row in self.rows)
+
+    @property
+    def ssim(self) -> float:
+        """Mean SSIM."""
+        return statistics.fmean(row.ssim for row in self.rows)

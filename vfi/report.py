@@ -8,7 +8,6 @@ cut inside (:class:`vfi.scenes.CutDetector`) is skipped: no backend can rebuild 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -19,7 +18,7 @@ import numpy as np
 from vfi.backends.base import Backend
 from vfi.errors import VFIError
 from vfi.interpolate import InterpolationSettings, Progress, count_generated, interpolate_pair
-from vfi.metrics import psnr, ssim
+from vfi.metrics import MeanScores, psnr, ssim
 from vfi.scenes import CutDetector, FrameSummary
 
 if TYPE_CHECKING:
@@ -42,8 +41,8 @@ class FrameScore:
 
 
 @dataclass(frozen=True)
-class ClipReport:
-    """The scores of one backend on one clip."""
+class ClipReport(MeanScores):
+    """The scores of one backend on one clip (``n``, mean ``psnr`` and ``ssim`` from :class:`MeanScores`)."""
 
     backend: str
     factor: int
@@ -55,18 +54,6 @@ class ClipReport:
             raise VFIError(
                 "The clip has no frames to score: it is too short for this factor or every window crosses a cut."
             )
-
-    @property
-    def n(self) -> int:
-        return len(self.rows)
-
-    @property
-    def psnr(self) -> float:
-        return statistics.fmean(row.psnr for row in self.rows)
-
-    @property
-    def ssim(self) -> float:
-        return statistics.fmean(row.ssim for row in self.rows)
 
     def worst(self, count: int = WORST) -> list[FrameScore]:
         """The ``count`` frames with the lowest PSNR, worst first."""
