@@ -83,13 +83,22 @@ def adapter_sources(config: QwenEditConfig | None) -> list[dict[str, Any]]:
     sources = []
     for spec in specs:
         folder, weight, _ = _fetch_adapter(spec)
-        resolved = folder.name if folder.parent.name == "snapshots" else None
+        resolved = _snapshot_commit(folder)
         files = [folder / weight, *([folder / ADAPTER_INFO_FILE] if (folder / ADAPTER_INFO_FILE).is_file() else [])]
         sources.append(
             {"source": spec.source, "scale": spec.scale, "revision": spec.revision, "resolved_revision": resolved,
              "files": {file.name: sha256(file) for file in files}}
         )  # fmt: skip
     return sources
+
+
+def _snapshot_commit(folder: Path) -> str | None:
+    """The commit of a Hub-cache folder (``…/models--OWNER--NAME/snapshots/<commit>/…``), None elsewhere."""
+    parts = folder.parts
+    for i in range(1, len(parts) - 1):
+        if parts[i] == "snapshots" and parts[i - 1].startswith("models--"):
+            return parts[i + 1]
+    return None
 
 
 def frame_seeds(seed: int, pairs: int, times: Iterable[Fraction]) -> list[dict[str, Any]]:
