@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from vfi.interpolate import (
 )
 from vfi.scenes import SCENE_THRESHOLD, CutDetector, FrameSummary
 from vfi.video import MAX_FPS, ClipInfo, probe_clip, read_frames, write_mp4
+
+if TYPE_CHECKING:
+    from vfi.report import ClipReport
 
 FACTORS = (2, 4, 8)
 #: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
@@ -116,8 +119,8 @@ class ClipResult:
     scene_cuts: int
     duplicates: int
     notes: tuple[str, ...] = ()
-    #: The quality report (``vfi.report.ClipReport``) when one was asked for.
-    report: Any = None
+    #: The quality report, when one was asked for.
+    report: ClipReport | None = None
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,8 @@ class ClipPlan:
 
     @property
     def frames_to_make(self) -> int:
-        """Frames a backend makes (at most: cuts and duplicates make fewer; a midpoint-only backend at a
-        target fps also makes the recursion's frames that flow then fills between)."""
+        """Frames a backend makes: at most these (cuts and duplicates make fewer), except that at a target fps
+        a midpoint-only backend makes its recursion level's frames, and flow the frames between them."""
         if self.settings.fps is not None:
             return sum(1 for p in self.positions if p.denominator != 1)
         return self.num_frames - len(self.frame_range)
