@@ -185,8 +185,9 @@ def test_the_frames_zip_holds_a_manifest_that_replays_bit_for_bit(client, tmp_pa
     record = json.loads((tmp_path / "app" / "manifest.json").read_text())
     assert record["command"] == "pair" and record["settings"]["depth"] == 2 and record["seeds"]["run_seed"] == 5
     assert len(record["inputs"]) == 2 and record["backend"]["name"] == "flow"
+    # The user replays the downloaded manifest on their own copies of the keyframes.
     replay = [sys.executable, "-m", "vfi", "replay", str(tmp_path / "app" / "manifest.json"), "-o",
-              str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b")]  # fmt: skip
+              str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b"), "--inputs", *map(str, _pair("coffee"))]  # fmt: skip
     subprocess.run(replay, cwd=ROOT, check=True, capture_output=True)
     made = sorted((tmp_path / "app").glob("frame_*.png"))
     again = sorted((tmp_path / "b").glob("frame_*.png"))

@@ -115,3 +115,25 @@ def test_adapters_are_recorded_with_their_resolved_revision_and_hashes(tmp_path)
     }  # fmt: skip
     assert folder["resolved_revision"] is None
     assert folder["files"] == {"lora.safetensors": sha256(local / "lora.safetensors")}
+
+
+def test_replay_takes_copies_of_the_inputs_that_hash_the_same(tmp_path, keyframe_files):
+    first, last = keyframe_files
+    manifest = tmp_path / "m.json"
+    args = ("--depth", "2", "--manifest", str(manifest), "--frames-dir", str(tmp_path / "a"))
+    assert run_cli("pair", str(first), str(last), "-o", str(tmp_path / "a.mp4"), *args).returncode == 0
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for path in (first, last):
+        (copies / f"my_{path.name}").write_bytes(path.read_bytes())
+    mine = [str(copies / "my_first.png"), str(copies / "my_last.png")]
+    first.unlink()
+    assert "give your copy with --inputs" in run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4")).stderr
+    again = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b"),
+                    "--inputs", *mine)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert all(np.array_equal(x, y) for x, y in zip(frames_of(tmp_path / "a"), frames_of(tmp_path / "b")))
+    swapped = run_cli("replay", str(manifest), "-o", str(tmp_path / "c.mp4"), "--inputs", *reversed(mine))
+    assert_user_error(swapped)
+    assert f"The input {copies / 'my_last.png'} is not the file the manifest recorded as {first}" in swapped.stderr
+    assert_user_error(run_cli("replay", str(manifest), "-o", str(tmp_path / "c.mp4"), "--inputs", mine[0]))

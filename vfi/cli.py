@@ -295,7 +295,7 @@ def _cmd_replay(args: argparse.Namespace) -> dict:
     """Remake the run a manifest describes, writing to ``-o`` (and ``--frames-dir``) instead."""
     from vfi.manifest import changed_packages, load_manifest
 
-    manifest = load_manifest(args.manifest_in)
+    manifest = load_manifest(args.manifest_in, args.inputs)
     command = manifest.get("command")
     if command not in _REPLAYABLE:
         raise VFIError(
@@ -308,7 +308,10 @@ def _cmd_replay(args: argparse.Namespace) -> dict:
         values[name] = None
     values[MAIN_OUTPUT[command]], values["frames_dir"] = args.output, args.frames_dir
     for name in INPUTS[command]:
-        values[name] = [Path(v) for v in values[name]] if isinstance(values[name], list) else Path(values[name])
+        value = values[name]
+        values[name] = [Path(v) for v in value] if isinstance(value, list) else Path(value)
+    if args.inputs is not None:  # load_manifest checked that they hash as the recorded ones
+        values.update(zip(INPUTS[command], args.inputs))
     if isinstance(values.get("fps"), str):
         values["fps"] = parse_rate(values["fps"])
     for change in changed_packages(manifest):
@@ -380,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("manifest_in", type=Path, metavar="MANIFEST", help="a manifest written by --manifest")
     replay.add_argument("-o", "--output", type=Path, required=True, help="output (MP4; JSON for evaluate)")
     replay.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png … (pair)")
+    replay.add_argument(
+        "--inputs", type=Path, nargs="+", metavar="PATH",
+        help="your copies of the inputs, in the command's order (e.g. FIRST LAST); each must hash as recorded",
+    )  # fmt: skip
     replay.set_defaults(run=_cmd_replay)
 
     tiny = sub.add_parser("tiny-model", help="write a tiny random Qwen-Image-Edit pipeline (tests, demos)")

@@ -150,8 +150,12 @@ def write_manifest(manifest: dict[str, Any], path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a manifest and refuse it (one sentence) if it is not one, or if an input is missing or changed."""
+def load_manifest(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] | None = None) -> dict[str, Any]:
+    """Read a manifest and refuse it (one sentence) if it is not one, or if an input is missing or changed.
+
+    ``inputs`` stand in for the recorded ones, in their order (e.g. a downloaded app manifest replayed on
+    the user's own copies); each must have the sha256 recorded for the one it replaces.
+    """
     path = Path(path)
     try:
         manifest = json.loads(path.read_text())
@@ -161,11 +165,23 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
         raise VFIError(f"{path} is not a readable JSON manifest.") from None
     if not isinstance(manifest, dict) or manifest.get("vfi_manifest") != MANIFEST_VERSION:
         raise VFIError(f"{path} is not a vfi manifest (version {MANIFEST_VERSION}).")
-    for name, digest in manifest.get("inputs", {}).items():
-        if not Path(name).is_file():
-            raise VFIError(f"The input {name} named in the manifest does not exist.")
-        if sha256(name) != digest:
-            raise VFIError(f"The input {name} is not the file the manifest recorded (its sha256 differs).")
+    recorded = manifest.get("inputs", {})
+    if inputs is None:
+        for name in recorded:
+            if not Path(name).is_file():
+                raise VFIError(f"The input {name} named in the manifest does not exist; give your copy with --inputs.")
+        actual = {name: sha256(name) for name in recorded}
+    else:
+        for name in map(Path, inputs):
+            if not name.exists():
+                raise VFIError(f"The input {name} does not exist.")
+        actual = hash_inputs(inputs)
+        if len(actual) != len(recorded):
+            raise VFIError(f"The inputs hold {len(actual)} file(s); the manifest recorded {len(recorded)}.")
+    for (name, digest), (old, expected) in zip(actual.items(), recorded.items()):
+        if digest != expected:
+            was = "" if name == old else f" as {old}"
+            raise VFIError(f"The input {name} is not the file the manifest recorded{was} (its sha256 differs).")
     return manifest
 
 
