@@ -210,14 +210,17 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
             threshold = gr.Slider(0.05, 1.0, value=SCENE_THRESHOLD, step=0.05, label="Scene-cut threshold")
             start = gr.Number(0, minimum=0, label="Start (s)")
             end = gr.Number(0, minimum=0, label="End (s, 0 = the clip's end)")
-            report = gr.Checkbox(value=False, label="Quality report (drop frames, rebuild, score)")
+            report = gr.Checkbox(
+                value=False, label="Quality report (drop frames, rebuild, score)", elem_id="report-clip"
+            )
         timing = [fps, threshold, start, end]
         details = gr.Markdown(clip_info(None, 2, False), elem_id="info-clip-in")
         run, stop = _run_stop("clip", "Interpolate clip")
         result = gr.Markdown(elem_id="info-clip")
         with gr.Row():
             downloads = gr.File(label="Manifest and report (JSON)", file_count="multiple", elem_id="files-clip")
-            plot = gr.LinePlot(x=PSNR_AXES[0], y=PSNR_AXES[1], title="Rebuilt frames: PSNR over time", height=240)
+            plot = gr.LinePlot(x=PSNR_AXES[0], y=PSNR_AXES[1], title="Rebuilt frames: PSNR over time", height=240,
+                               elem_id="plot-clip")  # fmt: skip
         gr.on([clip_in.change, factor.change, slowmo.change, *(c.change for c in timing)], clip_info,
               [clip_in, factor, slowmo, *timing], details, api_name="clip_info", queue=False)  # fmt: skip
         event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs, *timing, report],
