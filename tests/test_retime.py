@@ -118,3 +118,14 @@ def test_cli_clip_at_a_target_fps_keeps_duration_and_audio(tmp_path: Path) -> No
 def test_cli_timing_errors_are_one_line(tmp_path: Path, args: str) -> None:
     assert_user_error(run_cli("clip", str(EXAMPLE), "-o", str(tmp_path / "o.mp4"), *args.split()))
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_the_gpu_estimate_counts_what_a_midpoint_only_backend_makes_at_a_target_fps() -> None:
+    from vfi.jobs import Job
+
+    plan = plan_clip(EXAMPLE, ClipSettings(fps=Fraction(30)))  # 12 → 30 fps: depth 1, a midpoint per interval
+    assert (plan.midpoint_depth, plan.midpoint_frames, plan.frames_to_make) == (1, 23, 46)
+    assert Job("qwen-edit", settings=plan.settings, clip=(plan, "out.mp4")).frames_to_make() == 23
+    assert Job("flow", settings=plan.settings, clip=(plan, "out.mp4"), report=True).frames_to_make() == 46 + 11
+    deeper = plan_clip(EXAMPLE, ClipSettings(fps=Fraction(48)))
+    assert (deeper.midpoint_depth, deeper.midpoint_frames) == (2, 23 * 3)

@@ -166,11 +166,25 @@ class ClipPlan:
 
     @property
     def frames_to_make(self) -> int:
-        """Frames a backend makes: at most these (cuts and duplicates make fewer), except that at a target fps
-        a midpoint-only backend makes its recursion level's frames, and flow the frames between them."""
+        """Frames a backend makes (at most: cuts and duplicates make fewer); at a target fps, a backend that
+        takes any t (a midpoint-only one makes :attr:`midpoint_frames`)."""
         if self.settings.fps is not None:
             return sum(1 for p in self.positions if p.denominator != 1)
         return self.num_frames - len(self.frame_range)
+
+    @property
+    def midpoint_depth(self) -> int:
+        """At a target fps, the recursion levels a midpoint-only backend makes (flow places the frames between):
+        ``generative_depth``, or the level nearest the new rate."""
+        from vfi.retime import nearest_depth
+
+        return self.settings.generative_depth or nearest_depth(self.input_rate, Fraction(self.settings.fps))
+
+    @property
+    def midpoint_frames(self) -> int:
+        """At a target fps, the frames a midpoint-only backend makes: its levels in each interval with a frame to make."""
+        intervals = {math.floor(p) for p in self.positions if p.denominator != 1}
+        return len(intervals) * (2**self.midpoint_depth - 1)
 
     @property
     def report_factor(self) -> int:
@@ -369,11 +383,11 @@ def _retimed(
 ) -> tuple[Iterator[np.ndarray], str | None]:
     """The output frames at ``plan``'s target fps, and a note when a midpoint-only backend needed flow."""
     from vfi.backends import create_backend
-    from vfi.retime import count_retimed, nearest_depth, retime_frames
+    from vfi.retime import count_retimed, retime_frames
 
     settings, note, depth = plan.settings, None, plan.settings.generative_depth
     if not backend.supports_any_t and refine is None:
-        refine, depth = create_backend("flow"), depth or nearest_depth(plan.input_rate, settings.fps)
+        refine, depth = create_backend("flow"), plan.midpoint_depth
         note = (
             f"The {backend.name} backend makes midpoints only: it made {2**depth - 1} frame(s) per interval "
             f"(depth {depth}) and flow placed the frames at {float(settings.fps):g} fps."

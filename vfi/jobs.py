@@ -82,7 +82,9 @@ class Job:
         """How many frames the backend makes in this run (raises VFIError for an impossible request)."""
         if self.clip is not None:
             plan = self.clip[0]
-            return plan.frames_to_make + (plan.report_frames if self.report else 0)
+            midpoints = plan.settings.fps is not None and not Capabilities(self.backend).supports_any_t
+            made = plan.midpoint_frames if midpoints else plan.frames_to_make
+            return made + (plan.report_frames if self.report else 0)
         from vfi.interpolate import count_generated
 
         return count_generated(self.settings, Capabilities(self.backend)) * (len(self.keyframes) - 1)
