@@ -76,6 +76,7 @@ def test_a_cut_holds_the_frame_before_it_at_any_fps(tmp_path: Path) -> None:
     clip = write_mp4([dark] * 4 + [bright] * 4, tmp_path / "cut.mp4", fps=10, crf=0)
     plan = plan_clip(clip, ClipSettings(fps=Fraction(25)))
     result = interpolate_clip(plan, tmp_path / "out.mp4", create_backend("crossfade"))
+    assert result.scene_cuts == 1
     means = [float(f.mean()) for f in read_frames(result.path)]
     assert all(m < 40 or m > 215 for m in means)  # nothing blended across the cut
     lenient = plan_clip(clip, ClipSettings(fps=Fraction(25), scene_threshold=1.0))

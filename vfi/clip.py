@@ -356,13 +356,13 @@ def interpolate_clip(
     progress = Progress(0, on_progress, should_cancel)
     kept = plan.frame_range
     source = islice(read_frames(info.path, info=info), kept.start, kept.stop)
-    interpolator = None
+    interpolator, is_cut = None, CutDetector(settings.scene_threshold)
     if settings.fps is None:
         interpolator = _ClipInterpolator(backend, settings, refine, progress)
         progress.total = (len(kept) - 1) * interpolator.per_interval
         frames = interpolator.run(source)
     else:
-        frames, note = _retimed(plan, source, backend, refine, progress)
+        frames, note = _retimed(plan, source, backend, refine, progress, is_cut)
         notes.extend([note] if note else [])
     written = 0
 
@@ -374,13 +374,14 @@ def interpolate_clip(
 
     audio = {"audio_from": info.path, "audio_start": kept.start / info.fps} if keep_audio else {}
     write_mp4(counted(), output_path, fps, crf=settings.crf, **audio)
-    cuts, duplicates = (interpolator.scene_cuts, interpolator.duplicates) if interpolator else (0, 0)
+    cuts, duplicates = (interpolator.scene_cuts, interpolator.duplicates) if interpolator else (is_cut.cuts, 0)
     return ClipResult(Path(output_path), written, fps, written / fps, keep_audio, cuts, duplicates, tuple(notes))
 
 
 def _retimed(
-    plan: ClipPlan, source: Iterator[np.ndarray], backend: Backend, refine: Backend | None, progress: Progress
-) -> tuple[Iterator[np.ndarray], str | None]:
+    plan: ClipPlan, source: Iterator[np.ndarray], backend: Backend, refine: Backend | None, progress: Progress,
+    is_cut: CutDetector,
+) -> tuple[Iterator[np.ndarray], str | None]:  # fmt: skip
     """The output frames at ``plan``'s target fps, and a note when a midpoint-only backend needed flow."""
     from vfi.backends import create_backend
     from vfi.retime import count_retimed, retime_frames
@@ -396,6 +397,6 @@ def _retimed(
     progress.total = count_retimed(positions, backend, refine, settings.seed, depth)
     frames = retime_frames(
         source, positions, backend, refine=refine, seed=settings.seed, generative_depth=depth,
-        scene_threshold=settings.scene_threshold, progress=progress,
+        is_cut=is_cut, progress=progress,
     )  # fmt: skip
     return frames, note

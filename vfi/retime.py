@@ -4,7 +4,8 @@ Output frame k of a clip retimed from ``rate_in`` to ``rate_out`` falls at input
 p = k · rate_in / rate_out (exact fractions, so 24 → 60 or 29.97 → 59.94 never drift). A whole p is an
 input frame, copied; otherwise the frame at t = p − ⌊p⌋ is made between input frames ⌊p⌋ and ⌊p⌋ + 1.
 The clip keeps its duration: it has round(n · rate_out / rate_in) frames, and the times after the last
-input frame hold it (as the input shows it for one frame interval). A scene cut holds the frame before it.
+input frame hold it (as the input shows it for one frame interval). A scene cut holds the frame before it;
+runs of duplicate frames are not bridged here (factor mode does that).
 """
 
 from __future__ import annotations
@@ -79,12 +80,12 @@ def retime_frames(
     refine: Backend | None,
     seed: int,
     generative_depth: int | None,
-    scene_threshold: float,
+    is_cut: CutDetector,
     progress: Progress,
 ) -> Iterator[np.ndarray]:
-    """Yield the output frame at each of ``positions`` from the input ``frames`` (streamed: two at a time)."""
+    """Yield the output frame at each of ``positions`` from the input ``frames`` (streamed: two at a time);
+    ``is_cut`` finds (and counts) the scene cuts."""
     wanted = _by_interval(positions)
-    is_cut = CutDetector(scene_threshold)
     source = iter(frames)
     current = FrameSummary.of(next(source))
     index = 0
