@@ -95,6 +95,8 @@ def test_trims_keep_their_frames_and_audio(tmp_path: Path) -> None:
     assert np.abs(first - list(read_frames(EXAMPLE))[6]).mean() < 3
     with pytest.raises(VFIError, match=r"clip.mp4 has 0 frame\(s\) from 3 s to the end \(it is 2.00 s long\)"):
         plan_clip(EXAMPLE, ClipSettings(start=3.0))
+    with pytest.raises(VFIError, match=r"clip.mp4 as trimmed is 1.0 s long; the limit is 0.5 s."):
+        plan_clip(EXAMPLE, ClipSettings(start=1.0, max_seconds=0.5))
     with pytest.raises(VFIError, match=r"end must be a number of seconds after start \(1\)"):
         ClipSettings(start=1.0, end=0.5)
     with pytest.raises(VFIError, match="Give a target fps or slow motion, not both."):

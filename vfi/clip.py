@@ -216,6 +216,8 @@ def plan_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> Cli
             f"{name} is too small: {info.width}×{info.height}; each side must be at least {MIN_SIDE} pixels."
         )
     kept_seconds = len(plan.frame_range) / info.fps
+    if len(plan.frame_range) < info.num_frames:
+        name = f"{name} as trimmed"
     if kept_seconds > settings.max_seconds:
         raise VFIError(f"{name} is {kept_seconds:.1f} s long; the limit is {settings.max_seconds:g} s.")
     if len(plan.frame_range) > settings.max_frames:
