@@ -42,6 +42,20 @@ def test_pair_manifest_records_the_run_and_replay_remakes_it_bit_for_bit(tmp_pat
         np.testing.assert_array_equal(x, y)
 
 
+def test_a_manifest_without_a_newer_option_replays_with_its_default(tmp_path, keyframe_files):
+    first, last = keyframe_files
+    manifest = tmp_path / "m.json"
+    assert (
+        run_cli("pair", str(first), str(last), "-o", str(tmp_path / "a.mp4"), "--manifest", str(manifest)).returncode
+        == 0
+    )
+    record = json.loads(manifest.read_text())
+    del record["settings"]["mismatch"]
+    manifest.write_text(json.dumps(record))
+    replayed = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"))
+    assert replayed.returncode == 0, replayed.stderr
+
+
 def test_clip_replay_makes_the_same_frames(tmp_path):
     manifest = tmp_path / "clip.json"
     made = run_cli("clip", str(EXAMPLE), "-o", str(tmp_path / "a.mp4"), "--fps", "30", "--start", "0.5",

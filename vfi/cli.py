@@ -303,7 +303,8 @@ def _cmd_replay(args: argparse.Namespace) -> dict:
         )
     if args.frames_dir is not None and command != "pair":
         raise VFIError("--frames-dir replays pair runs only.")
-    values = dict(manifest["settings"])
+    placeholders = [command, *("-" * len(INPUTS[command])), *(["-o", "-"] if MAIN_OUTPUT[command] == "output" else [])]
+    values = {**vars(build_parser().parse_args(placeholders)), **manifest["settings"]}  # options added since: defaults
     for name in OUTPUTS:
         values[name] = None
     values[MAIN_OUTPUT[command]], values["frames_dir"] = args.output, args.frames_dir
