@@ -21,10 +21,12 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, nothing phoned home
 
 import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from vfi import actions, jobs, storyboard_actions  # noqa: E402
 from vfi.errors import Cancelled, VFIError  # noqa: E402
 from vfi.jobs import GENERATIVE, Job  # noqa: E402
+from vfi.scenes import SCENE_THRESHOLD  # noqa: E402
 from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, Advanced, AppConfig, parse_args  # noqa: E402
 
 log = logging.getLogger("vfi.app")
@@ -33,6 +35,8 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 #: Marks the progress parameter of an event function (Gradio gives each call its own tracker).
 PROGRESS = gr.Progress()
 CANCELS = jobs.CancelRegistry()
+#: The quality report's plot: the time of each rebuilt frame in the clip and its PSNR.
+PSNR_AXES = ("time (s)", "PSNR (dB)")
 
 
 def run_model(job: Job, progress: gr.Progress | None = None):
@@ -128,11 +132,13 @@ def _wire_stop(button: gr.Button, tab: str, event) -> None:
 def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, defaults: Advanced) -> None:
     @_user_errors
     def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution, steps,
-                  guidance, prompt, seed, randomize, request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Frames between two keyframes → MP4, frame gallery, PNG zip, GIF and the seed used."""
+                  guidance, prompt, seed, randomize, mismatch="fit", request: gr.Request = None, progress=PROGRESS):  # fmt: skip
+        """Frames between two keyframes → MP4, frame gallery, PNG zip (with the manifest), GIF and the seed used."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "keyframes")
-        return actions.keyframes(call, first, last, depth, count, fps, playback, backend, advanced, seed, randomize)
+        return actions.keyframes(
+            call, first, last, depth, count, fps, playback, backend, advanced, seed, randomize, mismatch
+        )
 
     with gr.Tab("Keyframes"):
         with gr.Row():
@@ -146,6 +152,10 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
         with gr.Row():
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
             randomize = gr.Checkbox(value=False, label="Randomize seed")
+            mismatch = gr.Dropdown(
+                [("Fit: crop the last to the first", "fit"), ("Pad the last to the first", "pad"), ("Refuse", "refuse")],
+                value="fit", label="Keyframes of different shapes",
+            )  # fmt: skip
         run, stop = _run_stop("keyframes", "Interpolate")
         with gr.Row():
             video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-keyframes")
@@ -156,14 +166,14 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
             seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
         outputs = [video, gallery, zip_file, gif, seed_used, gr.Markdown(elem_id="info-keyframes")]
         event = run.click(
-            keyframes, [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize],
+            keyframes, [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize, mismatch],
             outputs, api_name="keyframes", concurrency_limit=4,
         )  # fmt: skip
         _wire_stop(stop, "keyframes", event)
 
         def keyframes_example(first_path, last_path, request: gr.Request, progress=PROGRESS):
             return keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0, False,
-                             request, progress)  # fmt: skip
+                             "fit", request, progress)  # fmt: skip
 
         gr.Examples(_example_pairs(), [first, last], outputs, fn=keyframes_example, cache_examples=True,
                     cache_mode="lazy", label="Examples (click one: its video is made once, then cached)",
@@ -171,16 +181,22 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
 
 
 def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, defaults: Advanced) -> None:
-    def clip_info(video, factor, slowmo) -> str:
+    def clip_info(video, factor, slowmo, fps="", scene_threshold=SCENE_THRESHOLD, start=0, end=0) -> str:
         """What the uploaded clip is, what clip mode will make of it, or why it cannot."""
-        return actions.describe_clip(video, factor, slowmo)
+        return actions.describe_clip(video, factor, slowmo, fps, scene_threshold, start, end)
 
     @_user_errors
-    def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt,
-             request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """A clip at factor× the frame rate (or factor× slower), audio kept."""
+    def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt, fps="",
+             scene_threshold=SCENE_THRESHOLD, start=0, end=0, report=False, request: gr.Request = None,
+             progress=PROGRESS):  # fmt: skip
+        """A clip at factor× the frame rate (or a target fps, or factor× slower), audio kept; the run's manifest,
+        and with ``report`` the quality report (dropped frames rebuilt and scored) and its PSNR over time."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
-        return actions.clip(_call(config, request, progress, "clip"), video, factor, slowmo, backend, advanced)
+        call = _call(config, request, progress, "clip")
+        path, summary, files, points = actions.clip(
+            call, video, factor, slowmo, backend, advanced, fps, scene_threshold, start, end, report
+        )
+        return path, summary, files, pd.DataFrame(points, columns=list(PSNR_AXES))
 
     with gr.Tab("Clip"):
         with gr.Row():
@@ -189,19 +205,32 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
         with gr.Row():
             factor = gr.Radio([("×2", 2), ("×4", 4), ("×8", 8)], value=2, label="Frame-rate factor")
             slowmo = gr.Checkbox(value=False, label="Slow motion (keep the fps: plays factor× slower)")
+            fps = gr.Textbox("", label="Or a target fps (60, 59.94, 60000/1001; empty: use the factor)")
+        with gr.Row():
+            threshold = gr.Slider(0.05, 1.0, value=SCENE_THRESHOLD, step=0.05, label="Scene-cut threshold")
+            start = gr.Number(0, minimum=0, label="Start (s)")
+            end = gr.Number(0, minimum=0, label="End (s, 0 = the clip's end)")
+            report = gr.Checkbox(
+                value=False, label="Quality report (drop frames, rebuild, score)", elem_id="report-clip"
+            )
+        timing = [fps, threshold, start, end]
         details = gr.Markdown(clip_info(None, 2, False), elem_id="info-clip-in")
         run, stop = _run_stop("clip", "Interpolate clip")
         result = gr.Markdown(elem_id="info-clip")
-        gr.on([clip_in.change, factor.change, slowmo.change], clip_info, [clip_in, factor, slowmo], details,
-              api_name="clip_info", queue=False)  # fmt: skip
-        event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs], [clip_out, result],
-                          api_name="clip", concurrency_limit=4)  # fmt: skip
+        with gr.Row():
+            downloads = gr.File(label="Manifest and report (JSON)", file_count="multiple", elem_id="files-clip")
+            plot = gr.LinePlot(x=PSNR_AXES[0], y=PSNR_AXES[1], title="Rebuilt frames: PSNR over time", height=240,
+                               elem_id="plot-clip")  # fmt: skip
+        gr.on([clip_in.change, factor.change, slowmo.change, *(c.change for c in timing)], clip_info,
+              [clip_in, factor, slowmo, *timing], details, api_name="clip_info", queue=False)  # fmt: skip
+        event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs, *timing, report],
+                          [clip_out, result, downloads, plot], api_name="clip", concurrency_limit=4)  # fmt: skip
         _wire_stop(stop, "clip", event)
 
         def clip_example(path, request: gr.Request, progress=PROGRESS):
-            return clip(path, 2, False, config.backend, *defaults.values(), request, progress)
+            return clip(path, 2, False, config.backend, *defaults.values(), request=request, progress=progress)
 
-        gr.Examples([[str(EXAMPLES / "clip.mp4")]], [clip_in], [clip_out, result], fn=clip_example,
+        gr.Examples([[str(EXAMPLES / "clip.mp4")]], [clip_in], [clip_out, result, downloads, plot], fn=clip_example,
                     cache_examples=True, cache_mode="lazy", label="Example clip (2 s, 12 fps, with a tone)")  # fmt: skip
 
 

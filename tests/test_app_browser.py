@@ -169,10 +169,13 @@ def test_clip_tab(browser, app_url, tmp_path):
     _open_tab(browser, "Clip")
     _upload(browser, "clip-in", EXAMPLES / "clip.mp4")
     _wait(browser, lambda d: "24 frames" in d.find_element(By.ID, "info-clip-in").text, "the clip's details")
+    browser.find_element(By.CSS_SELECTOR, "#report-clip input[type=checkbox]").click()
     _click(browser, "run-clip")
     state = _playable_video(browser, "video-clip")
     assert abs(state["duration"] - 2.0) < 0.2
     assert "audio kept" in browser.find_element(By.ID, "info-clip").text
+    assert "Quality report:" in browser.find_element(By.ID, "info-clip").text
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#plot-clip canvas, #plot-clip svg"), "the PSNR plot")
     _no_error_toast(browser)
     _screenshot(browser, tmp_path, "clip")
 

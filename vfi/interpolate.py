@@ -43,6 +43,8 @@ class InterpolationSettings:
         depth: recursion depth k: 2^k − 1 in-betweens at t = i/2^k. Exclusive with ``frames``.
         frames: N evenly spaced in-betweens at t = i/(N+1) (needs a backend or refine backend that
             supports any t).
+        at: in-betweens at exactly these times in (0, 1), increasing (a frame-rate change; needs a backend
+            or refine backend that supports any t). Exclusive with ``depth`` and ``frames``.
         seed: run seed; each frame's seed derives from (seed, pair, node).
         generative_depth: in hybrid mode, how many recursion levels the main backend makes before the
             refine backend takes over.
@@ -52,9 +54,15 @@ class InterpolationSettings:
     frames: int | None = None
     seed: int = 0
     generative_depth: int | None = None
+    at: tuple[Fraction, ...] | None = None
 
     def __post_init__(self) -> None:
-        if (self.depth is None) == (self.frames is None):
+        if self.at is not None:
+            if self.depth is not None or self.frames is not None:
+                raise VFIError("Give exactly one of depth, frames and at.")
+            if not self.at or any(not 0 < t < 1 for t in self.at) or list(self.at) != sorted(set(self.at)):
+                raise VFIError("at must be increasing times strictly between 0 and 1.")
+        elif (self.depth is None) == (self.frames is None):
             raise VFIError("Give exactly one of depth and frames.")
         if self.depth is not None and not 1 <= self.depth <= MAX_DEPTH:
             raise VFIError(f"depth must be between 1 and {MAX_DEPTH}, got {self.depth}.")
@@ -67,6 +75,8 @@ class InterpolationSettings:
     @property
     def times(self) -> list[Fraction]:
         """The in-between times in temporal order."""
+        if self.at is not None:
+            return list(self.at)
         if self.depth is not None:
             return [Fraction(i, 2**self.depth) for i in range(1, 2**self.depth)]
         return [Fraction(i, self.frames + 1) for i in range(1, self.frames + 1)]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,3 +81,23 @@ def describe_agreement(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> str:
         f"in-betweens (mean of {len(a) - 2}): PSNR {mean_psnr:.2f} dB, SSIM {mean_ssim:.4f}; middle frame: "
         f"PSNR {psnr(a[middle], b[middle]):.2f} dB, SSIM {ssim(a[middle], b[middle]):.4f} (higher = more alike)."
     )
+
+
+class MeanScores:
+    """``n`` and the mean PSNR/SSIM of a report's ``rows`` (each with ``psnr`` and ``ssim``)."""
+
+    rows: tuple[Any, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def psnr(self) -> float:
+        """Mean PSNR in dB (``inf`` if a frame was reproduced exactly and its PSNR was not capped)."""
+        return statistics.fmean(row.psnr for row in self.rows)
+
+    @property
+    def ssim(self) -> float:
+        """Mean SSIM."""
+        return statistics.fmean(row.ssim for row in self.rows)
