@@ -24,10 +24,12 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, nothing phoned home
 
 import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from vfi import actions, jobs  # noqa: E402
+from vfi import actions, jobs, storyboard_actions  # noqa: E402
 from vfi.errors import Cancelled, VFIError  # noqa: E402
 from vfi.jobs import GENERATIVE, Job  # noqa: E402
+from vfi.scenes import SCENE_THRESHOLD  # noqa: E402
 from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, STATUS, Advanced, AppConfig, parse_args  # noqa: E402
 
 log = logging.getLogger("vfi.app")
@@ -38,6 +40,8 @@ PROGRESS = gr.Progress(track_tqdm=True)
 #: Requests waiting beyond this many are turned away (a Space's queue must not grow without bound).
 QUEUE_SIZE = 32
 CANCELS = jobs.CancelRegistry()
+#: The quality report's plot: the time of each rebuilt frame in the clip and its PSNR.
+PSNR_AXES = ("time (s)", "PSNR (dB)")
 
 
 def run_model(job: Job, progress: gr.Progress | None = None):
@@ -200,18 +204,21 @@ Args:
 {backend_and_advanced}
     seed: run seed (the same seed gives the same video).
     randomize: pick a random seed.
+    mismatch: keyframes of different shapes: fit (center-crop the last to the first), pad, or refuse.
     hybrid: the model makes the middle frame, the flow backend the rest.
 
 Returns:
-    The MP4, the frames (gallery), a zip of PNG frames, a GIF, the seed used and a summary.
+    The MP4, the frames (gallery), a zip of PNG frames (with the run's manifest), a GIF, the seed used and a
+    summary (saying how mismatched keyframes were fitted).
 """)
     @_user_errors
     def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution, steps,
-                  guidance, prompt, seed, randomize, hybrid=False, request: gr.Request = None, progress=PROGRESS):  # fmt: skip
+                  guidance, prompt, seed, randomize, mismatch="fit", hybrid=False, request: gr.Request = None,
+                  progress=PROGRESS):  # fmt: skip
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "keyframes")
         yield from actions.keyframes(
-            call, first, last, depth, count, fps, playback, backend, advanced, seed, randomize, hybrid
+            call, first, last, depth, count, fps, playback, backend, advanced, seed, randomize, mismatch, hybrid
         )  # fmt: skip
 
     with gr.Tab("Keyframes"):
@@ -226,6 +233,10 @@ Returns:
         with gr.Row():
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
             randomize = gr.Checkbox(value=False, label="Randomize seed")
+            mismatch = gr.Dropdown(
+                [("Fit: crop the last to the first", "fit"), ("Pad the last to the first", "pad"), ("Refuse", "refuse")],
+                value="fit", label="Keyframes of different shapes",
+            )  # fmt: skip
         run, stop = _run_stop("keyframes", "Interpolate")
         with gr.Row():
             video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-keyframes")
@@ -236,14 +247,15 @@ Returns:
             seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
         outputs = [video, gallery, zip_file, gif, seed_used, gr.Markdown(label="Summary", elem_id="info-keyframes")]
         event = run.click(
-            keyframes, [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize, hybrid],
+            keyframes,
+            [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize, mismatch, hybrid],
             outputs, api_name="keyframes", **_queue(config),
         )  # fmt: skip
         _wire_stop(stop, "keyframes", event)
 
         def keyframes_example(first_path, last_path, request: gr.Request = None, progress=PROGRESS):
             yield from keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0,
-                                 False, False, request, progress)  # fmt: skip
+                                 False, "fit", False, request, progress)  # fmt: skip
 
         gr.Examples(_example_pairs(), [first, last], outputs, fn=keyframes_example, cache_examples=True,
                     cache_mode="lazy", label="Examples (click one: its video is made once, then cached)",
@@ -251,9 +263,9 @@ Returns:
 
 
 def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, defaults: Advanced) -> None:
-    def clip_info(video, factor, slowmo) -> str:
+    def clip_info(video, factor, slowmo, fps="", scene_threshold=SCENE_THRESHOLD, start=0, end=0) -> str:
         """What the uploaded clip is, what clip mode will make of it, or why it cannot."""
-        return actions.describe_clip(video, factor, slowmo)
+        return actions.describe_clip(video, factor, slowmo, fps, scene_threshold, start, end)
 
     @_documented("""Make a clip smoother: factor× the frame rate (or factor× slower), audio kept.
 
@@ -262,15 +274,26 @@ Args:
     factor: 2, 4 or 8.
     slowmo: keep the frame rate and play factor× slower instead.
 {backend_and_advanced}
+    fps: or a target frame rate (60, 59.94, 60000/1001; empty: use the factor).
+    scene_threshold: scene-cut threshold (0.05-1); no frames are made across a cut.
+    start: start of the part to interpolate, in seconds.
+    end: its end in seconds (0: the clip's end).
+    report: also make the quality report (drop frames, rebuild them, score them).
 
 Returns:
-    The interpolated MP4 and a summary.
+    The interpolated MP4, a summary, the run's manifest and the quality report (JSON files) and the
+    report's PSNR over time.
 """)
     @_user_errors
-    def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt,
-             request: gr.Request, progress=PROGRESS):  # fmt: skip
+    def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt, fps="",
+             scene_threshold=SCENE_THRESHOLD, start=0, end=0, report=False, request: gr.Request = None,
+             progress=PROGRESS):  # fmt: skip
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
-        return actions.clip(_call(config, request, progress, "clip"), video, factor, slowmo, backend, advanced)
+        call = _call(config, request, progress, "clip")
+        path, summary, files, points = actions.clip(
+            call, video, factor, slowmo, backend, advanced, fps, scene_threshold, start, end, report
+        )
+        return path, summary, files, pd.DataFrame(points, columns=list(PSNR_AXES))
 
     with gr.Tab("Clip"):
         with gr.Row():
@@ -279,27 +302,105 @@ Returns:
         with gr.Row():
             factor = gr.Radio([("×2", 2), ("×4", 4), ("×8", 8)], value=2, label="Frame-rate factor")
             slowmo = gr.Checkbox(value=False, label="Slow motion (keep the fps: plays factor× slower)")
+            fps = gr.Textbox("", label="Or a target fps (60, 59.94, 60000/1001; empty: use the factor)")
+        with gr.Row():
+            threshold = gr.Slider(0.05, 1.0, value=SCENE_THRESHOLD, step=0.05, label="Scene-cut threshold")
+            start = gr.Number(0, minimum=0, label="Start (s)")
+            end = gr.Number(0, minimum=0, label="End (s, 0 = the clip's end)")
+            report = gr.Checkbox(
+                value=False, label="Quality report (drop frames, rebuild, score)", elem_id="report-clip"
+            )
+        timing = [fps, threshold, start, end]
         details = gr.Markdown(clip_info(None, 2, False), label="About the clip", elem_id="info-clip-in")
         run, stop = _run_stop("clip", "Interpolate clip")
         result = gr.Markdown(label="Summary", elem_id="info-clip")
-        gr.on([clip_in.change, factor.change, slowmo.change], clip_info, [clip_in, factor, slowmo], details,
-              api_name="clip_info", queue=False)  # fmt: skip
-        event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs], [clip_out, result],
-                          api_name="clip", **_queue(config))  # fmt: skip
+        with gr.Row():
+            downloads = gr.File(label="Manifest and report (JSON)", file_count="multiple", elem_id="files-clip")
+            plot = gr.LinePlot(x=PSNR_AXES[0], y=PSNR_AXES[1], title="Rebuilt frames: PSNR over time", height=240,
+                               elem_id="plot-clip")  # fmt: skip
+        gr.on([clip_in.change, factor.change, slowmo.change, *(c.change for c in timing)], clip_info,
+              [clip_in, factor, slowmo, *timing], details, api_name="clip_info", queue=False)  # fmt: skip
+        event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs, *timing, report],
+                          [clip_out, result, downloads, plot], api_name="clip", **_queue(config))  # fmt: skip
         _wire_stop(stop, "clip", event)
 
         def clip_example(path, request: gr.Request, progress=PROGRESS):
-            return clip(path, 2, False, config.backend, *defaults.values(), request, progress)
+            return clip(path, 2, False, config.backend, *defaults.values(), request=request, progress=progress)
 
-        gr.Examples([[str(EXAMPLES / "clip.mp4")]], [clip_in], [clip_out, result], fn=clip_example,
+        gr.Examples([[str(EXAMPLES / "clip.mp4")]], [clip_in], [clip_out, result, downloads, plot], fn=clip_example,
                     cache_examples=True, cache_mode="lazy", label="Example clip (2 s, 12 fps, with a tone)")  # fmt: skip
+
+
+def storyboard_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list) -> None:
+    @_user_errors
+    def storyboard(files, order, depth, frames_per_pair, fps, prompts, backend, adapter, strength, fast, resolution,
+                   steps, guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
+        """Several keyframes in order → one video (MP4, frame gallery, PNG zip, summary)."""
+        advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
+        call = _call(config, request, progress, "storyboard")
+        return storyboard_actions.storyboard(
+            call, files, order, depth, frames_per_pair, fps, prompts, backend, advanced, seed
+        )
+
+    @_user_errors
+    def reroll(previous, index, locked, fps, request: gr.Request, progress=PROGRESS):
+        """Re-roll one in-between of the last storyboard (new seed); the frames made from it are redone too."""
+        call = _call(config, request, progress, "storyboard")
+        return storyboard_actions.reroll_frame(call, previous, index, locked, fps)
+
+    @_user_errors
+    def lock(locked, index):
+        """Lock the picked frame (a re-roll never changes it), or unlock it."""
+        return storyboard_actions.toggle_lock(locked, index)
+
+    def pick(event: gr.SelectData) -> int:
+        return event.index
+
+    with gr.Tab("Storyboard"):
+        gr.Markdown("Several keyframes → one video. Each keyframe appears once, unchanged; the order below sets "
+                    "how they play. Then pick a frame to re-roll it (new seed) or lock it.")  # fmt: skip
+        with gr.Row():
+            files = gr.File(label="Keyframes (several images)", file_count="multiple", file_types=["image"],
+                            type="filepath", elem_id="sb-files")  # fmt: skip
+            keys = gr.Gallery(label="Order of play", columns=6, height=200, elem_id="sb-order-preview")
+        with gr.Row():
+            order = gr.Textbox("", label="Order (image numbers, e.g. 2,1,3; empty = upload order)", elem_id="sb-order")
+            depth = gr.Textbox("2", label="Depth: one for all, or one per transition (e.g. 3,2,3)", elem_id="sb-depth")
+            frames_per_pair = gr.Number(0, precision=0, minimum=0, maximum=120, label="Or N in-betweens per transition (flow/crossfade)")  # fmt: skip
+            fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
+            seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
+        prompts = gr.Textbox("", lines=2, label="Prompts (generative backend): one line per transition, empty = the adapter's")  # fmt: skip
+        run, stop = _run_stop("storyboard", "Make storyboard")
+        with gr.Row():
+            video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-storyboard")
+            gallery = gr.Gallery(label="Frames (click one to pick it)", columns=6, height=320, elem_id="gallery-storyboard")  # fmt: skip
+        with gr.Row():
+            picked = gr.Number(None, precision=0, minimum=0, label="Picked frame", elem_id="sb-picked")
+            locked = gr.Textbox("", label="Locked frames", elem_id="sb-locked")
+            reroll_button = gr.Button("Re-roll picked frame", elem_id="sb-reroll")
+            lock_button = gr.Button("Lock / unlock picked frame", elem_id="sb-lock")
+        zip_file = gr.File(label="All frames (PNG, zip)")
+        info = gr.Markdown(elem_id="info-storyboard")
+        state = gr.State(None)
+        gr.on([files.change, order.change], storyboard_actions.preview, [files, order], keys, queue=False,
+              api_visibility="private")  # fmt: skip
+        outputs = [video, gallery, zip_file, info, state]
+        event = run.click(
+            storyboard, [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed], outputs,
+            api_name="storyboard", **_queue(config),
+        )  # fmt: skip
+        _wire_stop(stop, "storyboard", event)
+        gallery.select(pick, None, picked, queue=False, api_visibility="private")
+        reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll", **_queue(config))
+        lock_button.click(lock, [locked, picked], locked, api_name="lock", queue=False)
 
 
 def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
     @_user_errors
     def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps, guidance,
                 prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Both settings side by side in one video (so they play in sync), plus their middle frames."""
+        """Both settings side by side in one video (so they play in sync), their middle frames (gallery and slider)
+        and PSNR/SSIM between the two."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "compare")
         return actions.compare(call, first, last, preset_a, preset_b, depth, fps, advanced, seed)
@@ -316,10 +417,13 @@ def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
             fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
         run, stop = _run_stop("compare", "Compare")
-        video = gr.Video(label="Left vs right (in sync)", autoplay=True, loop=True, elem_id="video-compare")
+        with gr.Row():
+            video = gr.Video(label="Left vs right (in sync)", autoplay=True, loop=True, elem_id="video-compare")
+            slider = gr.ImageSlider(label="Middle frame: drag to wipe left ↔ right", type="numpy", elem_id="slider-compare")  # fmt: skip
+        metrics = gr.Markdown(elem_id="info-compare")
         gallery = gr.Gallery(label="Middle frames", columns=2, height=320, elem_id="gallery-compare")
         event = run.click(
-            compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery],
+            compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery, slider, metrics],
             api_name="compare", **_queue(config),
         )  # fmt: skip
         _wire_stop(stop, "compare", event)
@@ -329,7 +433,7 @@ def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
 def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
     """The page; ``defaults`` are the Advanced section's initial values (default: ``config.advanced()``)."""
     defaults = defaults or config.advanced()
-    adapters = [spec.source for spec in config.adapters]
+    adapters = [spec.reference for spec in config.adapters]
     with gr.Blocks(title="vfi — frame interpolation", delete_cache=(600, jobs.OUTPUT_TTL_S)) as demo:
         gr.Markdown(
             "# vfi — video frame interpolation\n"
@@ -358,6 +462,7 @@ def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
         fast.change(lambda on: (gr.Slider(value=FAST_STEPS if on else defaults.steps), gr.Slider(value=FAST_GUIDANCE if on else defaults.guidance)), fast, [steps, guidance], api_visibility="private")  # fmt: skip
         keyframes_tab(config, backend, advanced_inputs, hybrid, defaults)
         clip_tab(config, backend, advanced_inputs, defaults)
+        storyboard_tab(config, backend, advanced_inputs)
         compare_tab(config, advanced_inputs)
     return demo
 

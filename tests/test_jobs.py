@@ -10,11 +10,11 @@ import pytest
 import vfi.backends
 import vfi.clip
 from vfi import actions, jobs
+from vfi.adapters import AdapterSpec
 from vfi.backends.qwen_edit import QwenEditConfig
 from vfi.cli import _qwen_config, build_parser
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
-from vfi.pipeline import AdapterSpec
 from vfi.service import Advanced, AppConfig
 from vfi.video import probe_clip
 
@@ -33,7 +33,9 @@ def test_a_clip_request_is_probed_and_checked_once(monkeypatch) -> None:
     probe, plan = vfi.clip.probe_clip, vfi.clip.plan_clip
     monkeypatch.setattr(vfi.clip, "probe_clip", lambda path: probes.append(path) or probe(path))
     monkeypatch.setattr(vfi.clip, "plan_clip", lambda *args: checks.append(args) or plan(*args))
-    path, _ = actions.clip(_call(AppConfig("crossfade")), str(EXAMPLES / "clip.mp4"), 2, False, "crossfade", Advanced())
+    path, *_ = actions.clip(
+        _call(AppConfig("crossfade")), str(EXAMPLES / "clip.mp4"), 2, False, "crossfade", Advanced()
+    )
     assert (len(probes), len(checks)) == (1, 1)
     source, out = probe(EXAMPLES / "clip.mp4"), probe_clip(path)
     assert (out.num_frames, out.fps) == (2 * source.num_frames - 1, 2 * source.fps)

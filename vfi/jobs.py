@@ -7,6 +7,7 @@ and shows what comes back. A job is picklable, so a ZeroGPU Space can run it in 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -66,6 +67,8 @@ class Job:
     keyframes: tuple[np.ndarray, ...] = ()
     clip: tuple[ClipPlan, str] | None = None
     cancel_key: str = ""
+    #: With ``clip``: also make the clip's quality report (``vfi.report``) with the same backend.
+    report: bool = False
     refine: str | None = None  # hybrid mode: the any-t backend that fills in after ``settings.generative_depth`` levels
 
     def __post_init__(self) -> None:
@@ -95,7 +98,10 @@ class Job:
     def frames_to_make(self) -> int:
         """How many frames the main backend makes in this run (raises VFIError for an impossible request)."""
         if self.clip is not None:
-            return self.clip[0].frames_to_make
+            plan = self.clip[0]
+            midpoints = plan.settings.fps is not None and not Capabilities(self.backend).supports_any_t
+            made = plan.midpoint_frames if midpoints else plan.frames_to_make
+            return made + (plan.report_frames if self.report else 0)
         return sum(len(stage.times) for stage in self.stages() if not stage.refine) * (len(self.keyframes) - 1)
 
     def frame_seconds(self) -> float:
@@ -126,9 +132,16 @@ class Job:
             from vfi.clip import interpolate_clip
 
             plan, output = self.clip
-            return interpolate_clip(
-                plan, output, backend, refine=self.create_refine(), on_progress=on_progress, should_cancel=should_cancel
+            refine = self.create_refine()
+            result = interpolate_clip(
+                plan, output, backend, refine=refine, on_progress=on_progress, should_cancel=should_cancel
             )
+            if not self.report:
+                return result
+            from vfi.report import report_clip
+
+            report = report_clip(plan, backend, refine=refine, on_progress=on_progress, should_cancel=should_cancel)
+            return dataclasses.replace(result, report=report)
         from vfi.interpolate import interpolate_frames
 
         return list(
