@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vfi.errors import VFIError  # noqa: E402
 from vfi.miniature import EditorConfig  # noqa: E402
 
 BACKEND_ROWS = ("base", "adapter", "control", "crossfade", "flow")
@@ -47,22 +48,23 @@ class Settings:
     held_out: int = 32
     steps: int = 600
     rank: int = 16
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     batch: int = 4
     inference_steps: int = 4
+    prompt: str = "Interpolate the frame at t={t}."
     seed: int = 0
     editor: EditorConfig = field(default_factory=EditorConfig)
 
     def __post_init__(self) -> None:
         for name in ("train", "held_out", "steps", "rank", "batch"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.inference_steps < 2:
-            raise ValueError(f"inference_steps must be at least 2, got {self.inference_steps}")
+                raise VFIError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        if not (isinstance(self.inference_steps, int) and self.inference_steps >= 2):
+            raise VFIError(f"inference_steps must be an integer of at least 2, got {self.inference_steps!r}.")
 
 
-QUICK = Settings(train=64, held_out=16, steps=300)
-FULL = Settings(train=256, held_out=32, steps=1200)
+QUICK = Settings(train=64, held_out=16, steps=600)
+FULL = Settings(train=256, held_out=32, steps=2000)
 
 
 def destroy_keyframes(pool: Path, out: Path, seed: int) -> Path:
@@ -113,6 +115,7 @@ def train_adapter(editor: Path, data: Path, out: Path, settings: Settings, valid
         "--checkpointing_steps", str(settings.steps),
         "--checkpoints_total_limit", "1",
         "--seed", str(settings.seed),
+        "--prompt", settings.prompt,
         "--validation_inference_steps", str(settings.inference_steps),
         "--validation_guidance", "1",
     ]  # fmt: skip
@@ -141,6 +144,7 @@ def score(editor: Path, held_out: Path, adapters: dict[str, Path], settings: Set
                 resolution=settings.editor.size,
                 steps=settings.inference_steps,
                 guidance=1.0,
+                prompt=settings.prompt,
                 device="cpu",
             )
         reports[row] = evaluate(held_out, backend)

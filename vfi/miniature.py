@@ -3,7 +3,10 @@
 The real base model knows how to edit an image but has never seen an in-between frame; an interpolation
 LoRA teaches it that. The miniature editor is built the same way, small enough for minutes on two CPU cores:
 
-1. the tokenizer, processor, text encoder and scheduler of :func:`vfi.tiny_model.build_tiny_pipeline`;
+1. the tokenizer, processor, text encoder and scheduler of :func:`vfi.tiny_model.build_tiny_pipeline`, the
+   tokenizer given the pieces of the pipeline's system prompt as tokens so that, as with the real tokenizer, the
+   prompt template's prefix is exactly the ``prompt_template_encode_start_idx`` (64) tokens the pipeline drops
+   (the byte-level tiny tokenizer leaves ~250 template tokens in every prompt, 70% of the transformer's input);
 2. a small ``AutoencoderKLQwenImage`` (4× downsampling, 16 latent channels) trained to reconstruct the
    synthetic frames of :mod:`vfi.synthetic`, its ``latents_mean``/``latents_std`` measured on them;
 3. a small ``QwenImageTransformer2DModel`` pre-trained, with vfi's own conditioning and flow-matching loss
@@ -63,14 +66,14 @@ class EditorConfig:
     """
 
     size: int = 64
-    vae_steps: int = 1500
+    vae_steps: int = 1200
     vae_lr: float = 6e-4
     layers: int = 2
     heads: int = 4
     head_dim: int = 16
     edit_examples: int = 48
-    edit_steps: int = 300
-    edit_lr: float = 1e-3
+    edit_steps: int = 1500
+    edit_lr: float = 2e-3
     edit_batch: int = 4
     seed: int = 0
 
@@ -91,6 +94,30 @@ class EditorConfig:
         root = Path(__file__).resolve().parents[1]
         code = [hashlib.sha1((root / path).read_bytes()).hexdigest() for path in _SOURCES]
         return hashlib.sha1(json.dumps([asdict(self), code]).encode()).hexdigest()[:16]
+
+
+def _compact_template(pipe: Any) -> None:
+    """Add the system prompt's pieces as tokens so the template prefix is the number of tokens the pipeline drops."""
+    import re
+
+    from tokenizers import AddedToken
+
+    prefix = pipe.prompt_template_encode.split("<|vision_start|>")[0]
+    body = prefix.split("<|im_start|>")[1].split("<|im_end|>")[0]
+    drop = pipe.prompt_template_encode_start_idx
+    pieces = re.findall(r"\S+\s*", body)
+    wanted = drop - len(pipe.tokenizer(prefix.replace(body, "")).input_ids)
+    while len(pieces) < wanted:  # split the longest piece
+        i = max(range(len(pieces)), key=lambda j: len(pieces[j]))
+        pieces[i : i + 1] = [pieces[i][: len(pieces[i]) // 2], pieces[i][len(pieces[i]) // 2 :]]
+    while len(pieces) > wanted:  # join the shortest neighbours
+        i = min(range(len(pieces) - 1), key=lambda j: len(pieces[j]) + len(pieces[j + 1]))
+        pieces[i : i + 2] = [pieces[i] + pieces[i + 1]]
+    for tokenizer in (pipe.tokenizer, pipe.processor.tokenizer):
+        tokenizer.add_tokens([AddedToken(p, normalized=False, special=False) for p in pieces])
+    pipe.text_encoder.resize_token_embeddings(len(pipe.tokenizer))
+    if len(pipe.tokenizer(prefix).input_ids) != drop:
+        raise RuntimeError("the prompt template prefix did not come out at the pipeline's drop index")
 
 
 def _images(stream: int, count: int, size: int, seed: int) -> np.ndarray:
@@ -199,7 +226,7 @@ def _pretrain_edits(loaded: Any, config: EditorConfig, work: Path, log: Callable
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
-        if step % 50 == 0:
+        if step % 250 == 0:
             log(f"edit step {step}: loss {loss.item():.4f}")
     transformer.requires_grad_(False).eval()
     tail = max(1, len(losses) // 10)
@@ -225,6 +252,7 @@ def build_editor(
     with tempfile.TemporaryDirectory(prefix="vfi-miniature-") as tmp:
         work = Path(tmp)
         parts = DiffusionPipeline.from_pretrained(build_tiny_pipeline(work / "tiny", seed=config.seed))
+        _compact_template(parts)
         torch.manual_seed(config.seed)
         vae, facts = _train_vae(config, log)
         log(f"vae: {facts['vae_psnr']:.2f} dB on held-out frames")
