@@ -12,6 +12,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,13 +283,14 @@ def interpolate_clip(
     progress.total = (info.num_frames - 1) * interpolator.per_interval
     written = 0
 
-    def counted() -> Iterator[np.ndarray]:
+    def counted(source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         nonlocal written
-        for frame in interpolator.run(read_frames(info.path, info=info)):
+        for frame in interpolator.run(source):
             written += 1
             yield frame
 
-    write_mp4(counted(), output_path, fps, crf=settings.crf, audio_from=info.path if keep_audio else None)
+    with closing(read_frames(info.path, info=info)) as source:  # the decoder ends with the run, whatever happens
+        write_mp4(counted(source), output_path, fps, crf=settings.crf, audio_from=info.path if keep_audio else None)
     return ClipResult(
         Path(output_path),
         written,
