@@ -23,7 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, not
 import gradio as gr  # noqa: E402
 
 from vfi import actions, jobs  # noqa: E402
-from vfi.errors import Cancelled, VFIError  # noqa: E402
+from vfi.errors import VFIError  # noqa: E402
 from vfi.jobs import GENERATIVE, Job  # noqa: E402
 from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, Advanced, AppConfig, parse_args  # noqa: E402
 
@@ -62,18 +62,36 @@ def _call(config: AppConfig, request: gr.Request | None, progress: gr.Progress |
     return actions.Call(config, lambda job: execute(job, config, progress), _session(request), key)
 
 
+def _client_alive() -> Callable[[], bool]:
+    """Whether the client of the event being processed is still there (Gradio marks the event dead when the
+    client's stream closes); call it in the event's task."""
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+
+    def alive() -> bool:
+        event = queue.event_ids_to_events.get(event_id) if queue is not None and event_id else None
+        return event is None or event.alive
+
+    return alive
+
+
+async def _run(call: actions.Call, action: Callable, *args):
+    """``action(call, *args)`` off the event loop; a cancelled event or a client gone away stops it between frames."""
+    return await CANCELS.run(call.cancel_key, functools.partial(action, call, *args), _client_alive())
+
+
 def _user_errors(fn: Callable) -> Callable:
     """Show user errors as ``gr.Error`` (one sentence); log anything else and show a short message."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    async def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            return await fn(*args, **kwargs)
         except gr.Error:
             raise
-        except Cancelled:
-            raise gr.Error("Stopped.", print_exception=False) from None
-        except VFIError as error:
+        except VFIError as error:  # Cancelled included: "Stopped after N of M frames."
             raise gr.Error(str(error), print_exception=False) from None
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
@@ -82,9 +100,17 @@ def _user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+#: How long Stop waits for the run to end, to say how far it got.
+STOP_WAIT_S = 30
+
+
 def stop_action(tab: str) -> Callable:
-    def stop(request: gr.Request) -> None:
-        CANCELS.stop(_session(request), tab)
+    def stop(request: gr.Request) -> str:
+        """Stop this user's run on ``tab``; say how far it got (on the page and as a notice)."""
+        message = CANCELS.stop(_session(request), tab, wait_s=STOP_WAIT_S)
+        if message:
+            gr.Warning(message)
+        return message
 
     return stop
 
@@ -121,18 +147,20 @@ def _run_stop(tab: str, label: str) -> tuple[gr.Button, gr.Button]:
         return gr.Button(label, variant="primary", elem_id=f"run-{tab}"), gr.Button("Stop", variant="stop")
 
 
-def _wire_stop(button: gr.Button, tab: str, event) -> None:
-    button.click(stop_action(tab), None, None, cancels=[event], queue=False, api_name=f"stop_{tab}")
+def _wire_stop(button: gr.Button, tab: str, event, message: gr.Markdown) -> None:
+    """Stop cancels ``event`` and shows how far the run got in ``message``."""
+    button.click(stop_action(tab), None, message, cancels=[event], concurrency_limit=None, api_name=f"stop_{tab}")
 
 
 def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, defaults: Advanced) -> None:
     @_user_errors
-    def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution, steps,
+    async def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution, steps,
                   guidance, prompt, seed, randomize, request: gr.Request, progress=PROGRESS):  # fmt: skip
         """Frames between two keyframes → MP4, frame gallery, PNG zip, GIF and the seed used."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "keyframes")
-        return actions.keyframes(call, first, last, depth, count, fps, playback, backend, advanced, seed, randomize)
+        return await _run(call, actions.keyframes, first, last, depth, count, fps, playback, backend, advanced, seed,
+                          randomize)  # fmt: skip
 
     with gr.Tab("Keyframes"):
         with gr.Row():
@@ -154,15 +182,16 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
             zip_file = gr.File(label="All frames (PNG, zip)")
             gif = gr.File(label="GIF")
             seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
-        outputs = [video, gallery, zip_file, gif, seed_used, gr.Markdown(elem_id="info-keyframes")]
+        info = gr.Markdown(elem_id="info-keyframes")
+        outputs = [video, gallery, zip_file, gif, seed_used, info]
         event = run.click(
             keyframes, [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize],
             outputs, api_name="keyframes", concurrency_limit=4,
         )  # fmt: skip
-        _wire_stop(stop, "keyframes", event)
+        _wire_stop(stop, "keyframes", event, info)
 
-        def keyframes_example(first_path, last_path, request: gr.Request, progress=PROGRESS):
-            return keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0, False,
+        async def keyframes_example(first_path, last_path, request: gr.Request, progress=PROGRESS):
+            return await keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0, False,
                              request, progress)  # fmt: skip
 
         gr.Examples(_example_pairs(), [first, last], outputs, fn=keyframes_example, cache_examples=True,
@@ -176,11 +205,12 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
         return actions.describe_clip(video, factor, slowmo)
 
     @_user_errors
-    def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt,
+    async def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt,
              request: gr.Request, progress=PROGRESS):  # fmt: skip
         """A clip at factor× the frame rate (or factor× slower), audio kept."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
-        return actions.clip(_call(config, request, progress, "clip"), video, factor, slowmo, backend, advanced)
+        call = _call(config, request, progress, "clip")
+        return await _run(call, actions.clip, video, factor, slowmo, backend, advanced)
 
     with gr.Tab("Clip"):
         with gr.Row():
@@ -196,10 +226,10 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
               api_name="clip_info", queue=False)  # fmt: skip
         event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs], [clip_out, result],
                           api_name="clip", concurrency_limit=4)  # fmt: skip
-        _wire_stop(stop, "clip", event)
+        _wire_stop(stop, "clip", event, result)
 
-        def clip_example(path, request: gr.Request, progress=PROGRESS):
-            return clip(path, 2, False, config.backend, *defaults.values(), request, progress)
+        async def clip_example(path, request: gr.Request, progress=PROGRESS):
+            return await clip(path, 2, False, config.backend, *defaults.values(), request, progress)
 
         gr.Examples([[str(EXAMPLES / "clip.mp4")]], [clip_in], [clip_out, result], fn=clip_example,
                     cache_examples=True, cache_mode="lazy", label="Example clip (2 s, 12 fps, with a tone)")  # fmt: skip
@@ -207,12 +237,12 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
 
 def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
     @_user_errors
-    def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps, guidance,
+    async def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps, guidance,
                 prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
         """Both settings side by side in one video (so they play in sync), plus their middle frames."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "compare")
-        return actions.compare(call, first, last, preset_a, preset_b, depth, fps, advanced, seed)
+        return await _run(call, actions.compare, first, last, preset_a, preset_b, depth, fps, advanced, seed)
 
     with gr.Tab("Compare"):
         labels = list(config.compare_presets())
@@ -232,7 +262,7 @@ def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
             compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery],
             api_name="compare", concurrency_limit=4,
         )  # fmt: skip
-        _wire_stop(stop, "compare", event)
+        _wire_stop(stop, "compare", event, gr.Markdown(elem_id="info-compare"))
         gr.Examples(_example_pairs(), [first, last], label="Examples")
 
 

@@ -22,6 +22,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_process(url: str):
+    """The ``app.py`` process (a child of this one) that serves ``url``, as a ``psutil.Process``."""
+    import psutil
+
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    for child in psutil.Process().children():
+        if "app.py" in " ".join(child.cmdline()) and port in child.cmdline():
+            return child
+    raise RuntimeError(f"no app.py child serves {url}")
+
+
+def ffmpeg_children(server) -> list:
+    """The ffmpeg processes the app server runs now."""
+    return [p for p in server.children(recursive=True) if "ffmpeg" in p.name()]
+
+
 @contextmanager
 def running_app(log_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
     """Start ``python app.py --host 127.0.0.1 --port N *args``; yield its URL once it answers; stop it after."""

@@ -6,7 +6,9 @@ and shows what comes back. A job is picklable, so a ZeroGPU Space can run it in 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import functools
 import os
 import shutil
@@ -14,14 +16,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from vfi.backends import ANY_T_BACKENDS
-from vfi.errors import VFIError
+from vfi.errors import Cancelled, VFIError
 
 if TYPE_CHECKING:
     from vfi.backends import Backend
@@ -113,27 +115,110 @@ class Job:
         )  # fmt: skip
 
 
+@dataclass
+class _Run:
+    """One running action: its stop flag, whether it ended, and what a stopped run said."""
+
+    owner: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    message: str = ""
+
+
 class CancelRegistry:
-    """Stop requests per (user session, tab): set by Stop, cleared when that user starts a new action."""
+    """The app's running actions by key: Stop stops a user's runs on a tab, a cancelled or abandoned
+    event stops its own run, and a new action gets a fresh key (a Stop pressed before it does not count)."""
 
     def __init__(self) -> None:
-        self._stopped: set[str] = set()
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
 
     @staticmethod
-    def key(session: str | None, tab: str) -> str:
+    def owner(session: str | None, tab: str) -> str:
         return f"{session or os.urandom(16).hex()}:{tab}"
 
     def start(self, session: str | None, tab: str) -> str:
-        """The cancel key of a new action; a Stop pressed before it began does not count."""
-        key = self.key(session, tab)
-        self._stopped.discard(key)
+        """The cancel key of a new action of ``session`` on ``tab``."""
+        key = f"{self.owner(session, tab)}:{os.urandom(8).hex()}"
+        with self._lock:
+            self._runs[key] = _Run(self.owner(session, tab))
         return key
 
-    def stop(self, session: str | None, tab: str) -> None:
-        self._stopped.add(self.key(session, tab))
-
     def stopped(self, key: str) -> bool:
-        return key in self._stopped
+        run = self._runs.get(key)
+        return run is not None and run.stop.is_set()
+
+    def stop(self, session: str | None, tab: str, wait_s: float = 0.0) -> str:
+        """Stop the runs of ``session`` on ``tab``; wait up to ``wait_s`` for them to end and return what the
+        stopped ones said ("Stopped after N of M frames."), or "" if none was running."""
+        with self._lock:
+            runs = [run for run in self._runs.values() if run.owner == self.owner(session, tab)]
+        for run in runs:
+            run.stop.set()
+        deadline = time.monotonic() + wait_s
+        for run in runs:
+            run.ended.wait(max(0.0, deadline - time.monotonic()))
+        return " ".join(run.message for run in runs if run.message)
+
+    async def run(self, key: str, work: Callable[[], T], alive: Callable[[], bool] = lambda: True) -> T:
+        """``work()`` under ``key`` in its own thread (see :func:`run_in_thread`); the run ends with it."""
+        run = self._runs[key]
+
+        def recorded() -> T:
+            try:
+                return work()
+            except Cancelled as error:
+                run.message = str(error)
+                raise
+
+        try:
+            return await run_in_thread(recorded, run.stop.set, alive)
+        finally:
+            with self._lock:
+                self._runs.pop(key, None)
+            run.ended.set()
+
+
+async def run_in_thread(
+    work: Callable[[], T], stop: Callable[[], None], alive: Callable[[], bool] = lambda: True, poll_s: float = 0.2
+) -> T:
+    """Run ``work`` in a thread of its own (with the caller's context variables) and await its result.
+
+    When the awaiting task is cancelled, or ``alive()`` turns false (the client went away), ``stop()`` is called
+    and the task still waits for ``work`` to end (it checks for a stop between frames), so a cancelled request
+    keeps its place under the concurrency limit until its memory and processes are freed; then the
+    cancellation goes on.
+    """
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if error is not None:
+            result.set_exception(error)
+        else:
+            result.set_result(value)
+
+    def target() -> None:
+        try:
+            value, error = context.run(work), None
+        except BaseException as caught:  # handed to the awaiting task
+            value, error = None, caught
+        loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=target, name="vfi-job", daemon=True).start()
+    cancelled = False
+    while not result.done():
+        try:
+            await asyncio.wait({result}, timeout=poll_s)
+        except asyncio.CancelledError:
+            cancelled = True
+        if cancelled or not alive():
+            stop()
+    if cancelled:
+        result.exception()  # retrieved: the work's own error is superseded by the cancellation
+        raise asyncio.CancelledError
+    return result.result()
 
 
 #: Generative runs take the GPU one at a time (ZeroGPU queues them itself).

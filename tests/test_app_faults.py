@@ -1,0 +1,131 @@
+"""The app under faults, through the real gradio_client against a real server: cancelled and abandoned jobs
+stop and free their processes, Stop says how far a run got."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from app_server import ffmpeg_children, running_app, server_process
+
+pytestmark = pytest.mark.slow
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.utils import Status  # noqa: E402
+
+from vfi.video import ffmpeg_exe  # noqa: E402
+
+#: The app's concurrency limit per endpoint, and the ffmpeg processes one clip job runs (decoder, encoder).
+CONCURRENCY, FFMPEG_PER_JOB = 4, 2
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(url, server process, the server's temp folder)."""
+    root = tmp_path_factory.mktemp("faults")
+    (root / "tmp").mkdir()
+    with running_app(root / "app.log", "--backend", "flow", env={"TMPDIR": str(root / "tmp")}) as url:
+        yield url, server_process(url), root / "tmp"
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    """A 20 s, 10 fps clip: at factor 8 the flow backend works on it far longer than the tests wait."""
+    path = tmp_path_factory.mktemp("clips") / "long.mp4"
+    source = "testsrc2=size=320x240:rate=10:duration=20"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", source, "-pix_fmt", "yuv420p", str(path)],
+                   check=True)  # fmt: skip
+    return path
+
+
+def _submit_clip(client: Client, clip: Path):
+    return client.submit(handle_file(str(clip)), 8, False, "flow", api_name="/clip")
+
+
+def _wait_until_working(job, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while job.status().code != Status.PROGRESS:
+        assert not job.done(), "the job ended before it was cancelled"
+        assert time.monotonic() < deadline, f"the job did not start making frames in {timeout} s"
+        time.sleep(0.1)
+
+
+def _wait_until_idle(server, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while ffmpeg_children(server):
+        assert time.monotonic() < deadline, f"ffmpeg still runs {timeout} s after the cancel"
+        time.sleep(0.2)
+
+
+def _outputs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("vfi-app-*/*/*"))
+
+
+class _PeakChildren:
+    """Counts the server's ffmpeg processes in the background; ``peak`` is the most seen at once."""
+
+    def __init__(self, server) -> None:
+        self.server, self.peak, self._done = server, 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, len(ffmpeg_children(self.server)))
+            time.sleep(0.05)
+
+    def __enter__(self) -> _PeakChildren:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def test_cancelled_clip_jobs_stop_and_free_the_server(served, long_clip):
+    url, server, tmp = served
+    client = Client(url, verbose=False)
+    with _PeakChildren(server) as watch:
+        for _ in range(CONCURRENCY + 2):
+            job = _submit_clip(client, long_clip)
+            _wait_until_working(job)
+            job.cancel()
+        _wait_until_idle(server)
+    assert watch.peak <= CONCURRENCY * FFMPEG_PER_JOB
+    assert _outputs(tmp) == []  # nothing written, nothing half-written
+
+
+def test_a_client_that_goes_away_stops_its_job(served, long_clip):
+    url, server, tmp = served
+    script = (
+        "import sys, time\n"
+        "from gradio_client import Client, handle_file\n"
+        "job = Client(sys.argv[1], verbose=False).submit(handle_file(sys.argv[2]), 8, False, 'flow', api_name='/clip')\n"
+        "while job.status().code.name != 'PROGRESS': time.sleep(0.1)\n"
+        "print('working', flush=True)\n"
+        "time.sleep(600)\n"
+    )  # fmt: skip
+    client = subprocess.Popen([sys.executable, "-c", script, url, str(long_clip)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "working"
+        assert ffmpeg_children(server)
+    finally:
+        client.kill()
+        client.wait()
+    _wait_until_idle(server)
+    assert _outputs(tmp) == []
+
+
+def test_stop_says_how_far_the_run_got(served, long_clip):
+    url, server, _ = served
+    client = Client(url, verbose=False)
+    job = _submit_clip(client, long_clip)
+    _wait_until_working(job)
+    message = client.predict(api_name="/stop_clip")
+    assert message.startswith("Stopped after ") and message.endswith(" of 1393 frames.")
+    _wait_until_idle(server, timeout=5)
