@@ -26,6 +26,7 @@ from vfi import actions, jobs  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
 from vfi.jobs import GENERATIVE, Job  # noqa: E402
 from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, Advanced, AppConfig, parse_args  # noqa: E402
+from vfi.signals import sigterm_as_interrupt  # noqa: E402
 
 log = logging.getLogger("vfi.app")
 
@@ -313,12 +314,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         config = parse_args(argv)
     except VFIError as error:
         raise SystemExit(f"error: {error}") from None
+    for folder in jobs.sweep_stale_output_roots():
+        log.info("removed %s, left by an app process that is gone", folder)
+    if not os.environ.get("GRADIO_TEMP_DIR"):  # Gradio's upload cache goes (and is swept) with our outputs
+        os.environ["GRADIO_TEMP_DIR"] = str(jobs.upload_cache())
     defaults = _preload(config) if config.preload and config.generative else None
     demo = build_app(config, defaults)
     demo.queue(default_concurrency_limit=4)
     try:
-        demo.launch(server_name=config.host, server_port=config.port, show_error=True)
+        with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
+            demo.launch(server_name=config.host, server_port=config.port, show_error=True)
     finally:
+        CANCELS.stop_all(wait_s=STOP_WAIT_S)
         jobs.remove_output_root()
 
 

@@ -1,8 +1,10 @@
 """The app under faults, through the real gradio_client against a real server: cancelled and abandoned jobs
-stop and free their processes, Stop says how far a run got."""
+stop and free their processes, Stop says how far a run got, SIGTERM and dead processes leave no files."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -10,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from app_server import ffmpeg_children, running_app, server_process
+from app_server import EXAMPLES, ffmpeg_children, running_app, server_process
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +65,7 @@ def _wait_until_idle(server, timeout: float = 20) -> None:
 
 
 def _outputs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("vfi-app-*/*/*"))
+    return sorted(p.name for p in folder.glob("vfi-app-*/requests/*/*"))
 
 
 class _PeakChildren:
@@ -129,3 +131,25 @@ def test_stop_says_how_far_the_run_got(served, long_clip):
     message = client.predict(api_name="/stop_clip")
     assert message.startswith("Stopped after ") and message.endswith(" of 1393 frames.")
     _wait_until_idle(server, timeout=5)
+
+
+def test_sigterm_cleans_up_and_start_up_sweeps_folders_of_dead_processes(tmp_path):
+    tmp = tmp_path / "tmp"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale, live = tmp / f"vfi-app-{gone.pid}-x1", tmp / f"vfi-app-{os.getpid()}-x2"
+    for folder in (stale, live):
+        (folder / "request").mkdir(parents=True)
+        (folder / "request" / "interpolated.mp4").write_bytes(b"old")
+    env = {"TMPDIR": str(tmp), "GRADIO_TEMP_DIR": ""}  # the app's default: its uploads in its own folder
+    with running_app(tmp_path / "app.log", "--backend", "flow", env=env) as url:
+        server = server_process(url)
+        assert not stale.exists() and live.exists()  # only the folder of a process that is gone is swept
+        first, last = (handle_file(str(EXAMPLES / f"coffee_{end}.png")) for end in ("first", "last"))
+        Client(url, verbose=False).predict(first, last, depth=1, backend="flow", api_name="/keyframes")
+        (root,) = tmp.glob(f"vfi-app-{server.pid}-*")
+        assert list(root.glob("requests/*/interpolated.mp4")) and list(root.glob("uploads/*/coffee_first.png"))
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    assert list(tmp.glob("vfi-app-*")) == [live]  # outputs and uploads gone with the process
+    assert [p for p in tmp.rglob("*") if p.is_file() and live not in p.parents] == []  # (Gradio makes empty folders)

@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import functools
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -151,8 +152,15 @@ class CancelRegistry:
     def stop(self, session: str | None, tab: str, wait_s: float = 0.0) -> str:
         """Stop the runs of ``session`` on ``tab``; wait up to ``wait_s`` for them to end and return what the
         stopped ones said ("Stopped after N of M frames."), or "" if none was running."""
+        return self._stop(lambda run: run.owner == self.owner(session, tab), wait_s)
+
+    def stop_all(self, wait_s: float = 0.0) -> None:
+        """Stop every run (the server is shutting down) and wait up to ``wait_s`` for them to end."""
+        self._stop(lambda run: True, wait_s)
+
+    def _stop(self, chosen: Callable[[_Run], bool], wait_s: float) -> str:
         with self._lock:
-            runs = [run for run in self._runs.values() if run.owner == self.owner(session, tab)]
+            runs = [run for run in self._runs.values() if chosen(run)]
         for run in runs:
             run.stop.set()
         deadline = time.monotonic() + wait_s
@@ -278,10 +286,37 @@ def apply_playback(frames: list[np.ndarray], playback: str) -> list[np.ndarray]:
     return frames
 
 
+#: The app's output folders are ``<temp dir>/vfi-app-<pid>-<random>``: the pid says whose a folder is.
+OUTPUT_ROOT_PREFIX = "vfi-app-"
+_OUTPUT_ROOT = re.compile(rf"{OUTPUT_ROOT_PREFIX}(\d+)-\w+")
+
+
 @functools.cache
 def output_root() -> Path:
     """This process's folder for request outputs, made on first use (see :func:`remove_output_root`)."""
-    return Path(tempfile.mkdtemp(prefix="vfi-app-"))
+    return Path(tempfile.mkdtemp(prefix=f"{OUTPUT_ROOT_PREFIX}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale_output_roots() -> list[Path]:
+    """Remove the output folders that app processes no longer running left in the temp dir (killed, crashed);
+    a folder of a live process is kept. Returns the removed folders."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{OUTPUT_ROOT_PREFIX}*"):
+        match = _OUTPUT_ROOT.fullmatch(folder.name)
+        if match and folder.is_dir() and not folder.is_symlink() and not _alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def remove_output_root() -> None:
@@ -289,14 +324,21 @@ def remove_output_root() -> None:
         shutil.rmtree(output_root(), ignore_errors=True)
 
 
+def upload_cache() -> Path:
+    """Where the app keeps the web server's uploads and file cache: in this process's folder, so they go with it."""
+    return output_root() / "uploads"
+
+
 def request_folder(session: str | None) -> Path:
     """A fresh folder for one request's outputs (never shared); folders older than the TTL are swept away."""
+    requests = output_root() / "requests"
+    requests.mkdir(exist_ok=True)
     now = time.time()
-    for old in output_root().iterdir():
+    for old in requests.iterdir():
         with contextlib.suppress(OSError):  # another request may be sweeping the same folder
             if now - old.stat().st_mtime > OUTPUT_TTL_S:
                 shutil.rmtree(old)
-    return Path(tempfile.mkdtemp(prefix=f"{(session or 'anon')[:12]}-", dir=output_root()))
+    return Path(tempfile.mkdtemp(prefix=f"{(session or 'anon')[:12]}-", dir=requests))
 
 
 @dataclass(frozen=True)
