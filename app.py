@@ -224,7 +224,7 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
         run, stop = _run_stop("clip", "Interpolate clip")
         result = gr.Markdown(elem_id="info-clip")
         gr.on([clip_in.change, factor.change, slowmo.change], clip_info, [clip_in, factor, slowmo], details,
-              api_name="clip_info", queue=False)  # fmt: skip
+              api_name="clip_info")  # fmt: skip
         event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs], [clip_out, result],
                           api_name="clip", concurrency_limit=4)  # fmt: skip
         _wire_stop(stop, "clip", event, result)
@@ -323,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     demo.queue(default_concurrency_limit=4)
     try:
         with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
-            demo.launch(server_name=config.host, server_port=config.port, show_error=True)
+            demo.launch(server_name=config.host, server_port=config.port, show_error=True,
+                        max_file_size=config.max_upload_mb * 2**20)  # fmt: skip
     finally:
         CANCELS.stop_all(wait_s=STOP_WAIT_S)
         jobs.remove_output_root()

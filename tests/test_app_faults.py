@@ -18,12 +18,15 @@ pytestmark = pytest.mark.slow
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
 from gradio_client.utils import Status  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from vfi.video import ffmpeg_exe  # noqa: E402
 
 #: The app's concurrency limit per endpoint, and the ffmpeg processes one clip job runs (decoder, encoder).
 CONCURRENCY, FFMPEG_PER_JOB = 4, 2
+MAX_UPLOAD_MB = 5
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,8 @@ def served(tmp_path_factory):
     """(url, server process, the server's temp folder)."""
     root = tmp_path_factory.mktemp("faults")
     (root / "tmp").mkdir()
-    with running_app(root / "app.log", "--backend", "flow", env={"TMPDIR": str(root / "tmp")}) as url:
+    args = ("--backend", "flow", "--max-upload-mb", str(MAX_UPLOAD_MB))
+    with running_app(root / "app.log", *args, env={"TMPDIR": str(root / "tmp")}) as url:
         yield url, server_process(url), root / "tmp"
 
 
@@ -153,3 +157,26 @@ def test_sigterm_cleans_up_and_start_up_sweeps_folders_of_dead_processes(tmp_pat
         server.wait(30)
     assert list(tmp.glob("vfi-app-*")) == [live]  # outputs and uploads gone with the process
     assert [p for p in tmp.rglob("*") if p.is_file() and live not in p.parents] == []  # (Gradio makes empty folders)
+
+
+def test_uploads_are_bounded_and_errors_name_files_by_their_upload_name(served, tmp_path):
+    url, _, tmp = served
+    client = Client(url, verbose=False)
+    big = tmp_path / "big.png"
+    big.write_bytes(os.urandom((MAX_UPLOAD_MB + 1) * 2**20))
+    with pytest.raises(Exception, match="(?i)file.*(too large|exceeds|size)"):
+        client.predict(handle_file(str(big)), 2, False, "flow", api_name="/clip")
+    assert not list(tmp.rglob("big.png"))
+    tiny = tmp_path / "1x1.png"
+    Image.new("RGB", (1, 1)).save(tiny)
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(str(tiny)), handle_file(str(tiny)), backend="flow", api_name="/keyframes")
+    assert str(error.value).startswith("Image file 1x1.png is too small: 1×1;") and "/" not in str(error.value)
+
+
+def test_clip_info_waits_in_the_queue():
+    import app
+
+    demo = app.build_app(app.AppConfig("flow"))
+    (info,) = [fn for fn in demo.fns.values() if fn.api_name == "clip_info"]
+    assert info.queue is not False

@@ -185,6 +185,24 @@ def test_variable_frame_rate_is_resampled(tmp_path: Path) -> None:
     assert sum(1 for _ in read_frames(vfr, info=info)) == 60
 
 
+def test_a_long_variable_rate_clip_is_refused_before_it_is_decoded(tmp_path: Path, monkeypatch) -> None:
+    import vfi.video
+
+    vfr = tmp_path / "vfr.mp4"
+    ffmpeg(
+        "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=30", "-frames:v", "40",
+        "-vf", "setpts='if(lt(N,10),N*0.5/TB,(5+(N-10)/30)/TB)'", "-fps_mode", "vfr",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-video_track_timescale", "30000", str(vfr),
+    )  # fmt: skip
+
+    def decode(*args):
+        raise AssertionError("the clip was decoded")
+
+    monkeypatch.setattr(vfi.video, "_count_decoded", decode)
+    with pytest.raises(VFIError, match=r"vfr\.mp4 is 6\.0 s long; the limit is 5 s\."):
+        probe_clip(vfr, max_seconds=5)
+
+
 def test_constant_rate_clip_is_not_vfr(tmp_path: Path) -> None:
     path = lavfi_clip(tmp_path / "cfr.mp4", seconds=2, fps=25)
     info = probe_clip(path)

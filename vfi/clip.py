@@ -31,7 +31,7 @@ from vfi.interpolate import (
     interpolate_pair,
 )
 from vfi.scenes import SCENE_THRESHOLD, FrameSummary, is_scene_cut
-from vfi.video import MAX_FPS, ClipInfo, probe_clip, read_frames, write_mp4
+from vfi.video import MAX_FPS, ClipInfo, check_duration, probe_clip, read_frames, write_mp4
 
 FACTORS = (2, 4, 8)
 #: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
@@ -127,7 +127,7 @@ class ClipPlan:
 def plan_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> ClipPlan:
     """Probe ``clip`` (a path; a :class:`ClipInfo` is taken as probed) and refuse it (one clear sentence) if clip
     mode cannot take it with ``settings``."""
-    info = clip if isinstance(clip, ClipInfo) else probe_clip(clip)
+    info = clip if isinstance(clip, ClipInfo) else probe_clip(clip, max_seconds=settings.max_seconds)
     plan = ClipPlan(info, settings)
     name = info.path.name
     if info.num_frames < 2:
@@ -136,8 +136,7 @@ def plan_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> Cli
         raise VFIError(
             f"{name} is too small: {info.width}×{info.height}; each side must be at least {MIN_SIDE} pixels."
         )
-    if info.duration > settings.max_seconds:
-        raise VFIError(f"{name} is {info.duration:.1f} s long; the limit is {settings.max_seconds:g} s.")
+    check_duration(name, info.duration, settings.max_seconds)
     if info.num_frames > settings.max_frames:
         raise VFIError(f"{name} has {info.num_frames} frames; the limit is {settings.max_frames}.")
     if plan.fps > MAX_FPS:

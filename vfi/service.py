@@ -68,6 +68,7 @@ class AppConfig:
     lightning: str | None = None
     preload: bool = False
     max_gpu_seconds: int = 300
+    max_upload_mb: int = 200
     host: str | None = None
     port: int | None = None
 
@@ -76,6 +77,8 @@ class AppConfig:
             raise VFIError(f"backend must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}.")
         if self.max_gpu_seconds < 1:
             raise VFIError(f"max_gpu_seconds must be positive, got {self.max_gpu_seconds}.")
+        if self.max_upload_mb < 1:
+            raise VFIError(f"max_upload_mb must be at least 1, got {self.max_upload_mb}.")
 
     @property
     def generative(self) -> bool:
@@ -145,6 +148,8 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     parser.add_argument("--lightning", default=env("VFI_LIGHTNING"), help="few-step LoRA for fast mode")
     parser.add_argument("--preload", action="store_true", default=None, help="load the pipeline at start-up")
     parser.add_argument("--max-gpu-seconds", type=int, default=int(env("VFI_MAX_GPU_SECONDS", "300")))
+    parser.add_argument("--max-upload-mb", type=int, default=int(env("VFI_MAX_UPLOAD_MB", "200")),
+                        help="largest upload accepted, in MiB")  # fmt: skip
     parser.add_argument("--host", help="server address (default: GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="server port (default: GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
@@ -152,6 +157,6 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     preload = args.preload if args.preload is not None else env("VFI_PRELOAD", "1" if env("SPACE_ID") else "0") == "1"
     return AppConfig(
         backend=backend, base_model=args.base_model, adapters=parse_adapters(args.adapter),
-        lightning=args.lightning, preload=preload, max_gpu_seconds=args.max_gpu_seconds,
+        lightning=args.lightning, preload=preload, max_gpu_seconds=args.max_gpu_seconds, max_upload_mb=args.max_upload_mb,
         host=args.host, port=args.port,
     )  # fmt: skip
