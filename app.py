@@ -60,7 +60,13 @@ def _session(request: gr.Request | None) -> str | None:
 def _call(config: AppConfig, request: gr.Request | None, progress: gr.Progress | None, tab: str) -> actions.Call:
     """A new user action on ``tab``: its runs go through :func:`execute`; a Stop pressed before it does not count."""
     key = CANCELS.start(_session(request), tab)
-    return actions.Call(config, lambda job: execute(job, config, progress), _session(request), key)
+    budget = jobs.memory_budget(config.memory_budget_mb * 2**20)
+    wait = (lambda: progress(0, desc="waiting for memory")) if progress is not None else (lambda: None)
+
+    def admit(nbytes: int):
+        return budget.reserve(nbytes, lambda: CANCELS.stopped(key), wait)
+
+    return actions.Call(config, lambda job: execute(job, config, progress), _session(request), key, admit)
 
 
 def _client_alive() -> Callable[[], bool]:

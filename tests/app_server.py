@@ -39,7 +39,9 @@ def ffmpeg_children(server) -> list:
 
 
 @contextmanager
-def running_app(log_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
+def running_app(
+    log_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90, app: Path = ROOT / "app.py"
+) -> Iterator[str]:
     """Start ``python app.py --host 127.0.0.1 --port N *args``; yield its URL once it answers; stop it after."""
     port = free_port()
     full_env = {
@@ -51,7 +53,7 @@ def running_app(log_path: Path, *args: str, env: dict[str, str] | None = None, t
     }
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), *args],
+            [sys.executable, str(app), "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=log_path.parent, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}/"

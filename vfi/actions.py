@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +26,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Call:
-    """One user action: the app's config, how a job runs (the app's queue and GPU), the session and cancel key."""
+    """One user action: the app's config, how a job runs (the app's queue and GPU), the session and cancel key,
+    and ``admit(nbytes)``: a block holding that much of the app's memory budget (waiting for it first)."""
 
     config: AppConfig
     run: Callable[[Job], Any]
     session: str | None
     cancel_key: str
+    admit: Callable[[int], AbstractContextManager] = lambda nbytes: nullcontext()
 
     def job(self, backend: str, advanced: Advanced, settings: Any, **what: Any) -> Job:
         """A job of this call on ``backend`` (the generative one configured from ``advanced``)."""
@@ -58,10 +61,12 @@ def keyframes(
     seed = random.randrange(2**32) if randomize else int(seed)
     settings = InterpolationSettings(depth=None if count else int(depth), frames=count or None, seed=seed)
     chain = jobs.playback_chain(first_rgb, last_rgb, playback)
-    start = time.monotonic()
-    frames = jobs.apply_playback(call.run(call.job(backend, advanced, settings, keyframes=chain)), playback)
-    seconds = time.monotonic() - start
-    out = jobs.write_keyframe_outputs(frames, jobs.request_folder(call.session), fps)
+    job = call.job(backend, advanced, settings, keyframes=chain)
+    with call.admit(job.memory_bytes()):
+        start = time.monotonic()
+        frames = jobs.apply_playback(call.run(job), playback)
+        seconds = time.monotonic() - start
+        out = jobs.write_keyframe_outputs(frames, jobs.request_folder(call.session), fps)
     gallery = [(str(p), p.stem) for p in out.frames]
     info = f"{len(frames)} frames, {len(frames) / fps:.2f} s at {fps:g} fps — made in {seconds:.1f} s with {backend}."
     return str(out.video), gallery, str(out.archive), str(out.gif), seed, info
@@ -98,7 +103,9 @@ def clip(
         raise VFIError("Upload a clip first.")
     plan = plan_upload(video, factor, slowmo)  # probed and checked once: the run reuses it
     output = str(jobs.request_folder(call.session) / "interpolated.mp4")
-    result = call.run(call.job(backend, advanced, plan.settings, clip=(plan, output)))
+    job = call.job(backend, advanced, plan.settings, clip=(plan, output))
+    with call.admit(job.memory_bytes()):
+        result = call.run(job)
     audio = "audio kept" if result.has_audio else "no audio"
     notes = "".join(f"  \n{note}" for note in result.notes)
     return str(
@@ -117,14 +124,16 @@ def compare(
     presets = call.config.compare_presets()
     first_rgb, last_rgb = uploaded_keyframes(first, last)
     settings = InterpolationSettings(depth=int(depth), seed=int(seed))
-    names, runs = (preset_a, preset_b), []
+    names, work = (preset_a, preset_b), []
     for preset in names:
         if preset not in presets:
             raise VFIError(f"Unknown setting {preset!r}; choose one of {', '.join(presets)}.")
         backend, with_adapter = presets[preset]
         chosen = advanced if with_adapter else replace(advanced, adapter=NO_ADAPTER)
-        runs.append(call.run(call.job(backend, chosen, settings, keyframes=(first_rgb, last_rgb))))
-    folder = jobs.request_folder(call.session)
-    video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
+        work.append(call.job(backend, chosen, settings, keyframes=(first_rgb, last_rgb)))
+    with call.admit(sum(job.memory_bytes() for job in work)):
+        runs = [call.run(job) for job in work]
+        folder = jobs.request_folder(call.session)
+        video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
     middle = len(runs[0]) // 2
     return str(video), [(frames[middle], f"{name}: middle frame") for name, frames in zip(names, runs)]

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,6 +35,9 @@ GENERATIVE = "qwen-edit"
 #: Wall-clock cost of one denoising step at 1024² on the GPU (docs/architecture.md, cost model), plus load time.
 STEP_SECONDS_1024 = 0.6
 LOAD_SECONDS = 30
+#: Memory a job takes per frame pixel: per frame it keeps (RGB), and as working set (flow fields, warps, the
+#: PNG/MP4 writers and ffmpeg's encoder); measured with benchmarks/app_memory.py (see README).
+KEPT_BYTES_PER_PIXEL, WORK_BYTES_PER_PIXEL = 3, 80
 #: Outputs older than this are deleted.
 OUTPUT_TTL_S = 3600
 PLAYBACKS = ("once", "loop", "ping-pong")
@@ -97,6 +100,16 @@ class Job:
         cfg = 2 if config.guidance_or_default() > 1.0 else 1
         per_frame = config.steps_or_default() * STEP_SECONDS_1024 * ((config.resolution or 1024) / 1024) ** 2 * cfg
         return int(LOAD_SECONDS + 1.5 * per_frame * self.frames_to_make())
+
+    def memory_bytes(self) -> int:
+        """Estimated peak memory of this job with its outputs being written (server and its ffmpeg children):
+        the frames it keeps plus a working set, both per frame pixel (raises VFIError for an impossible request)."""
+        if self.clip is not None:  # frames stream through: a working set only
+            info = self.clip[0].info
+            return info.width * info.height * WORK_BYTES_PER_PIXEL
+        height, width = self.keyframes[0].shape[:2]
+        kept = self.frames_to_make() + len(self.keyframes)
+        return height * width * (KEPT_BYTES_PER_PIXEL * kept + WORK_BYTES_PER_PIXEL)
 
     def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]):
         """The frames (keyframes) or the ``ClipResult`` (clip)."""
@@ -227,6 +240,43 @@ async def run_in_thread(
         result.exception()  # retrieved: the work's own error is superseded by the cancellation
         raise asyncio.CancelledError
     return result.result()
+
+
+class MemoryBudget:
+    """Admission by memory: a request waits until its estimated peak fits in the budget beside the running ones,
+    so concurrent large requests queue instead of adding up (one larger than the whole budget runs alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(
+        self, nbytes: int, should_cancel: Callable[[], bool] = lambda: False, on_wait: Callable[[], None] = lambda: None
+    ) -> Iterator[None]:
+        """Hold ``nbytes`` of the budget within the block; a stop while waiting raises ``Cancelled``."""
+        nbytes = min(nbytes, self.limit)
+        with self._changed:
+            if self.used + nbytes > self.limit:
+                on_wait()
+            while self.used + nbytes > self.limit:
+                if should_cancel():
+                    raise Cancelled("Stopped before it began (it was waiting for memory).")
+                self._changed.wait(0.2)
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= nbytes
+                self._changed.notify_all()
+
+
+@functools.cache
+def memory_budget(limit: int) -> MemoryBudget:
+    """This process's budget of ``limit`` bytes (every request of the app shares it)."""
+    return MemoryBudget(limit)
 
 
 #: Generative runs take the GPU one at a time (ZeroGPU queues them itself).
