@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import psutil
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from app_server import running_app, server_process  # noqa: E402
+from app_server import PeakSampler, running_app, server_process  # noqa: E402
 
 GIB = 2**30
 
@@ -39,33 +37,6 @@ def write_keyframes(folder: Path, width: int, height: int) -> tuple[Path, Path]:
     Image.fromarray(texture[:, 24:]).save(paths[0])
     Image.fromarray(np.roll(texture, 8, axis=0)[:, :width]).save(paths[1])
     return paths
-
-
-class PeakMemory:
-    """Samples a process's resident memory (alone, and with its children) in the background."""
-
-    def __init__(self, process: psutil.Process) -> None:
-        self.process, self.alone, self.total = process, 0, 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._done.is_set():
-            try:
-                alone = self.process.memory_info().rss
-                children = sum(c.memory_info().rss for c in self.process.children(recursive=True))
-            except psutil.Error:
-                continue
-            self.alone, self.total = max(self.alone, alone), max(self.total, alone + children)
-            time.sleep(0.05)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join()
 
 
 def one_row(app: Path, app_args: list[str], keyframes: tuple[Path, Path], concurrency: int, depth: int) -> str:
@@ -87,12 +58,17 @@ def one_row(app: Path, app_args: list[str], keyframes: tuple[Path, Path], concur
                 return type(error).__name__
 
         start = time.monotonic()
-        with PeakMemory(server) as peak, ThreadPoolExecutor(concurrency) as pool:
+
+        def resident() -> tuple[int, int]:
+            alone = server.memory_info().rss
+            return alone, alone + sum(c.memory_info().rss for c in server.children(recursive=True))
+
+        with PeakSampler(resident) as peak, ThreadPoolExecutor(concurrency) as pool:
             outcomes = list(pool.map(request, range(concurrency)))
         seconds = time.monotonic() - start
     ok = outcomes.count("ok")
     return (
-        f"{concurrency:>4} {ok:>4} {idle / GIB:>8.2f} {peak.alone / GIB:>10.2f} {peak.total / GIB:>12.2f} "
+        f"{concurrency:>4} {ok:>4} {idle / GIB:>8.2f} {peak.peak[0] / GIB:>10.2f} {peak.peak[1] / GIB:>12.2f} "
         f"{seconds:>8.1f}"
     )
 

@@ -6,9 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +37,35 @@ def server_process(url: str):
 def ffmpeg_children(server) -> list:
     """The ffmpeg processes the app server runs now."""
     return [p for p in server.children(recursive=True) if "ffmpeg" in p.name()]
+
+
+class PeakSampler:
+    """Calls ``measure()`` (a tuple of numbers) every ``interval`` seconds in the background while in the block;
+    ``peak`` holds the largest value of each."""
+
+    def __init__(self, measure: Callable[[], tuple[float, ...]], interval: float = 0.05) -> None:
+        self.measure, self.interval, self.peak = measure, interval, ()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._done.is_set():
+            try:
+                values = self.measure()
+            except psutil.Error:  # a process ended while being measured
+                continue
+            self.peak = tuple(map(max, self.peak, values)) if self.peak else values
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 @contextmanager

@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from app_server import EXAMPLES, ffmpeg_children, running_app, server_process
+from app_server import EXAMPLES, PeakSampler, ffmpeg_children, running_app, server_process
 
 pytestmark = pytest.mark.slow
 
@@ -72,37 +71,16 @@ def _outputs(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("vfi-app-*/requests/*/*"))
 
 
-class _PeakChildren:
-    """Counts the server's ffmpeg processes in the background; ``peak`` is the most seen at once."""
-
-    def __init__(self, server) -> None:
-        self.server, self.peak, self._done = server, 0, threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self._done.is_set():
-            self.peak = max(self.peak, len(ffmpeg_children(self.server)))
-            time.sleep(0.05)
-
-    def __enter__(self) -> _PeakChildren:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join()
-
-
 def test_cancelled_clip_jobs_stop_and_free_the_server(served, long_clip):
     url, server, tmp = served
     client = Client(url, verbose=False)
-    with _PeakChildren(server) as watch:
+    with PeakSampler(lambda: (len(ffmpeg_children(server)),)) as watch:
         for _ in range(CONCURRENCY + 2):
             job = _submit_clip(client, long_clip)
             _wait_until_working(job)
             job.cancel()
         _wait_until_idle(server)
-    assert watch.peak <= CONCURRENCY * FFMPEG_PER_JOB
+    assert watch.peak[0] <= CONCURRENCY * FFMPEG_PER_JOB
     assert _outputs(tmp) == []  # nothing written, nothing half-written
 
 

@@ -36,8 +36,9 @@ GENERATIVE = "qwen-edit"
 STEP_SECONDS_1024 = 0.6
 LOAD_SECONDS = 30
 #: Memory a job takes per frame pixel: per frame it keeps (RGB), and as working set (flow fields, warps, the
-#: PNG/MP4 writers and ffmpeg's encoder); measured with benchmarks/app_memory.py (see README).
-KEPT_BYTES_PER_PIXEL, WORK_BYTES_PER_PIXEL = 3, 80
+#: PNG/MP4 writers and ffmpeg's encoder). benchmarks/app_memory.py measured 2.51 GiB over the idle server for
+#: one 6000×4000 depth-3 request (9 frames kept): 112 B/px, 27 of them the frames; 90 leaves a margin.
+KEPT_BYTES_PER_PIXEL, WORK_BYTES_PER_PIXEL = 3, 90
 #: Outputs older than this are deleted.
 OUTPUT_TTL_S = 3600
 PLAYBACKS = ("once", "loop", "ping-pong")
