@@ -161,8 +161,8 @@ def _wire_stop(button: gr.Button, tab: str, event, message: gr.Markdown) -> None
 
 def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, defaults: Advanced) -> None:
     @_user_errors
-    async def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution, steps,
-                  guidance, prompt, seed, randomize, request: gr.Request, progress=PROGRESS):  # fmt: skip
+    async def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution,
+                        steps, guidance, prompt, seed, randomize, request: gr.Request, progress=PROGRESS):  # fmt: skip
         """Frames between two keyframes → MP4, frame gallery, PNG zip, GIF and the seed used."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "keyframes")
@@ -198,8 +198,8 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
         _wire_stop(stop, "keyframes", event, info)
 
         async def keyframes_example(first_path, last_path, request: gr.Request, progress=PROGRESS):
-            return await keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0, False,
-                             request, progress)  # fmt: skip
+            return await keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0,
+                                   False, request, progress)  # fmt: skip
 
         gr.Examples(_example_pairs(), [first, last], outputs, fn=keyframes_example, cache_examples=True,
                     cache_mode="lazy", label="Examples (click one: its video is made once, then cached)",
@@ -213,7 +213,7 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
 
     @_user_errors
     async def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt,
-             request: gr.Request, progress=PROGRESS):  # fmt: skip
+                   request: gr.Request, progress=PROGRESS):  # fmt: skip
         """A clip at factor× the frame rate (or factor× slower), audio kept."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "clip")
@@ -244,8 +244,8 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
 
 def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
     @_user_errors
-    async def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps, guidance,
-                prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
+    async def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps,
+                      guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
         """Both settings side by side in one video (so they play in sync), plus their middle frames."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "compare")

@@ -89,7 +89,8 @@ def test_a_client_that_goes_away_stops_its_job(served, long_clip):
     script = (
         "import sys, time\n"
         "from gradio_client import Client, handle_file\n"
-        "job = Client(sys.argv[1], verbose=False).submit(handle_file(sys.argv[2]), 8, False, 'flow', api_name='/clip')\n"
+        "client = Client(sys.argv[1], verbose=False)\n"
+        "job = client.submit(handle_file(sys.argv[2]), 8, False, 'flow', api_name='/clip')\n"
         "while job.status().code.name != 'PROGRESS': time.sleep(0.1)\n"
         "print('working', flush=True)\n"
         "time.sleep(600)\n"

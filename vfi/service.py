@@ -164,7 +164,7 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     preload = args.preload if args.preload is not None else env("VFI_PRELOAD", "1" if env("SPACE_ID") else "0") == "1"
     return AppConfig(
         backend=backend, base_model=args.base_model, adapters=parse_adapters(args.adapter),
-        lightning=args.lightning, preload=preload, max_gpu_seconds=args.max_gpu_seconds, max_upload_mb=args.max_upload_mb,
-        memory_budget_mb=args.memory_budget_mb,
+        lightning=args.lightning, preload=preload, max_gpu_seconds=args.max_gpu_seconds,
+        max_upload_mb=args.max_upload_mb, memory_budget_mb=args.memory_budget_mb,
         host=args.host, port=args.port,
     )  # fmt: skip
