@@ -151,7 +151,9 @@ def _example_pairs() -> list[list[str]]:
 
 def _run_stop(tab: str, label: str) -> tuple[gr.Button, gr.Button]:
     with gr.Row():
-        return gr.Button(label, variant="primary", elem_id=f"run-{tab}"), gr.Button("Stop", variant="stop")
+        return gr.Button(label, variant="primary", elem_id=f"run-{tab}"), gr.Button(
+            "Stop", variant="stop", elem_id=f"stop-{tab}"
+        )
 
 
 def _wire_stop(button: gr.Button, tab: str, event, message: gr.Markdown) -> None:
