@@ -21,10 +21,12 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, nothing phoned home
 
 import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from vfi import actions, jobs  # noqa: E402
+from vfi import actions, jobs, storyboard_actions  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
 from vfi.jobs import GENERATIVE, Job  # noqa: E402
+from vfi.scenes import SCENE_THRESHOLD  # noqa: E402
 from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, Advanced, AppConfig, parse_args  # noqa: E402
 from vfi.signals import sigterm_as_interrupt  # noqa: E402
 
@@ -34,6 +36,8 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 #: Marks the progress parameter of an event function (Gradio gives each call its own tracker).
 PROGRESS = gr.Progress()
 CANCELS = jobs.CancelRegistry()
+#: The quality report's plot: the time of each rebuilt frame in the clip and its PSNR.
+PSNR_AXES = ("time (s)", "PSNR (dB)")
 
 
 def run_model(job: Job, progress: gr.Progress | None = None):
@@ -157,19 +161,21 @@ def _run_stop(tab: str, label: str) -> tuple[gr.Button, gr.Button]:
 
 
 def _wire_stop(button: gr.Button, tab: str, event, message: gr.Markdown) -> None:
-    """Stop cancels ``event`` and shows how far the run got in ``message``."""
-    button.click(stop_action(tab), None, message, cancels=[event], concurrency_limit=None, api_name=f"stop_{tab}")
+    """Stop cancels ``event`` (or each of a list of events) and shows how far the run got in ``message``."""
+    events = list(event) if isinstance(event, list | tuple) else [event]
+    button.click(stop_action(tab), None, message, cancels=events, concurrency_limit=None, api_name=f"stop_{tab}")
 
 
 def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, defaults: Advanced) -> None:
     @_user_errors
     async def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution,
-                        steps, guidance, prompt, seed, randomize, request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Frames between two keyframes → MP4, frame gallery, PNG zip, GIF and the seed used."""
+                        steps, guidance, prompt, seed, randomize, mismatch="fit", request: gr.Request = None,
+                        progress=PROGRESS):  # fmt: skip
+        """Frames between two keyframes → MP4, frame gallery, PNG zip (with the manifest), GIF and the seed used."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "keyframes")
         return await _run(call, actions.keyframes, first, last, depth, count, fps, playback, backend, advanced, seed,
-                          randomize)  # fmt: skip
+                          randomize, mismatch)  # fmt: skip
 
     with gr.Tab("Keyframes"):
         with gr.Row():
@@ -183,6 +189,10 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
         with gr.Row():
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
             randomize = gr.Checkbox(value=False, label="Randomize seed")
+            mismatch = gr.Dropdown(
+                [("Fit: crop the last to the first", "fit"), ("Pad the last to the first", "pad"), ("Refuse", "refuse")],
+                value="fit", label="Keyframes of different shapes",
+            )  # fmt: skip
         run, stop = _run_stop("keyframes", "Interpolate")
         with gr.Row():
             video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-keyframes")
@@ -194,14 +204,14 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
         info = gr.Markdown(elem_id="info-keyframes")
         outputs = [video, gallery, zip_file, gif, seed_used, info]
         event = run.click(
-            keyframes, [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize],
+            keyframes, [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize, mismatch],
             outputs, api_name="keyframes", concurrency_limit=4,
         )  # fmt: skip
         _wire_stop(stop, "keyframes", event, info)
 
         async def keyframes_example(first_path, last_path, request: gr.Request, progress=PROGRESS):
             return await keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0,
-                                   False, request, progress)  # fmt: skip
+                                   False, "fit", request, progress)  # fmt: skip
 
         gr.Examples(_example_pairs(), [first, last], outputs, fn=keyframes_example, cache_examples=True,
                     cache_mode="lazy", label="Examples (click one: its video is made once, then cached)",
@@ -209,17 +219,22 @@ def keyframes_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list
 
 
 def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, defaults: Advanced) -> None:
-    def clip_info(video, factor, slowmo) -> str:
+    def clip_info(video, factor, slowmo, fps="", scene_threshold=SCENE_THRESHOLD, start=0, end=0) -> str:
         """What the uploaded clip is, what clip mode will make of it, or why it cannot."""
-        return actions.describe_clip(video, factor, slowmo)
+        return actions.describe_clip(video, factor, slowmo, fps, scene_threshold, start, end)
 
     @_user_errors
     async def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt,
-                   request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """A clip at factor× the frame rate (or factor× slower), audio kept."""
+                   fps="", scene_threshold=SCENE_THRESHOLD, start=0, end=0, report=False, request: gr.Request = None,
+                   progress=PROGRESS):  # fmt: skip
+        """A clip at factor× the frame rate (or a target fps, or factor× slower), audio kept; the run's manifest,
+        and with ``report`` the quality report (dropped frames rebuilt and scored) and its PSNR over time."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "clip")
-        return await _run(call, actions.clip, video, factor, slowmo, backend, advanced)
+        path, summary, files, points = await _run(
+            call, actions.clip, video, factor, slowmo, backend, advanced, fps, scene_threshold, start, end, report
+        )
+        return path, summary, files, pd.DataFrame(points, columns=list(PSNR_AXES))
 
     with gr.Tab("Clip"):
         with gr.Row():
@@ -228,27 +243,105 @@ def clip_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list, def
         with gr.Row():
             factor = gr.Radio([("×2", 2), ("×4", 4), ("×8", 8)], value=2, label="Frame-rate factor")
             slowmo = gr.Checkbox(value=False, label="Slow motion (keep the fps: plays factor× slower)")
+            fps = gr.Textbox("", label="Or a target fps (60, 59.94, 60000/1001; empty: use the factor)")
+        with gr.Row():
+            threshold = gr.Slider(0.05, 1.0, value=SCENE_THRESHOLD, step=0.05, label="Scene-cut threshold")
+            start = gr.Number(0, minimum=0, label="Start (s)")
+            end = gr.Number(0, minimum=0, label="End (s, 0 = the clip's end)")
+            report = gr.Checkbox(
+                value=False, label="Quality report (drop frames, rebuild, score)", elem_id="report-clip"
+            )
+        timing = [fps, threshold, start, end]
         details = gr.Markdown(clip_info(None, 2, False), elem_id="info-clip-in")
         run, stop = _run_stop("clip", "Interpolate clip")
         result = gr.Markdown(elem_id="info-clip")
-        gr.on([clip_in.change, factor.change, slowmo.change], clip_info, [clip_in, factor, slowmo], details,
-              api_name="clip_info")  # fmt: skip
-        event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs], [clip_out, result],
-                          api_name="clip", concurrency_limit=4)  # fmt: skip
+        with gr.Row():
+            downloads = gr.File(label="Manifest and report (JSON)", file_count="multiple", elem_id="files-clip")
+            plot = gr.LinePlot(x=PSNR_AXES[0], y=PSNR_AXES[1], title="Rebuilt frames: PSNR over time", height=240,
+                               elem_id="plot-clip")  # fmt: skip
+        gr.on([clip_in.change, factor.change, slowmo.change, *(c.change for c in timing)], clip_info,
+              [clip_in, factor, slowmo, *timing], details, api_name="clip_info")  # fmt: skip
+        event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs, *timing, report],
+                          [clip_out, result, downloads, plot], api_name="clip", concurrency_limit=4)  # fmt: skip
         _wire_stop(stop, "clip", event, result)
 
         async def clip_example(path, request: gr.Request, progress=PROGRESS):
-            return await clip(path, 2, False, config.backend, *defaults.values(), request, progress)
+            return await clip(path, 2, False, config.backend, *defaults.values(), request=request, progress=progress)
 
-        gr.Examples([[str(EXAMPLES / "clip.mp4")]], [clip_in], [clip_out, result], fn=clip_example,
+        gr.Examples([[str(EXAMPLES / "clip.mp4")]], [clip_in], [clip_out, result, downloads, plot], fn=clip_example,
                     cache_examples=True, cache_mode="lazy", label="Example clip (2 s, 12 fps, with a tone)")  # fmt: skip
+
+
+def storyboard_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list) -> None:
+    @_user_errors
+    async def storyboard(files, order, depth, frames_per_pair, fps, prompts, backend, adapter, strength, fast,
+                         resolution, steps, guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
+        """Several keyframes in order → one video (MP4, frame gallery, PNG zip, summary)."""
+        advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
+        call = _call(config, request, progress, "storyboard")
+        return await _run(call, storyboard_actions.storyboard, files, order, depth, frames_per_pair, fps, prompts,
+                          backend, advanced, seed)  # fmt: skip
+
+    @_user_errors
+    async def reroll(previous, index, locked, fps, request: gr.Request, progress=PROGRESS):
+        """Re-roll one in-between of the last storyboard (new seed); the frames made from it are redone too."""
+        call = _call(config, request, progress, "storyboard")
+        return await _run(call, storyboard_actions.reroll_frame, previous, index, locked, fps)
+
+    @_user_errors
+    async def lock(locked, index):
+        """Lock the picked frame (a re-roll never changes it), or unlock it (no run: nothing to stop)."""
+        return storyboard_actions.toggle_lock(locked, index)
+
+    def pick(event: gr.SelectData) -> int:
+        return event.index
+
+    with gr.Tab("Storyboard"):
+        gr.Markdown("Several keyframes → one video. Each keyframe appears once, unchanged; the order below sets "
+                    "how they play. Then pick a frame to re-roll it (new seed) or lock it.")  # fmt: skip
+        with gr.Row():
+            files = gr.File(label="Keyframes (several images)", file_count="multiple", file_types=["image"],
+                            type="filepath", elem_id="sb-files")  # fmt: skip
+            keys = gr.Gallery(label="Order of play", columns=6, height=200, elem_id="sb-order-preview")
+        with gr.Row():
+            order = gr.Textbox("", label="Order (image numbers, e.g. 2,1,3; empty = upload order)", elem_id="sb-order")
+            depth = gr.Textbox("2", label="Depth: one for all, or one per transition (e.g. 3,2,3)", elem_id="sb-depth")
+            frames_per_pair = gr.Number(0, precision=0, minimum=0, maximum=120, label="Or N in-betweens per transition (flow/crossfade)")  # fmt: skip
+            fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
+            seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
+        prompts = gr.Textbox("", lines=2, label="Prompts (generative backend): one line per transition, empty = the adapter's")  # fmt: skip
+        run, stop = _run_stop("storyboard", "Make storyboard")
+        with gr.Row():
+            video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-storyboard")
+            gallery = gr.Gallery(label="Frames (click one to pick it)", columns=6, height=320, elem_id="gallery-storyboard")  # fmt: skip
+        with gr.Row():
+            picked = gr.Number(None, precision=0, minimum=0, label="Picked frame", elem_id="sb-picked")
+            locked = gr.Textbox("", label="Locked frames", elem_id="sb-locked")
+            reroll_button = gr.Button("Re-roll picked frame", elem_id="sb-reroll")
+            lock_button = gr.Button("Lock / unlock picked frame", elem_id="sb-lock")
+        zip_file = gr.File(label="All frames (PNG, zip)")
+        info = gr.Markdown(elem_id="info-storyboard")
+        state = gr.State(None)
+        gr.on([files.change, order.change], storyboard_actions.preview, [files, order], keys, queue=False,
+              api_visibility="private")  # fmt: skip
+        outputs = [video, gallery, zip_file, info, state]
+        event = run.click(
+            storyboard, [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed], outputs,
+            api_name="storyboard", concurrency_limit=4,
+        )  # fmt: skip
+        gallery.select(pick, None, picked, queue=False, api_visibility="private")
+        rerolled = reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll",
+                                       concurrency_limit=4)  # fmt: skip
+        _wire_stop(stop, "storyboard", [event, rerolled], info)
+        lock_button.click(lock, [locked, picked], locked, api_name="lock", queue=False)
 
 
 def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
     @_user_errors
     async def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps,
                       guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Both settings side by side in one video (so they play in sync), plus their middle frames."""
+        """Both settings side by side in one video (so they play in sync), their middle frames (gallery and slider)
+        and PSNR/SSIM between the two."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "compare")
         return await _run(call, actions.compare, first, last, preset_a, preset_b, depth, fps, advanced, seed)
@@ -265,20 +358,23 @@ def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
             fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
         run, stop = _run_stop("compare", "Compare")
-        video = gr.Video(label="Left vs right (in sync)", autoplay=True, loop=True, elem_id="video-compare")
+        with gr.Row():
+            video = gr.Video(label="Left vs right (in sync)", autoplay=True, loop=True, elem_id="video-compare")
+            slider = gr.ImageSlider(label="Middle frame: drag to wipe left ↔ right", type="numpy", elem_id="slider-compare")  # fmt: skip
+        metrics = gr.Markdown(elem_id="info-compare")
         gallery = gr.Gallery(label="Middle frames", columns=2, height=320, elem_id="gallery-compare")
         event = run.click(
-            compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery],
+            compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery, slider, metrics],
             api_name="compare", concurrency_limit=4,
         )  # fmt: skip
-        _wire_stop(stop, "compare", event, gr.Markdown(elem_id="info-compare"))
+        _wire_stop(stop, "compare", event, metrics)
         gr.Examples(_example_pairs(), [first, last], label="Examples")
 
 
 def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
     """The page; ``defaults`` are the Advanced section's initial values (default: ``config.advanced()``)."""
     defaults = defaults or config.advanced()
-    adapters = [spec.source for spec in config.adapters]
+    adapters = [spec.reference for spec in config.adapters]
     with gr.Blocks(title="vfi — frame interpolation", delete_cache=(600, jobs.OUTPUT_TTL_S)) as demo:
         gr.Markdown(
             "# vfi — video frame interpolation\n"
@@ -304,6 +400,7 @@ def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
         fast.change(lambda on: (gr.Slider(value=FAST_STEPS if on else defaults.steps), gr.Slider(value=FAST_GUIDANCE if on else defaults.guidance)), fast, [steps, guidance], api_visibility="private")  # fmt: skip
         keyframes_tab(config, backend, advanced_inputs, defaults)
         clip_tab(config, backend, advanced_inputs, defaults)
+        storyboard_tab(config, backend, advanced_inputs)
         compare_tab(config, advanced_inputs)
     return demo
 

@@ -21,31 +21,27 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from vfi.conditioning import ADAPTER_INFO_FILE, DEFAULT_RESOLUTION, AdapterInfo, check_resolution
+from vfi.adapters import ADAPTER_INFO_FILE, LORA_TARGETS, WEIGHT_NAME, AdapterInfo
+from vfi.checkpoints import find_checkpoint, read_state, register_lora_hooks, save_lora, write_checkpoint
+from vfi.conditioning import DEFAULT_RESOLUTION, check_resolution
 from vfi.data import Dataset, DataSettings, build_dataset
 from vfi.errors import VFIError
-from vfi.files import atomic_dir, atomic_path
-from vfi.pipeline import WEIGHT_NAME
-from vfi.tiny_model import LORA_TARGETS
+from vfi.files import atomic_path
+from vfi.model_card import write_model_card
 from vfi.training import (
     STRIP_NAME,
     WEIGHTING_SCHEMES,
     cache_samples,
     cache_shape,
     epoch_batches,
-    flow_baseline,
     flow_matching_loss,
-    list_checkpoints,
+    is_hub_id,
     load_batch,
-    prune_checkpoints,
+    lora_target_modules,
     push_folder,
-    save_strip,
     step_generator,
-    validate,
-    write_model_card,
+    validation_round,
 )
-
-STATE_FILE = "trainer_state.json"
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
@@ -53,6 +49,10 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     model = parser.add_argument_group("model")
     model.add_argument(
         "--base_model", help="Hub id or folder of a QwenImageEdit(Plus)Pipeline, e.g. Qwen/Qwen-Image-Edit"
+    )
+    model.add_argument(
+        "--base_model_id",
+        help="the base model's Hub id (ORG/NAME) for the model card when --base_model is a local folder",
     )
     model.add_argument(
         "--resolution", type=int, default=DEFAULT_RESOLUTION, help="working resolution: longest side, multiple of 32"
@@ -127,6 +127,10 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         return args
     if not args.base_model or not args.data:
         parser.error("--base_model and --data are required")
+    if args.base_model_id and not is_hub_id(args.base_model_id):
+        parser.error(f"--base_model_id must be a Hub id ORG/NAME, got {args.base_model_id!r}")
+    if args.push_to_hub and not is_hub_id(args.base_model_id or args.base_model):
+        parser.error("--push_to_hub with a local --base_model needs --base_model_id ORG/NAME (its Hub id)")
     for name in (
         "max_train_steps",
         "train_batch_size",
@@ -177,23 +181,6 @@ def _dataset(args, accelerator) -> Dataset:
     return Dataset.load(folder)
 
 
-def _save_lora(pipeline_class, transformer, folder: Path) -> None:
-    from peft.utils import get_peft_model_state_dict
-
-    layers = get_peft_model_state_dict(transformer)
-    pipeline_class.save_lora_weights(folder, transformer_lora_layers=layers, safe_serialization=True)
-
-
-def _load_lora(transformer, folder: Path) -> None:
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    state = {k.removeprefix("transformer."): v for k, v in load_file(str(folder / WEIGHT_NAME)).items()}
-    result = set_peft_model_state_dict(transformer, state, adapter_name="default")
-    if getattr(result, "unexpected_keys", None):
-        raise VFIError(f"The checkpoint {folder} has LoRA weights this model does not have.")
-
-
 def _optimizer(args, params):
     import torch
 
@@ -214,21 +201,6 @@ def _optimizer(args, params):
     )
 
 
-def _resume_folder(args) -> Path | None:
-    if not args.resume_from_checkpoint:
-        return None
-    if args.resume_from_checkpoint == "latest":
-        found = list_checkpoints(args.output_dir)
-        if not found:
-            print(f"no checkpoint in {args.output_dir}: starting a new run")
-        return found[-1] if found else None
-    folder = Path(args.resume_from_checkpoint)
-    folder = folder if folder.is_dir() else args.output_dir / folder
-    if not (folder / STATE_FILE).is_file():
-        raise VFIError(f"{args.resume_from_checkpoint} is not a complete checkpoint folder.")
-    return folder
-
-
 def main(args: argparse.Namespace) -> dict:
     """Train (or, with ``--push_only``, push); return a summary (losses, validation history, output folder)."""
     if args.push_only:
@@ -238,7 +210,7 @@ def main(args: argparse.Namespace) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import cast_training_params, free_memory, offload_models
+    from diffusers.training_utils import cast_training_params, free_memory
     from peft import LoraConfig
 
     from vfi import pipeline as vfi_pipeline
@@ -294,26 +266,16 @@ def main(args: argparse.Namespace) -> dict:
                 lora_alpha=args.lora_alpha,
                 lora_dropout=args.lora_dropout,
                 init_lora_weights="gaussian",
-                target_modules=[m.strip() for m in args.target_modules.split(",") if m.strip()],
+                target_modules=lora_target_modules(
+                    transformer, [m.strip() for m in args.target_modules.split(",") if m.strip()]
+                ),
             )
         )
         cast_training_params(transformer, dtype=torch.float32)
         if args.gradient_checkpointing if args.gradient_checkpointing is not None else cuda:
             transformer.enable_gradient_checkpointing()
 
-        def save_hook(models, weights, output_dir):
-            if accelerator.is_main_process:
-                for model in models:
-                    _save_lora(type(pipe), accelerator.unwrap_model(model), Path(output_dir))
-            weights.clear()
-
-        def load_hook(models, input_dir):
-            while models:
-                _load_lora(accelerator.unwrap_model(models.pop()), Path(input_dir))
-            cast_training_params(transformer, dtype=torch.float32)
-
-        accelerator.register_save_state_pre_hook(save_hook)
-        accelerator.register_load_state_pre_hook(load_hook)
+        register_lora_hooks(accelerator, type(pipe), transformer)
 
         params = [p for p in transformer.parameters() if p.requires_grad]
         optimizer = _optimizer(args, params)
@@ -327,10 +289,10 @@ def main(args: argparse.Namespace) -> dict:
 
         # 4. Resume.
         global_step, history, flow = 0, [], None
-        resume = _resume_folder(args)
+        resume = find_checkpoint(args.output_dir, args.resume_from_checkpoint)
         if resume is not None:
             accelerator.load_state(str(resume))
-            state = json.loads((resume / STATE_FILE).read_text())
+            state = read_state(resume)
             global_step, history, flow = state["global_step"], state["history"], state["flow"]
             accelerator.print(f"resumed from {resume} at step {global_step}")
 
@@ -339,30 +301,23 @@ def main(args: argparse.Namespace) -> dict:
             nonlocal flow
             if not dataset.validation or not accelerator.is_main_process:
                 return
-            columns = {}
-            if flow is None or step == 0:
-                flow, columns["flow"] = flow_baseline(dataset.validation)
-            transformer.eval()
-            if step == 0:
-                transformer.disable_adapters()
-            try:
-                with offload_models(pipe.text_encoder, device=accelerator.device, offload=cuda):
-                    metrics, columns["base" if step == 0 else f"step {step}"] = validate(
-                        loaded,
-                        dataset.validation,
-                        resolution=args.resolution,
-                        prompt=args.prompt,
-                        steps=args.validation_inference_steps,
-                        guidance=args.validation_guidance,
-                        seed=args.seed,
-                    )
-            finally:
-                if step == 0:
-                    transformer.enable_adapters()
-                transformer.train()
+            metrics, flow = validation_round(
+                loaded,
+                transformer,
+                dataset.validation,
+                step=step,
+                flow=flow,
+                strip_path=args.output_dir / "logs" / f"validation-{step:06d}.png",
+                device=accelerator.device,
+                offload=cuda,
+                resolution=args.resolution,
+                prompt=args.prompt,
+                steps=args.validation_inference_steps,
+                guidance=args.validation_guidance,
+                seed=args.seed,
+            )
             history.append({"step": step, **metrics})
             log({"step": step, "validation": metrics, "flow": flow})
-            save_strip(args.output_dir / "logs" / f"validation-{step:06d}.png", dataset.validation, columns)
 
         if not history:
             run_validation(0)
@@ -411,12 +366,8 @@ def main(args: argparse.Namespace) -> dict:
             if global_step % args.validation_steps == 0 or global_step == args.max_train_steps:
                 run_validation(global_step)
             if global_step % args.checkpointing_steps == 0 and accelerator.is_main_process:
-                with atomic_dir(args.output_dir / f"checkpoint-{global_step}") as tmp:
-                    accelerator.save_state(str(tmp))
-                    (tmp / STATE_FILE).write_text(
-                        json.dumps({"global_step": global_step, "history": history, "flow": flow})
-                    )
-                prune_checkpoints(args.output_dir, args.checkpoints_total_limit)
+                state = {"global_step": global_step, "history": history, "flow": flow}
+                write_checkpoint(accelerator, args.output_dir, global_step, state, args.checkpoints_total_limit)
         elapsed = time.perf_counter() - started
 
         # 7. Outputs.
@@ -432,7 +383,7 @@ def main(args: argparse.Namespace) -> dict:
 def _write_outputs(args, pipe, transformer, layout: str, dataset: Dataset, history: list, flow: dict | None) -> None:
     final = [row for row in history if row["step"] > 0]
     info = AdapterInfo(
-        base_model=args.base_model,
+        base_model=args.base_model_id or args.base_model,
         layout=layout,
         prompt=args.prompt,  # a template with {t} stays one: the backend fills in each frame's time
         resolution=args.resolution,
@@ -451,7 +402,7 @@ def _write_outputs(args, pipe, transformer, layout: str, dataset: Dataset, histo
         },
     )
     with tempfile.TemporaryDirectory(dir=args.output_dir, prefix=".final-") as tmp:
-        _save_lora(type(pipe), transformer, Path(tmp))
+        save_lora(type(pipe), transformer, Path(tmp))
         info.save(tmp)
         for name in (WEIGHT_NAME, ADAPTER_INFO_FILE):
             (Path(tmp) / name).replace(args.output_dir / name)

@@ -26,8 +26,12 @@ L layers, n_img image tokens (target + conditioning), n_txt text tokens, n = n_i
   2·r·(in + out) per adapted layer and token (≈ 4 % of that layer at r = 64) and are not counted: the
   count is the useful work of the base model, so unfused LoRA shows as lower TFLOP/s.
 
-At 1024² with two conditioning frames and 400 text tokens: n = 3 × 64² + 400 = 12,688 tokens,
-172 TFLOP linear + 119 TFLOP attention ≈ 291 TFLOP per forward (docs/architecture.md: ≈ 12.7k tokens, ≈ 290 TFLOP).
+Text tokens (:func:`text_tokens`) come from the conditioning: the instruction plus the Qwen2.5-VL
+encoder's tokens for the images it sees (one per 28×28 px after the processor's rounding), which
+:mod:`vfi.conditioning` bounds to ≈1 MP for side-by-side and 384² per image for multi. At 1024²: multi
+456 text tokens, n = 3 × 64² + 456 = 12,744 tokens, 173 TFLOP linear + 120 TFLOP attention ≈ 293 TFLOP per
+forward (the project's cost model: ≈ 12.7k tokens, ≈ 290 TFLOP); side-by-side 1,390 text tokens (2,765
+without the bound), n = 13,678, ≈ 324 TFLOP.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+from vfi.conditioning import VL_AREA, vl_size
 
 # The real Qwen-Image / Qwen-Image-Edit transformer (diffusers' class defaults are this config).
 FULL_CONFIG: dict[str, Any] = {
@@ -66,10 +73,11 @@ TINY_CONFIG: dict[str, Any] = {
     "joint_attention_dim": 64,
     "axes_dims_rope": (8, 12, 12),
 }
-# Prompt embeddings: the instruction (~20 tokens) plus Qwen2.5-VL's vision tokens for the keyframes
-# (the Plus pipeline shows each condition image to the VL encoder at ≈384², 14 × 14 = 196 tokens).
-FULL_TEXT_TOKENS = 400
-TINY_TEXT_TOKENS = 16
+# The real Qwen-Image-Edit processor's pixel bounds and pixels per text token (14-px patches merged 2 × 2).
+VL_MIN_PIXELS, VL_MAX_PIXELS, VL_TOKEN_SIDE = 3136, 12_845_056, 28
+# Text tokens besides the images': vfi's default instruction (≈45 Qwen tokens) and what the chat template
+# keeps after the dropped system prompt (≈10), rounded up.
+PROMPT_TOKENS = 64
 FULL_RESOLUTIONS = (512, 1024)
 TINY_RESOLUTIONS = (64, 128)
 PIXELS_PER_TOKEN = 16  # the VAE downsamples 8×, the transformer packs 2 × 2 latents into one token
@@ -128,6 +136,18 @@ class Shape:
     def tokens(self) -> int:
         """Sequence length of the joint attention, per sample."""
         return self.image_tokens + self.text_tokens
+
+
+def text_tokens(resolution: int, layout: str) -> int:
+    """Prompt length for square frames of ``resolution`` px: instruction plus the VL encoder's image tokens."""
+    images = {"single": [(resolution, resolution)], "side-by-side": [(2 * resolution, resolution)]}
+    area = VL_AREA["multi" if layout == "multi" else "side-by-side"]
+    tokens = PROMPT_TOKENS
+    for width, height in images.get(layout, [(resolution, resolution)] * 2):
+        width, height = vl_size(width, height, area)
+        rows, cols = smart_resize(height, width, VL_TOKEN_SIDE, VL_MIN_PIXELS, VL_MAX_PIXELS)
+        tokens += rows * cols // VL_TOKEN_SIDE**2
+    return tokens
 
 
 def flop_terms(config: dict[str, Any], shape: Shape) -> dict[str, float]:
@@ -238,6 +258,7 @@ def timing_row(shape: Shape, times: list[float], flops: float, peak_gib: float |
         "layout": shape.layout,
         "cond_frames": LAYOUTS[shape.layout],
         "batch": shape.batch,
+        "text_tokens": shape.text_tokens,
         "tokens": shape.tokens,
         "seconds": seconds,
         "tflop": flops / 1e12,
@@ -298,7 +319,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, layouts: str, batch
     parser.add_argument("--layouts", type=_layout_list, default=_layout_list(layouts), help=f"default {layouts}")
     parser.add_argument("--batches", type=_int_list, default=_int_list(batches), help=f"default {batches}")
     parser.add_argument(
-        "--text-tokens", type=int, help=f"prompt length (default {FULL_TEXT_TOKENS}; tiny {TINY_TEXT_TOKENS})"
+        "--text-tokens", type=int, help="prompt length (default: from the conditioning of each shape, text_tokens())"
     )
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
@@ -314,9 +335,8 @@ def resolve_setup(args: argparse.Namespace) -> Setup:
         config["num_layers"] = args.layers
     dtype = DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")]
     resolutions = args.resolutions or (TINY_RESOLUTIONS if tiny else FULL_RESOLUTIONS)
-    text_tokens = args.text_tokens or (TINY_TEXT_TOKENS if tiny else FULL_TEXT_TOKENS)
     shapes = [
-        Shape(resolution, layout, batch, text_tokens)
+        Shape(resolution, layout, batch, args.text_tokens or text_tokens(resolution, layout))
         for resolution in resolutions
         for layout in args.layouts
         for batch in args.batches

@@ -37,6 +37,7 @@ COLUMNS = [
     ("layout", "layout", ""),
     ("cond_frames", "cond", "d"),
     ("batch", "batch", "d"),
+    ("text_tokens", "text", "d"),
     ("tokens", "tokens", "d"),
     ("seconds", "s/step", ".4f"),
     ("seconds_per_frame", "s/frame", ".3f"),
@@ -51,6 +52,7 @@ FLOP_COLUMNS = [
     ("batch", "batch", "d"),
     ("target_tokens", "target", "d"),
     ("image_tokens", "image", "d"),
+    ("text_tokens", "text", "d"),
     ("tokens", "tokens", "d"),
     ("tflop", "TFLOP/fwd", ".1f"),
     ("attention_share", "attn %", ".1f"),
@@ -88,7 +90,7 @@ def flop_rows(setup: qt.Setup) -> list[dict[str, Any]]:
         rows.append({
             "resolution": shape.resolution, "layout": shape.layout, "cond_frames": qt.LAYOUTS[shape.layout],
             "batch": shape.batch, "target_tokens": shape.target_tokens, "image_tokens": shape.image_tokens,
-            "tokens": shape.tokens, "tflop": flops / 1e12, "attention_share": 100 * terms["attention"] / flops,
+            "text_tokens": shape.text_tokens, "tokens": shape.tokens, "tflop": flops / 1e12, "attention_share": 100 * terms["attention"] / flops,
         })  # fmt: skip
     return rows
 
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     layers = setup.config["num_layers"]
     if args.flops_only:
         rows = flop_rows(setup)
-        print(f"arithmetic count, {layers} layers, {setup.shapes[0].text_tokens} text tokens")
+        print(f"arithmetic count, {layers} layers")
         print(qt.format_table(rows, FLOP_COLUMNS))
     else:
         rows = benchmark(setup, args)

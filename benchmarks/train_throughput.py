@@ -40,6 +40,7 @@ COLUMNS = [
     ("layout", "layout", ""),
     ("cond_frames", "cond", "d"),
     ("batch", "batch", "d"),
+    ("text_tokens", "text", "d"),
     ("tokens", "tokens", "d"),
     ("target_tokens", "target", "d"),
     ("seconds", "s/step", ".4f"),

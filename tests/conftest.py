@@ -25,3 +25,23 @@ def keyframe_files(tmp_path: Path, triplet) -> tuple[Path, Path]:
     Image.fromarray(first).save(paths[0])
     Image.fromarray(last).save(paths[1])
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, dict[str, Path]]:
+    """Tiny random pipelines and a random adapter for each: side-by-side, multi (2509-style) and multi-2511.
+
+    The 2511-style variant has the same weights as ``multi`` (same seed) and sets ``zero_cond_t``.
+    """
+    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    models = {}
+    for name, layout, zero_cond_t in (
+        ("side-by-side", "side-by-side", False),
+        ("multi", "multi", False),
+        ("multi-2511", "multi", True),
+    ):
+        base = build_tiny_pipeline(root / name, layout, zero_cond_t=zero_cond_t)
+        models[name] = {"base": base, "adapter": build_tiny_adapter(base, root / f"{name}-adapter", seed=1)}
+    return models

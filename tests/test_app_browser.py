@@ -1,7 +1,7 @@
 """The app in a real browser: headless Chromium (selenium) uploads files, runs each tab, sees playable video.
 
 Screenshots go to pytest's tmp_path; with ``VFI_SCREENSHOT_DIR=docs/screenshots`` (or
-``python tests/test_app_browser.py``) they are also written there as keyframes.png, clip.png, compare.png.
+``python tests/test_app_browser.py``) they are also written there as keyframes.png, clip.png, compare.png, storyboard.png.
 Skipped, with the reason, where Chromium or its driver is missing (``scripts/test.sh`` installs them).
 """
 
@@ -169,10 +169,13 @@ def test_clip_tab(browser, app_url, tmp_path):
     _open_tab(browser, "Clip")
     _upload(browser, "clip-in", EXAMPLES / "clip.mp4")
     _wait(browser, lambda d: "24 frames" in d.find_element(By.ID, "info-clip-in").text, "the clip's details")
+    browser.find_element(By.CSS_SELECTOR, "#report-clip input[type=checkbox]").click()
     _click(browser, "run-clip")
     state = _playable_video(browser, "video-clip")
     assert abs(state["duration"] - 2.0) < 0.2
     assert "audio kept" in browser.find_element(By.ID, "info-clip").text
+    assert "Quality report:" in browser.find_element(By.ID, "info-clip").text
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#plot-clip canvas, #plot-clip svg"), "the PSNR plot")
     _no_error_toast(browser)
     _screenshot(browser, tmp_path, "clip")
 
@@ -188,6 +191,9 @@ def test_compare_tab(browser, app_url, tmp_path):
     state = _playable_video(browser, "video-compare")
     assert state["width"] == 2 * 384
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gallery-compare img")) == 2, "two middle frames")
+    slider = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#slider-compare img"), "the image slider")
+    assert len(slider) >= 2  # the two middle frames, one over the other
+    assert "PSNR" in browser.find_element(By.ID, "info-compare").text
     _no_error_toast(browser)
     _screenshot(browser, tmp_path, "compare")
 
@@ -216,6 +222,37 @@ def test_stop_says_how_far_the_run_got(browser, app_url, tmp_path):
     assert said.strip().endswith("of 1393 frames.")
     toasts = _wait(browser, lambda d: [t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast-body")], "a notice")
     assert any("Stopped after" in text for text in toasts), toasts
+
+
+def _value(driver, elem_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f"#{elem_id} input, #{elem_id} textarea").get_attribute("value")
+
+
+def test_storyboard_tab_reroll_and_lock(browser, app_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(app_url)
+    _open_tab(browser, "Storyboard")
+    names = ("astronaut_first.png", "astronaut_last.png", "coffee_first.png")
+    field = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#sb-files input[type=file]"), "the upload")
+    field.send_keys("\n".join(str(EXAMPLES / name) for name in names))
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#sb-order-preview img")) == 3, "the order preview")
+    _click(browser, "run-storyboard")
+    _playable_video(browser, "video-storyboard")
+    thumbs = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery-storyboard img"), "the frames")
+    assert len(thumbs) == 9  # depth 2 in both transitions: 4 + 4 + the last keyframe
+    thumbs[1].click()  # pick frame 1 and lock it
+    _wait(browser, lambda d: _value(d, "sb-picked") == "1", "frame 1 picked")
+    _click(browser, "sb-lock")
+    _wait(browser, lambda d: _value(d, "sb-locked") == "1", "frame 1 locked")
+    browser.find_element(By.CSS_SELECTOR, "#sb-picked input").clear()
+    browser.find_element(By.CSS_SELECTOR, "#sb-picked input").send_keys("3")
+    _click(browser, "sb-reroll")
+    _wait(browser, lambda d: "Re-rolled frame 3" in d.find_element(By.ID, "info-storyboard").text, "the re-roll")
+    _no_error_toast(browser)
+    _screenshot(browser, tmp_path, "storyboard")
 
 
 if __name__ == "__main__":  # write the README screenshots

@@ -21,9 +21,12 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from vfi.backends.crossfade import CrossfadeBackend  # noqa: E402
+from vfi.backends.flow import FlowBackend  # noqa: E402
 from vfi.errors import Cancelled, VFIError  # noqa: E402
 from vfi.frames import load_image, load_keyframes  # noqa: E402
-from vfi.interpolate import InterpolationSettings  # noqa: E402
+from vfi.interpolate import InterpolationSettings, interpolate_frames  # noqa: E402
+from vfi.metrics import agreement, ssim  # noqa: E402
 from vfi.video import probe_clip  # noqa: E402
 
 PAIRS = ("astronaut", "coffee", "rocket")
@@ -60,7 +63,8 @@ def test_importing_the_app_loads_no_torch():
 def test_configuration_from_flags_and_environment(monkeypatch):
     import app
     import vfi.service
-    from vfi.pipeline import AdapterSpec
+    from vfi.adapters import AdapterSpec
+    from vfi.service import Advanced
 
     for name in (
         "VFI_BACKEND",
@@ -76,10 +80,13 @@ def test_configuration_from_flags_and_environment(monkeypatch):
     config = app.parse_args([])
     assert (config.backend, config.generative, config.preload) == ("flow", False, False)
     assert "qwen-edit" not in config.backends
-    monkeypatch.setenv("VFI_ADAPTER", "user/lora@0.8, ./local")
+    monkeypatch.setenv("VFI_ADAPTER", "user/lora@0.8, ./local, user/loras/sub/v2.safetensors:v2@0.5")
     monkeypatch.setenv("VFI_BASE_MODEL", "/models/base")
     config = app.parse_args(["--backend", "crossfade", "--port", "7999"])
-    assert config.adapters == (AdapterSpec("user/lora", 0.8), AdapterSpec("./local"))
+    in_repo = AdapterSpec("user/loras", 0.5, "v2", "sub/v2.safetensors")
+    assert config.adapters == (AdapterSpec("user/lora", 0.8), AdapterSpec("./local"), in_repo)
+    chosen = config.backend_config("qwen-edit", Advanced(in_repo.reference, 0.7))
+    assert chosen.adapters == (AdapterSpec("user/loras", 0.7, "v2", "sub/v2.safetensors"),)
     assert (config.backend, config.base_model, config.port, config.generative) == (
         "crossfade",
         "/models/base",
@@ -127,7 +134,7 @@ def test_keyframes_make_an_mp4_gallery_zip_and_gif(client):
     assert (clip.num_frames, clip.fps, clip.width, clip.height) == (5, 10.0, 384, 256)
     assert len(gallery) == 5 and seed == 0 and "5 frames" in info
     with zipfile.ZipFile(archive) as z:
-        assert sorted(z.namelist()) == [f"frame_{i:04d}.png" for i in range(5)]
+        assert sorted(z.namelist()) == [*(f"frame_{i:04d}.png" for i in range(5)), "manifest.json"]
     assert Path(gif).read_bytes()[:6] == b"GIF89a"
     # The gallery shows the keyframes themselves at both ends (lossless PNG).
     np.testing.assert_array_equal(load_image(gallery[0]["image"]), load_image(first))
@@ -147,7 +154,8 @@ def test_clip_keeps_audio_and_duration(client):
     source = probe_clip(EXAMPLES / "clip.mp4")
     info = client.predict(handle_file(str(EXAMPLES / "clip.mp4")), 2, False, api_name="/clip_info")
     assert "12 fps" in info and "24 frames" in info and "24 fps" in info
-    video, text = client.predict(handle_file(str(EXAMPLES / "clip.mp4")), 2, False, "flow", api_name="/clip")
+    video, text, files, _ = client.predict(handle_file(str(EXAMPLES / "clip.mp4")), 2, False, "flow", api_name="/clip")
+    assert [Path(f).name for f in files] == ["manifest.json"]  # no report unless asked for
     out = probe_clip(video)
     assert out.has_audio and "audio kept" in text
     assert (out.num_frames, out.fps) == (2 * source.num_frames - 1, 2 * source.fps)
@@ -158,7 +166,7 @@ def test_bad_inputs_give_a_clear_error_and_the_app_keeps_serving(client):
     with pytest.raises(AppError, match=r"README\.md is not an image we can read"):
         keyframes(client, ROOT / "README.md", _pair("astronaut")[1])
     with pytest.raises(AppError, match="cannot be matched.*aspect ratios differ"):
-        keyframes(client, _pair("rocket")[0], _pair("astronaut")[1])
+        keyframes(client, _pair("rocket")[0], _pair("astronaut")[1], mismatch="refuse")
     with pytest.raises(AppError, match="greater than maximum value 4"):
         keyframes(client, *_pair("astronaut"), depth=9)
     with pytest.raises(AppError) as error:
@@ -166,6 +174,60 @@ def test_bad_inputs_give_a_clear_error_and_the_app_keeps_serving(client):
     assert "Traceback" not in str(error.value) and "README.md" in str(error.value)
     video, *_ = keyframes(client, *_pair("astronaut"), depth=1)
     assert probe_clip(video).num_frames == 3
+
+
+@pytest.mark.parametrize(("mismatch", "how"), [("fit", "center-cropped"), ("pad", "padded with black")])
+def test_mismatched_keyframes_are_fitted_and_the_summary_says_how(client, mismatch, how):
+    video, gallery, *_, info = keyframes(client, _pair("rocket")[0], _pair("astronaut")[1], depth=1, mismatch=mismatch)
+    assert "The last keyframe (384×256) was scaled" in info and how in info
+    first = load_image(_pair("rocket")[0])
+    assert load_image(gallery[-1]["image"]).shape == first.shape  # the fitted keyframe is shown as the last frame
+
+
+def test_the_frames_zip_holds_a_manifest_that_replays_bit_for_bit(client, tmp_path):
+    import json
+
+    video, gallery, archive, *_ = keyframes(client, *_pair("coffee"), depth=2, seed=5)
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(tmp_path / "app")
+    record = json.loads((tmp_path / "app" / "manifest.json").read_text())
+    assert record["command"] == "pair" and record["settings"]["depth"] == 2 and record["seeds"]["run_seed"] == 5
+    assert len(record["inputs"]) == 2 and record["backend"]["name"] == "flow"
+    # The user replays the downloaded manifest on their own copies of the keyframes.
+    replay = [sys.executable, "-m", "vfi", "replay", str(tmp_path / "app" / "manifest.json"), "-o",
+              str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b"), "--inputs", *map(str, _pair("coffee"))]  # fmt: skip
+    subprocess.run(replay, cwd=ROOT, check=True, capture_output=True)
+    made = sorted((tmp_path / "app").glob("frame_*.png"))
+    again = sorted((tmp_path / "b").glob("frame_*.png"))
+    assert len(made) == len(again) == 5
+    for a, b in zip(made, again):
+        np.testing.assert_array_equal(load_image(a), load_image(b))
+
+
+def test_clip_quality_report_and_its_plot(client):
+    import json
+
+    video, text, files, plot = client.predict(
+        handle_file(str(EXAMPLES / "clip.mp4")), 2, False, "flow", report=True, api_name="/clip"
+    )
+    report = json.loads(Path(next(f for f in files if f.endswith("report.json"))).read_text())
+    assert report["n"] == 11 and report["psnr"] > 35 and 0.9 < report["ssim"] <= 1 and len(report["worst"]) == 5
+    assert "Quality report:** flow rebuilt 11 dropped frames" in text
+    assert plot["columns"] == ["time (s)", "PSNR (dB)"] and len(plot["data"]) == 11
+    assert plot["data"][1] == [0.25, pytest.approx(report["frames"][1]["psnr"], abs=1e-3)]
+
+
+def test_clip_at_a_target_fps_with_a_trim(client):
+    source = handle_file(str(EXAMPLES / "clip.mp4"))
+    info = client.predict(source, 2, False, "59.94", 0.2, 1.0, 0, api_name="/clip_info")
+    assert "59.9401 fps, 60 frames" in info
+    video, text, *_ = client.predict(source, 2, False, "flow", fps="59.94", start=1.0, api_name="/clip")
+    out = probe_clip(video)
+    assert (out.num_frames, out.has_audio) == (60, True) and out.fps == pytest.approx(60000 / 1001)
+    with pytest.raises(AppError, match=r"The frame rate 'fast' is not a number"):
+        client.predict(source, 2, False, "flow", fps="fast", api_name="/clip")
+    with pytest.raises(AppError, match=r"has 0 frame\(s\) from 5 s to the end"):
+        client.predict(source, 2, False, "flow", start=5, api_name="/clip")
 
 
 def test_concurrent_flow_requests_return_their_own_results(flow_app):
@@ -187,7 +249,7 @@ def test_concurrent_flow_requests_return_their_own_results(flow_app):
 
 
 def test_compare_puts_two_settings_side_by_side(client):
-    video, gallery = client.predict(
+    video, gallery, slider, metrics = client.predict(
         handle_file(str(_pair("astronaut")[0])), handle_file(str(_pair("astronaut")[1])),
         "flow (optical flow)", "crossfade (blend)", 2, 8, prompt="", api_name="/compare",
     )  # fmt: skip
@@ -195,6 +257,14 @@ def test_compare_puts_two_settings_side_by_side(client):
     assert (clip.num_frames, clip.width, clip.height) == (5, 2 * 384, 256)
     left, right = (load_image(item["image"]) for item in gallery)
     assert np.abs(left.astype(int) - right.astype(int)).mean() > 1  # flow is not a blend
+    # The image slider holds the same two middle frames; the PSNR/SSIM shown are those of the two runs.
+    slid = [load_image(path) for path in slider]
+    np.testing.assert_array_equal(slid[0], left)
+    np.testing.assert_array_equal(slid[1], right)
+    first, last = load_keyframes(*_pair("astronaut"))
+    flow = list(interpolate_frames((first, last), FlowBackend(), InterpolationSettings(depth=2), num_frames=2))
+    fade = list(interpolate_frames((first, last), CrossfadeBackend(), InterpolationSettings(depth=2), num_frames=2))
+    assert f"PSNR {agreement(flow, fade)[0]:.2f} dB" in metrics and f"SSIM {ssim(flow[2], fade[2]):.4f}" in metrics
 
 
 # ------------------------------------------------------------------- the tiny generative model on CPU
@@ -238,7 +308,7 @@ def test_tiny_model_keyframes(tiny_app):
 
 def test_tiny_model_adapter_vs_no_adapter(tiny_app):
     url, adapter = tiny_app
-    video, gallery = Client(url, verbose=False).predict(
+    video, gallery, *_ = Client(url, verbose=False).predict(
         handle_file(str(_pair("coffee")[0])), handle_file(str(_pair("coffee")[1])),
         "Qwen-Image-Edit + adapter", "Qwen-Image-Edit, no adapter", 1, 8, adapter, 1.0, False, 64, 2, 1.0, "",
         api_name="/compare",
@@ -252,7 +322,8 @@ def test_preload_starts_the_advanced_section_at_the_adapters_resolution(tmp_path
     if reason := _missing_generative():
         pytest.skip(reason)
     import app
-    from vfi.pipeline import AdapterSpec, clear_cache
+    from vfi.adapters import AdapterSpec
+    from vfi.pipeline import clear_cache
     from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
 
     pipeline = build_tiny_pipeline(tmp_path / "pipeline")

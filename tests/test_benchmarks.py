@@ -29,15 +29,21 @@ def table_lines(output: str) -> list[list[str]]:
 
 
 def test_full_config_at_1024_with_two_conditioning_frames_matches_the_cost_model():
-    shape = qt.Shape(1024, "multi", 1, qt.FULL_TEXT_TOKENS)
+    shape = qt.Shape(1024, "multi", 1, qt.text_tokens(1024, "multi"))
     assert shape.target_tokens == 64 * 64
-    assert shape.tokens == 3 * 64 * 64 + qt.FULL_TEXT_TOKENS == 12_688  # docs/architecture.md: ≈12.7k tokens
+    assert shape.tokens == 3 * 64 * 64 + 2 * 14 * 14 + qt.PROMPT_TOKENS == 12_744  # cost model: ≈12.7k tokens
     flops = qt.forward_flops(qt.FULL_CONFIG, shape)
-    assert 280e12 < flops < 300e12  # docs/architecture.md: ≈290 TFLOP per forward
-    side_by_side = qt.Shape(1024, "side-by-side", 1, qt.FULL_TEXT_TOKENS)
-    assert side_by_side.tokens == shape.tokens and qt.forward_flops(qt.FULL_CONFIG, side_by_side) == flops
-    ratio = flops / qt.forward_flops(qt.FULL_CONFIG, qt.Shape(512, "multi", 1, qt.FULL_TEXT_TOKENS))
-    assert 4.5 < ratio < 6  # docs/architecture.md: 512² is ≈5× cheaper
+    assert 280e12 < flops < 300e12  # cost model: ≈290 TFLOP per forward
+    ratio = flops / qt.forward_flops(qt.FULL_CONFIG, qt.Shape(512, "multi", 1, qt.text_tokens(512, "multi")))
+    assert 4.5 < ratio < 6  # cost model: 512² is ≈5× cheaper
+
+
+def test_text_tokens_follow_the_conditioning_bound():
+    """Side-by-side at 1024²: the VL encoder sees [first|last] at ≈1 MP (1428×728 after its 28-px rounding)."""
+    assert qt.text_tokens(1024, "side-by-side") == 26 * 51 + qt.PROMPT_TOKENS
+    assert qt.text_tokens(2048, "side-by-side") == qt.text_tokens(1024, "side-by-side")  # bounded
+    assert qt.text_tokens(512, "side-by-side") == 18 * 37 + qt.PROMPT_TOKENS  # under 1 MP: as is
+    assert qt.text_tokens(2048, "multi") == 2 * 14 * 14 + qt.PROMPT_TOKENS
 
 
 def test_flop_terms_scale_as_linear_and_quadratic_in_tokens():
@@ -64,7 +70,7 @@ def test_layouts_pack_the_conditioning_grids_as_the_edit_pipelines_do():
 
 def test_transformer_output_covers_every_image_token_and_fusing_keeps_the_lora_output():
     model = qt.build_transformer(qt.TINY_CONFIG, CPU, torch.float32)
-    shape = qt.Shape(64, "side-by-side", 2, qt.TINY_TEXT_TOKENS)
+    shape = qt.Shape(64, "side-by-side", 2, qt.text_tokens(64, "side-by-side"))
     inputs = qt.make_inputs(qt.TINY_CONFIG, shape, CPU, torch.float32)
     with torch.no_grad():
         base = model(**inputs)[0]
@@ -96,8 +102,8 @@ def test_gpu_throughput_flops_only_reports_the_full_size_counts(capsys):
     rows = gpu_throughput.main(["--device", "cpu", "--full", "--flops-only", "--batches", "1"])
     lines = table_lines(capsys.readouterr().out)
     assert len(lines) - 1 == len(rows) == 2 * 3  # 512 and 1024 × single, side-by-side, multi
-    largest = max(rows, key=lambda row: row["tflop"])
-    assert (largest["resolution"], largest["tokens"], round(largest["tflop"])) == (1024, 12_688, 291)
+    largest = max(rows, key=lambda row: row["tflop"])  # side-by-side: its one ≈1 MP VL image has the most text
+    assert (largest["layout"], largest["text_tokens"], largest["tokens"]) == ("side-by-side", 1390, 13_678)
 
 
 def test_train_throughput_runs_on_cpu_and_reports_positive_timings(tmp_path, capsys):

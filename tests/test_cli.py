@@ -70,7 +70,7 @@ def test_pair_with_a_frame_count(tmp_path, keyframe_files):
         "pair {first} {last} -o {dir}/o.mp4 --depth 0",
         "pair {first} {last} -o {dir}/o.mp4 --backend nope",
         "pair {first} {last} -o {dir}/no_such_dir/o.mp4",
-        "pair {first} {dir}/wide.png -o {dir}/o.mp4",
+        "pair {first} {dir}/wide.png -o {dir}/o.mp4 --mismatch refuse",
         "clip {first} -o {dir}/o.mp4",
         "evaluate {dir}/empty",
         "",
@@ -109,3 +109,14 @@ def test_importing_vfi_does_not_import_torch_or_cv2():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(("mode", "how"), [("fit", "center-cropped"), ("pad", "padded with black")])
+def test_pair_fits_or_pads_a_mismatched_last_keyframe_and_says_so(tmp_path, keyframe_files, mode, how):
+    first, _ = keyframe_files
+    Image.fromarray(np.full((40, 200, 3), 128, np.uint8)).save(tmp_path / "wide.png")
+    out = tmp_path / "o.mp4"
+    result = run_cli("pair", str(first), str(tmp_path / "wide.png"), "-o", str(out), "--depth", "1", "--mismatch", mode)
+    assert result.returncode == 0, result.stderr
+    assert "note: The last keyframe (200×40) was scaled" in result.stderr and how in result.stderr
+    assert (probe_clip(out).width, probe_clip(out).height) == (128, 96)

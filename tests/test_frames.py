@@ -14,7 +14,7 @@ from PIL import Image, ImageFile, PngImagePlugin
 from scenes import textured_image
 
 from vfi.errors import VFIError
-from vfi.frames import DEFAULT_MAX_PIXELS, MIN_SIDE, fit_to, load_image, load_keyframes
+from vfi.frames import DEFAULT_MAX_PIXELS, MIN_SIDE, fit_to, load_image, load_keyframes, match_keyframes
 from vfi.metrics import psnr
 
 
@@ -283,11 +283,25 @@ def test_load_keyframes_fits_the_last_to_the_first(tmp_path: Path) -> None:
     first, last = tmp_path / "a.png", tmp_path / "b.png"
     Image.fromarray(textured_image(33, 45)).save(first)  # odd sizes are kept
     Image.fromarray(textured_image(66, 90)).save(last)
-    with pytest.warns(UserWarning, match="Resized"):
-        a, b = load_keyframes(first, last)
-    assert a.shape == b.shape == (33, 45, 3)
+    pair = match_keyframes(first, last)
+    assert pair.first.shape == pair.last.shape == (33, 45, 3)
+    assert pair.note.startswith("The last keyframe (90×66) was scaled to the first's 45×33")
 
 
 def test_load_keyframes_refuses_mismatched_aspect_ratios(tmp_path: Path) -> None:
     with pytest.raises(VFIError, match="keyframes cannot be matched.*last is 64×64, the first 64×48"):
-        load_keyframes(textured_image(48, 64), textured_image(64, 64))
+        load_keyframes(textured_image(48, 64), textured_image(64, 64), mismatch="refuse")
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"), [("fit", "scaled and center-cropped to"), ("pad", "scaled to fit inside and padded with black to")]
+)
+def test_mismatched_keyframes_are_fitted_or_padded_and_the_note_says_so(mode: str, how: str) -> None:
+    first, last = textured_image(48, 64), textured_image(64, 64)
+    pair = match_keyframes(first, last, mismatch=mode)
+    assert pair.last.shape == first.shape
+    assert pair.note == f"The last keyframe (64×64) was {how} the first's 64×48 (aspect ratios differ by 33.3%)."
+    border = pair.last[:, :8]
+    assert (border == 0).all() if mode == "pad" else border.any()
+    with pytest.raises(VFIError, match="mismatch must be one of fit, pad, refuse, got 'crop'"):
+        match_keyframes(first, last, mismatch="crop")

@@ -10,11 +10,11 @@ import pytest
 import vfi.backends
 import vfi.clip
 from vfi import actions, jobs
+from vfi.adapters import AdapterSpec
 from vfi.backends.qwen_edit import QwenEditConfig
 from vfi.cli import _qwen_config, build_parser
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
-from vfi.pipeline import AdapterSpec
 from vfi.service import Advanced, AppConfig
 from vfi.video import probe_clip
 
@@ -33,7 +33,9 @@ def test_a_clip_request_is_probed_and_checked_once(monkeypatch) -> None:
     probe, plan = vfi.clip.probe_clip, vfi.clip.plan_clip
     monkeypatch.setattr(vfi.clip, "probe_clip", lambda path, **limits: probes.append(path) or probe(path, **limits))
     monkeypatch.setattr(vfi.clip, "plan_clip", lambda *args: checks.append(args) or plan(*args))
-    path, _ = actions.clip(_call(AppConfig("crossfade")), str(EXAMPLES / "clip.mp4"), 2, False, "crossfade", Advanced())
+    path, *_ = actions.clip(
+        _call(AppConfig("crossfade")), str(EXAMPLES / "clip.mp4"), 2, False, "crossfade", Advanced()
+    )
     assert (len(probes), len(checks)) == (1, 1)
     source, out = probe(EXAMPLES / "clip.mp4"), probe_clip(path)
     assert (out.num_frames, out.fps) == (2 * source.num_frames - 1, 2 * source.fps)
@@ -124,3 +126,51 @@ def test_memory_estimate_of_the_largest_keyframes() -> None:
     job = jobs.Job("flow", None, InterpolationSettings(depth=3), keyframes=(first, first))
     pixels = 6000 * 4000
     assert job.memory_bytes() == pixels * (jobs.KEPT_BYTES_PER_PIXEL * 9 + jobs.WORK_BYTES_PER_PIXEL)
+
+
+def test_memory_estimate_of_a_storyboard_and_a_reroll() -> None:
+    from dataclasses import replace
+
+    from vfi.storyboard import Storyboard
+    from vfi.storyboard_actions import StoryboardJob
+
+    frame = np.zeros((40, 60, 3), np.uint8)
+    board = Storyboard.build(3, 2)  # depth 2 in both transitions: 3 + 3 in-betweens
+    job = StoryboardJob("flow", None, None, keyframes=(frame, frame, frame), storyboard=board)
+    assert job.frames_to_make() == 6
+    per_frame = 40 * 60 * jobs.KEPT_BYTES_PER_PIXEL
+    assert job.memory_bytes() == per_frame * (6 + 3) + 40 * 60 * jobs.WORK_BYTES_PER_PIXEL
+    take = job.run(lambda done, total: None, lambda: False)
+    again = replace(job, take=take, reroll=(2, 7))
+    assert (
+        again.memory_bytes()
+        == per_frame * (len(take.frames) + again.frames_to_make()) + 40 * 60 * jobs.WORK_BYTES_PER_PIXEL
+    )
+
+
+def test_storyboard_actions_hold_their_memory_while_they_run(tmp_path: Path, monkeypatch) -> None:
+    from vfi import storyboard_actions
+
+    monkeypatch.setattr(jobs, "request_folder", lambda session: tmp_path)
+    admitted, running = [], []
+
+    class Admit:
+        def __init__(self, nbytes: int) -> None:
+            admitted.append(nbytes)
+
+        def __enter__(self) -> None:
+            running.append(True)
+
+        def __exit__(self, *exc) -> None:
+            running.append(False)
+
+    def run(job):
+        assert running[-1], "the job ran outside its admission"
+        return job.run(lambda done, total: None, lambda: False)
+
+    call = actions.Call(AppConfig(backend="flow"), run, None, "key", Admit)
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    files = [str(examples / name) for name in ("astronaut_first.png", "astronaut_last.png")]
+    *_, previous = storyboard_actions.storyboard(call, files, "", "1", 0, 10, "", "flow", Advanced(), 0)
+    storyboard_actions.reroll_frame(call, previous, 1, "", 10)
+    assert len(admitted) == 2 and all(nbytes > 0 for nbytes in admitted) and running == [True, False] * 2

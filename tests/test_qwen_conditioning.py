@@ -1,22 +1,12 @@
-"""Conditioning, adapter metadata and adapter specs: pure Python, no model."""
+"""Conditioning: pure Python, no model."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 
-from vfi.conditioning import (
-    ADAPTER_INFO_FILE,
-    AdapterInfo,
-    build_conditioning,
-    default_prompt,
-    to_frame,
-    working_size,
-)
+from vfi.conditioning import build_conditioning, default_prompt, to_frame, working_size
 from vfi.errors import VFIError
-from vfi.pipeline import AdapterSpec
 
 
 @pytest.mark.parametrize(
@@ -81,40 +71,22 @@ def test_to_frame_resizes_back(triplet):
     assert frame.shape == (96, 128, 3) and frame.dtype == np.uint8
 
 
-def test_adapter_info_round_trip_and_checks(tmp_path):
-    info = AdapterInfo("Qwen/Qwen-Image-Edit", "side-by-side", prompt="p", resolution=512, training={"steps": 10})
-    info.save(tmp_path)
-    assert AdapterInfo.load(tmp_path) == info
-    info.check("qwen/qwen-image-edit", "side-by-side")
-    with pytest.raises(VFIError, match="multi layout"):
-        AdapterInfo("Qwen/Qwen-Image-Edit-2509", "multi").check("Qwen/Qwen-Image-Edit", "side-by-side")
-    with pytest.raises(VFIError, match="trained on Qwen/Qwen-Image-Edit-2509"):
-        AdapterInfo("Qwen/Qwen-Image-Edit-2509", "multi").check("Qwen/Qwen-Image-Edit-2511", "multi")
-    local = tmp_path / "Qwen-Image-Edit"
-    local.mkdir()
-    info.check(str(local), "side-by-side")  # a local copy of the Hub model
+@pytest.mark.parametrize(("layout", "resolution"), [("side-by-side", 1024), ("multi", 512), ("side-by-side", 512)])
+def test_vl_images_are_resized_as_the_stock_pipelines_do(layout, resolution):
+    """Above the stock area the VL encoder's images equal ``image_processor.resize`` at stock's dimensions."""
+    pytest.importorskip("diffusers")
+    from diffusers.image_processor import VaeImageProcessor
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus import calculate_dimensions
+    from scenes import textured_image
 
+    from vfi.conditioning import VL_AREA
 
-@pytest.mark.parametrize(
-    ("data", "match"),
-    [
-        ({"layout": "multi"}, "base_model"),
-        ({"base_model": "a/b", "layout": "x"}, "layout"),
-        ({"base_model": "a/b", "layout": "multi", "resolution": 100}, "resolution"),
-        ({"base_model": "a/b", "layout": "multi", "extra": 1}, "unknown fields"),
-    ],
-)
-def test_adapter_info_validation(tmp_path, data, match):
-    (tmp_path / ADAPTER_INFO_FILE).write_text(json.dumps(data))
-    with pytest.raises(VFIError, match=match):
-        AdapterInfo.load(tmp_path)
-
-
-def test_adapter_spec_parse():
-    assert AdapterSpec.parse("owner/name") == AdapterSpec("owner/name", 1.0)
-    assert AdapterSpec.parse("some/dir@0.5") == AdapterSpec("some/dir", 0.5)
-    assert AdapterSpec.parse("a/b@0.5").name == AdapterSpec("a/b").name != AdapterSpec("a/c").name
-    with pytest.raises(VFIError, match="not a number"):
-        AdapterSpec.parse("a/b@strong")
-    with pytest.raises(VFIError, match="safetensors"):
-        AdapterSpec("a/b", weight_name="adapter.bin")
+    first, last = textured_image(720, 1280, seed=1), textured_image(720, 1280, seed=2)
+    cond = build_conditioning(first, last, layout=layout, resolution=resolution)
+    stock = VaeImageProcessor(vae_scale_factor=16)  # what the edit pipelines build
+    for image, seen in zip(cond.images, cond.vl_images):
+        if image.width * image.height <= VL_AREA[layout]:
+            assert seen is image  # smaller images are never scaled up
+            continue
+        width, height = calculate_dimensions(VL_AREA[layout], image.width / image.height)
+        assert np.array_equal(np.asarray(seen), np.asarray(stock.resize(image, height, width)))

@@ -14,7 +14,7 @@ from scenes import panned_triplet
 pytest.importorskip("diffusers")
 
 import train_lora  # noqa: E402
-from vfi.conditioning import AdapterInfo  # noqa: E402
+from vfi.adapters import AdapterInfo  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
 from vfi.training import UPLOAD_ALLOW, epoch_batches  # noqa: E402
 
@@ -120,20 +120,22 @@ def test_resume_after_interrupt_equals_one_run(tiny, monkeypatch):
     ]
     whole = train_lora.main(_args(tiny, tiny["root"] / "whole", *extra))
 
-    real_prune = train_lora.prune_checkpoints
+    from vfi import checkpoints
+
+    real_prune = checkpoints.prune_checkpoints
 
     def interrupt(output_dir, keep):  # Ctrl-C right after checkpoint-2 is written
         real_prune(output_dir, keep)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_lora, "prune_checkpoints", interrupt)
+    monkeypatch.setattr(checkpoints, "prune_checkpoints", interrupt)
     with pytest.raises(KeyboardInterrupt):
         train_lora.main(_args(tiny, tiny["root"] / "halves", *extra))
     halves = tiny["root"] / "halves"
     assert [p.name for p in halves.glob("checkpoint-*")] == ["checkpoint-2"] and not (
         halves / "pytorch_lora_weights.safetensors"
     ).exists()
-    monkeypatch.setattr(train_lora, "prune_checkpoints", real_prune)
+    monkeypatch.setattr(checkpoints, "prune_checkpoints", real_prune)
     resumed = train_lora.main(_args(tiny, halves, *extra, "--resume_from_checkpoint", "latest"))
 
     assert resumed["losses"] == pytest.approx(whole["losses"][2:], rel=1e-6)
@@ -168,7 +170,7 @@ def test_overfitting_one_batch(tiny, tmp_path):
         batch = load_batch(path, "cpu", torch.float32)
         config = dict(loaded.pipe.scheduler.config)
         losses = []
-        for _ in range(150):
+        for _ in range(50):
             loss = flow_matching_loss(transformer, batch, step_generator(0, 0), scheduler_config=config)
             loss.backward()
             optimizer.step()
@@ -177,6 +179,54 @@ def test_overfitting_one_batch(tiny, tmp_path):
     finally:
         pipeline.clear_cache()
     assert losses[-1] < losses[0] / 10, losses[::25]
+
+
+@pytest.mark.slow
+def test_two_process_training_on_cpu(tiny, tmp_path):
+    """Real DDP with 2 processes: every LoRA layer must get a gradient, or step 2 dies waiting for a reduction."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train_lora.py"]
+    options = ["--base_model", str(tiny["base"]), "--data", str(tiny["data"]), "--output_dir", str(out), *FAST]
+    options += ["--max_train_steps", "3", "--num_validation", "0", "--checkpointing_steps", "100"]
+    run = subprocess.run(
+        command + options,
+        cwd=Path(train_lora.__file__).parent,
+        env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    steps = [json.loads(line)["step"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3] and (out / "pytorch_lora_weights.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_alpha_survives_a_stock_load_lora_weights(tiny, tmp_path):
+    """rank 4 / alpha 16: a stock pipeline loading the file is the model validated in memory at the last step."""
+    from vfi import pipeline
+    from vfi.data import Dataset
+    from vfi.training import validate
+
+    out = tmp_path / "alpha"
+    extra = ["--max_train_steps", "2", "--num_validation", "1", "--validation_steps", "2", "--learning_rate", "3e-2"]
+    trained = train_lora.main(_args(tiny, out, *extra, "--lora_alpha", "16"))
+    pipeline.clear_cache()
+    try:
+        loaded = pipeline.load_pipeline(str(tiny["base"]), device="cpu")  # DiffusionPipeline.from_pretrained
+        assert type(loaded.pipe).__name__ == "QwenImageEditPipeline"
+        loaded.pipe.load_lora_weights(out)  # the stock loader, nothing of vfi in between
+        config = next(iter(loaded.pipe.transformer.peft_config.values()))
+        assert (config.r, config.lora_alpha) == (4, 16)
+        args = {"resolution": 64, "prompt": None, "steps": 2, "guidance": 1.0, "seed": 0}
+        metrics, _ = validate(loaded, Dataset.load(out / "data").validation, **args)
+    finally:
+        pipeline.clear_cache()
+    assert metrics == {k: trained["history"][-1][k] for k in ("psnr", "ssim")}
 
 
 def test_epoch_order_is_seeded_grouped_and_sharded():
@@ -195,7 +245,7 @@ def test_push_uploads_only_the_allow_list(tmp_path, monkeypatch):
     from huggingface_hub import HfApi
     from huggingface_hub.utils import filter_repo_objects
 
-    from vfi.training import write_model_card
+    from vfi.model_card import write_model_card
 
     folder = tmp_path / "adapter"
     (folder / "checkpoint-2").mkdir(parents=True)
@@ -257,7 +307,15 @@ def test_push_uploads_only_the_allow_list(tmp_path, monkeypatch):
 def test_push_refuses_incomplete_folder_and_bad_args(tmp_path):
     with pytest.raises(VFIError, match="nothing to push"):
         train_lora.main(train_lora.parse_args(["--push_only", str(tmp_path), "--hub_model_id", "me/x"]))
+    (tmp_path / "pytorch_lora_weights.safetensors").write_bytes(b"x")
+    AdapterInfo(str(tmp_path), "side-by-side", None, 64).save(tmp_path)  # trained from a folder, no Hub id
+    with pytest.raises(VFIError, match="--base_model_id"):
+        train_lora.main(train_lora.parse_args(["--push_only", str(tmp_path), "--hub_model_id", "me/x"]))
+    local = ["--base_model", str(tmp_path), "--data", "d", "--push_to_hub", "--hub_model_id", "me/x"]
+    assert train_lora.parse_args([*local, "--base_model_id", "Qwen/Qwen-Image-Edit"]).base_model_id
     for argv in (
+        local,
+        [*local, "--base_model_id", str(tmp_path)],
         ["--push_to_hub"],
         ["--base_model", "b"],
         ["--base_model", "b", "--data", "d", "--resolution", "100"],

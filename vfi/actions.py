@@ -6,11 +6,14 @@ cancel key) and the widget values; user errors raise :class:`~vfi.errors.VFIErro
 
 from __future__ import annotations
 
+import json
 import random
 import time
+import zipfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,10 +21,12 @@ import numpy as np
 from vfi import jobs
 from vfi.errors import VFIError
 from vfi.jobs import Job
+from vfi.manifest import config_argv
 from vfi.service import NO_ADAPTER, Advanced, AppConfig
 
 if TYPE_CHECKING:
-    from vfi.clip import ClipPlan
+    from vfi.clip import ClipPlan, ClipSettings
+    from vfi.frames import KeyframePair
 
 
 @dataclass(frozen=True)
@@ -40,51 +45,90 @@ class Call:
         return Job(backend, self.config.backend_config(backend, advanced), settings, cancel_key=self.cancel_key, **what)
 
 
-def uploaded_keyframes(first: str | None, last: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """The two uploaded keyframes, loaded and normalised (see :func:`vfi.frames.load_keyframes`)."""
+def uploaded_keyframes(first: str | None, last: str | None, mismatch: str = "fit") -> KeyframePair:
+    """The two uploaded keyframes, loaded, normalised and matched (see :func:`vfi.frames.match_keyframes`)."""
     if not first or not last:
         raise VFIError("Upload both keyframes: the first and the last image.")
-    from vfi.frames import load_keyframes
+    from vfi.frames import match_keyframes
 
-    return load_keyframes(first, last)
+    return match_keyframes(first, last, mismatch=mismatch)
+
+
+def write_manifest(argv: list[str], inputs: list[str], job: Job, seeds: dict, started: float, folder: Path) -> Path:
+    """``folder/manifest.json`` for a run the CLI would make with ``argv`` (``python -m vfi replay`` remakes it)."""
+    from vfi import manifest
+    from vfi.cli import run_settings
+
+    record = manifest.build_manifest(
+        argv[0], run_settings(argv), argv, manifest.hash_inputs(inputs), job.config, seeds, started,
+        time.time() - started,
+    )  # fmt: skip
+    return manifest.write_manifest(record, folder / "manifest.json")
 
 
 def keyframes(
     call: Call, first: str | None, last: str | None, depth: float, count: float | None, fps: float, playback: str,
-    backend: str, advanced: Advanced, seed: float, randomize: bool,
+    backend: str, advanced: Advanced, seed: float, randomize: bool, mismatch: str = "fit",
 ) -> tuple[str, list[tuple[str, str]], str, str, int, str]:  # fmt: skip
-    """Frames between two keyframes → MP4, gallery (path, label), PNG zip, GIF, the seed used and a summary."""
+    """Frames between two keyframes → MP4, gallery (path, label), PNG zip (with the run's manifest), GIF, the
+    seed used and a summary (saying how a mismatched last keyframe was fitted)."""
     from vfi.interpolate import InterpolationSettings
+    from vfi.manifest import frame_seeds
 
-    first_rgb, last_rgb = uploaded_keyframes(first, last)
+    pair = uploaded_keyframes(first, last, mismatch)
     count, fps = int(count or 0), float(fps)
     seed = random.randrange(2**32) if randomize else int(seed)
     settings = InterpolationSettings(depth=None if count else int(depth), frames=count or None, seed=seed)
-    chain = jobs.playback_chain(first_rgb, last_rgb, playback)
+    chain = jobs.playback_chain(pair.first, pair.last, playback)
     job = call.job(backend, advanced, settings, keyframes=chain)
     with call.admit(job.memory_bytes()):
-        start = time.monotonic()
+        started, start = time.time(), time.monotonic()
         frames = jobs.apply_playback(call.run(job), playback)
         seconds = time.monotonic() - start
-        out = jobs.write_keyframe_outputs(frames, jobs.request_folder(call.session), fps)
+        folder = jobs.request_folder(call.session)
+        out = jobs.write_keyframe_outputs(frames, folder, fps)
+        count_option = ["--frames", str(count)] if count else ["--depth", str(int(depth))]
+        argv = ["pair", first, last, "-o", "interpolated.mp4", *count_option, "--fps", str(fps), "--seed", str(seed),
+                "--mismatch", mismatch, "--backend", backend, *config_argv(job.config)]  # fmt: skip
+        seeds = {"run_seed": seed, "playback": playback, "frames": frame_seeds(seed, len(chain) - 1, settings.times)}
+        with zipfile.ZipFile(out.archive, "a") as archive:
+            archive.write(write_manifest(argv, [first, last], job, seeds, started, folder), "manifest.json")
     gallery = [(str(p), p.stem) for p in out.frames]
     info = f"{len(frames)} frames, {len(frames) / fps:.2f} s at {fps:g} fps — made in {seconds:.1f} s with {backend}."
+    info += f"  \n{pair.note}" if pair.note else ""
     return str(out.video), gallery, str(out.archive), str(out.gif), seed, info
 
 
-def plan_upload(video: str, factor: float, slowmo: bool) -> ClipPlan:
+def clip_settings(
+    factor: float, slowmo: bool, fps: str | None = "", scene_threshold: float | None = None, start: float | None = 0,
+    end: float | None = None,
+) -> ClipSettings:  # fmt: skip
+    """The Clip tab's values as ``ClipSettings`` (an empty target fps: use the factor; an end of 0: the clip's end)."""
+    from vfi.clip import ClipSettings
+    from vfi.retime import parse_rate
+    from vfi.scenes import SCENE_THRESHOLD
+
+    return ClipSettings(
+        factor=int(factor), slowmo=bool(slowmo), fps=parse_rate(fps) if fps and str(fps).strip() else None,
+        scene_threshold=SCENE_THRESHOLD if scene_threshold is None else float(scene_threshold),
+        start=float(start or 0), end=float(end) if end else None,
+    )  # fmt: skip
+
+
+def plan_upload(video: str, settings: ClipSettings) -> ClipPlan:
     """The uploaded clip probed and checked once for clip mode (a ``vfi.clip.ClipPlan``)."""
-    from vfi.clip import ClipSettings, plan_clip
+    from vfi.clip import plan_clip
 
-    return plan_clip(video, ClipSettings(factor=int(factor), slowmo=bool(slowmo)))
+    return plan_clip(video, settings)
 
 
-def describe_clip(video: str | None, factor: float, slowmo: bool) -> str:
-    """Markdown: what the uploaded clip is and what clip mode will make of it, or why it cannot."""
+def describe_clip(video: str | None, factor: float, slowmo: bool, *timing: Any) -> str:
+    """Markdown: what the uploaded clip is and what clip mode will make of it, or why it cannot (``timing``:
+    target fps, scene threshold, start, end, as :func:`clip_settings` takes them)."""
     if not video:
         return "Upload a clip to see its frame rate, frame count and duration."
     try:
-        plan = plan_upload(video, factor, slowmo)
+        plan = plan_upload(video, clip_settings(factor, slowmo, *timing))
     except VFIError as error:
         return f"⚠️ {error}"
     info = plan.info
@@ -96,33 +140,62 @@ def describe_clip(video: str | None, factor: float, slowmo: bool) -> str:
 
 
 def clip(
-    call: Call, video: str | None, factor: float, slowmo: bool, backend: str, advanced: Advanced
-) -> tuple[str, str]:
-    """A clip at factor× the frame rate (or factor× slower), audio kept → its path and a summary."""
+    call: Call, video: str | None, factor: float, slowmo: bool, backend: str, advanced: Advanced,
+    fps: str | None = "", scene_threshold: float | None = None, start: float | None = 0, end: float | None = None,
+    report: bool = False,
+) -> tuple[str, str, list[str], list[tuple[float, float]]]:  # fmt: skip
+    """A clip at factor× the frame rate (or factor× slower, or at a target fps), audio kept → its path, a
+    summary, the files to download (the run's manifest, the quality report) and the report's PSNR over time."""
     if not video:
         raise VFIError("Upload a clip first.")
-    plan = plan_upload(video, factor, slowmo)  # probed and checked once: the run reuses it
-    output = str(jobs.request_folder(call.session) / "interpolated.mp4")
-    job = call.job(backend, advanced, plan.settings, clip=(plan, output))
+    settings = clip_settings(factor, slowmo, fps, scene_threshold, start, end)
+    plan = plan_upload(video, settings)  # probed and checked once: the run reuses it
+    folder = jobs.request_folder(call.session)
+    output = str(folder / "interpolated.mp4")
+    job = replace(call.job(backend, advanced, plan.settings, clip=(plan, output)), report=bool(report))
     with call.admit(job.memory_bytes()):
+        started = time.time()
         result = call.run(job)
     audio = "audio kept" if result.has_audio else "no audio"
     notes = "".join(f"  \n{note}" for note in result.notes)
-    return str(
-        result.path
-    ), f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}.{notes}"
+    summary = f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}.{notes}"
+    argv = ["clip", video, "-o", "interpolated.mp4", *_clip_argv(settings), "--backend", backend,
+            *config_argv(job.config)]  # fmt: skip
+    seeds = {"run_seed": settings.seed, "rule": "node_seed(run_seed, input frame index, t)"}
+    files = [str(write_manifest(argv, [video], job, seeds, started, folder))]
+    points: list[tuple[float, float]] = []
+    if result.report is not None:
+        report_path = folder / "report.json"
+        report_path.write_text(json.dumps(result.report.to_dict(), indent=2, allow_nan=False))
+        files.append(str(report_path))
+        summary += f"  \n**Quality report:** {result.report.summary()}"
+        points = [(row.time, row.psnr) for row in result.report.rows]
+    return str(result.path), summary, files, points
+
+
+def _clip_argv(settings: ClipSettings) -> list[str]:
+    """The CLI options of ``settings`` (what the Clip tab lets a user set)."""
+    timing = ["--fps", str(settings.fps)] if settings.fps is not None else ["--factor", str(settings.factor)]
+    return [
+        *timing, *(["--slowmo"] if settings.slowmo else []), "--scene-threshold", str(settings.scene_threshold),
+        "--start", str(settings.start), *(["--end", str(settings.end)] if settings.end is not None else []),
+        "--seed", str(settings.seed),
+    ]  # fmt: skip
 
 
 def compare(
     call: Call, first: str | None, last: str | None, preset_a: str, preset_b: str, depth: float, fps: float,
     advanced: Advanced, seed: float,
-) -> tuple[str, list[tuple[Any, str]]]:  # fmt: skip
-    """Both presets side by side in one video (so they play in sync) → its path and their middle frames."""
+) -> tuple[str, list[tuple[Any, str]], tuple[np.ndarray, np.ndarray], str]:  # fmt: skip
+    """Both presets side by side in one video (so they play in sync) → its path, their middle frames (a gallery
+    and a slider pair) and how far apart they are (PSNR/SSIM over the in-betweens)."""
     from vfi.interpolate import InterpolationSettings
+    from vfi.metrics import describe_agreement
     from vfi.video import write_mp4
 
     presets = call.config.compare_presets()
-    first_rgb, last_rgb = uploaded_keyframes(first, last)
+    keyframes = uploaded_keyframes(first, last)
+    first_rgb, last_rgb = keyframes.first, keyframes.last
     settings = InterpolationSettings(depth=int(depth), seed=int(seed))
     names, work = (preset_a, preset_b), []
     for preset in names:
@@ -136,4 +209,7 @@ def compare(
         folder = jobs.request_folder(call.session)
         video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
     middle = len(runs[0]) // 2
-    return str(video), [(frames[middle], f"{name}: middle frame") for name, frames in zip(names, runs)]
+    left, right = runs[0][middle], runs[1][middle]
+    metrics = f"**Left vs right** — {describe_agreement(*runs)}"
+    gallery = [(frames[middle], f"{name}: middle frame") for name, frames in zip(names, runs)]
+    return str(video), gallery, (left, right), metrics

@@ -1,4 +1,4 @@
-"""Command line: ``python -m vfi pair|clip|evaluate …``.
+"""Command line: ``python -m vfi pair|sequence|compare|clip|evaluate …``.
 
 Every user error prints one line ``error: …`` on stderr and exits with status 2; every output is
 checked before any work (:mod:`vfi.files`) and no partial output file is left behind (writers use
@@ -17,7 +17,11 @@ from pathlib import Path
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES, Backend, create_backend
 from vfi.conditioning import LAYOUTS
 from vfi.errors import VFIError
+from vfi.frames import MISMATCH_MODES
+from vfi.manifest import frame_seeds
 from vfi.pipeline import DEFAULT_BASE_MODEL, MEMORY_MODES
+from vfi.retime import parse_rate
+from vfi.scenes import SCENE_THRESHOLD
 from vfi.signals import Terminated, sigterm_as_interrupt
 
 USER_ERROR = 2
@@ -107,7 +111,7 @@ def _make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
     return create_backend(args.backend, **options), refine
 
 
-def _cmd_tiny_model(args: argparse.Namespace) -> None:
+def _cmd_tiny_model(args: argparse.Namespace) -> dict:
     from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
 
     path = build_tiny_pipeline(args.out_dir, args.layout)
@@ -115,6 +119,7 @@ def _cmd_tiny_model(args: argparse.Namespace) -> None:
     if args.adapter_out:
         adapter = build_tiny_adapter(path, args.adapter_out)
         print(f"wrote a tiny adapter to {adapter}", file=sys.stderr)
+    return {}
 
 
 class _ProgressBar:
@@ -153,8 +158,8 @@ def _check_outputs(*files: Path | None, frames_dir: Path | None = None) -> None:
         check_frames_dir(frames_dir)
 
 
-def _cmd_pair(args: argparse.Namespace) -> None:
-    from vfi.frames import load_keyframes
+def _cmd_pair(args: argparse.Namespace) -> dict:
+    from vfi.frames import match_keyframes
     from vfi.interpolate import InterpolationSettings, interpolate_frames
     from vfi.video import write_gif, write_mp4, write_png_frames
 
@@ -164,8 +169,11 @@ def _cmd_pair(args: argparse.Namespace) -> None:
         seed=args.seed,
         generative_depth=args.generative_depth,
     )
-    _check_outputs(args.output, args.gif, frames_dir=args.frames_dir)
-    first, last = load_keyframes(args.first, args.last)
+    _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
+    pair = match_keyframes(args.first, args.last, mismatch=args.mismatch)
+    first, last = pair.first, pair.last
+    if pair.note:
+        print(f"note: {pair.note}", file=sys.stderr)
     backend, refine = _make_backends(args)
     with _ProgressBar("interpolating") as bar:
         frames = list(
@@ -177,36 +185,198 @@ def _cmd_pair(args: argparse.Namespace) -> None:
     if args.frames_dir:
         write_png_frames(frames, args.frames_dir)
     print(f"wrote {len(frames)} frames to {args.output}", file=sys.stderr)
+    return {"run_seed": settings.seed, "frames": frame_seeds(settings.seed, 1, settings.times)}
 
 
-def _cmd_clip(args: argparse.Namespace) -> None:
-    from vfi.clip import ClipSettings, interpolate_clip
+def _frame_seed(text: str) -> tuple[int, int]:
+    """``"3=1234"`` → ``(3, 1234)``."""
+    frame, _, seed = text.partition("=")
+    if not (frame.strip().isdigit() and seed.strip().isdigit()):
+        raise VFIError(f"--frame-seed must be FRAME=SEED (e.g. 3=1234), got {text!r}.")
+    return int(frame), int(seed)
 
-    _check_outputs(args.output)
+
+def _cmd_sequence(args: argparse.Namespace) -> dict:
+    from vfi.interpolate import check_seed
+    from vfi.jobs import Capabilities
+    from vfi.storyboard import Storyboard, load_storyboard, make_storyboard, read_prompts
+    from vfi.video import write_gif, write_mp4, write_png_frames
+
+    prompts = read_prompts(args.prompts) if args.prompts else ()
+    storyboard = Storyboard.build(len(args.keyframes), args.depth, args.frames_per_pair, args.seed, prompts)
+    storyboard.frames_to_make(Capabilities(args.backend), args.refine and Capabilities(args.refine))
+    chosen_seeds = dict(map(_frame_seed, args.frame_seed))
+    for index, seed in chosen_seeds.items():
+        storyboard.in_between(index), check_seed(seed)
+    _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
+    keyframes = load_storyboard(args.keyframes)
     backend, refine = _make_backends(args)
-    settings = ClipSettings(
-        factor=args.factor, slowmo=args.slowmo, seed=args.seed, generative_depth=args.generative_depth
-    )
     with _ProgressBar("interpolating") as bar:
-        result = interpolate_clip(args.input, args.output, backend, settings, refine=refine, on_progress=bar)
+        take = make_storyboard(keyframes, backend, storyboard, refine=refine, frame_seeds=chosen_seeds, on_progress=bar)
+    write_mp4(take.frames, args.output, fps=args.fps)
+    if args.gif:
+        write_gif(take.frames, args.gif, fps=args.fps)
+    if args.frames_dir:
+        write_png_frames(take.frames, args.frames_dir)
+    print(f"wrote {len(take.frames)} frames ({len(keyframes)} keyframes) to {args.output}", file=sys.stderr)
+    return {"run_seed": args.seed, "frames": [node.seed for node in take.nodes]}
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from vfi.frames import load_keyframes
+    from vfi.interpolate import InterpolationSettings, interpolate_frames
+    from vfi.jobs import side_by_side
+    from vfi.metrics import describe_agreement
+    from vfi.video import write_mp4
+
+    settings = InterpolationSettings(depth=args.depth, seed=args.seed, generative_depth=args.generative_depth)
+    _check_outputs(args.output)
+    keyframes = load_keyframes(args.first, args.last)
+    runs = []
+    names = (args.backend, args.against)
+    for name in names:
+        backend, refine = _make_backends(argparse.Namespace(**{**vars(args), "backend": name}))
+        with _ProgressBar(name) as bar:
+            frames = interpolate_frames(keyframes, backend, settings, refine=refine, num_frames=2, on_progress=bar)
+            runs.append(list(frames))
+    write_mp4(side_by_side(runs, names), args.output, fps=args.fps)
+    print(f"{args.backend} vs {args.against}: {describe_agreement(*runs)}")
+    print(f"wrote the side-by-side video to {args.output}", file=sys.stderr)
+
+
+def _cmd_clip(args: argparse.Namespace) -> dict:
+    from vfi.clip import ClipSettings, interpolate_clip, plan_clip
+
+    _check_outputs(args.output, args.report, args.manifest)
+    settings = ClipSettings(
+        factor=args.factor, slowmo=args.slowmo, seed=args.seed, generative_depth=args.generative_depth,
+        fps=args.fps, scene_threshold=args.scene_threshold, start=args.start, end=args.end,
+    )  # fmt: skip
+    plan = plan_clip(args.input, settings)
+    backend, refine = _make_backends(args)
+    with _ProgressBar("interpolating") as bar:
+        result = interpolate_clip(plan, args.output, backend, refine=refine, on_progress=bar)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
+    if args.report:
+        from vfi.report import report_clip
+
+        with _ProgressBar("scoring") as bar:
+            report = report_clip(plan, backend, refine=refine, on_progress=bar)
+        _write_json(report.to_dict(), args.report)
+        print(report.summary(), file=sys.stderr)
+    return {"run_seed": settings.seed, "rule": "node_seed(run_seed, input frame index, t)"}
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> None:
+def _write_json(data: dict, path: Path) -> None:
+    from vfi.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> dict:
     from vfi.evaluate import evaluate, format_table
 
-    _check_outputs(args.json)
+    _check_outputs(args.json, args.manifest)
     backend, refine = _make_backends(args)
     with _ProgressBar("evaluating") as bar:
         report = evaluate(args.data_dir, backend, refine=refine, on_progress=bar)
     print(format_table(report))
     if args.json:
-        from vfi.files import atomic_path
+        _write_json(report.to_dict(), args.json)
+    return {"run_seed": 0}
 
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+
+#: Each command's input options (a manifest hashes them; replay refuses changed ones) and its main output
+#: (replay's -o).
+INPUTS = {"pair": ("first", "last"), "sequence": ("keyframes",), "clip": ("input",), "evaluate": ("data_dir",)}
+MAIN_OUTPUT = {"pair": "output", "sequence": "output", "clip": "output", "evaluate": "json"}
+#: Options that name files a run writes (cleared on replay, except the main output).
+OUTPUTS = ("output", "gif", "frames_dir", "json", "report", "manifest")
+
+
+def _add_manifest_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--manifest", type=Path, metavar="FILE",
+        help="also write a manifest (input hashes, every setting, seeds, adapters, versions, timings) for replay",
+    )  # fmt: skip
+
+
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    values = [getattr(args, name) for name in INPUTS[args.command]]
+    return [Path(v) for value in values for v in (value if isinstance(value, list) else [value])]
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    """The parsed options (defaults included), input paths absolute, without the command function."""
+    inputs = INPUTS[args.command]
+
+    def absolute(name: str, value: object) -> object:
+        if name not in inputs or value is None:
+            return value
+        return [str(Path(v).resolve()) for v in value] if isinstance(value, list) else str(Path(value).resolve())
+
+    return {name: absolute(name, value) for name, value in vars(args).items() if name != "run"}
+
+
+def run_settings(argv: Sequence[str]) -> dict:
+    """What ``--manifest`` records as the settings of ``python -m vfi ARGV`` (the app records its runs so)."""
+    return _settings(build_parser().parse_args(list(argv)))
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Run the command; with ``--manifest``, hash the inputs first and write the manifest after."""
+    if not getattr(args, "manifest", None):
+        args.run(args)
+        return
+    import time
+
+    from vfi.manifest import build_manifest, hash_inputs, write_manifest
+
+    inputs = hash_inputs(_inputs(args))
+    started, clock = time.time(), time.perf_counter()
+    seeds = args.run(args)
+    config = _qwen_config(args) if args.backend == "qwen-edit" else None
+    manifest = build_manifest(
+        args.command, _settings(args), list(argv), inputs, config, seeds, started, time.perf_counter() - clock
+    )
+    write_manifest(manifest, args.manifest)
+    print(f"wrote the manifest {args.manifest}", file=sys.stderr)
+
+
+def _cmd_replay(args: argparse.Namespace) -> dict:
+    """Remake the run a manifest describes, writing to ``-o`` (and ``--frames-dir``) instead."""
+    from vfi.manifest import changed_packages, load_manifest
+
+    manifest = load_manifest(args.manifest_in, args.inputs)
+    command = manifest.get("command")
+    if command not in _REPLAYABLE:
+        raise VFIError(
+            f"The manifest's command {command!r} cannot be replayed; this version replays {', '.join(_REPLAYABLE)}."
+        )
+    if args.frames_dir is not None and command not in ("pair", "sequence"):
+        raise VFIError("--frames-dir replays pair and sequence runs only.")
+    placeholders = [command, *("-" * len(INPUTS[command])), *(["-o", "-"] if MAIN_OUTPUT[command] == "output" else [])]
+    values = {**vars(build_parser().parse_args(placeholders)), **manifest["settings"]}  # options added since: defaults
+    for name in OUTPUTS:
+        values[name] = None
+    values[MAIN_OUTPUT[command]], values["frames_dir"] = args.output, args.frames_dir
+    for name in INPUTS[command]:
+        value = values[name]
+        values[name] = [Path(v) for v in value] if isinstance(value, list) else Path(value)
+    if args.inputs is not None:  # load_manifest checked that they hash as the recorded ones
+        values.update(zip(INPUTS[command], args.inputs))
+    if isinstance(values.get("fps"), str):
+        values["fps"] = parse_rate(values["fps"])
+    for change in changed_packages(manifest):
+        print(f"note: the run used {change}", file=sys.stderr)
+    replayed = argparse.Namespace(**{**values, "command": command})
+    return _REPLAYABLE[command](replayed)
+
+
+_REPLAYABLE = {"pair": _cmd_pair, "sequence": _cmd_sequence, "clip": _cmd_clip, "evaluate": _cmd_evaluate}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,8 +396,49 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
     pair.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
     pair.add_argument("--gif", type=Path, help="also write a looping GIF")
+    pair.add_argument(
+        "--mismatch", default="fit", choices=MISMATCH_MODES,
+        help="keyframes of different aspect ratios: crop (fit) or pad the last to the first, or refuse (default: fit)",
+    )  # fmt: skip
+    _add_manifest_option(pair)
     _add_backend_options(pair)
     pair.set_defaults(run=_cmd_pair)
+
+    seq = sub.add_parser("sequence", help="a storyboard: N keyframes → one video through N−1 transitions")
+    seq.add_argument("keyframes", type=Path, nargs="+", help="the keyframes in order (image files)")
+    seq.add_argument("-o", "--output", type=Path, required=True, help="output MP4")
+    per_pair = seq.add_mutually_exclusive_group()
+    per_pair.add_argument(
+        "--depth", default="3", help="recursion depth for every transition, or one per transition: 3,2,3 (default 3)"
+    )
+    per_pair.add_argument(
+        "--frames-per-pair", type=int, help="N evenly spaced in-betweens per transition (any-t backends)"
+    )
+    seq.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
+    seq.add_argument("--prompts", type=Path, help="text file: one prompt per transition (generative backend)")
+    seq.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    seq.add_argument(
+        "--frame-seed", action="append", default=[], metavar="FRAME=SEED",
+        help="the seed of one in-between (repeatable), e.g. one the app's re-roll chose: its label shows it",
+    )  # fmt: skip
+    seq.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
+    seq.add_argument("--gif", type=Path, help="also write a looping GIF")
+    _add_manifest_option(seq)
+    _add_backend_options(seq)
+    seq.set_defaults(run=_cmd_sequence)
+
+    cmp = sub.add_parser("compare", help="two backends on the same keyframes: side by side, and PSNR/SSIM between them")
+    cmp.add_argument("first", type=Path, help="first keyframe (image file)")
+    cmp.add_argument("last", type=Path, help="last keyframe (image file)")
+    cmp.add_argument("-o", "--output", type=Path, required=True, help="output MP4: --backend | --against, in sync")
+    cmp.add_argument(
+        "--against", default="crossfade", choices=BACKEND_NAMES, help="the right side's backend (default crossfade)"
+    )
+    cmp.add_argument("--depth", type=int, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)")
+    cmp.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
+    cmp.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    _add_backend_options(cmp)
+    cmp.set_defaults(run=_cmd_compare)
 
     clip = sub.add_parser("clip", help="interpolate every pair of frames of a video")
     clip.add_argument("input", type=Path, help="input video")
@@ -235,14 +446,40 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("--factor", type=int, default=2, choices=(2, 4, 8), help="frame-rate multiplier (default 2)")
     clip.add_argument("--slowmo", action="store_true", help="keep the input fps: the clip plays factor× slower")
     clip.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    clip.add_argument(
+        "--fps", type=parse_rate, metavar="RATE",
+        help="target frame rate instead of --factor: any rational (60, 59.94, 60000/1001); duration and audio kept",
+    )  # fmt: skip
+    clip.add_argument(
+        "--scene-threshold", type=float, default=SCENE_THRESHOLD, metavar="S",
+        help=f"scene-change score (0–1) above which frames are a cut, never interpolated across (default {SCENE_THRESHOLD})",
+    )  # fmt: skip
+    clip.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="trim: start here (default 0)")
+    clip.add_argument("--end", type=float, metavar="SECONDS", help="trim: end here (default: the clip's end)")
+    clip.add_argument(
+        "--report", type=Path, metavar="R.json",
+        help="also drop every other frame (every factor-th kept), rebuild it and write PSNR/SSIM as JSON",
+    )  # fmt: skip
+    _add_manifest_option(clip)
     _add_backend_options(clip)
     clip.set_defaults(run=_cmd_clip)
 
     ev = sub.add_parser("evaluate", help="PSNR/SSIM/speed on triplet folders")
     ev.add_argument("data_dir", type=Path, help="folder searched recursively for triplets")
     ev.add_argument("--json", type=Path, help="write the results as JSON")
+    _add_manifest_option(ev)
     _add_backend_options(ev)
     ev.set_defaults(run=_cmd_evaluate)
+
+    replay = sub.add_parser("replay", help="remake a run from its manifest (--manifest)")
+    replay.add_argument("manifest_in", type=Path, metavar="MANIFEST", help="a manifest written by --manifest")
+    replay.add_argument("-o", "--output", type=Path, required=True, help="output (MP4; JSON for evaluate)")
+    replay.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png … (pair)")
+    replay.add_argument(
+        "--inputs", type=Path, nargs="+", metavar="PATH",
+        help="your copies of the inputs, in the command's order (e.g. FIRST LAST); each must hash as recorded",
+    )  # fmt: skip
+    replay.set_defaults(run=_cmd_replay)
 
     tiny = sub.add_parser("tiny-model", help="write a tiny random Qwen-Image-Edit pipeline (tests, demos)")
     tiny.add_argument("out_dir", type=Path, help="folder to write the pipeline to")
@@ -261,8 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error, 130 Ctrl-C, 143 SIGTERM)."""
     try:
         with sigterm_as_interrupt():
+            argv = sys.argv[1:] if argv is None else list(argv)
             args = build_parser().parse_args(argv)
-            args.run(args)
+            _run(args, argv)
     except VFIError as error:
         print(f"error: {error}", file=sys.stderr)
         return USER_ERROR

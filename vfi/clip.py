@@ -14,7 +14,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from fractions import Fraction
+from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,8 +33,11 @@ from vfi.interpolate import (
     count_generated,
     interpolate_pair,
 )
-from vfi.scenes import SCENE_THRESHOLD, FrameSummary, is_scene_cut
+from vfi.scenes import SCENE_THRESHOLD, CutDetector, FrameSummary
 from vfi.video import MAX_FPS, ClipInfo, check_duration, probe_clip, read_frames, write_mp4
+
+if TYPE_CHECKING:
+    from vfi.report import ClipReport
 
 FACTORS = (2, 4, 8)
 #: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
@@ -55,6 +61,9 @@ class ClipSettings:
         crf: x264 quality (lower is better, 18 is visually lossless).
         seed: run seed for generative backends.
         generative_depth: in hybrid mode (a refine backend), how many recursion levels the main backend makes.
+        fps: a target frame rate instead of a factor (any rational, e.g. ``Fraction(60000, 1001)``): frames are
+            made at the target's times (:mod:`vfi.retime`); the duration and audio are kept.
+        start, end: keep only the input frames shown from ``start`` to ``end`` seconds (None: to the end).
     """
 
     factor: int = 2
@@ -66,8 +75,20 @@ class ClipSettings:
     crf: int = 18
     seed: int = 0
     generative_depth: int | None = None
+    fps: Fraction | None = None
+    start: float = 0.0
+    end: float | None = None
 
     def __post_init__(self) -> None:
+        if self.fps is not None:
+            if not (isinstance(self.fps, Fraction | int) and 0 < self.fps <= MAX_FPS):
+                raise VFIError(f"fps must be a rational number above 0 and at most {MAX_FPS:g}, got {self.fps}.")
+            if self.slowmo:
+                raise VFIError("Give a target fps or slow motion, not both.")
+        if not (isinstance(self.start, int | float) and 0 <= self.start < math.inf):
+            raise VFIError(f"start must be a number of seconds of at least 0, got {self.start!r}.")
+        if self.end is not None and not (isinstance(self.end, int | float) and self.start < self.end < math.inf):
+            raise VFIError(f"end must be a number of seconds after start ({self.start:g}), got {self.end!r}.")
         if self.factor not in FACTORS:
             raise VFIError(f"factor must be one of {', '.join(map(str, FACTORS))}, got {self.factor!r}.")
         if not (isinstance(self.max_seconds, int | float) and 0 < self.max_seconds < math.inf):
@@ -99,6 +120,8 @@ class ClipResult:
     scene_cuts: int
     duplicates: int
     notes: tuple[str, ...] = ()
+    #: The quality report, when one was asked for.
+    report: ClipReport | None = None
 
 
 @dataclass(frozen=True)
@@ -109,36 +132,99 @@ class ClipPlan:
     settings: ClipSettings
 
     @property
+    def input_rate(self) -> Fraction:
+        """The input frame rate as an exact rational (29.97… → 30000/1001)."""
+        return Fraction(self.info.fps).limit_denominator(1001)
+
+    @property
+    def frame_range(self) -> range:
+        """The input frames kept by the trim (``start``/``end``): those shown from ``start`` up to ``end``."""
+        rate, settings = self.input_rate, self.settings
+        first = math.ceil(Fraction(settings.start) * rate)
+        stop = self.info.num_frames if settings.end is None else math.ceil(Fraction(settings.end) * rate)
+        return range(first, min(stop, self.info.num_frames))
+
+    @property
     def fps(self) -> float:
         """The frame rate of the interpolated clip."""
+        if self.settings.fps is not None:
+            return float(self.settings.fps)
         return self.info.fps if self.settings.slowmo else self.info.fps * self.settings.factor
 
     @property
     def num_frames(self) -> int:
         """Frames of the interpolated clip."""
-        return (self.info.num_frames - 1) * self.settings.factor + 1
+        if self.settings.fps is not None:
+            return len(self.positions)
+        return (len(self.frame_range) - 1) * self.settings.factor + 1
+
+    @property
+    def positions(self) -> list[Fraction]:
+        """With a target fps: where each output frame falls, in input frames from the first kept one."""
+        from vfi.retime import output_positions
+
+        return output_positions(len(self.frame_range), self.input_rate, Fraction(self.settings.fps))
 
     @property
     def frames_to_make(self) -> int:
-        """Frames a backend makes (at most: cuts and duplicates make fewer)."""
-        return self.num_frames - self.info.num_frames
+        """Frames a backend makes (at most: cuts and duplicates make fewer); at a target fps, a backend that
+        takes any t (a midpoint-only one makes :attr:`midpoint_frames`)."""
+        if self.settings.fps is not None:
+            return sum(1 for p in self.positions if p.denominator != 1)
+        return self.num_frames - len(self.frame_range)
+
+    @property
+    def midpoint_depth(self) -> int:
+        """At a target fps, the recursion levels a midpoint-only backend makes (flow places the frames between):
+        ``generative_depth``, or the level nearest the new rate."""
+        from vfi.retime import nearest_depth
+
+        return self.settings.generative_depth or nearest_depth(self.input_rate, Fraction(self.settings.fps))
+
+    @property
+    def midpoint_frames(self) -> int:
+        """At a target fps, the frames a midpoint-only backend makes: its levels in each interval with a frame to make."""
+        intervals = {math.floor(p) for p in self.positions if p.denominator != 1}
+        return len(intervals) * (2**self.midpoint_depth - 1)
+
+    @property
+    def report_factor(self) -> int:
+        """The quality report keeps every ``report_factor``-th frame (the factor; 2 at a target fps)."""
+        return 2 if self.settings.fps is not None else self.settings.factor
+
+    @property
+    def report_frames(self) -> int:
+        """Frames the quality report (``vfi.report``) rebuilds (at most: windows across cuts are skipped)."""
+        return (len(self.frame_range) - 1) // self.report_factor * (self.report_factor - 1)
 
 
 def plan_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> ClipPlan:
     """Probe ``clip`` (a path; a :class:`ClipInfo` is taken as probed) and refuse it (one clear sentence) if clip
     mode cannot take it with ``settings``."""
-    info = clip if isinstance(clip, ClipInfo) else probe_clip(clip, max_seconds=settings.max_seconds)
+    # Refused at the probe (before a variable-frame-rate clip is decoded to count its frames) only when no trim
+    # could bring it under the limit: without an end, a clip longer than start + max_seconds keeps too much.
+    probe_limit = settings.max_seconds + settings.start if settings.end is None else None
+    info = clip if isinstance(clip, ClipInfo) else probe_clip(clip, max_seconds=probe_limit)
     plan = ClipPlan(info, settings)
     name = info.path.name
     if info.num_frames < 2:
         raise VFIError(f"{name} has {info.num_frames} frame; clip mode needs at least 2.")
+    if len(plan.frame_range) < 2:
+        end = "the end" if settings.end is None else f"{settings.end:g} s"
+        raise VFIError(
+            f"{name} has {len(plan.frame_range)} frame(s) from {settings.start:g} s to {end} "
+            f"(it is {info.duration:.2f} s long); clip mode needs at least 2."
+        )
     if min(info.width, info.height) < MIN_SIDE:
         raise VFIError(
             f"{name} is too small: {info.width}×{info.height}; each side must be at least {MIN_SIDE} pixels."
         )
-    check_duration(name, info.duration, settings.max_seconds)
-    if info.num_frames > settings.max_frames:
-        raise VFIError(f"{name} has {info.num_frames} frames; the limit is {settings.max_frames}.")
+    kept_seconds = len(plan.frame_range) / info.fps
+    if len(plan.frame_range) < info.num_frames:
+        name = f"{name} as trimmed"
+    check_duration(name, kept_seconds, settings.max_seconds)
+    if len(plan.frame_range) > settings.max_frames:
+        raise VFIError(f"{name} has {len(plan.frame_range)} frames; the limit is {settings.max_frames}.")
     if plan.fps > MAX_FPS:
         raise VFIError(
             f"{name} at {info.fps:g} fps × {settings.factor} would be {plan.fps:g} fps, over the "
@@ -160,7 +246,7 @@ class _ClipInterpolator:
         self.per_interval = count_generated(self._pair_settings(1), backend, refine)
         self.scene_cuts = 0
         self.duplicates = 0
-        self._last_change = 0.0
+        self._is_cut = CutDetector(settings.scene_threshold)
 
     def _pair_settings(self, intervals: int) -> InterpolationSettings | None:
         """Settings for ``intervals`` input intervals bridged in one go (None if the backends cannot)."""
@@ -174,11 +260,6 @@ class _ClipInterpolator:
         return InterpolationSettings(
             depth=depth, frames=frames, seed=self.settings.seed, generative_depth=self.settings.generative_depth
         )
-
-    def _is_cut(self, a: FrameSummary, b: FrameSummary) -> bool:
-        change = a.change(b)
-        previous, self._last_change = self._last_change, change
-        return is_scene_cut(change, previous, self.settings.scene_threshold)
 
     def _duplicate_span(self, current: FrameSummary, ahead: deque[FrameSummary]) -> int:
         """How many intervals to bridge from ``current``: 1, or 2+ when duplicates of it come next."""
@@ -278,25 +359,50 @@ def interpolate_clip(
     keep_audio = info.has_audio and not settings.slowmo
     fps = plan.fps
     progress = Progress(0, on_progress, should_cancel)
-    interpolator = _ClipInterpolator(backend, settings, refine, progress)
-    progress.total = (info.num_frames - 1) * interpolator.per_interval
+    kept = plan.frame_range
     written = 0
 
-    def counted(source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def counted(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         nonlocal written
-        for frame in interpolator.run(source):
+        for frame in frames:
             written += 1
             yield frame
 
-    with closing(read_frames(info.path, info=info)) as source:  # the decoder ends with the run, whatever happens
-        write_mp4(counted(source), output_path, fps, crf=settings.crf, audio_from=info.path if keep_audio else None)
-    return ClipResult(
-        Path(output_path),
-        written,
-        fps,
-        written / fps,
-        keep_audio,
-        interpolator.scene_cuts,
-        interpolator.duplicates,
-        tuple(notes),
-    )
+    audio = {"audio_from": info.path, "audio_start": kept.start / info.fps} if keep_audio else {}
+    interpolator, is_cut = None, CutDetector(settings.scene_threshold)
+    with closing(read_frames(info.path, info=info)) as decoded:  # the decoder ends with the run, whatever happens
+        source = islice(decoded, kept.start, kept.stop)
+        if settings.fps is None:
+            interpolator = _ClipInterpolator(backend, settings, refine, progress)
+            progress.total = (len(kept) - 1) * interpolator.per_interval
+            frames = interpolator.run(source)
+        else:
+            frames, note = _retimed(plan, source, backend, refine, progress, is_cut)
+            notes.extend([note] if note else [])
+        write_mp4(counted(frames), output_path, fps, crf=settings.crf, **audio)
+    cuts, duplicates = (interpolator.scene_cuts, interpolator.duplicates) if interpolator else (is_cut.cuts, 0)
+    return ClipResult(Path(output_path), written, fps, written / fps, keep_audio, cuts, duplicates, tuple(notes))
+
+
+def _retimed(
+    plan: ClipPlan, source: Iterator[np.ndarray], backend: Backend, refine: Backend | None, progress: Progress,
+    is_cut: CutDetector,
+) -> tuple[Iterator[np.ndarray], str | None]:  # fmt: skip
+    """The output frames at ``plan``'s target fps, and a note when a midpoint-only backend needed flow."""
+    from vfi.backends import create_backend
+    from vfi.retime import count_retimed, retime_frames
+
+    settings, note, depth = plan.settings, None, plan.settings.generative_depth
+    if not backend.supports_any_t and refine is None:
+        refine, depth = create_backend("flow"), plan.midpoint_depth
+        note = (
+            f"The {backend.name} backend makes midpoints only: it made {2**depth - 1} frame(s) per interval "
+            f"(depth {depth}) and flow placed the frames at {float(settings.fps):g} fps."
+        )
+    positions = plan.positions
+    progress.total = count_retimed(positions, backend, refine, settings.seed, depth)
+    frames = retime_frames(
+        source, positions, backend, refine=refine, seed=settings.seed, generative_depth=depth,
+        is_cut=is_cut, progress=progress,
+    )  # fmt: skip
+    return frames, note

@@ -16,21 +16,21 @@ API (stable):
   (``prompt`` may hold ``{t}``, filled in with the time):
   ``first``/``last`` are H×W×3 uint8 arrays or PIL images of the same size. The result holds
   ``keyframes`` (both at working size; the VAE encodes each once), ``images`` (the condition images the
-  layout asks for: one ``[first|last]`` image or two images), ``prompt``, ``t`` and the output
-  ``width``/``height`` (= working size of one keyframe). ``to_frame(image, size)`` turns a generated PIL
-  image back into a uint8 array at the keyframes' size.
-- ``AdapterInfo`` (``vfi_adapter.json`` beside the LoRA weights): ``base_model``, ``layout``, ``prompt``,
-  ``resolution``, ``training`` (free-form facts: steps, rank, data…). ``AdapterInfo.load(folder)``,
-  ``info.save(folder)``, ``info.check(base_model, layout)`` (raises :class:`VFIError` on a mismatch).
+  layout asks for: one ``[first|last]`` image or two images), ``vl_images`` (the same images as the
+  vision-language encoder sees them: at most :data:`VL_AREA` px each, see :func:`vl_size`), ``prompt``,
+  ``t`` and the output ``width``/``height`` (= working size of one keyframe). ``to_frame(image, size)``
+  turns a generated PIL image back into a uint8 array at the keyframes' size.
+
+The recipe, for conditioning an adapter outside vfi: keyframes Lanczos-resized to the working size;
+the VL encoder gets ``vl_images`` (Lanczos, as the stock pipelines' ``image_processor.resize``); the VAE
+encodes each keyframe alone at working size, and for ``side-by-side`` the two latents are joined along
+the width (the stock pipeline encodes the joined image; only the latent columns at the seam differ).
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -41,7 +41,11 @@ LAYOUTS = ("side-by-side", "multi")
 GRID = 32
 DEFAULT_RESOLUTION = 512
 MAX_RESOLUTION = 2048
-ADAPTER_INFO_FILE = "vfi_adapter.json"
+#: Pixel area of each image the vision-language text encoder sees, as in the stock pipelines: ≈1 MP for
+#: ``QwenImageEditPipeline``'s one condition image, 384² for each of ``QwenImageEditPlusPipeline``'s.
+#: Larger images are scaled down to it (never up), so the prompt stays short: the VL encoder makes one
+#: text token per 28×28 px, and the transformer's 4096 rotary positions hold the text after the image.
+VL_AREA = {"side-by-side": 1024 * 1024, "multi": 384 * 384}
 
 
 def check_layout(layout: str) -> str:
@@ -67,6 +71,18 @@ def working_size(width: int, height: int, resolution: int) -> tuple[int, int]:
         raise VFIError(f"The frame size must be positive, got {width}×{height}.")
     scale = resolution / max(width, height)
     return (max(GRID, round(width * scale / GRID) * GRID), max(GRID, round(height * scale / GRID) * GRID))
+
+
+def vl_size(width: int, height: int, area: int) -> tuple[int, int]:
+    """The size the VL encoder sees an image at: at most ``area`` px, aspect kept, on the 32-px grid.
+
+    Above ``area`` this is the stock pipelines' ``calculate_dimensions(area, width / height)``.
+    """
+    if width * height <= area:
+        return width, height
+    ratio = width / height
+    scaled = math.sqrt(area * ratio)
+    return max(GRID, round(scaled / GRID) * GRID), max(GRID, round(scaled / ratio / GRID) * GRID)
 
 
 def default_prompt(t: float = 0.5) -> str:
@@ -102,6 +118,7 @@ class Conditioning:
     height: int
     keyframes: tuple[Image.Image, Image.Image]
     images: tuple[Image.Image, ...]
+    vl_images: tuple[Image.Image, ...]
 
     def __post_init__(self) -> None:
         check_layout(self.layout)
@@ -113,6 +130,8 @@ class Conditioning:
             raise VFIError(f"keyframes must be {self.width}×{self.height}.")
         if len(self.images) != (1 if self.layout == "side-by-side" else 2):
             raise VFIError(f"images: the {self.layout} layout takes {1 if self.layout == 'side-by-side' else 2}.")
+        if len(self.vl_images) != len(self.images):
+            raise VFIError(f"vl_images must hold one image per condition image ({len(self.images)}).")
 
 
 def build_conditioning(
@@ -138,7 +157,13 @@ def build_conditioning(
         images: tuple[Image.Image, ...] = (joined,)
     else:
         images = keyframes
-    return Conditioning(layout, prompt_text(t, prompt), float(t), width, height, keyframes, images)
+    vl_images = tuple(_resize(im, vl_size(*im.size, VL_AREA[layout])) for im in images)
+    return Conditioning(layout, prompt_text(t, prompt), float(t), width, height, keyframes, images, vl_images)
+
+
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Lanczos resize, as diffusers' ``VaeImageProcessor.resize`` does for PIL images (the stock pipelines)."""
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
 
 
 def to_frame(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
@@ -147,78 +172,3 @@ def to_frame(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     if image.size != tuple(size):
         image = image.resize(tuple(size), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8)
-
-
-def _same_base(a: str, b: str) -> bool:
-    """Whether two base-model references (Hub ids or local folders) name the same model, as far as we can tell."""
-    local_a, local_b = os.path.isdir(a), os.path.isdir(b)
-    if local_a and local_b:
-        return Path(a).resolve() == Path(b).resolve()
-    if local_a != local_b:  # a local copy of a Hub model: compare the folder name with the repo name
-        folder, repo = (a, b) if local_a else (b, a)
-        name = Path(folder).resolve().name.lower()
-        return name == repo.strip("/").split("/")[-1].lower()
-    return a.strip("/").lower() == b.strip("/").lower()
-
-
-@dataclass(frozen=True)
-class AdapterInfo:
-    """What an adapter was trained for (``vfi_adapter.json``)."""
-
-    base_model: str
-    layout: str
-    prompt: str | None = None
-    resolution: int | None = None
-    training: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.base_model, str) or not self.base_model:
-            raise VFIError("base_model must be a non-empty Hub id or folder.")
-        check_layout(self.layout)
-        if self.prompt is not None and not isinstance(self.prompt, str):
-            raise VFIError(f"prompt must be a string, got {type(self.prompt).__name__}.")
-        if self.resolution is not None:
-            check_resolution(self.resolution)
-        if not isinstance(self.training, dict):
-            raise VFIError(f"training must be a JSON object, got {type(self.training).__name__}.")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AdapterInfo:
-        known = {"base_model", "layout", "prompt", "resolution", "training"}
-        if not isinstance(data, dict) or "base_model" not in data or "layout" not in data:
-            raise VFIError(f"{ADAPTER_INFO_FILE} must be an object with base_model and layout.")
-        unknown = set(data) - known
-        if unknown:
-            raise VFIError(f"{ADAPTER_INFO_FILE} has unknown fields: {', '.join(sorted(unknown))}.")
-        return cls(**data)
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike) -> AdapterInfo:
-        """Read ``folder/vfi_adapter.json``."""
-        path = Path(folder) / ADAPTER_INFO_FILE
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise VFIError(f"{path} is missing: the adapter does not say what it was trained for.") from None
-        except (OSError, ValueError) as error:
-            raise VFIError(f"{path} is not readable JSON ({error}).") from None
-        return cls.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``folder/vfi_adapter.json`` (atomically) and return its path."""
-        from vfi.files import atomic_path
-
-        path = Path(folder) / ADAPTER_INFO_FILE
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
-    def check(self, base_model: str, layout: str, *, name: str = "adapter") -> None:
-        """Raise :class:`VFIError` if this adapter was made for another layout or base model."""
-        if self.layout != layout:
-            raise VFIError(f"The {name} was trained for the {self.layout} layout, but the base model uses {layout}.")
-        if not _same_base(self.base_model, base_model):
-            raise VFIError(f"The {name} was trained on {self.base_model}, not on {base_model}.")

@@ -17,7 +17,7 @@ from vfi.backends.base import Backend
 from vfi.errors import VFIError
 from vfi.frames import load_image
 from vfi.interpolate import InterpolationSettings, interpolate_pair
-from vfi.metrics import psnr, ssim
+from vfi.metrics import MeanScores, psnr, ssim
 from vfi.triplets import Triplet, find_triplets
 
 
@@ -34,8 +34,8 @@ class TripletScore:
 
 
 @dataclass(frozen=True)
-class EvaluationReport:
-    """Per-triplet scores of one backend on one data folder, with their summary."""
+class EvaluationReport(MeanScores):
+    """Per-triplet scores of one backend on one data folder, with their summary (``n``, ``psnr``, ``ssim``)."""
 
     backend: str
     rows: tuple[TripletScore, ...]
@@ -43,20 +43,6 @@ class EvaluationReport:
     def __post_init__(self) -> None:
         if not self.rows:
             raise VFIError("An evaluation report needs at least one row.")
-
-    @property
-    def n(self) -> int:
-        return len(self.rows)
-
-    @property
-    def psnr(self) -> float:
-        """Mean PSNR in dB (``inf`` if some frame was reproduced exactly)."""
-        return statistics.fmean(row.psnr for row in self.rows)
-
-    @property
-    def ssim(self) -> float:
-        """Mean SSIM."""
-        return statistics.fmean(row.ssim for row in self.rows)
 
     @property
     def ms_per_frame(self) -> float:

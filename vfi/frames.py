@@ -13,7 +13,9 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -114,27 +116,74 @@ def fit_to(frame: np.ndarray, width: int, height: int, *, tolerance: float = DEF
     return np.array(resized)
 
 
-def load_keyframes(
+#: How :func:`match_keyframes` treats a last keyframe whose aspect ratio differs from the first's beyond the
+#: tolerance: scale and center-crop it to the first's size, scale it inside and pad with black, or refuse.
+MISMATCH_MODES = ("fit", "pad", "refuse")
+
+
+@dataclass(frozen=True)
+class KeyframePair:
+    """Two keyframes of one size; ``note`` says how the last was changed to match the first (None: untouched)."""
+
+    first: np.ndarray
+    last: np.ndarray
+    note: str | None = None
+
+
+def match_keyframes(
     first: ImageSource,
     last: ImageSource,
     *,
+    mismatch: str = "fit",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     tolerance: float = DEFAULT_TOLERANCE,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Load both keyframes; if their sizes differ, fit ``last`` to ``first``'s size (see :func:`fit_to`).
+) -> KeyframePair:
+    """Load both keyframes and bring ``last`` to ``first``'s size.
 
-    Odd sizes are kept (the video writer makes sizes even).
+    Within ``tolerance`` (relative aspect difference) ``last`` is resized and center-cropped (:func:`fit_to`);
+    beyond it ``mismatch`` decides (see :data:`MISMATCH_MODES`). Odd sizes are kept (the video writer makes
+    sizes even).
     """
+    if mismatch not in MISMATCH_MODES:
+        raise VFIError(f"mismatch must be one of {', '.join(MISMATCH_MODES)}, got {mismatch!r}.")
     first_rgb = load_image(first, max_pixels=max_pixels)
     last_rgb = load_image(last, max_pixels=max_pixels)
     (h, w), (lh, lw) = first_rgb.shape[:2], last_rgb.shape[:2]
-    mismatch = _aspect_mismatch(lw, lh, w, h)
-    if mismatch > tolerance:
+    if (lw, lh) == (w, h):
+        return KeyframePair(first_rgb, last_rgb)
+    difference = _aspect_mismatch(lw, lh, w, h)
+    if difference > tolerance and mismatch == "refuse":
         raise VFIError(
             f"The keyframes cannot be matched: the last is {lw}×{lh}, the first {w}×{h}, and their aspect "
-            f"ratios differ by {mismatch:.1%} (more than the {tolerance:.1%} tolerance)."
+            f"ratios differ by {difference:.1%} (more than the {tolerance:.1%} tolerance)."
         )
-    return first_rgb, fit_to(last_rgb, w, h, tolerance=tolerance)
+    if difference > tolerance and mismatch == "pad":
+        how, fitted = "scaled to fit inside and padded with black to", pad_to(last_rgb, w, h)
+    else:
+        how = "scaled and center-cropped to" if difference else "scaled to"
+        with warnings.catch_warnings():  # said in the note instead
+            warnings.simplefilter("ignore")
+            fitted = fit_to(last_rgb, w, h, tolerance=max(tolerance, difference))
+    note = f"The last keyframe ({lw}×{lh}) was {how} the first's {w}×{h} (aspect ratios differ by {difference:.1%})."
+    return KeyframePair(first_rgb, fitted, note)
+
+
+def load_keyframes(first: ImageSource, last: ImageSource, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both keyframes, ``last`` brought to ``first``'s size (:func:`match_keyframes`, with its ``options``)."""
+    pair = match_keyframes(first, last, **options)
+    return pair.first, pair.last
+
+
+def pad_to(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``frame`` scaled (antialiased bicubic) to fit inside ``width``×``height``, centred on black."""
+    h, w = frame.shape[:2]
+    scale = min(width / w, height / h)
+    size = (max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale))))
+    inner = np.array(Image.fromarray(frame).resize(size, Image.Resampling.BICUBIC))
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - size[1]) // 2, (width - size[0]) // 2
+    out[top : top + size[1], left : left + size[0]] = inner
+    return out
 
 
 def _aspect_mismatch(w: int, h: int, width: int, height: int) -> float:

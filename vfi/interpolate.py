@@ -12,7 +12,7 @@ and a ``refine`` backend (any t) fills everything else between the generated fra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -43,6 +43,8 @@ class InterpolationSettings:
         depth: recursion depth k: 2^k − 1 in-betweens at t = i/2^k. Exclusive with ``frames``.
         frames: N evenly spaced in-betweens at t = i/(N+1) (needs a backend or refine backend that
             supports any t).
+        at: in-betweens at exactly these times in (0, 1), increasing (a frame-rate change; needs a backend
+            or refine backend that supports any t). Exclusive with ``depth`` and ``frames``.
         seed: run seed; each frame's seed derives from (seed, pair, node).
         generative_depth: in hybrid mode, how many recursion levels the main backend makes before the
             refine backend takes over.
@@ -52,9 +54,15 @@ class InterpolationSettings:
     frames: int | None = None
     seed: int = 0
     generative_depth: int | None = None
+    at: tuple[Fraction, ...] | None = None
 
     def __post_init__(self) -> None:
-        if (self.depth is None) == (self.frames is None):
+        if self.at is not None:
+            if self.depth is not None or self.frames is not None:
+                raise VFIError("Give exactly one of depth, frames and at.")
+            if not self.at or any(not 0 < t < 1 for t in self.at) or list(self.at) != sorted(set(self.at)):
+                raise VFIError("at must be increasing times strictly between 0 and 1.")
+        elif (self.depth is None) == (self.frames is None):
             raise VFIError("Give exactly one of depth and frames.")
         if self.depth is not None and not 1 <= self.depth <= MAX_DEPTH:
             raise VFIError(f"depth must be between 1 and {MAX_DEPTH}, got {self.depth}.")
@@ -67,6 +75,8 @@ class InterpolationSettings:
     @property
     def times(self) -> list[Fraction]:
         """The in-between times in temporal order."""
+        if self.at is not None:
+            return list(self.at)
         if self.depth is not None:
             return [Fraction(i, 2**self.depth) for i in range(1, 2**self.depth)]
         return [Fraction(i, self.frames + 1) for i in range(1, self.frames + 1)]
@@ -159,10 +169,27 @@ def _run(backend: Backend, requests: Sequence[FrameRequest], progress: Progress)
     return out
 
 
-def _neighbours(known: dict[Fraction, np.ndarray], t: Fraction) -> tuple[Fraction, Fraction]:
+def _neighbours(known: Collection[Fraction], t: Fraction) -> tuple[Fraction, Fraction]:
     left = max(k for k in known if k < t)
     right = min(k for k in known if k > t)
     return left, right
+
+
+def node_parents(
+    settings: InterpolationSettings, backend: Backend, refine: Backend | None = None
+) -> dict[Fraction, tuple[Fraction, Fraction]]:
+    """Each in-between time → the times of the two frames it is made from (0 and 1 are the keyframes).
+
+    A midpoint-only backend makes t = 1/4 from (0, 1/2), so re-making 1/2 means re-making 1/4 too; a
+    backend that supports any t makes every frame from (0, 1).
+    """
+    plan = _plan(settings, backend, refine)
+    known = {Fraction(0), Fraction(1)}
+    parents: dict[Fraction, tuple[Fraction, Fraction]] = {}
+    for times in (*plan.anchor_levels, plan.filled):
+        parents.update((t, _neighbours(known, t)) for t in times)
+        known.update(times)
+    return parents
 
 
 def interpolate_pair(
@@ -174,22 +201,31 @@ def interpolate_pair(
     refine: Backend | None = None,
     pair_index: int = 0,
     progress: Progress | None = None,
+    seeds: Mapping[Fraction, int] | None = None,
+    keep: Mapping[Fraction, np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield ``first`` and then the in-betweens of one pair in temporal order (not ``last``)."""
+    """Yield ``first`` and then the in-betweens of one pair in temporal order (not ``last``).
+
+    ``seeds`` overrides the seeds of some nodes (time → seed; the others derive from (seed, pair, node));
+    ``keep`` holds frames already made (time → frame), used as they are and not made again.
+    """
     if first.shape != last.shape:
         raise VFIError(
             f"The two frames differ in size: {first.shape[1]}×{first.shape[0]} vs {last.shape[1]}×{last.shape[0]}."
         )
     plan = _plan(settings, backend, refine)
-    progress = progress or Progress(plan.count)
-    known: dict[Fraction, np.ndarray] = {Fraction(0): first, Fraction(1): last}
+    parents = node_parents(settings, backend, refine)
+    seeds, keep = seeds or {}, keep or {}
+    progress = progress or Progress(plan.count - len(keep))
+    known: dict[Fraction, np.ndarray] = {Fraction(0): first, Fraction(1): last, **keep}
 
     def make(who: Backend, times: list[Fraction]) -> None:
-        spans = [_neighbours(known, t) for t in times]
-        requests = [
-            FrameRequest(known[a], known[b], float((t - a) / (b - a)), node_seed(settings.seed, pair_index, t))
-            for t, (a, b) in zip(times, spans)
-        ]
+        times = [t for t in times if t not in keep]
+        requests = []
+        for t in times:
+            a, b = parents[t]
+            seed = seeds.get(t, node_seed(settings.seed, pair_index, t))
+            requests.append(FrameRequest(known[a], known[b], float((t - a) / (b - a)), seed))
         known.update(zip(times, _run(who, requests, progress)))
 
     for level in plan.anchor_levels:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import os
 import re
@@ -72,6 +73,8 @@ class Job:
     keyframes: tuple[np.ndarray, ...] = ()
     clip: tuple[ClipPlan, str] | None = None
     cancel_key: str = ""
+    #: With ``clip``: also make the clip's quality report (``vfi.report``) with the same backend.
+    report: bool = False
 
     @property
     def generative(self) -> bool:
@@ -85,7 +88,10 @@ class Job:
     def frames_to_make(self) -> int:
         """How many frames the backend makes in this run (raises VFIError for an impossible request)."""
         if self.clip is not None:
-            return self.clip[0].frames_to_make
+            plan = self.clip[0]
+            midpoints = plan.settings.fps is not None and not Capabilities(self.backend).supports_any_t
+            made = plan.midpoint_frames if midpoints else plan.frames_to_make
+            return made + (plan.report_frames if self.report else 0)
         from vfi.interpolate import count_generated
 
         return count_generated(self.settings, Capabilities(self.backend)) * (len(self.keyframes) - 1)
@@ -119,7 +125,13 @@ class Job:
             from vfi.clip import interpolate_clip
 
             plan, output = self.clip
-            return interpolate_clip(plan, output, backend, on_progress=on_progress, should_cancel=should_cancel)
+            result = interpolate_clip(plan, output, backend, on_progress=on_progress, should_cancel=should_cancel)
+            if not self.report:
+                return result
+            from vfi.report import report_clip
+
+            report = report_clip(plan, backend, on_progress=on_progress, should_cancel=should_cancel)
+            return dataclasses.replace(result, report=report)
         from vfi.interpolate import interpolate_frames
 
         return list(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,3 +60,44 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     denominator = (mu_x * mu_x + mu_y * mu_y + _SSIM_C1) * (var_x + var_y + _SSIM_C2)
     ssim_map = (numerator / denominator)[_SSIM_RADIUS:-_SSIM_RADIUS, _SSIM_RADIUS:-_SSIM_RADIUS]
     return float(ssim_map.mean())
+
+
+def agreement(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> tuple[float, float]:
+    """Mean PSNR (dB) and SSIM between two runs' in-between frames (their first and last, the keyframes, left out).
+
+    Identical runs give ``inf`` dB and SSIM 1.
+    """
+    if len(a) != len(b) or len(a) < 3:
+        raise VFIError(f"Need two runs of the same length with in-betweens, got {len(a)} and {len(b)} frames.")
+    pairs = list(zip(a[1:-1], b[1:-1]))
+    return float(np.mean([psnr(x, y) for x, y in pairs])), float(np.mean([ssim(x, y) for x, y in pairs]))
+
+
+def describe_agreement(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> str:
+    """One line: how alike two runs are over their in-betweens (see :func:`agreement`) and at the middle frame."""
+    mean_psnr, mean_ssim = agreement(a, b)
+    middle = len(a) // 2
+    return (
+        f"in-betweens (mean of {len(a) - 2}): PSNR {mean_psnr:.2f} dB, SSIM {mean_ssim:.4f}; middle frame: "
+        f"PSNR {psnr(a[middle], b[middle]):.2f} dB, SSIM {ssim(a[middle], b[middle]):.4f} (higher = more alike)."
+    )
+
+
+class MeanScores:
+    """``n`` and the mean PSNR/SSIM of a report's ``rows`` (each with ``psnr`` and ``ssim``)."""
+
+    rows: tuple[Any, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def psnr(self) -> float:
+        """Mean PSNR in dB (``inf`` if a frame was reproduced exactly and its PSNR was not capped)."""
+        return statistics.fmean(row.psnr for row in self.rows)
+
+    @property
+    def ssim(self) -> float:
+        """Mean SSIM."""
+        return statistics.fmean(row.ssim for row in self.rows)

@@ -6,9 +6,9 @@ API:
   (base, dtype, device, memory mode); a second call with the same key returns the same object. The class
   comes from the model's ``model_index.json`` (``QwenImageEditPipeline`` → layout ``side-by-side``,
   ``QwenImageEditPlusPipeline`` → ``multi``). ``base_loads()`` counts real loads (tests).
-- ``AdapterSpec(source, scale=1.0, revision=None, weight_name=None)``; ``AdapterSpec.parse("ID_OR_DIR@0.8")``.
-- ``LoadedPipeline.use_adapters(adapters, lightning=None, *, fuse=False)``: loads each adapter once (Hub id
-  or folder, safetensors only, ``vfi_adapter.json`` checked against base and layout), then switches with
+- ``LoadedPipeline.use_adapters(adapters, lightning=None, *, fuse=False)``: loads each adapter once
+  (:class:`vfi.adapters.AdapterSpec`, fetched by :func:`vfi.adapters.fetch_adapter`; ``vfi_adapter.json``
+  checked against base and layout), then switches with
   ``set_adapters`` / ``disable_lora``; the base is never reloaded.
 - ``encode_image(loaded, image) -> Tensor``: one keyframe at working size → normalised VAE latents
   (1, C, 1, h/8, w/8). Training uses it too.
@@ -23,16 +23,15 @@ API:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from vfi.conditioning import AdapterInfo, Conditioning
+from vfi.adapters import AdapterInfo, AdapterSpec, fetch_adapter, hub_errors
+from vfi.conditioning import Conditioning
 from vfi.errors import VFIError
 
 log = logging.getLogger("vfi")
@@ -41,9 +40,6 @@ DEFAULT_BASE_MODEL = "Qwen/Qwen-Image-Edit"
 MEMORY_MODES = ("auto", "none", "model", "sequential")
 LAYOUT_OF_CLASS = {"QwenImageEditPipeline": "side-by-side", "QwenImageEditPlusPipeline": "multi"}
 CLASS_OF_LAYOUT = {layout: name for name, layout in LAYOUT_OF_CLASS.items()}
-WEIGHT_NAME = "pytorch_lora_weights.safetensors"
-#: Area of the images the Plus pipeline's vision-language encoder sees (as in diffusers).
-VL_AREA_MULTI = 384 * 384
 #: Scheduler settings of the distilled few-step (Lightning) LoRAs.
 LIGHTNING_SCHEDULER = {"base_shift": math.log(3), "max_shift": math.log(3), "shift_terminal": None}
 
@@ -59,82 +55,6 @@ def base_loads() -> int:
 def clear_cache() -> None:
     """Forget every cached pipeline (frees memory once nothing else holds them)."""
     _CACHE.clear()
-
-
-@dataclass(frozen=True)
-class AdapterSpec:
-    """A LoRA adapter to use: Hub repo id or local folder, strength, optional revision and weight file."""
-
-    source: str
-    scale: float = 1.0
-    revision: str | None = None
-    weight_name: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.source:
-            raise VFIError("source must name a Hub repo id or a folder.")
-        if not -4.0 <= self.scale <= 4.0:
-            raise VFIError(f"scale must be between -4 and 4, got {self.scale}.")
-        if self.weight_name is not None and not self.weight_name.endswith(".safetensors"):
-            raise VFIError(f"weight_name must be a .safetensors file, got {self.weight_name}.")
-
-    @classmethod
-    def parse(cls, text: str) -> AdapterSpec:
-        """``ID_OR_DIR`` or ``ID_OR_DIR@SCALE``."""
-        source, at, scale = text.rpartition("@")
-        if at:
-            try:
-                return cls(source, float(scale))
-            except ValueError:
-                raise VFIError(f"The adapter scale in {text!r} is not a number.") from None
-        return cls(text)
-
-    @property
-    def name(self) -> str:
-        """A stable adapter name for this source/revision/file."""
-        digest = hashlib.sha1(f"{self.source}|{self.revision}|{self.weight_name}".encode()).hexdigest()[:10]
-        return f"vfi_{digest}"
-
-
-def _hub_errors() -> tuple[type[BaseException], ...]:
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    return (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError, ValueError)
-
-
-def _fetch_adapter(spec: AdapterSpec) -> tuple[Path, str, AdapterInfo | None]:
-    """Resolve an adapter to (folder, safetensors file name, info or None), downloading from the Hub if needed."""
-    from vfi.conditioning import ADAPTER_INFO_FILE
-
-    if os.path.isdir(spec.source):
-        folder = Path(spec.source)
-        names = [spec.weight_name] if spec.weight_name else sorted(p.name for p in folder.glob("*.safetensors"))
-        if not names or not (folder / names[0]).is_file():
-            pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt")]
-            why = f" (only {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
-            raise VFIError(f"The adapter folder {folder} has no .safetensors weights{why}.")
-        weight = WEIGHT_NAME if WEIGHT_NAME in names else names[0]
-        info = AdapterInfo.load(folder) if (folder / ADAPTER_INFO_FILE).is_file() else None
-        return folder, weight, info
-    if spec.source.startswith((".", "/")) or spec.source.count("/") != 1:
-        raise VFIError(f"The adapter {spec.source} is neither a folder nor a Hub repo id (owner/name).")
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    weight = spec.weight_name or WEIGHT_NAME
-    try:
-        path = Path(hf_hub_download(spec.source, weight, revision=spec.revision))
-        try:
-            info_path = hf_hub_download(spec.source, ADAPTER_INFO_FILE, revision=spec.revision)
-            info = AdapterInfo.load(Path(info_path).parent)
-        except EntryNotFoundError:
-            info = None
-    except _hub_errors() as error:
-        raise VFIError(
-            f"Could not fetch the adapter {spec.source} from the Hugging Face Hub ({type(error).__name__}): "
-            "check the repo id and the connection."
-        ) from None
-    return path.parent, weight, info
 
 
 def _choose_memory_mode(pipe: Any, device: str) -> str:
@@ -165,23 +85,25 @@ class LoadedPipeline:
     active: tuple[tuple[str, float], ...] = ()
     fused: bool = False
     compiled: bool = False
+    #: Base weights (on the CPU) of the layers the fused adapters changed, restored exactly on unfusing.
+    unfused_weights: dict[str, Any] = field(default_factory=dict)
 
     def _load_adapter(self, spec: AdapterSpec, *, check: bool) -> str:
         name = spec.name
         if name in self.adapters:
             return name
-        folder, weight, info = _fetch_adapter(spec)
+        folder, weight, info = fetch_adapter(spec)
         if info is not None and check:
-            info.check(self.base_model, self.layout, name=f"adapter {spec.source}")
+            info.check(self.base_model, self.layout, name=f"adapter {spec.reference}")
         elif check:
             log.warning(
-                "The adapter %s has no vfi_adapter.json; its base model and layout are not checked.", spec.source
+                "The adapter %s has no vfi_adapter.json; its base model and layout are not checked.", spec.reference
             )
         try:
             self.pipe.load_lora_weights(str(folder), weight_name=weight, adapter_name=name, use_safetensors=True)
         except (ValueError, RuntimeError, KeyError, OSError) as error:
             raise VFIError(
-                f"The adapter {spec.source} does not fit {self.base_model} ({str(error).splitlines()[0][:200]})."
+                f"The adapter {spec.reference} does not fit {self.base_model} ({str(error).splitlines()[0][:200]})."
             ) from None
         self.adapters[name] = info
         return name
@@ -200,8 +122,7 @@ class LoadedPipeline:
         if tuple(wanted) == self.active and fuse == self.fused:
             return
         if self.fused:
-            self.pipe.unfuse_lora()
-            self.fused = False
+            self._unfuse()
         if not wanted:
             if self.adapters:
                 self.pipe.disable_lora()
@@ -209,9 +130,31 @@ class LoadedPipeline:
             self.pipe.enable_lora()
             self.pipe.set_adapters([n for n, _ in wanted], [s for _, s in wanted])
             if fuse:
-                self.pipe.fuse_lora(components=["transformer"], adapter_names=[n for n, _ in wanted])
-                self.fused = True
+                self._fuse([n for n, _ in wanted])
         self.active = tuple(wanted)
+
+    def _fuse(self, names: list[str]) -> None:
+        """Fuse the named adapters into the transformer, keeping the base weights they change."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        for module_name, module in self.pipe.transformer.named_modules():
+            if isinstance(module, BaseTunerLayer) and any(name in module.lora_A for name in names):
+                self.unfused_weights[module_name] = module.get_base_layer().weight.detach().to("cpu", copy=True)
+        self.pipe.fuse_lora(components=["transformer"], adapter_names=names)
+        self.fused = True
+
+    def _unfuse(self) -> None:
+        """Undo :meth:`_fuse` exactly: ``unfuse_lora`` subtracts the LoRA again, which drifts in bf16, so the
+        kept base weights are copied back (any number of switches leaves the base as loaded)."""
+        import torch
+
+        self.pipe.unfuse_lora()
+        modules = dict(self.pipe.transformer.named_modules())
+        with torch.no_grad():
+            for module_name, weight in self.unfused_weights.items():
+                modules[module_name].get_base_layer().weight.copy_(weight)
+        self.unfused_weights.clear()
+        self.fused = False
 
     def compile(self) -> None:
         """``torch.compile`` the transformer (once)."""
@@ -270,7 +213,7 @@ def _load_base(base_model: str, torch_dtype: Any) -> Any:
         raise VFIError(f"The base model {base_model} is neither a folder nor a Hub repo id (owner/name).")
     try:
         pipe = DiffusionPipeline.from_pretrained(base_model, dtype=torch_dtype, use_safetensors=True)
-    except _hub_errors() as error:
+    except hub_errors() as error:
         where = "folder" if os.path.isdir(base_model) else "Hugging Face Hub"
         raise VFIError(
             f"Could not load the base model {base_model} from the {where} ({type(error).__name__}): "
@@ -294,22 +237,14 @@ def encode_image(loaded: LoadedPipeline, image: Any) -> Any:
         return pipe._encode_vae_image(pixels.to(device=device, dtype=pipe.vae.dtype), generator=None)
 
 
-def _vl_images(cond: Conditioning) -> Any:
-    """The image(s) the vision-language text encoder sees: the condition images, smaller for the multi layout."""
-    if cond.layout == "side-by-side":
-        return cond.images[0]
-    scale = min(1.0, math.sqrt(VL_AREA_MULTI / (cond.width * cond.height)))
-    size = (max(32, round(cond.width * scale / 32) * 32), max(32, round(cond.height * scale / 32) * 32))
-    return [im.resize(size) for im in cond.images]
-
-
 def encode_prompts(pipe: Any, prompts: Sequence[str], conds: Sequence[Conditioning], device: Any) -> tuple[Any, Any]:
     """Prompt embeddings for each (prompt, images) pair, padded to one batch with a mask."""
     import torch
 
     embeds, masks = [], []
     for prompt, cond in zip(prompts, conds):
-        embed, mask = pipe.encode_prompt(prompt=prompt, image=_vl_images(cond), device=device)
+        images = cond.vl_images[0] if cond.layout == "side-by-side" else list(cond.vl_images)
+        embed, mask = pipe.encode_prompt(prompt=prompt, image=images, device=device)
         embeds.append(embed[0])
         masks.append(mask[0] if mask is not None else torch.ones(embed.shape[1], dtype=torch.long, device=device))
     return pad_prompt_embeds(embeds, masks)

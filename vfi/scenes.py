@@ -54,3 +54,21 @@ class FrameSummary:
 def is_scene_cut(change: float, previous: float, threshold: float) -> bool:
     """A cut is a large change that is also a spike against the previous interval (not sustained fast motion)."""
     return change > threshold and change > 2 * previous
+
+
+class CutDetector:
+    """Applies the cut rule to consecutive frames in order (it remembers the previous interval's change) and
+    counts the cuts it found."""
+
+    def __init__(self, threshold: float = SCENE_THRESHOLD) -> None:
+        self.threshold = threshold
+        self.cuts = 0
+        self._previous = 0.0
+
+    def __call__(self, a: FrameSummary, b: FrameSummary) -> bool:
+        """Whether the interval from ``a`` to the next frame ``b`` is a cut."""
+        change = a.change(b)
+        previous, self._previous = self._previous, change
+        cut = is_scene_cut(change, previous, self.threshold)
+        self.cuts += cut
+        return cut

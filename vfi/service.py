@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vfi.adapters import AdapterSpec
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
 from vfi.errors import VFIError
 from vfi.jobs import GENERATIVE
-from vfi.pipeline import AdapterSpec
 
 if TYPE_CHECKING:
     from vfi.backends.qwen_edit import QwenEditConfig
@@ -98,7 +98,7 @@ class AppConfig:
         """The Advanced section's initial values: the first adapter at its configured strength."""
         if not self.adapters:
             return Advanced()
-        return Advanced(self.adapters[0].source, self.adapters[0].scale)
+        return Advanced(self.adapters[0].reference, self.adapters[0].scale)
 
     def backend_config(self, backend: str, advanced: Advanced) -> QwenEditConfig | None:
         """The ``QwenEditConfig`` for the generative backend (None for the others)."""
@@ -107,7 +107,7 @@ class AppConfig:
         from vfi.backends.qwen_edit import QwenEditConfig
 
         chosen = tuple(
-            replace(spec, scale=advanced.strength) for spec in self.adapters if spec.source == advanced.adapter
+            replace(spec, scale=advanced.strength) for spec in self.adapters if spec.reference == advanced.adapter
         )
         return QwenEditConfig(
             **({"base_model": self.base_model} if self.base_model else {}),

@@ -2,55 +2,86 @@
 
 API (stable; the training script builds on it):
 
-- ``build_tiny_pipeline(out_dir, layout="side-by-side") -> Path`` writes a pipeline of the real classes
-  (``QwenImageEditPipeline`` for the side-by-side layout, ``QwenImageEditPlusPipeline`` for ``multi``)
-  with random weights via ``save_pretrained``; ``DiffusionPipeline.from_pretrained(out_dir)`` loads it
-  with the real loading code. Everything is tiny: one call at 64 px runs well under a second on CPU.
+- ``build_tiny_pipeline(out_dir, layout="side-by-side", *, zero_cond_t=False) -> Path`` writes a pipeline of
+  the real classes (``QwenImageEditPipeline`` for the side-by-side layout, ``QwenImageEditPlusPipeline`` for
+  ``multi``; ``zero_cond_t=True`` for the 2511-style transformer) with random weights via ``save_pretrained``;
+  ``DiffusionPipeline.from_pretrained(out_dir)`` loads it with the real loading code. Everything is tiny: one
+  call at 64 px runs in about a second on CPU.
 - ``build_tiny_adapter(pipeline_dir, out_dir, *, rank=4, seed=0, ...) -> Path`` writes a random LoRA on
   the transformer's attention projections (non-zero B, so it changes the output) as
   ``pytorch_lora_weights.safetensors`` in diffusers' format plus ``vfi_adapter.json``
-  (:class:`vfi.conditioning.AdapterInfo`). ``pipe.load_lora_weights(out_dir)`` loads it.
+  (:class:`vfi.adapters.AdapterInfo`). ``pipe.load_lora_weights(out_dir)`` loads it.
 
-The tokenizer is byte-level BPE (256 byte tokens, no merges) plus the Qwen special tokens, wrapped in
-``Qwen2TokenizerFast``; the processor is ``Qwen2VLProcessor`` with ``Qwen2VLImageProcessor`` and
+It mirrors the real configs where a bug could hide: the processor's pixel bounds, the VAE's 16 latent
+channels with their real ``latents_mean``/``latents_std``, the scheduler, the special tokens and a tokenizer
+under which the pipelines' prompt template drops exactly its system part. Its pixels depend on the
+transformer: a random adapter or another seed changes a decoded 64-px frame visibly (PSNR < 40 dB).
+
+The tokenizer is byte-level BPE (merges learnt from the prompt template) plus the Qwen special tokens, wrapped
+in ``Qwen2TokenizerFast``; the processor is ``Qwen2VLProcessor`` with ``Qwen2VLImageProcessor`` and
 ``Qwen2VLVideoProcessor`` (torchvision needed). Vocabulary size = tokenizer length; the text encoder's
 vision token ids are the tokenizer's special-token ids.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from vfi.conditioning import LAYOUTS, AdapterInfo, check_layout
+from vfi.adapters import LORA_TARGETS, WEIGHT_NAME, AdapterInfo
+from vfi.conditioning import LAYOUTS, check_layout
 from vfi.files import atomic_dir
-from vfi.pipeline import CLASS_OF_LAYOUT, LAYOUT_OF_CLASS, WEIGHT_NAME
+from vfi.pipeline import CLASS_OF_LAYOUT, LAYOUT_OF_CLASS
 
-#: Special tokens of the Qwen2.5-VL chat template that the edit pipelines use.
+#: The special tokens of the real Qwen2.5-VL tokenizer (``Qwen/Qwen-Image-Edit`` ``tokenizer/tokenizer_config.json``,
+#: ``added_tokens_decoder`` ids 151643–151656), in their order; appended after the ordinary tokens as there.
 SPECIAL_TOKENS = (
     "<|endoftext|>",
     "<|im_start|>",
     "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
     "<|vision_start|>",
     "<|vision_end|>",
+    "<|vision_pad|>",
     "<|image_pad|>",
     "<|video_pad|>",
 )
-#: The transformer modules the tiny adapter (and, by default, training) puts LoRA layers on.
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
+#: Pixel bounds of the real ``Qwen2VLImageProcessor`` (``Qwen/Qwen-Image-Edit`` ``processor/preprocessor_config.json``:
+#: 4 to 16384 merged 28×28 patches), so a condition image's text tokens grow with its area as on the real model.
+MIN_PIXELS, MAX_PIXELS = 3136, 12_845_056
+#: Multiplier of the tiny VAE decoder's random weights: with the default init the decoded pixels all but ignore
+#: the latents (a random adapter moved a 64-px frame by 0.05/255 on average, 60.7 dB).
+DECODER_GAIN = 1.5
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    """Byte-level BPE whose merges are learnt from the pipelines' own prompt template, then the special tokens.
+
+    Every word of the template becomes one token, as in the real tokenizer, so the template's system part is
+    exactly ``prompt_template_encode_start_idx`` (64) tokens long and the pipelines drop what they drop on the
+    real model. Other text falls back to byte tokens.
+    """
+    from diffusers import QwenImageEditPipeline
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2TokenizerFast
 
-    vocab = {char: i for i, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None))
+    template = QwenImageEditPipeline(*[None] * 6).prompt_template_encode
+    core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     core.decoder = decoders.ByteLevel()
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(vocab_size=4096, initial_alphabet=alphabet, show_progress=False)
+    core.train_from_iterator(re.split(r"<\|[a-z_]+\|>|\{\}", template), trainer)
     core.add_special_tokens(list(SPECIAL_TOKENS))
     return Qwen2TokenizerFast(
         tokenizer_object=core,
-        unk_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
     )
@@ -59,8 +90,7 @@ def _tokenizer():
 def _processor(tokenizer):
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    # Small pixel bounds keep the vision tower's token count tiny.
-    image_processor = Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=128 * 28 * 28)
+    image_processor = Qwen2VLImageProcessor(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     video_processor = Qwen2VLVideoProcessor()
     return Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor)
 
@@ -100,8 +130,24 @@ def _text_encoder(tokenizer):
     return Qwen2_5_VLForConditionalGeneration(config).eval(), hidden
 
 
-def build_tiny_pipeline(out_dir: str | Path, layout: str = "side-by-side", *, seed: int = 0) -> Path:
-    """Write a tiny random pipeline for ``layout`` to ``out_dir`` (atomically) and return the folder."""
+def _amplify(gain: float, *modules) -> None:
+    """Scale the random weights of ``modules`` by ``gain`` so their output depends visibly on their input."""
+    import torch
+
+    with torch.no_grad():
+        for module in modules:
+            for name, param in module.named_parameters():
+                if name.endswith("weight") and param.ndim > 1:
+                    param.mul_(gain)
+
+
+def build_tiny_pipeline(
+    out_dir: str | Path, layout: str = "side-by-side", *, seed: int = 0, zero_cond_t: bool = False
+) -> Path:
+    """Write a tiny random pipeline for ``layout`` to ``out_dir`` (atomically) and return the folder.
+
+    ``zero_cond_t=True`` makes the 2511-style variant: its transformer gives the condition tokens timestep 0.
+    """
     import diffusers
     import torch
     from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageTransformer2DModel
@@ -110,27 +156,25 @@ def build_tiny_pipeline(out_dir: str | Path, layout: str = "side-by-side", *, se
     torch.manual_seed(seed)
     tokenizer = _tokenizer()
     text_encoder, text_dim = _text_encoder(tokenizer)
-    z_dim = 4
+    # z_dim 16 as the real VAE, whose latents_mean/latents_std are the class defaults (16 values, not 0/1).
     vae = AutoencoderKLQwenImage(
-        base_dim=8,
-        z_dim=z_dim,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-        latents_mean=[0.0] * z_dim,
-        latents_std=[1.0] * z_dim,
+        base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
     transformer = QwenImageTransformer2DModel(
         patch_size=2,
-        in_channels=4 * z_dim,
-        out_channels=z_dim,
-        num_layers=1,
+        in_channels=4 * vae.config.z_dim,
+        out_channels=vae.config.z_dim,
+        num_layers=2,
         attention_head_dim=16,
         num_attention_heads=2,
         joint_attention_dim=text_dim,
         axes_dims_rope=(4, 6, 6),
+        zero_cond_t=zero_cond_t,
     )
+    _amplify(DECODER_GAIN, vae.decoder, vae.post_quant_conv)
+    # The scheduler of Qwen/Qwen-Image-Edit (-2509, -2511 alike), scheduler/scheduler_config.json.
     scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
         base_image_seq_len=256,
         base_shift=0.5,
         max_image_seq_len=8192,
@@ -161,7 +205,7 @@ def build_tiny_adapter(
     *,
     rank: int = 4,
     seed: int = 0,
-    scale: float = 0.5,
+    scale: float = 1.0,
     prompt: str | None = None,
     resolution: int = 64,
     base_model: str | None = None,
@@ -204,4 +248,4 @@ def build_tiny_adapter(
     return out_dir
 
 
-__all__ = ["LAYOUTS", "LORA_TARGETS", "build_tiny_adapter", "build_tiny_pipeline"]
+__all__ = ["LAYOUTS", "build_tiny_adapter", "build_tiny_pipeline"]

@@ -11,13 +11,14 @@ API:
 - ``cache_samples(loaded, samples, *, resolution, prompt, cache_dir, shard=(0, 1)) -> list[Path]``: one
   safetensors file per sample (packed target latents, packed condition tokens, prompt embeddings, mask, token
   shapes), reused when base, layout, resolution, prompt and files are unchanged. ``load_batch(paths)`` collates.
+- ``lora_target_modules(transformer, names) -> list[str]``: the layers a LoRA goes on (all get gradients).
 - ``sample_sigmas(scheduler_config, seq_len, u)`` and ``flow_matching_loss(transformer, batch, generator, *,
   scheduler_config, weighting_scheme, ...)``: the objective (see the function docstrings).
 - ``epoch_batches(keys, batch_size, epoch, seed, rank=0, world=1)``: the seeded data order of one epoch.
 - ``validate(loaded, samples, *, resolution, prompt, steps, guidance, seed)`` → (metrics, frames);
-  ``flow_baseline(samples)``; ``save_strip(path, samples, columns)``.
-- ``list_checkpoints(output_dir)``, ``prune_checkpoints(output_dir, keep)``.
-- ``write_model_card(folder, info, *, repo_id, history, flow)``; ``push_folder(folder, repo_id, private)``.
+  ``flow_baseline(samples)``; ``save_strip(path, samples, columns)``; ``validation_round(...)``: one
+  validation during training (metrics, flow baseline, strip). Checkpoints: :mod:`vfi.checkpoints`.
+- ``push_folder(folder, repo_id, private)`` (the model card: :mod:`vfi.model_card`); ``is_hub_id(text)``.
 """
 
 from __future__ import annotations
@@ -26,18 +27,16 @@ import hashlib
 import json
 import math
 import os
-import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vfi.conditioning import ADAPTER_INFO_FILE, AdapterInfo, build_conditioning, prompt_text, to_frame
+from vfi.adapters import ADAPTER_INFO_FILE, WEIGHT_NAME, AdapterInfo
+from vfi.conditioning import build_conditioning, prompt_text, to_frame
 from vfi.data import Sample
 from vfi.errors import VFIError
-from vfi.pipeline import WEIGHT_NAME
 
 STRIP_NAME = "validation.png"
 CARD_NAME = "README.md"
@@ -45,7 +44,7 @@ CARD_NAME = "README.md"
 STRIP_ROW_HEIGHT = 160  # px per triplet in the validation image
 UPLOAD_ALLOW = (WEIGHT_NAME, ADAPTER_INFO_FILE, CARD_NAME, STRIP_NAME)
 WEIGHTING_SCHEMES = ("none", "sigma_sqrt", "logit_normal", "mode", "cosmap")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the VL encoder sees at most the stock area (vfi.conditioning.VL_AREA), Lanczos
 
 
 # --- cached model inputs ----------------------------------------------------------------------------------
@@ -145,6 +144,31 @@ def load_batch(paths: Sequence[Path], device: Any, dtype: Any) -> dict[str, Any]
         "mask": None if mask is None else mask.to(device),
         "img_shapes": [list(s) for s in shapes],
     }
+
+
+# --- LoRA targets -------------------------------------------------------------------------------------------
+
+#: Modules of the last transformer block whose output the model discards (the text stream ends there): a LoRA
+#: on them never gets a gradient, and multi-process (DDP) training stops at step 2 waiting for one.
+LAST_BLOCK_UNUSED = ("attn.to_add_out", "txt_mlp.")
+
+
+def lora_target_modules(transformer: Any, names: Sequence[str]) -> list[str]:
+    """Full names of the transformer's linear layers that ``names`` select (by name or dotted suffix, as peft
+    matches), without those of the last block whose output is discarded (:data:`LAST_BLOCK_UNUSED`)."""
+    import torch
+
+    last = f"transformer_blocks.{len(transformer.transformer_blocks) - 1}."
+    found = []
+    for full, module in transformer.named_modules():
+        if not isinstance(module, torch.nn.Linear) or not any(full == n or full.endswith("." + n) for n in names):
+            continue
+        if full.startswith(last) and full.removeprefix(last).startswith(LAST_BLOCK_UNUSED):
+            continue
+        found.append(full)
+    if not found:
+        raise VFIError(f"--target_modules {','.join(names)} names no linear layer of the transformer.")
+    return found
 
 
 # --- the objective --------------------------------------------------------------------------------------
@@ -269,6 +293,43 @@ def validate(
     return _means(scores), frames
 
 
+def validation_round(
+    loaded: Any,
+    transformer: Any,
+    samples: Sequence[Sample],
+    *,
+    step: int,
+    flow: dict | None,
+    strip_path: str | os.PathLike,
+    device: Any,
+    offload: bool,
+    **settings: Any,
+) -> tuple[dict[str, float], dict]:
+    """One validation during training; returns (metrics, flow baseline) and writes the strip to ``strip_path``.
+
+    Step 0 scores the base model (the adapter disabled) and the flow backend; later steps the adapter as
+    trained so far. The text encoder comes to ``device`` for it when ``offload``. ``settings``: resolution,
+    prompt, steps, guidance and seed of :func:`validate`.
+    """
+    from diffusers.training_utils import offload_models
+
+    columns = {}
+    if flow is None or step == 0:
+        flow, columns["flow"] = flow_baseline(samples)
+    transformer.eval()
+    if step == 0:
+        transformer.disable_adapters()
+    try:
+        with offload_models(loaded.pipe.text_encoder, device=device, offload=offload):
+            metrics, columns["base" if step == 0 else f"step {step}"] = validate(loaded, samples, **settings)
+    finally:
+        if step == 0:
+            transformer.enable_adapters()
+        transformer.train()
+    save_strip(strip_path, samples, columns)
+    return metrics, flow
+
+
 def flow_baseline(samples: Sequence[Sample]) -> tuple[dict[str, float], list[np.ndarray]]:
     """The flow backend's middle frames and mean PSNR/SSIM on the same triplets (the bar to beat)."""
     from vfi.backends import FrameRequest, create_backend
@@ -318,116 +379,7 @@ def save_strip(path: str | os.PathLike, samples: Sequence[Sample], columns: dict
     return path
 
 
-# --- checkpoints -------------------------------------------------------------------------------------
-
-
-def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """The complete ``checkpoint-N`` folders in ``output_dir``, oldest first."""
-    folder = Path(output_dir)
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def prune_checkpoints(output_dir: str | os.PathLike, keep: int | None) -> None:
-    """Delete the oldest checkpoints so at most ``keep`` remain (None keeps all)."""
-    if keep is None:
-        return
-    for old in list_checkpoints(output_dir)[: max(0, len(list_checkpoints(output_dir)) - keep)]:
-        shutil.rmtree(old)
-
-
-# --- model card and upload ----------------------------------------------------------------------------
-
-
-def _table(history: Sequence[dict], flow: dict | None) -> str:
-    lines = ["| step | PSNR (dB) | SSIM |", "|---:|---:|---:|"]
-    for row in history:
-        label = f"{row['step']} (base model)" if row["step"] == 0 else str(row["step"])
-        lines.append(f"| {label} | {row['psnr']:.2f} | {row['ssim']:.4f} |")
-    if flow:
-        lines.append(f"| flow backend (reference) | {flow['psnr']:.2f} | {flow['ssim']:.4f} |")
-    return "\n".join(lines)
-
-
-def write_model_card(
-    folder: str | os.PathLike, info: AdapterInfo, *, repo_id: str, history: Sequence[dict], flow: dict | None
-) -> Path:
-    """Write ``folder/README.md``: Hub metadata, what the adapter does, usage, validation table and strip."""
-    from huggingface_hub import ModelCardData
-
-    from vfi.files import atomic_path
-
-    folder = Path(folder)
-    metadata = ModelCardData(
-        base_model=info.base_model,
-        library_name="diffusers",
-        license="apache-2.0",
-        pipeline_tag="image-to-image",
-        tags=["lora", "diffusers", "qwen-image-edit", "video-frame-interpolation", "vfi", f"layout-{info.layout}"],
-    )
-    training = info.training
-    strip = (
-        f"\n![validation: first, base, adapter, flow, ground truth, last]({STRIP_NAME})\n"
-        if (folder / STRIP_NAME).exists()
-        else ""
-    )
-    card = f"""---
-{metadata.to_yaml()}
----
-
-# {repo_id.split("/")[-1]}: video frame interpolation LoRA for {info.base_model}
-
-Given two frames of one shot, this LoRA makes {info.base_model} generate the frame in between
-(the model's **{info.layout}** input layout, working resolution {info.resolution} px on the longest side).
-Trained with `train_lora.py` from the `vfi` project on {training.get("samples", "?")} frame triplets for
-{training.get("steps", "?")} steps (rank {training.get("rank", "?")}, learning rate {training.get("learning_rate", "?")}).
-
-## Use with vfi
-
-```bash
-python -m vfi pair first.png last.png -o out.mp4 --backend qwen-edit --base-model {info.base_model} --adapter {repo_id}
-python app.py   # then pick the adapter {repo_id}
-```
-
-```python
-from vfi.backends.qwen_edit import QwenEditBackend
-from vfi.backends.base import FrameRequest
-
-backend = QwenEditBackend("{info.base_model}", ["{repo_id}"])
-middle = backend.interpolate([FrameRequest(first, last, 0.5, seed=0)])[0]  # uint8 RGB arrays
-```
-
-## Use with plain diffusers
-
-```python
-import torch
-from diffusers import DiffusionPipeline
-from PIL import Image
-
-pipe = DiffusionPipeline.from_pretrained("{info.base_model}", torch_dtype=torch.bfloat16).to("cuda")
-pipe.load_lora_weights("{repo_id}", weight_name="{WEIGHT_NAME}")
-```
-
-The input is what `vfi.conditioning.build_conditioning` builds: both frames resized to the working size
-(multiples of 32); for the side-by-side layout one image `[first | last]`, for the multi layout the two
-frames as two images; the prompt (t = 0.5):
-
-> {prompt_text(0.5, info.prompt)}
-
-## Validation
-
-Held-out triplets, middle frame vs ground truth (step 0 is the base model without the adapter):
-
-{_table(history, flow)}
-{strip}
-## Training data
-
-{training.get("data", "")}
-"""
-    path = folder / CARD_NAME
-    with atomic_path(path) as tmp:
-        tmp.write_text(card)
-    return path
+# --- upload ----------------------------------------------------------------------------
 
 
 def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False) -> str:
@@ -441,9 +393,14 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
     folder = Path(folder)
     if not (folder / WEIGHT_NAME).is_file():
         raise VFIError(f"{folder} has no {WEIGHT_NAME}: nothing to push.")
-    AdapterInfo.load(folder)
-    if repo_id.count("/") != 1 or repo_id.startswith((".", "/")):
+    info = AdapterInfo.load(folder)
+    if not is_hub_id(repo_id):
         raise VFIError(f"hub_model_id must look like ORG/NAME, got {repo_id!r}.")
+    if not is_hub_id(info.base_model):
+        raise VFIError(
+            f"The adapter's base model is the local path {info.base_model}; train with --base_model_id "
+            "ORG/NAME (its Hub id) so the model card and vfi_adapter.json name it, then push."
+        )
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
@@ -459,3 +416,8 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
         ) from None
     print(f"pushed {', '.join(n for n in UPLOAD_ALLOW if (folder / n).exists())} to {url}")
     return str(url)
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` reads as a Hub repo id ``ORG/NAME`` rather than a local path."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not os.path.exists(text)

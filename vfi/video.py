@@ -318,12 +318,13 @@ def write_mp4(
     *,
     crf: int = 18,
     audio_from: str | os.PathLike | None = None,
+    audio_start: float = 0.0,
 ) -> Path:
     """Encode ``frames`` (H×W×3 uint8 RGB, one size) as a browser-friendly H.264 MP4 at ``path``.
 
     yuv420p, BT.709, ``+faststart``; an odd width or height is padded by one replicated pixel (never
     rescaled). ``audio_from``: a clip whose audio track (if any) is muxed in as AAC, padded or cut to
-    the video's length. Written atomically: on any error, including one raised by ``frames``, no file
+    the video's length, starting ``audio_start`` seconds into it (a trimmed clip). Written atomically: on any error, including one raised by ``frames``, no file
     is left behind.
     """
     _check_fps(fps)
@@ -335,7 +336,7 @@ def write_mp4(
     if audio_from is not None:
         if not Path(audio_from).is_file():
             raise VFIError(f"The audio source {audio_from} does not exist.")
-        audio_inputs = ["-i", str(audio_from)]
+        audio_inputs = [*(["-ss", f"{audio_start:.6f}"] if audio_start else []), "-i", str(audio_from)]
         audio_args = [
             "-map",
             "1:a:0?",

@@ -8,6 +8,7 @@ same frame, which removes the model's known pixel shift/zoom jitter (``vfi.regis
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from collections import OrderedDict
@@ -17,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from vfi.adapters import AdapterSpec
 from vfi.backends.base import FrameRequest
 from vfi.backends.flow import FlowBackend
 from vfi.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resolution, to_frame
 from vfi.errors import VFIError
-from vfi.pipeline import DEFAULT_BASE_MODEL, AdapterSpec, LoadedPipeline, encode_image, generate, load_pipeline
+from vfi.pipeline import DEFAULT_BASE_MODEL, LoadedPipeline, encode_image, generate, load_pipeline
 from vfi.registration import register_to
 
 log = logging.getLogger("vfi")
@@ -147,6 +149,12 @@ class QwenEditBackend:
     @property
     def layout(self) -> str:
         return self.loaded.layout
+
+    def with_prompt(self, prompt: str) -> QwenEditBackend:
+        """This backend with another prompt: the same pipeline, adapters and keyframe cache (storyboards)."""
+        other = copy.copy(self)
+        other.prompt = prompt
+        return other
 
     def _keyframe_latents(self, frame: np.ndarray, image: Any) -> Any:
         key = (*_frame_key(frame), self.resolution)

@@ -1,0 +1,153 @@
+"""Reproducible runs: --manifest on every command, ``python -m vfi replay`` remakes the run bit for bit (flow)."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scenes import panned_triplet, write_triplet
+from test_cli import assert_user_error, run_cli
+
+from vfi.manifest import sha256
+from vfi.video import read_frames
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "clip.mp4"
+
+
+def frames_of(folder: Path) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)) for p in sorted(folder.glob("frame_*.png"))]
+
+
+def test_pair_manifest_records_the_run_and_replay_remakes_it_bit_for_bit(tmp_path, keyframe_files):
+    first, last = keyframe_files
+    manifest = tmp_path / "run.json"
+    made = run_cli("pair", str(first), str(last), "-o", str(tmp_path / "a.mp4"), "--depth", "3", "--seed", "7",
+                   "--frames-dir", str(tmp_path / "a"), "--manifest", str(manifest))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    record = json.loads(manifest.read_text())
+    assert record["command"] == "pair" and record["backend"]["name"] == "flow"
+    assert record["inputs"] == {str(first.resolve()): sha256(first), str(last.resolve()): sha256(last)}
+    assert record["settings"]["depth"] == 3 and record["settings"]["mismatch"] == "fit"
+    assert [s["t"] for s in record["seeds"]["frames"]] == [str(Fraction(i, 8)) for i in range(1, 8)]
+    assert record["packages"]["numpy"] == np.__version__ and record["timings"]["seconds"] > 0
+    replayed = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b"))
+    assert replayed.returncode == 0, replayed.stderr
+    a, b = frames_of(tmp_path / "a"), frames_of(tmp_path / "b")
+    assert len(a) == len(b) == 9
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_manifest_without_a_newer_option_replays_with_its_default(tmp_path, keyframe_files):
+    first, last = keyframe_files
+    manifest = tmp_path / "m.json"
+    assert (
+        run_cli("pair", str(first), str(last), "-o", str(tmp_path / "a.mp4"), "--manifest", str(manifest)).returncode
+        == 0
+    )
+    record = json.loads(manifest.read_text())
+    del record["settings"]["mismatch"]
+    manifest.write_text(json.dumps(record))
+    replayed = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"))
+    assert replayed.returncode == 0, replayed.stderr
+
+
+def test_clip_replay_makes_the_same_frames(tmp_path):
+    manifest = tmp_path / "clip.json"
+    made = run_cli("clip", str(EXAMPLE), "-o", str(tmp_path / "a.mp4"), "--fps", "30", "--start", "0.5",
+                   "--manifest", str(manifest))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert json.loads(manifest.read_text())["settings"]["fps"] == "30"
+    replayed = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"))
+    assert replayed.returncode == 0, replayed.stderr
+    a, b = list(read_frames(tmp_path / "a.mp4")), list(read_frames(tmp_path / "b.mp4"))
+    assert len(a) == len(b) == 45
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_evaluate_replay_gives_the_same_scores(tmp_path):
+    data = tmp_path / "data"
+    write_triplet(data / "t1", panned_triplet())
+    manifest = tmp_path / "m.json"
+    made = run_cli("evaluate", str(data), "--json", str(tmp_path / "a.json"), "--manifest", str(manifest))
+    assert made.returncode == 0, made.stderr
+    assert len(json.loads(manifest.read_text())["inputs"]) == 3  # every file of the data folder
+    assert run_cli("replay", str(manifest), "-o", str(tmp_path / "b.json")).returncode == 0
+    a, b = (json.loads((tmp_path / name).read_text()) for name in ("a.json", "b.json"))
+    assert a["psnr"] == b["psnr"] and a["ssim"] == b["ssim"]
+
+
+def test_replay_refuses_a_changed_input_naming_it(tmp_path, keyframe_files):
+    first, last = keyframe_files
+    manifest = tmp_path / "m.json"
+    made = run_cli("pair", str(first), str(last), "-o", str(tmp_path / "a.mp4"), "--manifest", str(manifest))
+    assert made.returncode == 0, made.stderr
+    Image.fromarray(np.zeros((96, 128, 3), np.uint8)).save(last)
+    result = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"))
+    assert_user_error(result)
+    assert f"The input {last.resolve()} is not the file the manifest recorded (its sha256 differs)." in result.stderr
+    assert not (tmp_path / "b.mp4").exists()
+
+
+@pytest.mark.parametrize("content", ["not json", '{"vfi_manifest": 99}', '{"vfi_manifest": 1, "command": "nope"}'])
+def test_replay_refuses_what_is_not_a_manifest(tmp_path, content):
+    (tmp_path / "m.json").write_text(content)
+    assert_user_error(run_cli("replay", str(tmp_path / "m.json"), "-o", str(tmp_path / "b.mp4")))
+
+
+def test_adapters_are_recorded_with_their_resolved_revision_and_hashes(tmp_path):
+    """A Hub adapter resolves through ``hf_hub_download`` from an offline cache (refs/main → snapshot)."""
+    import os
+    import subprocess
+    import sys
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "hub" / "models--owner--lora"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "pytorch_lora_weights.safetensors").write_bytes(b"weights")
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "lora.safetensors").write_bytes(b"local weights")
+    code = (
+        "import json; from vfi.backends.qwen_edit import QwenEditConfig; from vfi.manifest import adapter_sources; "
+        f"print(json.dumps(adapter_sources(QwenEditConfig(adapters=('owner/lora@0.8', {str(local)!r})))))"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
+    hub, folder = json.loads(out.stdout)
+    assert hub == {
+        "source": "owner/lora", "scale": 0.8, "revision": None, "resolved_revision": commit,
+        "files": {"pytorch_lora_weights.safetensors": sha256(snapshot / "pytorch_lora_weights.safetensors")},
+    }  # fmt: skip
+    assert folder["resolved_revision"] is None
+    assert folder["files"] == {"lora.safetensors": sha256(local / "lora.safetensors")}
+
+
+def test_replay_takes_copies_of_the_inputs_that_hash_the_same(tmp_path, keyframe_files):
+    first, last = keyframe_files
+    manifest = tmp_path / "m.json"
+    args = ("--depth", "2", "--manifest", str(manifest), "--frames-dir", str(tmp_path / "a"))
+    assert run_cli("pair", str(first), str(last), "-o", str(tmp_path / "a.mp4"), *args).returncode == 0
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for path in (first, last):
+        (copies / f"my_{path.name}").write_bytes(path.read_bytes())
+    mine = [str(copies / "my_first.png"), str(copies / "my_last.png")]
+    first.unlink()
+    assert "give your copy with --inputs" in run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4")).stderr
+    again = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b"),
+                    "--inputs", *mine)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert all(np.array_equal(x, y) for x, y in zip(frames_of(tmp_path / "a"), frames_of(tmp_path / "b")))
+    swapped = run_cli("replay", str(manifest), "-o", str(tmp_path / "c.mp4"), "--inputs", *reversed(mine))
+    assert_user_error(swapped)
+    assert f"The input {copies / 'my_last.png'} is not the file the manifest recorded as {first}" in swapped.stderr
+    assert_user_error(run_cli("replay", str(manifest), "-o", str(tmp_path / "c.mp4"), "--inputs", mine[0]))

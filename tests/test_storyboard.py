@@ -1,0 +1,171 @@
+"""Storyboards (N keyframes → one video) and re-rolling/locking one in-between, in the library and the CLI."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scenes import panned_triplet
+from test_cli import assert_user_error, run_cli
+from test_interpolate import MidpointRecorder
+
+from vfi.backends.crossfade import CrossfadeBackend
+from vfi.backends.flow import FlowBackend
+from vfi.errors import VFIError
+from vfi.interpolate import InterpolationSettings, interpolate_frames, node_parents
+from vfi.storyboard import Storyboard, load_storyboard, make_storyboard, redo_indices, reroll
+from vfi.video import probe_clip
+
+
+@pytest.fixture
+def three_keyframes(tmp_path: Path) -> list[Path]:
+    """Three 128×96 keyframes of one panned texture; the third saved at 256×192 (fitted back on load)."""
+    first, middle, last = panned_triplet(shift=6)
+    paths = [tmp_path / f"k{i}.png" for i in range(3)]
+    Image.fromarray(first).save(paths[0])
+    Image.fromarray(middle).save(paths[1])
+    Image.fromarray(last).resize((256, 192), Image.Resampling.NEAREST).save(paths[2])
+    return paths
+
+
+def test_cli_sequence_chains_transitions_with_each_keyframe_once(tmp_path, three_keyframes):
+    out, frames_dir = tmp_path / "story.mp4", tmp_path / "frames"
+    result = run_cli("sequence", *map(str, three_keyframes), "-o", str(out), "--depth", "1,2", "--fps", "10",
+                     "--frames-dir", str(frames_dir), "--backend", "crossfade")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    info = probe_clip(out)
+    assert (info.num_frames, info.width, info.height) == (2 + 4 + 1, 128, 96)
+    frames = [np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))]
+    keyframes = load_storyboard(three_keyframes)
+    for index, keyframe in zip((0, 2, 6), keyframes):  # each keyframe once, unchanged, at its place
+        np.testing.assert_array_equal(frames[index], keyframe)
+    assert sum(any(np.array_equal(f, k) for f in frames) for k in keyframes) == 3
+    assert keyframes[2].shape == (96, 128, 3)  # the larger third keyframe was fitted to the first
+
+
+def test_cli_sequence_user_errors(tmp_path, three_keyframes):
+    k = list(map(str, three_keyframes))
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("walk left\nturn around\n")
+    out = str(tmp_path / "o.mp4")
+    assert_user_error(run_cli("sequence", k[0], "-o", out))
+    assert_user_error(run_cli("sequence", *k, "-o", out, "--depth", "1,2,3"))
+    assert_user_error(run_cli("sequence", *k, "-o", out, "--depth", "two"))
+    assert_user_error(run_cli("sequence", *k[:2], "-o", out, "--prompts", str(prompts)))  # 2 lines, 1 transition
+    prompts.write_text("walk left\n")
+    assert_user_error(run_cli("sequence", *k[:2], "-o", out, "--prompts", str(prompts)))  # flow takes no prompt
+    assert_user_error(run_cli("sequence", *k, "-o", out, "--frames-per-pair", "3", "--backend", "qwen-edit"))
+    assert not Path(out).exists()
+
+
+def test_uniform_storyboard_equals_chained_pairs(three_keyframes):
+    keyframes = load_storyboard(three_keyframes)
+    take = make_storyboard(keyframes, FlowBackend(), Storyboard.build(3, depth=2))
+    chained = list(interpolate_frames(keyframes, FlowBackend(), InterpolationSettings(depth=2), num_frames=3))
+    assert len(take.frames) == len(chained) == 9
+    for a, b in zip(take.frames, chained):
+        np.testing.assert_array_equal(a, b)
+    assert [n.keyframe for n in take.nodes] == [True, False, False, False] * 2 + [True]
+
+
+def test_frames_per_pair_and_per_transition_depth():
+    board = Storyboard.build(4, depth="3, 1, 2")
+    assert [s.depth for s in board.transitions] == [3, 1, 2]
+    assert board.num_frames == 8 + 2 + 4 + 1
+    assert Storyboard.build(3, frames_per_pair=4).num_frames == 5 + 5 + 1
+    with pytest.raises(VFIError, match="one line per transition"):
+        Storyboard.build(3, prompts=["only one"])
+
+
+def test_parents_follow_the_recursion():
+    parents = node_parents(InterpolationSettings(depth=2), MidpointRecorder())
+    half, quarter, three = Fraction(1, 2), Fraction(1, 4), Fraction(3, 4)
+    assert parents == {half: (0, 1), quarter: (0, half), three: (half, 1)}
+    assert set(node_parents(InterpolationSettings(depth=2), CrossfadeBackend()).values()) == {(0, 1)}
+
+
+def test_reroll_redoes_exactly_the_node_and_its_descendants(three_keyframes):
+    keyframes = load_storyboard(three_keyframes)
+    board = Storyboard.build(3, depth=2)
+    backend = MidpointRecorder()
+    take = make_storyboard(keyframes, backend, board)
+    # transition 0: frames 1 (t=1/4), 2 (1/2), 3 (3/4); re-rolling 1/2 redoes 1/4 and 3/4 too
+    assert redo_indices(take, board, backend, 2) == [1, 2, 3]
+    assert redo_indices(take, board, backend, 7) == [7]  # a leaf: itself only
+    assert redo_indices(take, board, backend, 2, locked=[1]) == [2, 3]
+
+    backend.calls.clear()
+    new = reroll(take, keyframes, backend, board, 2, seed=99, locked=[1])
+    made = [(r.seed, r.t) for call in backend.calls for r in call]
+    assert [seed for seed, _ in made][0] == 99 and len(made) == 2  # 1/2, then 3/4 from it; 1/4 locked
+    for i in (0, 1, 4, 5, 6, 7, 8):
+        assert new.frames[i] is take.frames[i]  # kept bit for bit (the same arrays)
+    assert new.nodes[2].seed == 99 and new.nodes[3].seed == take.nodes[3].seed
+    for bad, message in ((0, "keyframe"), (1, "locked"), (9, "no frame 9")):
+        with pytest.raises(VFIError, match=message):
+            reroll(take, keyframes, backend, board, bad, seed=1, locked=[1])
+
+
+TINY_OPTIONS = {"resolution": 64, "steps": 2, "guidance": 1.0}
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny random Qwen-Image-Edit pipeline (side-by-side), written with the real classes."""
+    from vfi.tiny_model import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny") / "pipeline", "side-by-side")
+
+
+@pytest.mark.slow
+def test_reroll_on_the_generative_backend(tiny_base, three_keyframes):
+    """The tiny random Qwen-Image-Edit pipeline is seed-sensitive: re-rolled frames change, the rest do not."""
+    from vfi.backends.qwen_edit import QwenEditBackend
+
+    backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu", register=False)
+    keyframes = load_storyboard(three_keyframes)
+    board = Storyboard.build(3, depth="2,1", prompts=["", "a different prompt"])
+    take = make_storyboard(keyframes, backend, board)
+    assert len(take.frames) == 4 + 2 + 1
+
+    new = reroll(take, keyframes, backend, board, 2, seed=12345)
+    # The re-rolled midpoint changes (frames 1 and 3 are made again from it, see the test above; the random
+    # tiny model barely looks at its inputs, so they may come out the same).
+    assert np.abs(new.frames[2].astype(int) - take.frames[2]).mean() > 1
+    for i in (0, 4, 5, 6):
+        assert new.frames[i] is take.frames[i]
+
+    locked = reroll(take, keyframes, backend, board, 2, seed=12345, locked=[1])
+    np.testing.assert_array_equal(locked.frames[1], take.frames[1])
+    np.testing.assert_array_equal(locked.frames[2], new.frames[2])  # same seed, same frame
+    back = reroll(new, keyframes, backend, board, 2, seed=take.nodes[2].seed)
+    for a, b in zip(back.frames, take.frames):  # the old seed brings the old frames back
+        np.testing.assert_allclose(a.astype(int), b.astype(int), atol=1)
+
+
+@pytest.mark.slow
+def test_cli_frame_seeds_remake_a_reroll(tmp_path, tiny_base, three_keyframes):
+    """``--frame-seed`` with the seed a re-roll chose gives the re-rolled take, frame for frame."""
+    from vfi.backends.qwen_edit import QwenEditBackend
+
+    backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu")
+    keyframes = load_storyboard(three_keyframes)
+    board = Storyboard.build(3, depth="2,1", seed=5)
+    rerolled = reroll(make_storyboard(keyframes, backend, board), keyframes, backend, board, 2, seed=4242)
+    frames_dir = tmp_path / "frames"
+    options = [f"--{k}={v}" for k, v in TINY_OPTIONS.items()]
+    result = run_cli(
+        "sequence", *map(str, three_keyframes), "-o", str(tmp_path / "o.mp4"), "--depth", "2,1", "--seed", "5",
+        "--frame-seed", "2=4242", "--frames-dir", str(frames_dir), "--backend", "qwen-edit",
+        "--base-model", str(tiny_base), *options,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    made = [np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))]
+    assert len(made) == len(rerolled.frames) == 7
+    for a, b in zip(made, rerolled.frames):
+        np.testing.assert_array_equal(a, b)
+    second_keyframe = ["--depth", "2,1", "--frame-seed", "4=1"]
+    assert_user_error(run_cli("sequence", *map(str, three_keyframes), "-o", str(tmp_path / "x.mp4"), *second_keyframe))

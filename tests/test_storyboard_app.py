@@ -1,0 +1,93 @@
+"""The Storyboard tab over HTTP (gradio_client): several keyframes → one video, then re-roll and lock frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from app_server import EXAMPLES, running_app
+
+pytestmark = pytest.mark.slow
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+from test_app_client import tiny_app  # noqa: E402, F401 (a fixture: the app on the tiny generative model)
+
+from vfi.frames import load_image  # noqa: E402
+from vfi.storyboard import load_storyboard  # noqa: E402
+from vfi.video import probe_clip  # noqa: E402
+
+KEYFRAMES = [EXAMPLES / name for name in ("astronaut_first.png", "astronaut_last.png", "coffee_first.png")]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory) -> Client:
+    with running_app(tmp_path_factory.mktemp("storyboard_app") / "app.log", "--backend", "flow") as url:
+        yield Client(url, verbose=False)
+
+
+def _storyboard(client: Client, order: str = "", depth: str = "1,2", **options):
+    args = dict(frames_per_pair=0, fps=10, prompts="", backend="flow")
+    args.update(options)
+    files = [handle_file(str(path)) for path in KEYFRAMES]
+    return client.predict(files, order, depth, api_name="/storyboard", **args)
+
+
+def test_storyboard_in_the_users_order(client):
+    video, gallery, frames_zip, info, *_ = _storyboard(client, order="3,1,2")
+    assert probe_clip(video).num_frames == 2 + 4 + 1
+    assert "7 frames from 3 keyframes" in info and frames_zip.endswith(".zip")
+    keyframes = load_storyboard([KEYFRAMES[2], KEYFRAMES[0], KEYFRAMES[1]])
+    for index, keyframe in zip((0, 2, 6), keyframes):  # each keyframe once, unchanged, in the order given
+        np.testing.assert_array_equal(load_image(gallery[index]["image"]), keyframe)
+    assert [item["caption"].split(":")[0] for item in gallery] == [str(i) for i in range(7)]
+
+
+def test_reroll_and_lock_keep_the_other_frames(client):
+    _, before, *_ = _storyboard(client, depth="2")
+    locked = client.predict("", 1, api_name="/lock")
+    assert locked == "1" and client.predict(locked, 1, api_name="/lock") == ""
+    _, after, _, info, *_ = client.predict(2, "1", 10, api_name="/reroll")
+    assert "Re-rolled frame 2" in info and "made again [2]," in info  # flow makes each frame from the keyframes
+    captions = [item["caption"] for item in after]
+    assert captions[1].endswith("(locked)") and captions[2] != before[2]["caption"]  # a new seed
+    for index in (0, 1, 4, 5, 6, 7, 8):
+        np.testing.assert_array_equal(load_image(after[index]["image"]), load_image(before[index]["image"]))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: _storyboard(c, order="1,1,2"), "order must list each image number"),
+        (lambda c: _storyboard(c, depth="1,2,3"), "one value or one per transition"),
+        (lambda c: _storyboard(c, prompts="walk\nrun"), "need the qwen-edit backend"),
+        (lambda c: c.predict(1, "1", 10, api_name="/reroll"), "locked"),
+        (lambda c: c.predict(0, "", 10, api_name="/reroll"), "keyframe"),
+    ],
+)
+def test_user_errors_are_one_sentence(client, call, message):
+    _storyboard(client, depth="2")
+    with pytest.raises(AppError, match=message):
+        call(client)
+
+
+def test_generative_storyboard_with_prompts_and_a_reroll(tiny_app):  # noqa: F811 (the imported fixture)
+    """The tiny random Qwen-Image-Edit pipeline (seed-sensitive): a prompt for the second transition only,
+    then frame 3 re-rolled: it changes, every other frame stays bit for bit."""
+    url, adapter = tiny_app
+    client = Client(url, verbose=False)
+    files = [handle_file(str(path)) for path in KEYFRAMES]
+    generative = dict(backend="qwen-edit", adapter=adapter, resolution=64, steps=2, guidance=1.0, prompt="")
+    _, before, _, info, *_ = client.predict(
+        files, "", "1", frames_per_pair=0, fps=10, prompts="\nthe cup turns", seed=7, api_name="/storyboard",
+        **generative,
+    )  # fmt: skip
+    assert "5 frames from 3 keyframes" in info
+    _, after, _, info, *_ = client.predict(3, "", 10, api_name="/reroll")
+    assert "made again [3]," in info
+    frames = [[load_image(item["image"]) for item in gallery] for gallery in (before, after)]
+    assert np.abs(frames[1][3].astype(int) - frames[0][3]).mean() > 1
+    for index in (0, 1, 2, 4):
+        np.testing.assert_array_equal(frames[1][index], frames[0][index])
+    with pytest.raises(AppError, match="one line per transition"):  # three prompts for two transitions
+        client.predict(files, "", "1", prompts="a\nb\nc", api_name="/storyboard", **generative)

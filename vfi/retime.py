@@ -1,0 +1,109 @@
+"""Any target frame rate: each output frame at its own time, made from the two input frames around it.
+
+Output frame k of a clip retimed from ``rate_in`` to ``rate_out`` falls at input position
+p = k · rate_in / rate_out (exact fractions, so 24 → 60 or 29.97 → 59.94 never drift). A whole p is an
+input frame, copied; otherwise the frame at t = p − ⌊p⌋ is made between input frames ⌊p⌋ and ⌊p⌋ + 1.
+The clip keeps its duration: it has round(n · rate_out / rate_in) frames, and the times after the last
+input frame hold it (as the input shows it for one frame interval). A scene cut holds the frame before it;
+runs of duplicate frames are not bridged here (factor mode does that).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from itertools import groupby
+
+import numpy as np
+
+from vfi.backends.base import Backend
+from vfi.errors import VFIError
+from vfi.interpolate import MAX_DEPTH, InterpolationSettings, Progress, count_generated, interpolate_pair
+from vfi.scenes import CutDetector, FrameSummary
+
+
+def parse_rate(text: str | float | Fraction) -> Fraction:
+    """A frame rate as an exact fraction: ``"60"``, ``"25/2"``, ``"60000/1001"``, or a decimal; a decimal
+    within 0.01 of an NTSC rate N·1000/1001 (``"29.97"``, ``"59.94"``, ``"23.976"``) is that rate."""
+    try:
+        rate = Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        raise VFIError(f"The frame rate {text!r} is not a number (e.g. 60, 59.94 or 60000/1001).") from None
+    ntsc = round(rate * Fraction(1001, 1000))
+    if rate.denominator != 1 and ntsc and abs(rate * Fraction(1001, 1000) - ntsc) < Fraction(1, 100):
+        return Fraction(ntsc * 1000, 1001)
+    return rate
+
+
+def output_positions(count: int, rate_in: Fraction, rate_out: Fraction) -> list[Fraction]:
+    """Where each output frame falls, in input frames (0 … count − 1) — see the module docstring."""
+    frames = max(1, round(count * rate_out / rate_in))
+    return [min(k * rate_in / rate_out, Fraction(count - 1)) for k in range(frames)]
+
+
+def nearest_depth(rate_in: Fraction, rate_out: Fraction) -> int:
+    """The recursion depth whose spacing is nearest the output's (a midpoint-only backend makes that many
+    levels; a backend that takes any t places the frames between them)."""
+    return min(MAX_DEPTH, max(1, round(math.log2(rate_out / rate_in))))
+
+
+def interval_settings(times: list[Fraction], seed: int, generative_depth: int | None) -> InterpolationSettings | None:
+    """The recursion settings for one input interval's in-between times (None when it has none)."""
+    inside = tuple(sorted({t for t in times if 0 < t < 1}))
+    return (
+        InterpolationSettings(depth=None, at=inside, seed=seed, generative_depth=generative_depth) if inside else None
+    )
+
+
+def _by_interval(positions: list[Fraction]) -> dict[int, list[Fraction]]:
+    """Input interval → the times in [0, 1) of the output frames that fall in it."""
+    return {i: [p - i for p in group] for i, group in groupby(positions, key=math.floor)}
+
+
+def count_retimed(
+    positions: list[Fraction], backend: Backend, refine: Backend | None, seed: int, generative_depth: int | None
+) -> int:
+    """Frames the backends make for ``positions`` (no cuts)."""
+    total = 0
+    for times in _by_interval(positions).values():
+        settings = interval_settings(times, seed, generative_depth)
+        total += count_generated(settings, backend, refine) if settings else 0
+    return total
+
+
+def retime_frames(
+    frames: Iterable[np.ndarray],
+    positions: list[Fraction],
+    backend: Backend,
+    *,
+    refine: Backend | None,
+    seed: int,
+    generative_depth: int | None,
+    is_cut: CutDetector,
+    progress: Progress,
+) -> Iterator[np.ndarray]:
+    """Yield the output frame at each of ``positions`` from the input ``frames`` (streamed: two at a time);
+    ``is_cut`` finds (and counts) the scene cuts."""
+    wanted = _by_interval(positions)
+    source = iter(frames)
+    current = FrameSummary.of(next(source))
+    index = 0
+    for image in source:
+        following = FrameSummary.of(image)
+        cut = is_cut(current, following)
+        times = wanted.get(index, [])
+        settings = interval_settings(times, seed, generative_depth)
+        if settings is None:
+            made = {}
+        elif cut:
+            made = dict.fromkeys(settings.times, current.image)
+            progress.advance(count_generated(settings, backend, refine))
+        else:
+            pair = interpolate_pair(current.image, following.image, backend, settings, refine=refine,
+                                    pair_index=index, progress=progress)  # fmt: skip
+            made = dict(zip([Fraction(0), *settings.times], pair))
+        for t in times:
+            yield current.image if t == 0 else made[t]
+        current, index = following, index + 1
+    yield from [current.image] * len(wanted.get(index, []))

@@ -1,0 +1,140 @@
+"""The app's Storyboard tab: several keyframes in an order the user sets → one video, then re-roll or lock
+single in-betweens. No gradio here; the take (frames and seeds) lives in the page's session state.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vfi import jobs
+from vfi.actions import Call
+from vfi.errors import VFIError
+from vfi.jobs import Capabilities, Job
+from vfi.service import Advanced
+from vfi.storyboard import (
+    Storyboard,
+    Take,
+    load_storyboard,
+    make_storyboard,
+    parse_prompts,
+    redo_indices,
+    reroll,
+)
+
+
+@dataclass(frozen=True)
+class StoryboardJob(Job):
+    """A storyboard run (``take`` None), or a re-roll of frame ``reroll[0]`` of ``take`` with seed ``reroll[1]``."""
+
+    storyboard: Storyboard | None = None
+    take: Take | None = None
+    reroll: tuple[int, int] | None = None
+    locked: tuple[int, ...] = ()
+
+    def frames_to_make(self) -> int:
+        if self.take is None or self.reroll is None:
+            return self.storyboard.frames_to_make(Capabilities(self.backend))
+        return len(redo_indices(self.take, self.storyboard, Capabilities(self.backend), self.reroll[0], self.locked))
+
+    def memory_bytes(self) -> int:
+        """Estimated peak memory (see :meth:`Job.memory_bytes`): a storyboard keeps its keyframes and every frame
+        it makes; a re-roll holds the last take (in the session) and the frames it makes again."""
+        height, width = self.keyframes[0].shape[:2]  # the others are fitted to the first
+        held = len(self.keyframes) if self.take is None or self.reroll is None else len(self.take.frames)
+        kept = held + self.frames_to_make()
+        return height * width * (jobs.KEPT_BYTES_PER_PIXEL * kept + jobs.WORK_BYTES_PER_PIXEL)
+
+    def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> Take:
+        backend, progress = self.create_backend(), {"on_progress": on_progress, "should_cancel": should_cancel}
+        if self.take is None or self.reroll is None:
+            return make_storyboard(self.keyframes, backend, self.storyboard, **progress)
+        index, seed = self.reroll
+        return reroll(self.take, self.keyframes, backend, self.storyboard, index, seed, locked=self.locked, **progress)
+
+
+def parse_indices(text: str | None, name: str) -> list[int]:
+    """``"3, 1, 2"`` → ``[3, 1, 2]``; empty → ``[]``."""
+    try:
+        return [int(part) for part in (text or "").replace(" ", "").split(",") if part]
+    except ValueError:
+        raise VFIError(f"{name} must be frame numbers separated by commas (e.g. 2,1,3), got {text!r}.") from None
+
+
+def ordered(files: Sequence[str] | None, order: str | None) -> list[str]:
+    """The uploaded images in the order the user typed (1-based numbers, each once; empty: upload order)."""
+    files = list(files or [])
+    if len(files) < 2:
+        raise VFIError("Upload at least two keyframe images for a storyboard.")
+    numbers = parse_indices(order, "order") or list(range(1, len(files) + 1))
+    if sorted(numbers) != list(range(1, len(files) + 1)):
+        raise VFIError(f"order must list each image number from 1 to {len(files)} once (e.g. 2,1,3), got {order!r}.")
+    return [files[n - 1] for n in numbers]
+
+
+def preview(files: Sequence[str] | None, order: str | None) -> list[tuple[str, str]]:
+    """The keyframes as they will play: gallery items labelled with their upload number."""
+    if not files:
+        return []
+    numbers = parse_indices(order, "order") if order else list(range(1, len(files) + 1))
+    return [(files[n - 1], f"image {n}") for n in numbers if 1 <= n <= len(files)]
+
+
+def toggle_lock(locked: str | None, index: float | None) -> str:
+    """The locked frame list with frame ``index`` added, or removed if it was there."""
+    if index is None:
+        raise VFIError("Pick a frame in the gallery first.")
+    frames = set(parse_indices(locked, "locked frames")) ^ {int(index)}
+    return ", ".join(map(str, sorted(frames)))
+
+
+def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequence[int],
+          seconds: float) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
+    out = jobs.write_keyframe_outputs(take.frames, jobs.request_folder(call.session), fps)
+    marks = set(locked)
+    gallery = [(str(p), take.label(i) + (" (locked)" if i in marks else "")) for i, p in enumerate(out.frames)]
+    info = (
+        f"{len(take.frames)} frames from {len(job.keyframes)} keyframes, {len(take.frames) / fps:.2f} s at "
+        f"{fps:g} fps — made in {seconds:.1f} s with {job.backend}. Pick a frame to re-roll or lock it."
+    )
+    if job.take is not None and job.reroll is not None:
+        redone = redo_indices(job.take, job.storyboard, Capabilities(job.backend), job.reroll[0], locked)
+        info = f"Re-rolled frame {job.reroll[0]} (seed {job.reroll[1]}): made again {redone}, the rest kept. " + info
+    return str(out.video), gallery, str(out.archive), info, replace(job, take=take, reroll=None)
+
+
+def storyboard(
+    call: Call, files: Sequence[str] | None, order: str | None, depth: str, frames_per_pair: float | None,
+    fps: float, prompts: str | None, backend: str, advanced: Advanced, seed: float,
+) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
+    """Keyframes in order → MP4, gallery (path, label), PNG zip, a summary and the job to re-roll from."""
+    paths = ordered(files, order)
+    lines = parse_prompts(prompts)
+    board = Storyboard.build(len(paths), depth or 3, int(frames_per_pair or 0) or None, int(seed), lines)
+    job = StoryboardJob(
+        backend, call.config.backend_config(backend, advanced), None, keyframes=tuple(load_storyboard(paths)),
+        cancel_key=call.cancel_key, storyboard=board,
+    )  # fmt: skip
+    with call.admit(job.memory_bytes()):
+        start = time.monotonic()
+        take = call.run(job)
+        return _show(call, job, take, float(fps), (), time.monotonic() - start)
+
+
+def reroll_frame(
+    call: Call, previous: StoryboardJob | None, index: float | None, locked: str | None, fps: float
+) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
+    """Frame ``index`` of the last storyboard made again with a new seed (and the frames made from it)."""
+    if previous is None or previous.take is None:
+        raise VFIError("Make a storyboard first, then pick a frame to re-roll.")
+    if index is None:
+        raise VFIError("Pick a frame in the gallery first.")
+    frames = tuple(parse_indices(locked, "locked frames"))
+    job = replace(previous, reroll=(int(index), random.randrange(2**32)), locked=frames, cancel_key=call.cancel_key)
+    with call.admit(job.memory_bytes()):
+        start = time.monotonic()
+        take: Any = call.run(job)
+        return _show(call, job, take, float(fps), frames, time.monotonic() - start)
