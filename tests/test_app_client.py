@@ -7,6 +7,7 @@ import subprocess
 import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -105,14 +106,14 @@ def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
 
     first, last = load_keyframes(*_pair("astronaut"))
     user = SimpleNamespace(session_hash="user-1")
-    key = app.CANCELS.key(user.session_hash, "keyframes")
+    key = app.CANCELS.start(user.session_hash, "keyframes")
     work = Job("crossfade", None, InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key)
-    app.stop_action("keyframes")(user)
-    with pytest.raises(Cancelled):
+    assert app.CANCELS.stop(user.session_hash, "keyframes") == ""  # the run has not begun: nothing to say yet
+    with pytest.raises(Cancelled, match="Stopped after 0 of 10 frames"):
         app.run_model(work)
     with pytest.raises(Cancelled):  # still stopped: one action may run several times (compare)
         app.execute(work, app.AppConfig("flow"), None)
-    assert app.CANCELS.start(user.session_hash, "keyframes") == key  # the user's next action clears the stop request
+    work = replace(work, cancel_key=app.CANCELS.start(user.session_hash, "keyframes"))  # the user's next action
     assert len(app.execute(work, app.AppConfig("flow"), None)) == 12
     heavy = QwenEditConfig(steps=50, resolution=1024, guidance=4.0)
     work = Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))

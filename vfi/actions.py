@@ -11,6 +11,7 @@ import random
 import time
 import zipfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,12 +31,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Call:
-    """One user action: the app's config, how a job runs (the app's queue and GPU), the session and cancel key."""
+    """One user action: the app's config, how a job runs (the app's queue and GPU), the session and cancel key,
+    and ``admit(nbytes)``: a block holding that much of the app's memory budget (waiting for it first)."""
 
     config: AppConfig
     run: Callable[[Job], Any]
     session: str | None
     cancel_key: str
+    admit: Callable[[int], AbstractContextManager] = lambda nbytes: nullcontext()
 
     def job(self, backend: str, advanced: Advanced, settings: Any, **what: Any) -> Job:
         """A job of this call on ``backend`` (the generative one configured from ``advanced``)."""
@@ -78,17 +81,18 @@ def keyframes(
     settings = InterpolationSettings(depth=None if count else int(depth), frames=count or None, seed=seed)
     chain = jobs.playback_chain(pair.first, pair.last, playback)
     job = call.job(backend, advanced, settings, keyframes=chain)
-    started, start = time.time(), time.monotonic()
-    frames = jobs.apply_playback(call.run(job), playback)
-    seconds = time.monotonic() - start
-    folder = jobs.request_folder(call.session)
-    out = jobs.write_keyframe_outputs(frames, folder, fps)
-    count_option = ["--frames", str(count)] if count else ["--depth", str(int(depth))]
-    argv = ["pair", first, last, "-o", "interpolated.mp4", *count_option, "--fps", str(fps), "--seed", str(seed),
-            "--mismatch", mismatch, "--backend", backend, *config_argv(job.config)]  # fmt: skip
-    seeds = {"run_seed": seed, "playback": playback, "frames": frame_seeds(seed, len(chain) - 1, settings.times)}
-    with zipfile.ZipFile(out.archive, "a") as archive:
-        archive.write(write_manifest(argv, [first, last], job, seeds, started, folder), "manifest.json")
+    with call.admit(job.memory_bytes()):
+        started, start = time.time(), time.monotonic()
+        frames = jobs.apply_playback(call.run(job), playback)
+        seconds = time.monotonic() - start
+        folder = jobs.request_folder(call.session)
+        out = jobs.write_keyframe_outputs(frames, folder, fps)
+        count_option = ["--frames", str(count)] if count else ["--depth", str(int(depth))]
+        argv = ["pair", first, last, "-o", "interpolated.mp4", *count_option, "--fps", str(fps), "--seed", str(seed),
+                "--mismatch", mismatch, "--backend", backend, *config_argv(job.config)]  # fmt: skip
+        seeds = {"run_seed": seed, "playback": playback, "frames": frame_seeds(seed, len(chain) - 1, settings.times)}
+        with zipfile.ZipFile(out.archive, "a") as archive:
+            archive.write(write_manifest(argv, [first, last], job, seeds, started, folder), "manifest.json")
     gallery = [(str(p), p.stem) for p in out.frames]
     info = f"{len(frames)} frames, {len(frames) / fps:.2f} s at {fps:g} fps — made in {seconds:.1f} s with {backend}."
     info += f"  \n{pair.note}" if pair.note else ""
@@ -149,8 +153,9 @@ def clip(
     folder = jobs.request_folder(call.session)
     output = str(folder / "interpolated.mp4")
     job = replace(call.job(backend, advanced, plan.settings, clip=(plan, output)), report=bool(report))
-    started = time.time()
-    result = call.run(job)
+    with call.admit(job.memory_bytes()):
+        started = time.time()
+        result = call.run(job)
     audio = "audio kept" if result.has_audio else "no audio"
     notes = "".join(f"  \n{note}" for note in result.notes)
     summary = f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}.{notes}"
@@ -192,15 +197,17 @@ def compare(
     keyframes = uploaded_keyframes(first, last)
     first_rgb, last_rgb = keyframes.first, keyframes.last
     settings = InterpolationSettings(depth=int(depth), seed=int(seed))
-    names, runs = (preset_a, preset_b), []
+    names, work = (preset_a, preset_b), []
     for preset in names:
         if preset not in presets:
             raise VFIError(f"Unknown setting {preset!r}; choose one of {', '.join(presets)}.")
         backend, with_adapter = presets[preset]
         chosen = advanced if with_adapter else replace(advanced, adapter=NO_ADAPTER)
-        runs.append(call.run(call.job(backend, chosen, settings, keyframes=(first_rgb, last_rgb))))
-    folder = jobs.request_folder(call.session)
-    video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
+        work.append(call.job(backend, chosen, settings, keyframes=(first_rgb, last_rgb)))
+    with call.admit(sum(job.memory_bytes() for job in work)):
+        runs = [call.run(job) for job in work]
+        folder = jobs.request_folder(call.session)
+        video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
     middle = len(runs[0]) // 2
     left, right = runs[0][middle], runs[1][middle]
     metrics = f"**Left vs right** — {describe_agreement(*runs)}"

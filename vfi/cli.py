@@ -11,9 +11,7 @@ import argparse
 import json
 import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES, Backend, create_backend
@@ -24,6 +22,7 @@ from vfi.manifest import frame_seeds
 from vfi.pipeline import DEFAULT_BASE_MODEL, MEMORY_MODES
 from vfi.retime import parse_rate
 from vfi.scenes import SCENE_THRESHOLD
+from vfi.signals import Terminated, sigterm_as_interrupt
 
 USER_ERROR = 2
 
@@ -495,39 +494,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (how docker, systemd, Spaces and ``timeout`` stop a process), raised like Ctrl-C so that
-    every writer cleans up on the way out."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`_Terminated` (only the main thread can set handlers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error, 130 Ctrl-C, 143 SIGTERM)."""
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             argv = sys.argv[1:] if argv is None else list(argv)
             args = build_parser().parse_args(argv)
             _run(args, argv)
     except VFIError as error:
         print(f"error: {error}", file=sys.stderr)
         return USER_ERROR
-    except _Terminated:
+    except Terminated:
         print("error: terminated (SIGTERM); no partial output was left.", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:

@@ -6,23 +6,26 @@ and shows what comes back. A job is picklable, so a ZeroGPU Space can run it in 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from vfi.backends import ANY_T_BACKENDS
-from vfi.errors import VFIError
+from vfi.errors import Cancelled, VFIError
 
 if TYPE_CHECKING:
     from vfi.backends import Backend
@@ -33,6 +36,10 @@ GENERATIVE = "qwen-edit"
 #: Wall-clock cost of one denoising step at 1024² on the GPU (docs/architecture.md, cost model), plus load time.
 STEP_SECONDS_1024 = 0.6
 LOAD_SECONDS = 30
+#: Memory a job takes per frame pixel: per frame it keeps (RGB), and as working set (flow fields, warps, the
+#: PNG/MP4 writers and ffmpeg's encoder). benchmarks/app_memory.py measured 2.51 GiB over the idle server for
+#: one 6000×4000 depth-3 request (9 frames kept): 112 B/px, 27 of them the frames; 90 leaves a margin.
+KEPT_BYTES_PER_PIXEL, WORK_BYTES_PER_PIXEL = 3, 90
 #: Outputs older than this are deleted.
 OUTPUT_TTL_S = 3600
 PLAYBACKS = ("once", "loop", "ping-pong")
@@ -101,6 +108,16 @@ class Job:
         per_frame = config.steps_or_default() * STEP_SECONDS_1024 * ((config.resolution or 1024) / 1024) ** 2 * cfg
         return int(LOAD_SECONDS + 1.5 * per_frame * self.frames_to_make())
 
+    def memory_bytes(self) -> int:
+        """Estimated peak memory of this job with its outputs being written (server and its ffmpeg children):
+        the frames it keeps plus a working set, both per frame pixel (raises VFIError for an impossible request)."""
+        if self.clip is not None:  # frames stream through: a working set only
+            info = self.clip[0].info
+            return info.width * info.height * WORK_BYTES_PER_PIXEL
+        height, width = self.keyframes[0].shape[:2]
+        kept = self.frames_to_make() + len(self.keyframes)
+        return height * width * (KEPT_BYTES_PER_PIXEL * kept + WORK_BYTES_PER_PIXEL)
+
     def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]):
         """The frames (keyframes) or the ``ClipResult`` (clip)."""
         backend = self.create_backend()
@@ -125,27 +142,154 @@ class Job:
         )  # fmt: skip
 
 
+@dataclass
+class _Run:
+    """One running action: its stop flag, whether it ended, and what a stopped run said."""
+
+    owner: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    message: str = ""
+
+
 class CancelRegistry:
-    """Stop requests per (user session, tab): set by Stop, cleared when that user starts a new action."""
+    """The app's running actions by key: Stop stops a user's runs on a tab, a cancelled or abandoned
+    event stops its own run, and a new action gets a fresh key (a Stop pressed before it does not count)."""
 
     def __init__(self) -> None:
-        self._stopped: set[str] = set()
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
 
     @staticmethod
-    def key(session: str | None, tab: str) -> str:
+    def owner(session: str | None, tab: str) -> str:
         return f"{session or os.urandom(16).hex()}:{tab}"
 
     def start(self, session: str | None, tab: str) -> str:
-        """The cancel key of a new action; a Stop pressed before it began does not count."""
-        key = self.key(session, tab)
-        self._stopped.discard(key)
+        """The cancel key of a new action of ``session`` on ``tab``."""
+        key = f"{self.owner(session, tab)}:{os.urandom(8).hex()}"
+        with self._lock:
+            self._runs[key] = _Run(self.owner(session, tab))
         return key
 
-    def stop(self, session: str | None, tab: str) -> None:
-        self._stopped.add(self.key(session, tab))
-
     def stopped(self, key: str) -> bool:
-        return key in self._stopped
+        run = self._runs.get(key)
+        return run is not None and run.stop.is_set()
+
+    def stop(self, session: str | None, tab: str, wait_s: float = 0.0) -> str:
+        """Stop the runs of ``session`` on ``tab``; wait up to ``wait_s`` for them to end and return what the
+        stopped ones said ("Stopped after N of M frames."), or "" if none was running."""
+        return self._stop(lambda run: run.owner == self.owner(session, tab), wait_s)
+
+    def stop_all(self, wait_s: float = 0.0) -> None:
+        """Stop every run (the server is shutting down) and wait up to ``wait_s`` for them to end."""
+        self._stop(lambda run: True, wait_s)
+
+    def _stop(self, chosen: Callable[[_Run], bool], wait_s: float) -> str:
+        with self._lock:
+            runs = [run for run in self._runs.values() if chosen(run)]
+        for run in runs:
+            run.stop.set()
+        deadline = time.monotonic() + wait_s
+        for run in runs:
+            run.ended.wait(max(0.0, deadline - time.monotonic()))
+        return " ".join(run.message for run in runs if run.message)
+
+    async def run(self, key: str, work: Callable[[], T], alive: Callable[[], bool] = lambda: True) -> T:
+        """``work()`` under ``key`` in its own thread (see :func:`run_in_thread`); the run ends with it."""
+        run = self._runs[key]
+
+        def recorded() -> T:
+            try:
+                return work()
+            except Cancelled as error:
+                run.message = str(error)
+                raise
+
+        try:
+            return await run_in_thread(recorded, run.stop.set, alive)
+        finally:
+            with self._lock:
+                self._runs.pop(key, None)
+            run.ended.set()
+
+
+async def run_in_thread(
+    work: Callable[[], T], stop: Callable[[], None], alive: Callable[[], bool] = lambda: True, poll_s: float = 0.2
+) -> T:
+    """Run ``work`` in a thread of its own (with the caller's context variables) and await its result.
+
+    When the awaiting task is cancelled, or ``alive()`` turns false (the client went away), ``stop()`` is called
+    and the task still waits for ``work`` to end (it checks for a stop between frames), so a cancelled request
+    keeps its place under the concurrency limit until its memory and processes are freed; then the
+    cancellation goes on.
+    """
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if error is not None:
+            result.set_exception(error)
+        else:
+            result.set_result(value)
+
+    def target() -> None:
+        try:
+            value, error = context.run(work), None
+        except BaseException as caught:  # handed to the awaiting task
+            value, error = None, caught
+        loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=target, name="vfi-job", daemon=True).start()
+    cancelled = False
+    while not result.done():
+        try:
+            await asyncio.wait({result}, timeout=poll_s)
+        except asyncio.CancelledError:
+            cancelled = True
+        if cancelled or not alive():
+            stop()
+    if cancelled:
+        result.exception()  # retrieved: the work's own error is superseded by the cancellation
+        raise asyncio.CancelledError
+    return result.result()
+
+
+class MemoryBudget:
+    """Admission by memory: a request waits until its estimated peak fits in the budget beside the running ones,
+    so concurrent large requests queue instead of adding up (one larger than the whole budget runs alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(
+        self, nbytes: int, should_cancel: Callable[[], bool] = lambda: False, on_wait: Callable[[], None] = lambda: None
+    ) -> Iterator[None]:
+        """Hold ``nbytes`` of the budget within the block; a stop while waiting raises ``Cancelled``."""
+        nbytes = min(nbytes, self.limit)
+        with self._changed:
+            if self.used + nbytes > self.limit:
+                on_wait()
+            while self.used + nbytes > self.limit:
+                if should_cancel():
+                    raise Cancelled("Stopped before it began (it was waiting for memory).")
+                self._changed.wait(0.2)
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= nbytes
+                self._changed.notify_all()
+
+
+@functools.cache
+def memory_budget(limit: int) -> MemoryBudget:
+    """This process's budget of ``limit`` bytes (every request of the app shares it)."""
+    return MemoryBudget(limit)
 
 
 #: Generative runs take the GPU one at a time (ZeroGPU queues them itself).
@@ -205,10 +349,37 @@ def apply_playback(frames: list[np.ndarray], playback: str) -> list[np.ndarray]:
     return frames
 
 
+#: The app's output folders are ``<temp dir>/vfi-app-<pid>-<random>``: the pid says whose a folder is.
+OUTPUT_ROOT_PREFIX = "vfi-app-"
+_OUTPUT_ROOT = re.compile(rf"{OUTPUT_ROOT_PREFIX}(\d+)-\w+")
+
+
 @functools.cache
 def output_root() -> Path:
     """This process's folder for request outputs, made on first use (see :func:`remove_output_root`)."""
-    return Path(tempfile.mkdtemp(prefix="vfi-app-"))
+    return Path(tempfile.mkdtemp(prefix=f"{OUTPUT_ROOT_PREFIX}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale_output_roots() -> list[Path]:
+    """Remove the output folders that app processes no longer running left in the temp dir (killed, crashed);
+    a folder of a live process is kept. Returns the removed folders."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{OUTPUT_ROOT_PREFIX}*"):
+        match = _OUTPUT_ROOT.fullmatch(folder.name)
+        if match and folder.is_dir() and not folder.is_symlink() and not _alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def remove_output_root() -> None:
@@ -216,14 +387,21 @@ def remove_output_root() -> None:
         shutil.rmtree(output_root(), ignore_errors=True)
 
 
+def upload_cache() -> Path:
+    """Where the app keeps the web server's uploads and file cache: in this process's folder, so they go with it."""
+    return output_root() / "uploads"
+
+
 def request_folder(session: str | None) -> Path:
     """A fresh folder for one request's outputs (never shared); folders older than the TTL are swept away."""
+    requests = output_root() / "requests"
+    requests.mkdir(exist_ok=True)
     now = time.time()
-    for old in output_root().iterdir():
+    for old in requests.iterdir():
         with contextlib.suppress(OSError):  # another request may be sweeping the same folder
             if now - old.stat().st_mtime > OUTPUT_TTL_S:
                 shutil.rmtree(old)
-    return Path(tempfile.mkdtemp(prefix=f"{(session or 'anon')[:12]}-", dir=output_root()))
+    return Path(tempfile.mkdtemp(prefix=f"{(session or 'anon')[:12]}-", dir=requests))
 
 
 @dataclass(frozen=True)
