@@ -12,7 +12,8 @@ import vfi.clip
 from vfi import actions, jobs
 from vfi.adapters import AdapterSpec
 from vfi.backends.qwen_edit import QwenEditConfig
-from vfi.cli import _qwen_config, build_parser
+from vfi.cli import build_parser
+from vfi.commands import qwen_config
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
 from vfi.service import Advanced, AppConfig
@@ -68,7 +69,7 @@ def test_cli_and_app_build_the_same_config() -> None:
     )
     app = AppConfig("qwen-edit", adapters=(AdapterSpec("org/lora", 0.8),))
     unset = Advanced("org/lora", 0.8, False, None, None, None, "")  # None: the adapter's value, as the CLI's unset
-    assert _qwen_config(args) == app.backend_config("qwen-edit", unset)
+    assert qwen_config(args) == app.backend_config("qwen-edit", unset)
     assert app.backend_config("flow", unset) is None
     chosen = app.backend_config("qwen-edit", Advanced("none", 1.0, True, 256, 12, 2.0, " p "))
     assert (chosen.adapters, chosen.lightning, chosen.resolution, chosen.prompt) == ((), None, 256, "p")
