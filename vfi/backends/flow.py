@@ -32,7 +32,8 @@ _PRESETS = {
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """Settings of :class:`FlowBackend`; the defaults are tuned on the Middlebury and UCF101 triplets.
+    """Settings of :class:`FlowBackend`; the defaults are tuned on the Middlebury and UCF101 triplets and each
+    holds up on the held-out half of ``benchmarks/peers.py``'s split (README, "What generalizes").
 
     ``preset``: DIS preset (``ultrafast``, ``fast``, ``medium``). ``max_flow_side``: flow is estimated on
     frames downscaled so that their longer side is at most this (keeps large frames ~linear in cost).
