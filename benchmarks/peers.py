@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vfi.backends import create_backend  # noqa: E402
 from vfi.backends.base import FrameRequest  # noqa: E402
 from vfi.frames import load_image  # noqa: E402
-from vfi.metrics import find_triplets, psnr, ssim  # noqa: E402
+from vfi.metrics import psnr, ssim  # noqa: E402
+from vfi.triplets import find_triplets  # noqa: E402
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 METHODS = ("flow", "crossfade", "dis", "rife")

@@ -25,7 +25,21 @@ def test_rows_per_half_and_size_with_every_method(tmp_path: Path, capsys) -> Non
     for name, (height, width, shift) in {"Beanbags": (48, 64, 6), "Grove2": (48, 96, 6), "Grove3": (48, 64, 8)}.items():
         write_triplet(tmp_path / "set" / name, panned_triplet(height, width, shift=shift))
     out = tmp_path / "rows.json"
-    peers.main([str(tmp_path / "set"), "--methods", "flow", "crossfade", "dis", "--rounds", "2", "--threads", "1", "--json", str(out)])
+    peers.main(
+        [
+            str(tmp_path / "set"),
+            "--methods",
+            "flow",
+            "crossfade",
+            "dis",
+            "--rounds",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     rows = json.loads(out.read_text())
     labels = [(row["set"], row["method"], row["n"]) for row in rows]
     groups = [("set tuning", 2), ("  96×48", 1), ("  64×48", 1), ("set held-out", 1)]
