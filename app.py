@@ -1,6 +1,6 @@
 """The vfi Gradio app (local and as a Hugging Face Space): ``python app.py [--host H] [--port P]``.
 
-UI wiring only: what each tab does is :mod:`vfi.actions`, jobs (cost, streaming in GPU calls, stop) :mod:`vfi.jobs`, the
+UI wiring only: what each tab does is :mod:`vfi.actions`, jobs (cost, streaming in GPU calls) :mod:`vfi.jobs`, running and stopping them :mod:`vfi.runs`, the
 configuration (flags over environment variables, see README) and UI values → backend config :mod:`vfi.service`.
 """
 
@@ -17,7 +17,7 @@ import inspect
 import logging
 import os
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,10 +27,11 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from vfi import actions, jobs, storyboard_actions  # noqa: E402
-from vfi.errors import Cancelled, VFIError  # noqa: E402
+from vfi.errors import VFIError  # noqa: E402
 from vfi.jobs import GENERATIVE, Job  # noqa: E402
 from vfi.scenes import SCENE_THRESHOLD  # noqa: E402
 from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, STATUS, Advanced, AppConfig, parse_args  # noqa: E402
+from vfi.signals import sigterm_as_interrupt  # noqa: E402
 
 log = logging.getLogger("vfi.app")
 
@@ -76,10 +77,43 @@ def _call(config: AppConfig, request: gr.Request | None, progress: gr.Progress |
     """A new user action on ``tab``: its runs go through :func:`execute` (whole) or :func:`make_on_gpu`
     (streamed); a Stop pressed before it does not count, one pressed during it is read here, between GPU calls."""
     key = CANCELS.start(_session(request), tab)
+    budget = jobs.memory_budget(config.memory_budget_mb * 2**20)
+    wait = (lambda: progress(0, desc="waiting for memory")) if progress is not None else (lambda: None)
+
+    def admit(nbytes: int):
+        return budget.reserve(nbytes, lambda: CANCELS.stopped(key), wait)
+
     return actions.Call(
-        config, lambda job: execute(job, config, progress), _session(request), key,
+        config, lambda job: execute(job, config, progress), _session(request), key, admit,
         make_on_gpu=make_on_gpu, report=progress, should_cancel=lambda: CANCELS.stopped(key),
     )  # fmt: skip
+
+
+def _client_alive() -> Callable[[], bool]:
+    """Whether the client of the event being processed is still there (Gradio marks the event dead when the
+    client's stream closes); call it in the event's task."""
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+
+    def alive() -> bool:
+        event = queue.event_ids_to_events.get(event_id) if queue is not None and event_id else None
+        return event is None or event.alive
+
+    return alive
+
+
+async def _run(call: actions.Call, action: Callable, *args):
+    """``action(call, *args)`` off the event loop; a cancelled event or a client gone away stops it between frames."""
+    return await CANCELS.run(call.cancel_key, functools.partial(action, call, *args), _client_alive())
+
+
+async def _stream(call: actions.Call, action: Callable, *args) -> AsyncIterator:
+    """The updates of the generator ``action(call, *args)``, each made off the event loop; a cancelled event or a
+    client gone away stops it at its next check, and the event ends only after the run has."""
+    async for update in CANCELS.stream(call.cancel_key, functools.partial(action, call, *args), _client_alive()):
+        yield update
 
 
 @contextlib.contextmanager
@@ -89,9 +123,7 @@ def _shown_as_gr_error(name: str) -> Iterator[None]:
         yield
     except gr.Error:
         raise
-    except Cancelled:
-        raise gr.Error("Stopped.", print_exception=False) from None
-    except VFIError as error:
+    except VFIError as error:  # Cancelled included: "Stopped after N of M frames."
         raise gr.Error(str(error), print_exception=False) from None
     except Exception:
         log.exception("unexpected error in %s", name)
@@ -99,27 +131,37 @@ def _shown_as_gr_error(name: str) -> Iterator[None]:
 
 
 def _user_errors(fn: Callable) -> Callable:
-    """``fn`` (a function or a generator function: Gradio streams the latter) with :func:`_shown_as_gr_error`."""
-    if inspect.isgeneratorfunction(fn):
+    """``fn`` (a coroutine function or an async generator function: Gradio streams the latter) with
+    :func:`_shown_as_gr_error`."""
+    if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
-        def stream(*args, **kwargs):
+        async def stream(*args, **kwargs):
             with _shown_as_gr_error(fn.__name__):
-                yield from fn(*args, **kwargs)
+                async for update in fn(*args, **kwargs):
+                    yield update
 
         return stream
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    async def wrapper(*args, **kwargs):
         with _shown_as_gr_error(fn.__name__):
-            return fn(*args, **kwargs)
+            return await fn(*args, **kwargs)
 
     return wrapper
 
 
+#: How long Stop waits for the run to end, to say how far it got.
+STOP_WAIT_S = 30
+
+
 def stop_action(tab: str) -> Callable:
-    def stop(request: gr.Request) -> None:
-        CANCELS.stop(_session(request), tab)
+    def stop(request: gr.Request) -> str:
+        """Stop this user's run on ``tab``; say how far it got (on the page and as a notice)."""
+        message = CANCELS.stop(_session(request), tab, wait_s=STOP_WAIT_S)
+        if message:
+            gr.Warning(message)
+        return message
 
     return stop
 
@@ -153,13 +195,17 @@ def _example_pairs() -> list[list[str]]:
 
 def _run_stop(tab: str, label: str) -> tuple[gr.Button, gr.Button]:
     with gr.Row():
-        return gr.Button(label, variant="primary", elem_id=f"run-{tab}"), gr.Button("Stop", variant="stop")
+        return gr.Button(label, variant="primary", elem_id=f"run-{tab}"), gr.Button(
+            "Stop", variant="stop", elem_id=f"stop-{tab}"
+        )
 
 
-def _wire_stop(button: gr.Button, tab: str, event) -> None:
-    """Stop: Gradio cancels the event (a streamed one between two of its updates) and the run stops at its
-    next check; kept out of the public API (and so out of the MCP tools)."""
-    button.click(stop_action(tab), None, None, cancels=[event], queue=False, api_visibility="private")
+def _wire_stop(button: gr.Button, tab: str, event, message: gr.Markdown) -> None:
+    """Stop cancels ``event`` (or each of a list of events): the run stops at its next check and ``message``
+    shows how far it got. Kept out of the API page and the MCP tools (``/stop_<tab>`` stays callable)."""
+    events = list(event) if isinstance(event, list | tuple) else [event]
+    button.click(stop_action(tab), None, message, cancels=events, concurrency_limit=None, api_name=f"stop_{tab}",
+                 api_visibility="undocumented")  # fmt: skip
 
 
 def _queue(config: AppConfig) -> dict:
@@ -212,14 +258,14 @@ Returns:
     summary (saying how mismatched keyframes were fitted).
 """)
     @_user_errors
-    def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution, steps,
-                  guidance, prompt, seed, randomize, mismatch="fit", hybrid=False, request: gr.Request = None,
-                  progress=PROGRESS):  # fmt: skip
+    async def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution,
+                        steps, guidance, prompt, seed, randomize, mismatch="fit", hybrid=False,
+                        request: gr.Request = None, progress=PROGRESS):  # fmt: skip
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "keyframes")
-        yield from actions.keyframes(
-            call, first, last, depth, count, fps, playback, backend, advanced, seed, randomize, mismatch, hybrid
-        )  # fmt: skip
+        async for update in _stream(call, actions.keyframes, first, last, depth, count, fps, playback, backend,
+                                    advanced, seed, randomize, mismatch, hybrid):  # fmt: skip
+            yield update
 
     with gr.Tab("Keyframes"):
         with gr.Row():
@@ -245,17 +291,19 @@ Returns:
             zip_file = gr.File(label="All frames (PNG, zip)")
             gif = gr.File(label="GIF")
             seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
-        outputs = [video, gallery, zip_file, gif, seed_used, gr.Markdown(label="Summary", elem_id="info-keyframes")]
+        info = gr.Markdown(label="Summary", elem_id="info-keyframes")
+        outputs = [video, gallery, zip_file, gif, seed_used, info]
         event = run.click(
             keyframes,
             [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize, mismatch, hybrid],
             outputs, api_name="keyframes", **_queue(config),
         )  # fmt: skip
-        _wire_stop(stop, "keyframes", event)
+        _wire_stop(stop, "keyframes", event, info)
 
-        def keyframes_example(first_path, last_path, request: gr.Request = None, progress=PROGRESS):
-            yield from keyframes(first_path, last_path, 3, 0, 12, "once", config.backend, *defaults.values(), 0,
-                                 False, "fit", False, request, progress)  # fmt: skip
+        async def keyframes_example(first_path, last_path, request: gr.Request = None, progress=PROGRESS):
+            async for update in keyframes(first_path, last_path, 3, 0, 12, "once", config.backend,
+                                          *defaults.values(), 0, False, "fit", False, request, progress):  # fmt: skip
+                yield update
 
         gr.Examples(_example_pairs(), [first, last], outputs, fn=keyframes_example, cache_examples=True,
                     cache_mode="lazy", label="Examples (click one: its video is made once, then cached)",
@@ -285,13 +333,13 @@ Returns:
     report's PSNR over time.
 """)
     @_user_errors
-    def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt, fps="",
+    async def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt, fps="",
              scene_threshold=SCENE_THRESHOLD, start=0, end=0, report=False, request: gr.Request = None,
              progress=PROGRESS):  # fmt: skip
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "clip")
-        path, summary, files, points = actions.clip(
-            call, video, factor, slowmo, backend, advanced, fps, scene_threshold, start, end, report
+        path, summary, files, points = await _run(
+            call, actions.clip, video, factor, slowmo, backend, advanced, fps, scene_threshold, start, end, report
         )
         return path, summary, files, pd.DataFrame(points, columns=list(PSNR_AXES))
 
@@ -319,13 +367,13 @@ Returns:
             plot = gr.LinePlot(x=PSNR_AXES[0], y=PSNR_AXES[1], title="Rebuilt frames: PSNR over time", height=240,
                                elem_id="plot-clip")  # fmt: skip
         gr.on([clip_in.change, factor.change, slowmo.change, *(c.change for c in timing)], clip_info,
-              [clip_in, factor, slowmo, *timing], details, api_name="clip_info", queue=False)  # fmt: skip
+              [clip_in, factor, slowmo, *timing], details, api_name="clip_info")  # fmt: skip
         event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs, *timing, report],
                           [clip_out, result, downloads, plot], api_name="clip", **_queue(config))  # fmt: skip
-        _wire_stop(stop, "clip", event)
+        _wire_stop(stop, "clip", event, result)
 
-        def clip_example(path, request: gr.Request, progress=PROGRESS):
-            return clip(path, 2, False, config.backend, *defaults.values(), request=request, progress=progress)
+        async def clip_example(path, request: gr.Request, progress=PROGRESS):
+            return await clip(path, 2, False, config.backend, *defaults.values(), request=request, progress=progress)
 
         gr.Examples([[str(EXAMPLES / "clip.mp4")]], [clip_in], [clip_out, result, downloads, plot], fn=clip_example,
                     cache_examples=True, cache_mode="lazy", label="Example clip (2 s, 12 fps, with a tone)")  # fmt: skip
@@ -333,24 +381,23 @@ Returns:
 
 def storyboard_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: list) -> None:
     @_user_errors
-    def storyboard(files, order, depth, frames_per_pair, fps, prompts, backend, adapter, strength, fast, resolution,
+    async def storyboard(files, order, depth, frames_per_pair, fps, prompts, backend, adapter, strength, fast, resolution,
                    steps, guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
         """Several keyframes in order → one video (MP4, frame gallery, PNG zip, summary)."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "storyboard")
-        return storyboard_actions.storyboard(
-            call, files, order, depth, frames_per_pair, fps, prompts, backend, advanced, seed
-        )
+        return await _run(call, storyboard_actions.storyboard, files, order, depth, frames_per_pair, fps, prompts,
+                          backend, advanced, seed)  # fmt: skip
 
     @_user_errors
-    def reroll(previous, index, locked, fps, request: gr.Request, progress=PROGRESS):
+    async def reroll(previous, index, locked, fps, request: gr.Request, progress=PROGRESS):
         """Re-roll one in-between of the last storyboard (new seed); the frames made from it are redone too."""
         call = _call(config, request, progress, "storyboard")
-        return storyboard_actions.reroll_frame(call, previous, index, locked, fps)
+        return await _run(call, storyboard_actions.reroll_frame, previous, index, locked, fps)
 
     @_user_errors
-    def lock(locked, index):
-        """Lock the picked frame (a re-roll never changes it), or unlock it."""
+    async def lock(locked, index):
+        """Lock the picked frame (a re-roll never changes it), or unlock it (no run: nothing to stop)."""
         return storyboard_actions.toggle_lock(locked, index)
 
     def pick(event: gr.SelectData) -> int:
@@ -389,21 +436,22 @@ def storyboard_tab(config: AppConfig, backend: gr.Dropdown, advanced_inputs: lis
             storyboard, [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed], outputs,
             api_name="storyboard", **_queue(config),
         )  # fmt: skip
-        _wire_stop(stop, "storyboard", event)
         gallery.select(pick, None, picked, queue=False, api_visibility="private")
-        reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll", **_queue(config))
+        rerolled = reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll",
+                                       **_queue(config))  # fmt: skip
+        _wire_stop(stop, "storyboard", [event, rerolled], info)
         lock_button.click(lock, [locked, picked], locked, api_name="lock", queue=False)
 
 
 def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
     @_user_errors
-    def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps, guidance,
-                prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
+    async def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps,
+                      guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
         """Both settings side by side in one video (so they play in sync), their middle frames (gallery and slider)
         and PSNR/SSIM between the two."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = _call(config, request, progress, "compare")
-        return actions.compare(call, first, last, preset_a, preset_b, depth, fps, advanced, seed)
+        return await _run(call, actions.compare, first, last, preset_a, preset_b, depth, fps, advanced, seed)
 
     with gr.Tab("Compare"):
         labels = list(config.compare_presets())
@@ -426,7 +474,7 @@ def compare_tab(config: AppConfig, advanced_inputs: list) -> None:
             compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery, slider, metrics],
             api_name="compare", **_queue(config),
         )  # fmt: skip
-        _wire_stop(stop, "compare", event)
+        _wire_stop(stop, "compare", event, metrics)
         gr.Examples(_example_pairs(), [first, last], label="Examples")
 
 
@@ -481,12 +529,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         config = parse_args(argv)
     except VFIError as error:
         raise SystemExit(f"error: {error}") from None
+    for folder in jobs.sweep_stale_output_roots():
+        log.info("removed %s, left by an app process that is gone", folder)
+    if not os.environ.get("GRADIO_TEMP_DIR"):  # Gradio's upload cache goes (and is swept) with our outputs
+        os.environ["GRADIO_TEMP_DIR"] = str(jobs.upload_cache())
     defaults = _preload(config) if config.preload and config.generative else None
     demo = build_app(config, defaults)
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     try:  # also an MCP server: /gradio_api/mcp/sse, tools keyframes and clip (README, "Use it from an agent")
-        demo.launch(server_name=config.host, server_port=config.port, show_error=True, mcp_server=True)
+        with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
+            demo.launch(server_name=config.host, server_port=config.port, show_error=True, mcp_server=True,
+                        max_file_size=config.max_upload_mb * 2**20)  # fmt: skip
     finally:
+        CANCELS.stop_all(wait_s=STOP_WAIT_S)
         jobs.remove_output_root()
 
 

@@ -6,9 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,8 +23,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_process(url: str):
+    """The ``app.py`` process (a child of this one) that serves ``url``, as a ``psutil.Process``."""
+    import psutil
+
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    for child in psutil.Process().children():
+        if "app.py" in " ".join(child.cmdline()) and port in child.cmdline():
+            return child
+    raise RuntimeError(f"no app.py child serves {url}")
+
+
+def ffmpeg_children(server) -> list:
+    """The ffmpeg processes the app server runs now."""
+    return [p for p in server.children(recursive=True) if "ffmpeg" in p.name()]
+
+
+class PeakSampler:
+    """Calls ``measure()`` (a tuple of numbers) every ``interval`` seconds in the background while in the block;
+    ``peak`` holds the largest value of each."""
+
+    def __init__(self, measure: Callable[[], tuple[float, ...]], interval: float = 0.05) -> None:
+        self.measure, self.interval, self.peak = measure, interval, ()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._done.is_set():
+            try:
+                values = self.measure()
+            except psutil.Error:  # a process ended while being measured
+                continue
+            self.peak = tuple(map(max, self.peak, values)) if self.peak else values
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 @contextmanager
-def running_app(log_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
+def running_app(
+    log_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90, app: Path = ROOT / "app.py"
+) -> Iterator[str]:
     """Start ``python app.py --host 127.0.0.1 --port N *args``; yield its URL once it answers; stop it after."""
     port = free_port()
     full_env = {
@@ -35,7 +83,7 @@ def running_app(log_path: Path, *args: str, env: dict[str, str] | None = None, t
     }
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), *args],
+            [sys.executable, str(app), "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=log_path.parent, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}/"

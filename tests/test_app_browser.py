@@ -214,6 +214,32 @@ def test_compare_tab(browser, app_url, tmp_path):
     _screenshot(browser, tmp_path, "compare")
 
 
+def test_stop_says_how_far_the_run_got(browser, app_url, tmp_path):
+    import subprocess
+
+    from selenium.webdriver.common.by import By
+
+    from vfi.video import ffmpeg_exe
+
+    clip = tmp_path / "long.mp4"  # at ×8 the flow backend works on it far longer than the test waits
+    source = "testsrc2=size=320x240:rate=10:duration=20"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", source, "-pix_fmt", "yuv420p", str(clip)],
+                   check=True)  # fmt: skip
+    browser.get(app_url)
+    _open_tab(browser, "Clip")
+    _upload(browser, "clip-in", clip)
+    _wait(browser, lambda d: "200 frames" in d.find_element(By.ID, "info-clip-in").text, "the clip's details")
+    [x8] = [label for label in browser.find_elements(By.CSS_SELECTOR, "label") if label.text.strip() == "×8"]
+    x8.click()
+    _click(browser, "run-clip")
+    _wait(browser, lambda d: "frame " in d.find_element(By.ID, "video-clip").text, "progress")
+    _click(browser, "stop-clip")
+    said = _wait(browser, lambda d: "Stopped after" in (t := d.find_element(By.ID, "info-clip").text) and t, "Stop")
+    assert said.strip().endswith("of 1393 frames.")
+    toasts = _wait(browser, lambda d: [t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast-body")], "a notice")
+    assert any("Stopped after" in text for text in toasts), toasts
+
+
 def _value(driver, elem_id: str) -> str:
     from selenium.webdriver.common.by import By
 

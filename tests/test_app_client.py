@@ -8,6 +8,7 @@ import sys
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -110,14 +111,14 @@ def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
 
     first, last = load_keyframes(*_pair("astronaut"))
     user = SimpleNamespace(session_hash="user-1")
-    key = app.CANCELS.key(user.session_hash, "keyframes")
+    key = app.CANCELS.start(user.session_hash, "keyframes")
     work = Job("crossfade", None, InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key)
-    app.stop_action("keyframes")(user)
-    with pytest.raises(Cancelled):
+    assert app.CANCELS.stop(user.session_hash, "keyframes") == ""  # the run has not begun: nothing to say yet
+    with pytest.raises(Cancelled, match="Stopped after 0 of 10 frames"):
         app.run_model(work)
     with pytest.raises(Cancelled):  # still stopped: one action may run several times (compare)
         app.execute(work, app.AppConfig("flow"), None)
-    assert app.CANCELS.start(user.session_hash, "keyframes") == key  # the user's next action clears the stop request
+    work = replace(work, cancel_key=app.CANCELS.start(user.session_hash, "keyframes"))  # the user's next action
     assert len(app.execute(work, app.AppConfig("flow"), None)) == 12
     heavy = QwenEditConfig(steps=50, resolution=1024, guidance=4.0)
     work = Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
@@ -390,7 +391,7 @@ def test_stop_mid_run_ends_a_streamed_generative_run(tiny_app):
     video, *_ = keyframes(client, *_pair("astronaut"), depth=1, adapter=adapter, **TINY)
     assert probe_clip(video).num_frames == 3
     time.sleep(3)
-    folders = [f for f in tmp.glob("vfi-app-*/*") if f.is_dir()]
+    folders = [f for f in tmp.glob("vfi-app-*/requests/*") if f.is_dir()]
     stopped = [f for f in folders if (f / "preview" / "frame_0016.png").exists()]  # the depth-4 run's keyframe
     assert len(stopped) == 1 and not (stopped[0] / "interpolated.mp4").exists()
     assert len(list((stopped[0] / "preview").glob("*.png"))) < 17  # stopped before the last level

@@ -132,6 +132,22 @@ def test_progress_and_cancel(tmp_path: Path, crossfade) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"]
 
 
+def test_a_cancelled_clip_leaves_no_decoder_running(tmp_path: Path, crossfade) -> None:
+    """The decoding ffmpeg ends with the run, not when the garbage collector gets to it (the error is still held)."""
+    import psutil
+
+    clip = write_mp4(panned(30), tmp_path / "in.mp4", fps=10)
+    done: list[int] = []
+    with pytest.raises(Cancelled, match=r"Stopped after 3 of \d+ frames\.") as stopped:
+        interpolate_clip(
+            clip, tmp_path / "out.mp4", crossfade, ClipSettings(factor=2),
+            on_progress=lambda d, t: done.append(d), should_cancel=lambda: len(done) >= 3,
+        )  # fmt: skip
+    assert stopped.value.__traceback__ is not None
+    assert [p.name() for p in psutil.Process().children(recursive=True)] == []
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_limits_are_checked_before_running(tmp_path: Path) -> None:
     clip = write_mp4(panned(5), tmp_path / "in.mp4", fps=10)
     assert check_clip(clip, ClipSettings()).num_frames == 5

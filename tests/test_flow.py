@@ -194,3 +194,21 @@ def test_protocol_attributes():
     backend = create_backend("flow")
     assert backend.name == "flow" and backend.supports_any_t and backend.max_batch >= 16
     assert backend.config == FlowConfig()
+
+
+def test_memory_per_frame_is_bounded_and_nothing_frame_sized_is_kept():
+    # Large frames (4K) must not cost memory in proportion to full-size coordinate grids: a cached H×W×2 grid
+    # per size stayed behind after each call (3 frames' worth at 1080p) and the warps built two more per frame.
+    import tracemalloc
+
+    first, _, last = panned_triplet(1080, 1920, shift=6)
+    backend = FlowBackend()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        out = middle(backend, first, last)
+        retained, peak = (size - before for size in tracemalloc.get_traced_memory())
+    finally:
+        tracemalloc.stop()
+    assert retained - out.nbytes < first.nbytes
+    assert peak < 14 * first.nbytes  # 12× today (a float32 H×W×2 flow is 2.7 frames); it was 19×

@@ -12,7 +12,8 @@ import vfi.clip
 from vfi import actions, jobs
 from vfi.adapters import AdapterSpec
 from vfi.backends.qwen_edit import QwenEditConfig
-from vfi.cli import _qwen_config, build_parser
+from vfi.cli import build_parser
+from vfi.commands import qwen_config
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
 from vfi.service import Advanced, AppConfig
@@ -31,7 +32,7 @@ def _call(config: AppConfig) -> actions.Call:
 def test_a_clip_request_is_probed_and_checked_once(monkeypatch) -> None:
     probes, checks = [], []
     probe, plan = vfi.clip.probe_clip, vfi.clip.plan_clip
-    monkeypatch.setattr(vfi.clip, "probe_clip", lambda path: probes.append(path) or probe(path))
+    monkeypatch.setattr(vfi.clip, "probe_clip", lambda path, **limits: probes.append(path) or probe(path, **limits))
     monkeypatch.setattr(vfi.clip, "plan_clip", lambda *args: checks.append(args) or plan(*args))
     path, *_ = actions.clip(
         _call(AppConfig("crossfade")), str(EXAMPLES / "clip.mp4"), 2, False, "crossfade", Advanced()
@@ -68,7 +69,7 @@ def test_cli_and_app_build_the_same_config() -> None:
     )
     app = AppConfig("qwen-edit", adapters=(AdapterSpec("org/lora", 0.8),))
     unset = Advanced("org/lora", 0.8, False, None, None, None, "")  # None: the adapter's value, as the CLI's unset
-    assert _qwen_config(args) == app.backend_config("qwen-edit", unset)
+    assert qwen_config(args) == app.backend_config("qwen-edit", unset)
     assert app.backend_config("flow", unset) is None
     chosen = app.backend_config("qwen-edit", Advanced("none", 1.0, True, 256, 12, 2.0, " p "))
     assert (chosen.adapters, chosen.lightning, chosen.resolution, chosen.prompt) == ((), None, 256, "p")
@@ -131,3 +132,87 @@ def test_outputs_come_mp4_first(tmp_path) -> None:
     ]  # fmt: skip
     assert probe_clip(steps[0].video).num_frames == 10
     assert ((9, 10), "encoding the MP4") in reports  # progress while encoding
+
+
+def test_the_memory_budget_queues_requests_that_do_not_fit_together() -> None:
+    import threading
+    import time
+
+    budget = jobs.MemoryBudget(10)
+    held, peak, lock = [0], [0], threading.Lock()
+
+    def request(nbytes: int) -> None:
+        with budget.reserve(nbytes):
+            with lock:
+                held[0] += min(nbytes, 10)
+                peak[0] = max(peak[0], held[0])
+            time.sleep(0.05)
+            with lock:
+                held[0] -= min(nbytes, 10)
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in (6, 6, 4, 30, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak[0] <= 10 and budget.used == 0  # 30 is larger than the budget: it ran alone
+    waited = []
+    stop = {"should_cancel": lambda: bool(waited), "on_wait": lambda: waited.append(1)}
+    with budget.reserve(8), pytest.raises(Cancelled, match="waiting for memory"), budget.reserve(4, **stop):
+        pass
+    assert budget.used == 0
+
+
+def test_memory_estimate_of_the_largest_keyframes() -> None:
+    first = np.zeros((4000, 6000, 3), np.uint8)  # pages never touched
+    job = jobs.Job("flow", None, InterpolationSettings(depth=3), keyframes=(first, first))
+    pixels = 6000 * 4000
+    assert job.memory_bytes() == pixels * (jobs.KEPT_BYTES_PER_PIXEL * 9 + jobs.WORK_BYTES_PER_PIXEL)
+
+
+def test_memory_estimate_of_a_storyboard_and_a_reroll() -> None:
+    from dataclasses import replace
+
+    from vfi.storyboard import Storyboard
+    from vfi.storyboard_actions import StoryboardJob
+
+    frame = np.zeros((40, 60, 3), np.uint8)
+    board = Storyboard.build(3, 2)  # depth 2 in both transitions: 3 + 3 in-betweens
+    job = StoryboardJob("flow", None, None, keyframes=(frame, frame, frame), storyboard=board)
+    assert job.frames_to_make() == 6
+    per_frame = 40 * 60 * jobs.KEPT_BYTES_PER_PIXEL
+    assert job.memory_bytes() == per_frame * (6 + 3) + 40 * 60 * jobs.WORK_BYTES_PER_PIXEL
+    take = job.run(lambda done, total: None, lambda: False)
+    again = replace(job, take=take, reroll=(2, 7))
+    assert (
+        again.memory_bytes()
+        == per_frame * (len(take.frames) + again.frames_to_make()) + 40 * 60 * jobs.WORK_BYTES_PER_PIXEL
+    )
+
+
+def test_storyboard_actions_hold_their_memory_while_they_run(tmp_path: Path, monkeypatch) -> None:
+    from vfi import storyboard_actions
+
+    monkeypatch.setattr(jobs, "request_folder", lambda session: tmp_path)
+    admitted, running = [], []
+
+    class Admit:
+        def __init__(self, nbytes: int) -> None:
+            admitted.append(nbytes)
+
+        def __enter__(self) -> None:
+            running.append(True)
+
+        def __exit__(self, *exc) -> None:
+            running.append(False)
+
+    def run(job):
+        assert running[-1], "the job ran outside its admission"
+        return job.run(lambda done, total: None, lambda: False)
+
+    call = actions.Call(AppConfig(backend="flow"), run, None, "key", Admit)
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    files = [str(examples / name) for name in ("astronaut_first.png", "astronaut_last.png")]
+    *_, previous = storyboard_actions.storyboard(call, files, "", "1", 0, 10, "", "flow", Advanced(), 0)
+    storyboard_actions.reroll_frame(call, previous, 1, "", 10)
+    assert len(admitted) == 2 and all(nbytes > 0 for nbytes in admitted) and running == [True, False] * 2

@@ -132,3 +132,13 @@ def test_the_gpu_estimate_counts_what_a_midpoint_only_backend_makes_at_a_target_
     assert Job("flow", settings=plan.settings, clip=(plan, "out.mp4"), report=True).frames_to_make() == 46 + 11
     deeper = plan_clip(EXAMPLE, ClipSettings(fps=Fraction(48)))
     assert (deeper.midpoint_depth, deeper.midpoint_frames) == (2, 23 * 3)
+
+
+def test_a_long_variable_rate_clip_trimmed_under_the_limit_is_taken(tmp_path: Path) -> None:
+    from test_video import vfr_clip
+
+    vfr = vfr_clip(tmp_path / "vfr.mp4", 0.5)  # 6 s
+    with pytest.raises(VFIError, match=r"vfr\.mp4 is 6\.0 s long; the limit is 5 s\."):
+        plan_clip(vfr, ClipSettings(max_seconds=5))  # refused at the probe, before it is decoded
+    plan = plan_clip(vfr, ClipSettings(end=4.0, max_seconds=5))
+    assert len(plan.frame_range) == 120

@@ -170,19 +170,36 @@ def test_zero_frame_video_is_refused(tmp_path: Path) -> None:
         probe_clip(empty)
 
 
-def test_variable_frame_rate_is_resampled(tmp_path: Path) -> None:
-    vfr = tmp_path / "vfr.mp4"
-    # 10 frames at 10 fps (1 s), then 30 frames at 30 fps (1 s)
+def vfr_clip(path: Path, slow: float) -> Path:
+    """10 frames ``slow`` s apart, then 30 frames at 30 fps (1 s): a variable-frame-rate clip."""
     ffmpeg(
         "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=30", "-frames:v", "40",
-        "-vf", "setpts='if(lt(N,10),N*0.1/TB,(1+(N-10)/30)/TB)'", "-fps_mode", "vfr",
-        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-video_track_timescale", "30000", str(vfr),
+        "-vf", f"setpts='if(lt(N,10),N*{slow}/TB,({10 * slow:g}+(N-10)/30)/TB)'", "-fps_mode", "vfr",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-video_track_timescale", "30000", str(path),
     )  # fmt: skip
+    return path
+
+
+def test_variable_frame_rate_is_resampled(tmp_path: Path) -> None:
+    vfr = vfr_clip(tmp_path / "vfr.mp4", 0.1)
     info = probe_clip(vfr)
     assert info.variable_frame_rate
     assert info.fps == 30.0
     assert info.num_frames == 60 and info.duration == pytest.approx(2.0)
     assert sum(1 for _ in read_frames(vfr, info=info)) == 60
+
+
+def test_a_long_variable_rate_clip_is_refused_before_it_is_decoded(tmp_path: Path, monkeypatch) -> None:
+    import vfi.video
+
+    vfr = vfr_clip(tmp_path / "vfr.mp4", 0.5)
+
+    def decode(*args):
+        raise AssertionError("the clip was decoded")
+
+    monkeypatch.setattr(vfi.video, "_count_decoded", decode)
+    with pytest.raises(VFIError, match=r"vfr\.mp4 is 6\.0 s long; the limit is 5 s\."):
+        probe_clip(vfr, max_seconds=5)
 
 
 def test_constant_rate_clip_is_not_vfr(tmp_path: Path) -> None:

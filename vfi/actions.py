@@ -11,6 +11,7 @@ import random
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vfi import jobs
-from vfi.errors import VFIError
+from vfi.errors import Cancelled, VFIError
 from vfi.jobs import Job
 from vfi.manifest import config_argv
 from vfi.service import NO_ADAPTER, Advanced, AppConfig
@@ -42,13 +43,15 @@ class Call:
 
     ``run`` runs a whole job; a streamed job (keyframes) sends its GPU work to ``make_on_gpu(job, requests)``,
     reports to ``report`` (``gr.Progress``-like: ``report((done, total), desc=…, unit=…)``) and stops when
-    ``should_cancel()``.
+    ``should_cancel()``. ``admit(nbytes)`` is a block holding that much of the app's memory budget (waiting
+    for it first); every action holds its job's estimate while it runs.
     """
 
     config: AppConfig
     run: Callable[[Job], Any]
     session: str | None
     cancel_key: str
+    admit: Callable[[int], AbstractContextManager] = lambda nbytes: nullcontext()
     make_on_gpu: Callable[[Job, list[FrameRequest]], list[np.ndarray]] = _make_here
     report: Callable[..., Any] | None = None
     should_cancel: Callable[[], bool] | None = None
@@ -106,38 +109,44 @@ def keyframes(
     )
     chain = jobs.playback_chain(pair.first, pair.last, playback)
     job = call.job(backend, advanced, settings, keyframes=chain, refine=HYBRID_REFINE if hybrid else None)
-    folder = jobs.request_folder(call.session)
-    preview = folder / "preview"
-    preview.mkdir()
-    total = settings.frames_per_pair * (len(chain) - 1) + 1
-    made: dict[int, np.ndarray] = {}
-    started, start = time.time(), time.monotonic()
-    for new in call.stream(job):
-        made.update(new)
-        for index, frame in new.items():
-            write_png(frame, preview / frame_name(index))
-        gallery = [(str(preview / frame_name(i)), Path(frame_name(i)).stem) for i in sorted(made)]
-        yield None, gallery, None, None, seed, f"{len(made)} of {total} frames made…"
-    seconds = time.monotonic() - start
-    frames = jobs.apply_playback([made[i] for i in range(total)], playback)
-    summary = f"{len(frames)} frames, {len(frames) / fps:.2f} s at {fps:g} fps — made in {seconds:.1f} s with {backend}"
-    summary += " + flow (hybrid)." if hybrid else "."
-    summary += f"  \n{pair.note}" if pair.note else ""
-    count_option = ["--frames", str(count)] if count else ["--depth", str(int(depth))]
-    hybrid_option = ["--refine", HYBRID_REFINE, "--generative-depth", "1"] if hybrid else []
-    argv = ["pair", first, last, "-o", "interpolated.mp4", *count_option, "--fps", str(fps), "--seed", str(seed),
-            "--mismatch", mismatch, "--backend", backend, *hybrid_option, *config_argv(job.config)]  # fmt: skip
-    seeds = {"run_seed": seed, "playback": playback, "frames": frame_seeds(seed, len(chain) - 1, settings.times)}
-    manifest = write_manifest(argv, [first, last], job, seeds, started, folder)
-    for out in jobs.keyframe_outputs(frames, folder, fps, call.report):
-        if out.frames:
-            gallery = [(str(p), p.stem) for p in out.frames]
-        if out.archive is not None and out.gif is None:  # the zip was just written: the manifest goes in it
-            with zipfile.ZipFile(out.archive, "a") as archive:
-                archive.write(manifest, "manifest.json")
-        archive_path, gif = (str(out.archive) if out.archive else None), (str(out.gif) if out.gif else None)
-        info = summary if gif else f"{summary} Writing the other files…"
-        yield str(out.video), gallery, archive_path, gif, seed, info
+    with call.admit(job.memory_bytes()):
+        folder = jobs.request_folder(call.session)
+        preview = folder / "preview"
+        preview.mkdir()
+        total = settings.frames_per_pair * (len(chain) - 1) + 1
+        made: dict[int, np.ndarray] = {}
+        started, start = time.time(), time.monotonic()
+        for new in call.stream(job):
+            made.update(new)
+            for index, frame in new.items():
+                write_png(frame, preview / frame_name(index))
+            gallery = [(str(preview / frame_name(i)), Path(frame_name(i)).stem) for i in sorted(made)]
+            yield None, gallery, None, None, seed, f"{len(made)} of {total} frames made…"
+        seconds = time.monotonic() - start
+        frames = jobs.apply_playback([made[i] for i in range(total)], playback)
+        summary = (
+            f"{len(frames)} frames, {len(frames) / fps:.2f} s at {fps:g} fps — made in {seconds:.1f} s with {backend}"
+        )
+        summary += " + flow (hybrid)." if hybrid else "."
+        summary += f"  \n{pair.note}" if pair.note else ""
+        count_option = ["--frames", str(count)] if count else ["--depth", str(int(depth))]
+        hybrid_option = ["--refine", HYBRID_REFINE, "--generative-depth", "1"] if hybrid else []
+        argv = ["pair", first, last, "-o", "interpolated.mp4", *count_option, "--fps", str(fps), "--seed", str(seed),
+                "--mismatch", mismatch, "--backend", backend, *hybrid_option, *config_argv(job.config)]  # fmt: skip
+        seeds = {"run_seed": seed, "playback": playback, "frames": frame_seeds(seed, len(chain) - 1, settings.times)}
+        manifest = write_manifest(argv, [first, last], job, seeds, started, folder)
+        made_count = total - len(chain)
+        for out in jobs.keyframe_outputs(frames, folder, fps, call.report):
+            if call.should_cancel is not None and call.should_cancel():  # stopped while the files were written
+                raise Cancelled(f"Stopped after {made_count} of {made_count} frames (while writing the files).")
+            if out.frames:
+                gallery = [(str(p), p.stem) for p in out.frames]
+            if out.archive is not None and out.gif is None:  # the zip was just written: the manifest goes in it
+                with zipfile.ZipFile(out.archive, "a") as archive:
+                    archive.write(manifest, "manifest.json")
+            archive_path, gif = (str(out.archive) if out.archive else None), (str(out.gif) if out.gif else None)
+            info = summary if gif else f"{summary} Writing the other files…"
+            yield str(out.video), gallery, archive_path, gif, seed, info
 
 
 def clip_settings(
@@ -194,8 +203,9 @@ def clip(
     folder = jobs.request_folder(call.session)
     output = str(folder / "interpolated.mp4")
     job = replace(call.job(backend, advanced, plan.settings, clip=(plan, output)), report=bool(report))
-    started = time.time()
-    result = call.run(job)
+    with call.admit(job.memory_bytes()):
+        started = time.time()
+        result = call.run(job)
     audio = "audio kept" if result.has_audio else "no audio"
     notes = "".join(f"  \n{note}" for note in result.notes)
     summary = f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}.{notes}"
@@ -237,15 +247,17 @@ def compare(
     keyframes = uploaded_keyframes(first, last)
     first_rgb, last_rgb = keyframes.first, keyframes.last
     settings = InterpolationSettings(depth=int(depth), seed=int(seed))
-    names, runs = (preset_a, preset_b), []
+    names, work = (preset_a, preset_b), []
     for preset in names:
         if preset not in presets:
             raise VFIError(f"Unknown setting {preset!r}; choose one of {', '.join(presets)}.")
         backend, with_adapter = presets[preset]
         chosen = advanced if with_adapter else replace(advanced, adapter=NO_ADAPTER)
-        runs.append(call.run(call.job(backend, chosen, settings, keyframes=(first_rgb, last_rgb))))
-    folder = jobs.request_folder(call.session)
-    video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
+        work.append(call.job(backend, chosen, settings, keyframes=(first_rgb, last_rgb)))
+    with call.admit(sum(job.memory_bytes() for job in work)):
+        runs = [call.run(job) for job in work]
+        folder = jobs.request_folder(call.session)
+        video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
     middle = len(runs[0]) // 2
     left, right = runs[0][middle], runs[1][middle]
     metrics = f"**Left vs right** — {describe_agreement(*runs)}"

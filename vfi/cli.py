@@ -8,22 +8,20 @@ temporary names and rename on success), also after Ctrl-C (exit 130) or SIGTERM 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES, Backend, create_backend
+from vfi import commands
+from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
 from vfi.conditioning import LAYOUTS
 from vfi.errors import VFIError
 from vfi.frames import MISMATCH_MODES
-from vfi.manifest import frame_seeds
 from vfi.pipeline import DEFAULT_BASE_MODEL, MEMORY_MODES
 from vfi.retime import parse_rate
 from vfi.scenes import SCENE_THRESHOLD
+from vfi.signals import Terminated, sigterm_as_interrupt
 
 USER_ERROR = 2
 
@@ -92,204 +90,6 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _qwen_config(args: argparse.Namespace):
-    """The generative backend's ``QwenEditConfig`` from the options (unset ones: the adapter's or the defaults)."""
-    from vfi.backends.qwen_edit import QwenEditConfig
-
-    return QwenEditConfig(
-        base_model=args.base_model, adapters=tuple(args.adapter), lightning=args.lightning,
-        resolution=args.resolution, steps=args.steps, guidance=args.guidance, prompt=args.prompt,
-        batch=args.batch, memory=args.memory, fuse=args.fuse, compile=args.compile, register=args.register,
-    )  # fmt: skip
-
-
-def _make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
-    """The main backend and the optional refine backend (hybrid mode) the options ask for."""
-    if args.generative_depth is not None and args.refine is None:
-        raise VFIError("--generative-depth needs --refine (hybrid mode).")
-    options = {"config": _qwen_config(args)} if args.backend == "qwen-edit" else {}
-    refine = create_backend(args.refine) if args.refine else None
-    return create_backend(args.backend, **options), refine
-
-
-def _cmd_tiny_model(args: argparse.Namespace) -> dict:
-    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
-
-    path = build_tiny_pipeline(args.out_dir, args.layout)
-    print(f"wrote a tiny {args.layout} pipeline to {path}", file=sys.stderr)
-    if args.adapter_out:
-        adapter = build_tiny_adapter(path, args.adapter_out)
-        print(f"wrote a tiny adapter to {adapter}", file=sys.stderr)
-    return {}
-
-
-class _ProgressBar:
-    """A tqdm bar on stderr, fed by ``(done, total)`` progress callbacks; created on the first call."""
-
-    def __init__(self, desc: str) -> None:
-        self._desc = desc
-        self._bar = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=self._desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
-        self._bar.total = total
-        self._bar.update(done - self._bar.n)
-
-    def __enter__(self) -> _ProgressBar:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _check_outputs(*files: Path | None, frames_dir: Path | None = None) -> None:
-    """Fail before any work when an output cannot be written (see :mod:`vfi.files`), or when two outputs
-    are the same file."""
-    from vfi.files import check_output
-    from vfi.video import check_frames_dir
-
-    targets = [check_output(path).resolve() for path in files if path is not None]
-    if len(set(targets)) < len(targets):
-        raise VFIError("Two outputs name the same file; give each its own.")
-    if frames_dir is not None:
-        check_frames_dir(frames_dir)
-
-
-def _cmd_pair(args: argparse.Namespace) -> dict:
-    from vfi.frames import match_keyframes
-    from vfi.interpolate import InterpolationSettings, interpolate_frames
-    from vfi.video import write_gif, write_mp4, write_png_frames
-
-    settings = InterpolationSettings(
-        depth=None if args.frames else args.depth,
-        frames=args.frames,
-        seed=args.seed,
-        generative_depth=args.generative_depth,
-    )
-    _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
-    pair = match_keyframes(args.first, args.last, mismatch=args.mismatch)
-    first, last = pair.first, pair.last
-    if pair.note:
-        print(f"note: {pair.note}", file=sys.stderr)
-    backend, refine = _make_backends(args)
-    with _ProgressBar("interpolating") as bar:
-        frames = list(
-            interpolate_frames((first, last), backend, settings, refine=refine, num_frames=2, on_progress=bar)
-        )
-    write_mp4(frames, args.output, fps=args.fps)
-    if args.gif:
-        write_gif(frames, args.gif, fps=args.fps)
-    if args.frames_dir:
-        write_png_frames(frames, args.frames_dir)
-    print(f"wrote {len(frames)} frames to {args.output}", file=sys.stderr)
-    return {"run_seed": settings.seed, "frames": frame_seeds(settings.seed, 1, settings.times)}
-
-
-def _frame_seed(text: str) -> tuple[int, int]:
-    """``"3=1234"`` → ``(3, 1234)``."""
-    frame, _, seed = text.partition("=")
-    if not (frame.strip().isdigit() and seed.strip().isdigit()):
-        raise VFIError(f"--frame-seed must be FRAME=SEED (e.g. 3=1234), got {text!r}.")
-    return int(frame), int(seed)
-
-
-def _cmd_sequence(args: argparse.Namespace) -> dict:
-    from vfi.interpolate import check_seed
-    from vfi.jobs import Capabilities
-    from vfi.storyboard import Storyboard, load_storyboard, make_storyboard, read_prompts
-    from vfi.video import write_gif, write_mp4, write_png_frames
-
-    prompts = read_prompts(args.prompts) if args.prompts else ()
-    storyboard = Storyboard.build(len(args.keyframes), args.depth, args.frames_per_pair, args.seed, prompts)
-    storyboard.frames_to_make(Capabilities(args.backend), args.refine and Capabilities(args.refine))
-    chosen_seeds = dict(map(_frame_seed, args.frame_seed))
-    for index, seed in chosen_seeds.items():
-        storyboard.in_between(index), check_seed(seed)
-    _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
-    keyframes = load_storyboard(args.keyframes)
-    backend, refine = _make_backends(args)
-    with _ProgressBar("interpolating") as bar:
-        take = make_storyboard(keyframes, backend, storyboard, refine=refine, frame_seeds=chosen_seeds, on_progress=bar)
-    write_mp4(take.frames, args.output, fps=args.fps)
-    if args.gif:
-        write_gif(take.frames, args.gif, fps=args.fps)
-    if args.frames_dir:
-        write_png_frames(take.frames, args.frames_dir)
-    print(f"wrote {len(take.frames)} frames ({len(keyframes)} keyframes) to {args.output}", file=sys.stderr)
-    return {"run_seed": args.seed, "frames": [node.seed for node in take.nodes]}
-
-
-def _cmd_compare(args: argparse.Namespace) -> None:
-    from vfi.frames import load_keyframes
-    from vfi.interpolate import InterpolationSettings, interpolate_frames
-    from vfi.jobs import side_by_side
-    from vfi.metrics import describe_agreement
-    from vfi.video import write_mp4
-
-    settings = InterpolationSettings(depth=args.depth, seed=args.seed, generative_depth=args.generative_depth)
-    _check_outputs(args.output)
-    keyframes = load_keyframes(args.first, args.last)
-    runs = []
-    names = (args.backend, args.against)
-    for name in names:
-        backend, refine = _make_backends(argparse.Namespace(**{**vars(args), "backend": name}))
-        with _ProgressBar(name) as bar:
-            frames = interpolate_frames(keyframes, backend, settings, refine=refine, num_frames=2, on_progress=bar)
-            runs.append(list(frames))
-    write_mp4(side_by_side(runs, names), args.output, fps=args.fps)
-    print(f"{args.backend} vs {args.against}: {describe_agreement(*runs)}")
-    print(f"wrote the side-by-side video to {args.output}", file=sys.stderr)
-
-
-def _cmd_clip(args: argparse.Namespace) -> dict:
-    from vfi.clip import ClipSettings, interpolate_clip, plan_clip
-
-    _check_outputs(args.output, args.report, args.manifest)
-    settings = ClipSettings(
-        factor=args.factor, slowmo=args.slowmo, seed=args.seed, generative_depth=args.generative_depth,
-        fps=args.fps, scene_threshold=args.scene_threshold, start=args.start, end=args.end,
-    )  # fmt: skip
-    plan = plan_clip(args.input, settings)
-    backend, refine = _make_backends(args)
-    with _ProgressBar("interpolating") as bar:
-        result = interpolate_clip(plan, args.output, backend, refine=refine, on_progress=bar)
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
-    if args.report:
-        from vfi.report import report_clip
-
-        with _ProgressBar("scoring") as bar:
-            report = report_clip(plan, backend, refine=refine, on_progress=bar)
-        _write_json(report.to_dict(), args.report)
-        print(report.summary(), file=sys.stderr)
-    return {"run_seed": settings.seed, "rule": "node_seed(run_seed, input frame index, t)"}
-
-
-def _write_json(data: dict, path: Path) -> None:
-    from vfi.files import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> dict:
-    from vfi.evaluate import evaluate, format_table
-
-    _check_outputs(args.json, args.manifest)
-    backend, refine = _make_backends(args)
-    with _ProgressBar("evaluating") as bar:
-        report = evaluate(args.data_dir, backend, refine=refine, on_progress=bar)
-    print(format_table(report))
-    if args.json:
-        _write_json(report.to_dict(), args.json)
-    return {"run_seed": 0}
-
-
 #: Each command's input options (a manifest hashes them; replay refuses changed ones) and its main output
 #: (replay's -o).
 INPUTS = {"pair": ("first", "last"), "sequence": ("keyframes",), "clip": ("input",), "evaluate": ("data_dir",)}
@@ -339,7 +139,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     inputs = hash_inputs(_inputs(args))
     started, clock = time.time(), time.perf_counter()
     seeds = args.run(args)
-    config = _qwen_config(args) if args.backend == "qwen-edit" else None
+    config = commands.qwen_config(args) if args.backend == "qwen-edit" else None
     manifest = build_manifest(
         args.command, _settings(args), list(argv), inputs, config, seeds, started, time.perf_counter() - clock
     )
@@ -377,7 +177,12 @@ def _cmd_replay(args: argparse.Namespace) -> dict:
     return _REPLAYABLE[command](replayed)
 
 
-_REPLAYABLE = {"pair": _cmd_pair, "sequence": _cmd_sequence, "clip": _cmd_clip, "evaluate": _cmd_evaluate}
+_REPLAYABLE = {
+    "pair": commands.pair,
+    "sequence": commands.sequence,
+    "clip": commands.clip,
+    "evaluate": commands.evaluate,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -403,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_manifest_option(pair)
     _add_backend_options(pair)
-    pair.set_defaults(run=_cmd_pair)
+    pair.set_defaults(run=commands.pair)
 
     seq = sub.add_parser("sequence", help="a storyboard: N keyframes → one video through N−1 transitions")
     seq.add_argument("keyframes", type=Path, nargs="+", help="the keyframes in order (image files)")
@@ -426,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     seq.add_argument("--gif", type=Path, help="also write a looping GIF")
     _add_manifest_option(seq)
     _add_backend_options(seq)
-    seq.set_defaults(run=_cmd_sequence)
+    seq.set_defaults(run=commands.sequence)
 
     cmp = sub.add_parser("compare", help="two backends on the same keyframes: side by side, and PSNR/SSIM between them")
     cmp.add_argument("first", type=Path, help="first keyframe (image file)")
@@ -439,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
     cmp.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
     _add_backend_options(cmp)
-    cmp.set_defaults(run=_cmd_compare)
+    cmp.set_defaults(run=commands.compare)
 
     clip = sub.add_parser("clip", help="interpolate every pair of frames of a video")
     clip.add_argument("input", type=Path, help="input video")
@@ -463,14 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_manifest_option(clip)
     _add_backend_options(clip)
-    clip.set_defaults(run=_cmd_clip)
+    clip.set_defaults(run=commands.clip)
 
     ev = sub.add_parser("evaluate", help="PSNR/SSIM/speed on triplet folders")
     ev.add_argument("data_dir", type=Path, help="folder searched recursively for triplets")
     ev.add_argument("--json", type=Path, help="write the results as JSON")
     _add_manifest_option(ev)
     _add_backend_options(ev)
-    ev.set_defaults(run=_cmd_evaluate)
+    ev.set_defaults(run=commands.evaluate)
 
     replay = sub.add_parser("replay", help="remake a run from its manifest (--manifest)")
     replay.add_argument("manifest_in", type=Path, metavar="MANIFEST", help="a manifest written by --manifest")
@@ -491,43 +296,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="side-by-side (QwenImageEditPipeline) or multi (QwenImageEditPlusPipeline)",
     )
     tiny.add_argument("--adapter-out", type=Path, metavar="DIR", help="also write a random LoRA adapter for it")
-    tiny.set_defaults(run=_cmd_tiny_model)
+    tiny.set_defaults(run=commands.tiny_model)
     return parser
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (how docker, systemd, Spaces and ``timeout`` stop a process), raised like Ctrl-C so that
-    every writer cleans up on the way out."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`_Terminated` (only the main thread can set handlers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error, 130 Ctrl-C, 143 SIGTERM)."""
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             argv = sys.argv[1:] if argv is None else list(argv)
             args = build_parser().parse_args(argv)
             _run(args, argv)
     except VFIError as error:
         print(f"error: {error}", file=sys.stderr)
         return USER_ERROR
-    except _Terminated:
+    except Terminated:
         print("error: terminated (SIGTERM); no partial output was left.", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
@@ -33,7 +34,7 @@ from vfi.interpolate import (
     interpolate_pair,
 )
 from vfi.scenes import SCENE_THRESHOLD, CutDetector, FrameSummary
-from vfi.video import MAX_FPS, ClipInfo, probe_clip, read_frames, write_mp4
+from vfi.video import MAX_FPS, ClipInfo, check_duration, probe_clip, read_frames, write_mp4
 
 if TYPE_CHECKING:
     from vfi.report import ClipReport
@@ -200,7 +201,10 @@ class ClipPlan:
 def plan_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> ClipPlan:
     """Probe ``clip`` (a path; a :class:`ClipInfo` is taken as probed) and refuse it (one clear sentence) if clip
     mode cannot take it with ``settings``."""
-    info = clip if isinstance(clip, ClipInfo) else probe_clip(clip)
+    # Refused at the probe (before a variable-frame-rate clip is decoded to count its frames) only when no trim
+    # could bring it under the limit: without an end, a clip longer than start + max_seconds keeps too much.
+    probe_limit = settings.max_seconds + settings.start if settings.end is None else None
+    info = clip if isinstance(clip, ClipInfo) else probe_clip(clip, max_seconds=probe_limit)
     plan = ClipPlan(info, settings)
     name = info.path.name
     if info.num_frames < 2:
@@ -218,8 +222,7 @@ def plan_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> Cli
     kept_seconds = len(plan.frame_range) / info.fps
     if len(plan.frame_range) < info.num_frames:
         name = f"{name} as trimmed"
-    if kept_seconds > settings.max_seconds:
-        raise VFIError(f"{name} is {kept_seconds:.1f} s long; the limit is {settings.max_seconds:g} s.")
+    check_duration(name, kept_seconds, settings.max_seconds)
     if len(plan.frame_range) > settings.max_frames:
         raise VFIError(f"{name} has {len(plan.frame_range)} frames; the limit is {settings.max_frames}.")
     if plan.fps > MAX_FPS:
@@ -357,25 +360,26 @@ def interpolate_clip(
     fps = plan.fps
     progress = Progress(0, on_progress, should_cancel)
     kept = plan.frame_range
-    source = islice(read_frames(info.path, info=info), kept.start, kept.stop)
-    interpolator, is_cut = None, CutDetector(settings.scene_threshold)
-    if settings.fps is None:
-        interpolator = _ClipInterpolator(backend, settings, refine, progress)
-        progress.total = (len(kept) - 1) * interpolator.per_interval
-        frames = interpolator.run(source)
-    else:
-        frames, note = _retimed(plan, source, backend, refine, progress, is_cut)
-        notes.extend([note] if note else [])
     written = 0
 
-    def counted() -> Iterator[np.ndarray]:
+    def counted(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         nonlocal written
         for frame in frames:
             written += 1
             yield frame
 
     audio = {"audio_from": info.path, "audio_start": kept.start / info.fps} if keep_audio else {}
-    write_mp4(counted(), output_path, fps, crf=settings.crf, **audio)
+    interpolator, is_cut = None, CutDetector(settings.scene_threshold)
+    with closing(read_frames(info.path, info=info)) as decoded:  # the decoder ends with the run, whatever happens
+        source = islice(decoded, kept.start, kept.stop)
+        if settings.fps is None:
+            interpolator = _ClipInterpolator(backend, settings, refine, progress)
+            progress.total = (len(kept) - 1) * interpolator.per_interval
+            frames = interpolator.run(source)
+        else:
+            frames, note = _retimed(plan, source, backend, refine, progress, is_cut)
+            notes.extend([note] if note else [])
+        write_mp4(counted(frames), output_path, fps, crf=settings.crf, **audio)
     cuts, duplicates = (interpolator.scene_cuts, interpolator.duplicates) if interpolator else (is_cut.cuts, 0)
     return ClipResult(Path(output_path), written, fps, written / fps, keep_audio, cuts, duplicates, tuple(notes))
 

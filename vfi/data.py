@@ -22,6 +22,7 @@ import os
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -283,15 +284,16 @@ def _scan_video(path: Path, settings: DataSettings) -> tuple[list[np.ndarray], l
     info = probe_clip(path)
     greys, motion, change = [], [], []
     previous = None
-    for index, image in enumerate(read_frames(path, info=info)):
-        if index >= settings.max_frames:
-            break
-        summary = FrameSummary.of(image, keep_image=False)
-        greys.append(_grey(summary))
-        if previous is not None:
-            change.append(previous.change(summary))
-            motion.append(_motion(greys[-2], greys[-1]))
-        previous = summary
+    with closing(read_frames(path, info=info)) as frames:
+        for index, image in enumerate(frames):
+            if index >= settings.max_frames:
+                break
+            summary = FrameSummary.of(image, keep_image=False)
+            greys.append(_grey(summary))
+            if previous is not None:
+                change.append(previous.change(summary))
+                motion.append(_motion(greys[-2], greys[-1]))
+            previous = summary
     return greys, motion, change, info.width, info.height
 
 
@@ -357,12 +359,13 @@ def _write_video_triplets(chosen: list[_Candidate], work_dir: Path) -> dict[int,
         out[index] = replace(candidate.sample, first=paths[0], middle=paths[1], last=paths[2])
     for clip, wanted in destinations.items():
         last_wanted = max(wanted)
-        for k, image in enumerate(read_frames(clip)):  # each frame is written as it is decoded
-            for path in wanted.get(k, ()):
-                with atomic_path(path) as tmp:
-                    Image.fromarray(image).save(tmp, format="PNG")
-            if k >= last_wanted:
-                break
+        with closing(read_frames(clip)) as frames:
+            for k, image in enumerate(frames):  # each frame is written as it is decoded
+                for path in wanted.get(k, ()):
+                    with atomic_path(path) as tmp:
+                        Image.fromarray(image).save(tmp, format="PNG")
+                if k >= last_wanted:
+                    break
     return out
 
 

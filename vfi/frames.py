@@ -78,9 +78,9 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
             raise VFIError(f"Image file not found: {path}.")
         if not path.is_file():
             raise VFIError(f"{path} is not a file.")
-        if path.stat().st_size == 0:
-            raise VFIError(f"Image file {path} is empty.")
-        return _open_and_convert(path, f"Image file {path}", max_pixels)
+        if path.stat().st_size == 0:  # named by its file name only: an app's upload path is the server's business
+            raise VFIError(f"Image file {path.name} is empty.")
+        return _open_and_convert(path, f"Image file {path.name}", max_pixels)
     raise VFIError(f"Cannot load an image from a {type(source).__name__}; give a path, bytes, a PIL image or an array.")
 
 

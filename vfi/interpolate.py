@@ -109,7 +109,7 @@ class Progress:
 
     def check_cancel(self) -> None:
         if self._should_cancel is not None and self._should_cancel():
-            raise Cancelled("Interpolation was cancelled.")
+            raise Cancelled(f"Stopped after {self.done} of {self.total} frames.")
 
     def advance(self, n: int = 1) -> None:
         self.done += n

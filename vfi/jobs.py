@@ -1,4 +1,5 @@
-"""One request of the app as the library sees it: a job, its cost, its run, stopping it, and its outputs.
+"""One request of the app as the library sees it: a job, its cost, its run and its outputs (stopping it and
+admitting it by memory: :mod:`vfi.runs`).
 
 No gradio here: ``app.py`` turns what the user set into a :class:`Job`, hands it to :func:`execute`
 and shows what comes back. A job is picklable, so a ZeroGPU Space can run it in its GPU process.
@@ -10,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -22,6 +24,7 @@ import numpy as np
 
 from vfi.backends import ANY_T_BACKENDS
 from vfi.errors import VFIError
+from vfi.runs import CancelRegistry, MemoryBudget, memory_budget, run_in_thread  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from vfi.backends import Backend
@@ -34,6 +37,10 @@ GENERATIVE = "qwen-edit"
 #: Wall-clock cost of one denoising step at 1024² on the GPU (docs/architecture.md, cost model), plus load time.
 STEP_SECONDS_1024 = 0.6
 LOAD_SECONDS = 30
+#: Memory a job takes per frame pixel: per frame it keeps (RGB), and as working set (flow fields, warps, the
+#: PNG/MP4 writers and ffmpeg's encoder). benchmarks/app_memory.py measured 2.51 GiB over the idle server for
+#: one 6000×4000 depth-3 request (9 frames kept): 112 B/px, 27 of them the frames; 90 leaves a margin.
+KEPT_BYTES_PER_PIXEL, WORK_BYTES_PER_PIXEL = 3, 90
 #: Outputs older than this are deleted.
 OUTPUT_TTL_S = 3600
 PLAYBACKS = ("once", "loop", "ping-pong")
@@ -125,6 +132,16 @@ class Job:
 
         return run_requests(self.create_backend(), requests, Progress(len(requests), on_progress))
 
+    def memory_bytes(self) -> int:
+        """Estimated peak memory of this job with its outputs being written (server and its ffmpeg children):
+        the frames it keeps plus a working set, both per frame pixel (raises VFIError for an impossible request)."""
+        if self.clip is not None:  # frames stream through: a working set only
+            info = self.clip[0].info
+            return info.width * info.height * WORK_BYTES_PER_PIXEL
+        height, width = self.keyframes[0].shape[:2]
+        kept = self.frames_to_make() + len(self.keyframes)
+        return height * width * (KEPT_BYTES_PER_PIXEL * kept + WORK_BYTES_PER_PIXEL)
+
     def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]):
         """The frames (keyframes) or the ``ClipResult`` (clip)."""
         backend = self.create_backend()
@@ -150,29 +167,6 @@ class Job:
                 on_progress=on_progress, should_cancel=should_cancel,
             )
         )  # fmt: skip
-
-
-class CancelRegistry:
-    """Stop requests per (user session, tab): set by Stop, cleared when that user starts a new action."""
-
-    def __init__(self) -> None:
-        self._stopped: set[str] = set()
-
-    @staticmethod
-    def key(session: str | None, tab: str) -> str:
-        return f"{session or os.urandom(16).hex()}:{tab}"
-
-    def start(self, session: str | None, tab: str) -> str:
-        """The cancel key of a new action; a Stop pressed before it began does not count."""
-        key = self.key(session, tab)
-        self._stopped.discard(key)
-        return key
-
-    def stop(self, session: str | None, tab: str) -> None:
-        self._stopped.add(self.key(session, tab))
-
-    def stopped(self, key: str) -> bool:
-        return key in self._stopped
 
 
 class EtaProgress:
@@ -273,10 +267,37 @@ def apply_playback(frames: list[np.ndarray], playback: str) -> list[np.ndarray]:
     return frames
 
 
+#: The app's output folders are ``<temp dir>/vfi-app-<pid>-<random>``: the pid says whose a folder is.
+OUTPUT_ROOT_PREFIX = "vfi-app-"
+_OUTPUT_ROOT = re.compile(rf"{OUTPUT_ROOT_PREFIX}(\d+)-\w+")
+
+
 @functools.cache
 def output_root() -> Path:
     """This process's folder for request outputs, made on first use (see :func:`remove_output_root`)."""
-    return Path(tempfile.mkdtemp(prefix="vfi-app-"))
+    return Path(tempfile.mkdtemp(prefix=f"{OUTPUT_ROOT_PREFIX}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale_output_roots() -> list[Path]:
+    """Remove the output folders that app processes no longer running left in the temp dir (killed, crashed);
+    a folder of a live process is kept. Returns the removed folders."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{OUTPUT_ROOT_PREFIX}*"):
+        match = _OUTPUT_ROOT.fullmatch(folder.name)
+        if match and folder.is_dir() and not folder.is_symlink() and not _alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def remove_output_root() -> None:
@@ -284,14 +305,21 @@ def remove_output_root() -> None:
         shutil.rmtree(output_root(), ignore_errors=True)
 
 
+def upload_cache() -> Path:
+    """Where the app keeps the web server's uploads and file cache: in this process's folder, so they go with it."""
+    return output_root() / "uploads"
+
+
 def request_folder(session: str | None) -> Path:
     """A fresh folder for one request's outputs (never shared); folders older than the TTL are swept away."""
+    requests = output_root() / "requests"
+    requests.mkdir(exist_ok=True)
     now = time.time()
-    for old in output_root().iterdir():
+    for old in requests.iterdir():
         with contextlib.suppress(OSError):  # another request may be sweeping the same folder
             if now - old.stat().st_mtime > OUTPUT_TTL_S:
                 shutil.rmtree(old)
-    return Path(tempfile.mkdtemp(prefix=f"{(session or 'anon')[:12]}-", dir=output_root()))
+    return Path(tempfile.mkdtemp(prefix=f"{(session or 'anon')[:12]}-", dir=requests))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -142,9 +143,10 @@ def report_clip(
     from vfi.video import read_frames
 
     info, settings, kept = plan.info, plan.settings, plan.frame_range
-    return score_clip(
-        islice(read_frames(info.path, info=info), kept.start, kept.stop), info.fps, backend,
-        factor=plan.report_factor, refine=refine, first_index=kept.start,
-        num_frames=len(kept), scene_threshold=settings.scene_threshold, seed=settings.seed,
-        on_progress=on_progress, should_cancel=should_cancel,
-    )  # fmt: skip
+    with closing(read_frames(info.path, info=info)) as decoded:  # the decoder ends with the report, whatever happens
+        return score_clip(
+            islice(decoded, kept.start, kept.stop), info.fps, backend,
+            factor=plan.report_factor, refine=refine, first_index=kept.start,
+            num_frames=len(kept), scene_threshold=settings.scene_threshold, seed=settings.seed,
+            on_progress=on_progress, should_cancel=should_cancel,
+        )  # fmt: skip

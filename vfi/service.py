@@ -30,6 +30,8 @@ STATUS = (
     "weights: it is verified against the stock pipelines and on a tiny model; GPU timings are estimates. "
     "The flow backend is measured."
 )
+#: Memory the app's requests may hold at once (MiB); more wait (see ``vfi.jobs.MemoryBudget``).
+MEMORY_BUDGET_MB = 8192
 
 
 def parse_adapters(text: str | None) -> tuple[AdapterSpec, ...]:
@@ -74,6 +76,8 @@ class AppConfig:
     lightning: str | None = None
     preload: bool = False
     max_gpu_seconds: int = 300
+    max_upload_mb: int = 200
+    memory_budget_mb: int = MEMORY_BUDGET_MB
     host: str | None = None
     port: int | None = None
 
@@ -82,6 +86,10 @@ class AppConfig:
             raise VFIError(f"backend must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}.")
         if self.max_gpu_seconds < 1:
             raise VFIError(f"max_gpu_seconds must be positive, got {self.max_gpu_seconds}.")
+        if self.max_upload_mb < 1:
+            raise VFIError(f"max_upload_mb must be at least 1, got {self.max_upload_mb}.")
+        if self.memory_budget_mb < 1:
+            raise VFIError(f"memory_budget_mb must be at least 1, got {self.memory_budget_mb}.")
 
     @property
     def generative(self) -> bool:
@@ -162,6 +170,10 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     parser.add_argument("--lightning", default=env("VFI_LIGHTNING"), help="few-step LoRA for fast mode")
     parser.add_argument("--preload", action="store_true", default=None, help="load the pipeline at start-up")
     parser.add_argument("--max-gpu-seconds", type=int, default=int(env("VFI_MAX_GPU_SECONDS", "300")))
+    parser.add_argument("--max-upload-mb", type=int, default=int(env("VFI_MAX_UPLOAD_MB", "200")),
+                        help="largest upload accepted, in MiB")  # fmt: skip
+    parser.add_argument("--memory-budget-mb", type=int, default=int(env("VFI_MEMORY_BUDGET_MB", MEMORY_BUDGET_MB)),
+                        help="memory the requests may hold at once, in MiB (more wait their turn)")  # fmt: skip
     parser.add_argument("--host", help="server address (default: GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="server port (default: GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
@@ -172,5 +184,6 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     return AppConfig(
         backend=backend, base_model=args.base_model, adapters=adapters,
         lightning=args.lightning, preload=preload, max_gpu_seconds=args.max_gpu_seconds,
+        max_upload_mb=args.max_upload_mb, memory_budget_mb=args.memory_budget_mb,
         host=args.host, port=args.port,
     )  # fmt: skip

@@ -40,6 +40,14 @@ class StoryboardJob(Job):
             return self.storyboard.frames_to_make(Capabilities(self.backend))
         return len(redo_indices(self.take, self.storyboard, Capabilities(self.backend), self.reroll[0], self.locked))
 
+    def memory_bytes(self) -> int:
+        """Estimated peak memory (see :meth:`Job.memory_bytes`): a storyboard keeps its keyframes and every frame
+        it makes; a re-roll holds the last take (in the session) and the frames it makes again."""
+        height, width = self.keyframes[0].shape[:2]  # the others are fitted to the first
+        held = len(self.keyframes) if self.take is None or self.reroll is None else len(self.take.frames)
+        kept = held + self.frames_to_make()
+        return height * width * (jobs.KEPT_BYTES_PER_PIXEL * kept + jobs.WORK_BYTES_PER_PIXEL)
+
     def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> Take:
         backend, progress = self.create_backend(), {"on_progress": on_progress, "should_cancel": should_cancel}
         if self.take is None or self.reroll is None:
@@ -111,9 +119,10 @@ def storyboard(
         backend, call.config.backend_config(backend, advanced), None, keyframes=tuple(load_storyboard(paths)),
         cancel_key=call.cancel_key, storyboard=board,
     )  # fmt: skip
-    start = time.monotonic()
-    take = call.run(job)
-    return _show(call, job, take, float(fps), (), time.monotonic() - start)
+    with call.admit(job.memory_bytes()):
+        start = time.monotonic()
+        take = call.run(job)
+        return _show(call, job, take, float(fps), (), time.monotonic() - start)
 
 
 def reroll_frame(
@@ -126,6 +135,7 @@ def reroll_frame(
         raise VFIError("Pick a frame in the gallery first.")
     frames = tuple(parse_indices(locked, "locked frames"))
     job = replace(previous, reroll=(int(index), random.randrange(2**32)), locked=frames, cancel_key=call.cancel_key)
-    start = time.monotonic()
-    take: Any = call.run(job)
-    return _show(call, job, take, float(fps), frames, time.monotonic() - start)
+    with call.admit(job.memory_bytes()):
+        start = time.monotonic()
+        take: Any = call.run(job)
+        return _show(call, job, take, float(fps), frames, time.monotonic() - start)

@@ -135,11 +135,21 @@ def _decode_args(path: Path, info: ClipInfo | None) -> list[str]:
     return args
 
 
-def probe_clip(path: str | os.PathLike) -> ClipInfo:
-    """Describe the clip at ``path``; refuse anything that is not a readable video with frames."""
+def check_duration(name: str, seconds: float, max_seconds: float | None) -> None:
+    """Refuse a clip longer than ``max_seconds`` (None: no limit)."""
+    if max_seconds is not None and seconds > max_seconds:
+        raise VFIError(f"{name} is {seconds:.1f} s long; the limit is {max_seconds:g} s.")
+
+
+def probe_clip(path: str | os.PathLike, *, max_seconds: float | None = None) -> ClipInfo:
+    """Describe the clip at ``path``; refuse anything that is not a readable video with frames.
+
+    A variable-frame-rate clip is decoded once to count its frames; ``max_seconds`` refuses a longer clip
+    before that, from the container's packet times.
+    """
     path = Path(path)
     if not path.is_file():
-        raise VFIError(f"The video {path} does not exist.")
+        raise VFIError(f"The video {path.name} does not exist.")
     cmd = [
         ffmpeg_exe(),
         "-hide_banner",
@@ -169,6 +179,7 @@ def probe_clip(path: str | os.PathLike) -> ClipInfo:
     fps, variable = _frame_rate(times)
     info = ClipInfo(path, fps, len(times), width, height, len(times) / fps, has_audio, variable)
     if variable:
+        check_duration(path.name, float(times[-1] - times[0]), max_seconds)
         count = _count_decoded(path, info)
         info = ClipInfo(path, fps, count, width, height, count / fps, has_audio, True)
     return info

@@ -1,0 +1,175 @@
+"""The method in miniature: synthetic triplets, the pretrained miniature editor, and that the chain learns.
+
+The slow tests (opt in with ``VFI_MINIATURE=1``) build the miniature editor once (10-15 minutes on a loaded
+2-core machine) into ``$VFI_MINIATURE_CACHE`` (default ``~/.cache/vfi/miniature``, shared with
+``benchmarks/miniature.py``) and reuse it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vfi.errors import VFIError
+from vfi.metrics import psnr
+from vfi.miniature import EditorConfig
+from vfi.synthetic import render_scene, write_triplets
+
+CACHE = Path(os.environ.get("VFI_MINIATURE_CACHE", "~/.cache/vfi/miniature")).expanduser()
+
+
+def test_scenes_are_deterministic_and_differ_by_seed():
+    a = render_scene(np.random.default_rng([0, 1]))
+    b = render_scene(np.random.default_rng([0, 1]))
+    c = render_scene(np.random.default_rng([0, 2]))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+    assert all(frame.shape == (64, 64, 3) and frame.dtype == np.uint8 for frame in a)
+
+
+def test_middle_frame_is_the_true_midpoint():
+    """The flow backend (which knows nothing of the renderer) beats crossfade by far: the middle frames are
+    where the motion puts them, not a blend and not another time."""
+    from vfi.backends import FrameRequest, create_backend
+
+    flow = create_backend("flow")
+    gains = []
+    for i in range(12):
+        first, middle, last = render_scene(np.random.default_rng([5, i]))
+        blend = ((first.astype(np.float32) + last) / 2 + 0.5).astype(np.uint8)
+        made = flow.interpolate([FrameRequest(first, last, 0.5)])[0]
+        gains.append(psnr(made, middle) - psnr(blend, middle))
+        assert not np.array_equal(first, middle) and not np.array_equal(middle, last)
+    assert np.mean(gains) > 1.0
+
+
+def test_pools_of_different_seeds_are_disjoint(tmp_path):
+    pool = write_triplets(tmp_path / "a", 4, seed=1)
+    held = write_triplets(tmp_path / "b", 4, seed=2)
+    again = write_triplets(tmp_path / "c", 4, seed=1)
+    middles = [np.asarray(Image.open(p / "im2.png")) for p in pool]
+    assert all(np.array_equal(m, np.asarray(Image.open(p / "im2.png"))) for m, p in zip(middles, again))
+    assert not any(np.array_equal(m, np.asarray(Image.open(p / "im2.png"))) for m in middles for p in held)
+
+
+def test_control_keyframes_keep_colours_but_no_structure_and_pass_the_data_filters(tmp_path):
+    from benchmarks.miniature import destroy_keyframes
+    from vfi.data import DataSettings, build_dataset
+
+    pool = tmp_path / "pool"
+    write_triplets(pool, 6, seed=3)
+    control = destroy_keyframes(pool, tmp_path / "control", seed=0)
+    for scene in sorted(control.iterdir()):
+        middle = np.asarray(Image.open(scene / "im2.png"))
+        assert np.array_equal(middle, np.asarray(Image.open(pool / scene.name / "im2.png")))
+        for name in ("im1.png", "im3.png"):
+            key = np.asarray(Image.open(scene / name))
+            assert np.array_equal(np.sort(key.reshape(-1, 3), axis=0), np.sort(middle.reshape(-1, 3), axis=0))
+            grey = key.astype(np.float64).mean(axis=2).ravel(), middle.astype(np.float64).mean(axis=2).ravel()
+            assert abs(np.corrcoef(*grey)[0, 1]) < 0.1  # no spatial structure left
+    settings = DataSettings(size=6, num_validation=0, min_motion=0.0, max_motion=0.99)
+    assert len(build_dataset([control], tmp_path / "work", settings).train) == 6
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("size", 48), ("vae_steps", 0), ("head_dim", 24), ("edit_lr", 2.0), ("layers", 1.5)]
+)
+def test_editor_config_errors_name_the_field(field, value):
+    with pytest.raises(VFIError, match=field):
+        EditorConfig(**{field: value})
+
+
+@pytest.mark.parametrize(("field", "value"), [("train", 0), ("steps", -1), ("inference_steps", 1)])
+def test_run_settings_errors_name_the_field(field, value):
+    from benchmarks.miniature import Settings
+
+    with pytest.raises(VFIError, match=field):
+        Settings(**{field: value})
+
+
+def test_editor_cache_key_follows_the_config():
+    assert EditorConfig().key() == EditorConfig().key()
+    assert EditorConfig().key() != EditorConfig(seed=1).key()
+
+
+#: The slow miniature tests build the editor (10-15 min on a loaded 2-core machine) unless it is cached: opt in.
+needs_miniature = pytest.mark.skipif(
+    os.environ.get("VFI_MINIATURE") != "1", reason="set VFI_MINIATURE=1 to build/reuse the miniature editor"
+)
+#: Measured (README): the editor does not yet read its condition within the CPU budget, so these fail today.
+not_learned_yet = pytest.mark.xfail(
+    strict=True, reason="the miniature editor does not yet learn to read its condition tokens (see README)"
+)
+
+
+@pytest.fixture(scope="module")
+def editor() -> Path:
+    pytest.importorskip("diffusers")
+    from vfi.miniature import cached_editor
+
+    return cached_editor(EditorConfig(), CACHE)
+
+
+@pytest.fixture(scope="module")
+def loaded(editor):
+    from vfi.pipeline import load_pipeline
+
+    return load_pipeline(str(editor), device="cpu", dtype="float32", memory="none")
+
+
+@pytest.mark.slow
+@needs_miniature
+def test_editor_loads_with_from_pretrained_and_its_vae_reconstructs(editor, loaded):
+    from vfi.miniature import editor_facts
+
+    assert type(loaded.pipe).__name__ == "QwenImageEditPipeline"
+    assert editor_facts(editor)["vae_psnr"] >= 28.0
+    prefix = loaded.pipe.prompt_template_encode.split("<|vision_start|>")[0]
+    assert len(loaded.pipe.tokenizer(prefix).input_ids) == loaded.pipe.prompt_template_encode_start_idx
+
+
+@pytest.mark.slow
+@needs_miniature
+@not_learned_yet
+def test_editor_obeys_the_edit_named_in_the_prompt(loaded):
+    import torch
+
+    from vfi.conditioning import build_conditioning, to_frame
+    from vfi.pipeline import generate
+
+    left, right = (render_scene(np.random.default_rng([11, i]))[0] for i in range(2))
+
+    def made(prompt: str) -> np.ndarray:
+        cond = build_conditioning(left, right, layout="side-by-side", resolution=64, prompt=prompt)
+        return to_frame(generate(loaded, [cond], [torch.Generator().manual_seed(0)], steps=4)[0], (64, 64))
+
+    copy = made("Edit: copy the left image.")
+    assert psnr(copy, left) > psnr(copy, right) + 3
+    other = made("Edit: copy the right image.")
+    assert psnr(other, right) > psnr(other, left) + 3
+
+
+@pytest.mark.slow
+@needs_miniature
+@not_learned_yet
+def test_the_chain_learns_to_interpolate_and_the_control_does_not(editor, tmp_path):
+    """A miniature run: the trained adapter beats the base editor and crossfade on held-out triplets; the same
+    training with the keyframes destroyed does not beat crossfade (so a gain would come from the condition)."""
+    import torch
+
+    from benchmarks.miniature import QUICK, run
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = run(QUICK, tmp_path, cache_dir=CACHE)
+    finally:
+        torch.set_num_threads(threads)
+    assert results["n"] == QUICK.held_out
+    assert results["adapter_psnr"] > results["base_psnr"] + 3
+    assert results["adapter_psnr"] > results["crossfade_psnr"] + 0.5
+    assert results["control_psnr"] <= results["crossfade_psnr"]

@@ -1,0 +1,215 @@
+"""What each ``python -m vfi`` command does, from parsed options to the files it writes.
+
+:mod:`vfi.cli` owns the parser, ``--manifest``/``replay`` and ``main``; each function here takes the
+parsed ``argparse.Namespace`` and returns the seeds a manifest records (``compare`` and ``tiny-model``
+write no manifest). Every output is checked before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vfi.backends import Backend, create_backend
+from vfi.errors import VFIError
+from vfi.manifest import frame_seeds
+
+
+def qwen_config(args: argparse.Namespace):
+    """The generative backend's ``QwenEditConfig`` from the options (unset ones: the adapter's or the defaults)."""
+    from vfi.backends.qwen_edit import QwenEditConfig
+
+    return QwenEditConfig(
+        base_model=args.base_model, adapters=tuple(args.adapter), lightning=args.lightning,
+        resolution=args.resolution, steps=args.steps, guidance=args.guidance, prompt=args.prompt,
+        batch=args.batch, memory=args.memory, fuse=args.fuse, compile=args.compile, register=args.register,
+    )  # fmt: skip
+
+
+def make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
+    """The main backend and the optional refine backend (hybrid mode) the options ask for."""
+    if args.generative_depth is not None and args.refine is None:
+        raise VFIError("--generative-depth needs --refine (hybrid mode).")
+    options = {"config": qwen_config(args)} if args.backend == "qwen-edit" else {}
+    refine = create_backend(args.refine) if args.refine else None
+    return create_backend(args.backend, **options), refine
+
+
+def tiny_model(args: argparse.Namespace) -> dict:
+    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+
+    path = build_tiny_pipeline(args.out_dir, args.layout)
+    print(f"wrote a tiny {args.layout} pipeline to {path}", file=sys.stderr)
+    if args.adapter_out:
+        adapter = build_tiny_adapter(path, args.adapter_out)
+        print(f"wrote a tiny adapter to {adapter}", file=sys.stderr)
+    return {}
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr, fed by ``(done, total)`` progress callbacks; created on the first call."""
+
+    def __init__(self, desc: str) -> None:
+        self._desc = desc
+        self._bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self._desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
+        self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _check_outputs(*files: Path | None, frames_dir: Path | None = None) -> None:
+    """Fail before any work when an output cannot be written (see :mod:`vfi.files`), or when two outputs
+    are the same file."""
+    from vfi.files import check_output
+    from vfi.video import check_frames_dir
+
+    targets = [check_output(path).resolve() for path in files if path is not None]
+    if len(set(targets)) < len(targets):
+        raise VFIError("Two outputs name the same file; give each its own.")
+    if frames_dir is not None:
+        check_frames_dir(frames_dir)
+
+
+def pair(args: argparse.Namespace) -> dict:
+    from vfi.frames import match_keyframes
+    from vfi.interpolate import InterpolationSettings, interpolate_frames
+    from vfi.video import write_gif, write_mp4, write_png_frames
+
+    settings = InterpolationSettings(
+        depth=None if args.frames else args.depth,
+        frames=args.frames,
+        seed=args.seed,
+        generative_depth=args.generative_depth,
+    )
+    _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
+    pair = match_keyframes(args.first, args.last, mismatch=args.mismatch)
+    first, last = pair.first, pair.last
+    if pair.note:
+        print(f"note: {pair.note}", file=sys.stderr)
+    backend, refine = make_backends(args)
+    with _ProgressBar("interpolating") as bar:
+        frames = list(
+            interpolate_frames((first, last), backend, settings, refine=refine, num_frames=2, on_progress=bar)
+        )
+    write_mp4(frames, args.output, fps=args.fps)
+    if args.gif:
+        write_gif(frames, args.gif, fps=args.fps)
+    if args.frames_dir:
+        write_png_frames(frames, args.frames_dir)
+    print(f"wrote {len(frames)} frames to {args.output}", file=sys.stderr)
+    return {"run_seed": settings.seed, "frames": frame_seeds(settings.seed, 1, settings.times)}
+
+
+def _frame_seed(text: str) -> tuple[int, int]:
+    """``"3=1234"`` → ``(3, 1234)``."""
+    frame, _, seed = text.partition("=")
+    if not (frame.strip().isdigit() and seed.strip().isdigit()):
+        raise VFIError(f"--frame-seed must be FRAME=SEED (e.g. 3=1234), got {text!r}.")
+    return int(frame), int(seed)
+
+
+def sequence(args: argparse.Namespace) -> dict:
+    from vfi.interpolate import check_seed
+    from vfi.jobs import Capabilities
+    from vfi.storyboard import Storyboard, load_storyboard, make_storyboard, read_prompts
+    from vfi.video import write_gif, write_mp4, write_png_frames
+
+    prompts = read_prompts(args.prompts) if args.prompts else ()
+    storyboard = Storyboard.build(len(args.keyframes), args.depth, args.frames_per_pair, args.seed, prompts)
+    storyboard.frames_to_make(Capabilities(args.backend), args.refine and Capabilities(args.refine))
+    chosen_seeds = dict(map(_frame_seed, args.frame_seed))
+    for index, seed in chosen_seeds.items():
+        storyboard.in_between(index), check_seed(seed)
+    _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
+    keyframes = load_storyboard(args.keyframes)
+    backend, refine = make_backends(args)
+    with _ProgressBar("interpolating") as bar:
+        take = make_storyboard(keyframes, backend, storyboard, refine=refine, frame_seeds=chosen_seeds, on_progress=bar)
+    write_mp4(take.frames, args.output, fps=args.fps)
+    if args.gif:
+        write_gif(take.frames, args.gif, fps=args.fps)
+    if args.frames_dir:
+        write_png_frames(take.frames, args.frames_dir)
+    print(f"wrote {len(take.frames)} frames ({len(keyframes)} keyframes) to {args.output}", file=sys.stderr)
+    return {"run_seed": args.seed, "frames": [node.seed for node in take.nodes]}
+
+
+def compare(args: argparse.Namespace) -> None:
+    from vfi.frames import load_keyframes
+    from vfi.interpolate import InterpolationSettings, interpolate_frames
+    from vfi.jobs import side_by_side
+    from vfi.metrics import describe_agreement
+    from vfi.video import write_mp4
+
+    settings = InterpolationSettings(depth=args.depth, seed=args.seed, generative_depth=args.generative_depth)
+    _check_outputs(args.output)
+    keyframes = load_keyframes(args.first, args.last)
+    runs = []
+    names = (args.backend, args.against)
+    for name in names:
+        backend, refine = make_backends(argparse.Namespace(**{**vars(args), "backend": name}))
+        with _ProgressBar(name) as bar:
+            frames = interpolate_frames(keyframes, backend, settings, refine=refine, num_frames=2, on_progress=bar)
+            runs.append(list(frames))
+    write_mp4(side_by_side(runs, names), args.output, fps=args.fps)
+    print(f"{args.backend} vs {args.against}: {describe_agreement(*runs)}")
+    print(f"wrote the side-by-side video to {args.output}", file=sys.stderr)
+
+
+def clip(args: argparse.Namespace) -> dict:
+    from vfi.clip import ClipSettings, interpolate_clip, plan_clip
+
+    _check_outputs(args.output, args.report, args.manifest)
+    settings = ClipSettings(
+        factor=args.factor, slowmo=args.slowmo, seed=args.seed, generative_depth=args.generative_depth,
+        fps=args.fps, scene_threshold=args.scene_threshold, start=args.start, end=args.end,
+    )  # fmt: skip
+    plan = plan_clip(args.input, settings)
+    backend, refine = make_backends(args)
+    with _ProgressBar("interpolating") as bar:
+        result = interpolate_clip(plan, args.output, backend, refine=refine, on_progress=bar)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
+    if args.report:
+        from vfi.report import report_clip
+
+        with _ProgressBar("scoring") as bar:
+            report = report_clip(plan, backend, refine=refine, on_progress=bar)
+        _write_json(report.to_dict(), args.report)
+        print(report.summary(), file=sys.stderr)
+    return {"run_seed": settings.seed, "rule": "node_seed(run_seed, input frame index, t)"}
+
+
+def _write_json(data: dict, path: Path) -> None:
+    from vfi.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    from vfi.evaluate import evaluate, format_table
+
+    _check_outputs(args.json, args.manifest)
+    backend, refine = make_backends(args)
+    with _ProgressBar("evaluating") as bar:
+        report = evaluate(args.data_dir, backend, refine=refine, on_progress=bar)
+    print(format_table(report))
+    if args.json:
+        _write_json(report.to_dict(), args.json)
+    return {"run_seed": 0}

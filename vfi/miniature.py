@@ -1,0 +1,296 @@
+"""A tiny *pretrained* Qwen-Image-Edit "editor": the method of the project in miniature, on a CPU.
+
+The real base model knows how to edit an image but has never seen an in-between frame; an interpolation
+LoRA teaches it that. The miniature editor is built the same way, small enough for minutes on two CPU cores:
+
+1. the tokenizer, processor, text encoder and scheduler of :func:`vfi.tiny_model.build_tiny_pipeline`, the
+   tokenizer given the pieces of the pipeline's system prompt as tokens so that, as with the real tokenizer, the
+   prompt template's prefix is exactly the ``prompt_template_encode_start_idx`` (64) tokens the pipeline drops
+   (the byte-level tiny tokenizer leaves ~250 template tokens in every prompt, 70% of the transformer's input);
+2. a small ``AutoencoderKLQwenImage`` (4× downsampling, 16 latent channels) trained to reconstruct the
+   synthetic frames of :mod:`vfi.synthetic`, its ``latents_mean``/``latents_std`` measured on them;
+3. a small ``QwenImageTransformer2DModel`` pre-trained, with vfi's own conditioning and flow-matching loss
+   (:func:`vfi.training.cache_samples`, :func:`vfi.training.load_batch`, :func:`vfi.training.flow_matching_loss`),
+   on timeless edits named in the prompt: copy the left or the right condition image, or swap the red and
+   blue of the left one. The two condition images come from unrelated scenes: no time, no motion.
+
+The result is a ``QwenImageEditPipeline`` folder written with ``save_pretrained``: ``--base-model`` for vfi
+and ``--base_model`` for ``train_lora.py``. torch and diffusers are imported lazily.
+
+API:
+
+- ``EditorConfig``: sizes, steps and seed (frozen, validated); ``config.key()`` names the cached build.
+- ``build_editor(out_dir, config) -> Path``: build and save (atomically); ``miniature.json`` in the folder
+  records the config and what was measured (VAE reconstruction PSNR, edit losses).
+- ``cached_editor(config, cache_dir=None) -> Path``: the build for ``config`` under ``cache_dir``
+  (default ``~/.cache/vfi/miniature``), built on first use.
+- ``EDIT_TASKS``: the pre-training edits (prompt → how the target is made from the two images).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vfi.errors import VFIError
+
+CACHE_DIR = Path("~/.cache/vfi/miniature")
+FACTS_FILE = "miniature.json"
+#: Timeless edits the transformer is pre-trained on: prompt → target from (left image, right image).
+EDIT_TASKS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "Edit: copy the left image.": lambda left, right: left,
+    "Edit: copy the right image.": lambda left, right: right,
+    "Edit: swap the red and blue of the left image.": lambda left, right: np.ascontiguousarray(left[..., ::-1]),
+}
+_SOURCES = ("vfi/miniature.py", "vfi/synthetic.py", "vfi/tiny_model.py")
+
+
+@dataclass(frozen=True)
+class EditorConfig:
+    """How the miniature editor is built.
+
+    Args:
+        size: side of the training images and the working resolution (px, multiple of 32).
+        vae_steps, vae_lr: reconstruction training of the VAE (batches of 8 crops of half the size).
+        layers, heads, head_dim: the transformer (head_dim split 4:6:6 over the rotary axes, so a multiple of 16).
+        edit_examples: image pairs per edit task; edit_steps, edit_lr, edit_batch: the edit pre-training.
+        seed: everything random derives from it.
+    """
+
+    size: int = 64
+    vae_steps: int = 1200
+    vae_lr: float = 6e-4
+    layers: int = 2
+    heads: int = 4
+    head_dim: int = 16
+    edit_examples: int = 48
+    edit_steps: int = 1500
+    edit_lr: float = 2e-3
+    edit_batch: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.size, int) and 32 <= self.size <= 256 and self.size % 32 == 0):
+            raise VFIError(f"size must be a multiple of 32 between 32 and 256, got {self.size!r}.")
+        for name in ("vae_steps", "layers", "heads", "edit_examples", "edit_steps", "edit_batch"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise VFIError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        if not (isinstance(self.head_dim, int) and self.head_dim >= 16 and self.head_dim % 16 == 0):
+            raise VFIError(f"head_dim must be a positive multiple of 16, got {self.head_dim!r}.")
+        for name in ("vae_lr", "edit_lr"):
+            if not 0 < getattr(self, name) < 1:
+                raise VFIError(f"{name} must be between 0 and 1, got {getattr(self, name)!r}.")
+
+    def key(self) -> str:
+        """A short hash of this config and of the code that builds the editor (a changed builder rebuilds)."""
+        root = Path(__file__).resolve().parents[1]
+        code = [hashlib.sha1((root / path).read_bytes()).hexdigest() for path in _SOURCES]
+        return hashlib.sha1(json.dumps([asdict(self), code]).encode()).hexdigest()[:16]
+
+
+def _compact_template(pipe: Any) -> None:
+    """Add the system prompt's pieces as tokens so the template prefix is the number of tokens the pipeline drops."""
+    import re
+
+    from tokenizers import AddedToken
+
+    prefix = pipe.prompt_template_encode.split("<|vision_start|>")[0]
+    body = prefix.split("<|im_start|>")[1].split("<|im_end|>")[0]
+    drop = pipe.prompt_template_encode_start_idx
+    pieces = re.findall(r"\S+\s*", body)
+    wanted = drop - len(pipe.tokenizer(prefix.replace(body, "")).input_ids)
+    while len(pieces) < wanted:  # split the longest piece
+        i = max(range(len(pieces)), key=lambda j: len(pieces[j]))
+        pieces[i : i + 1] = [pieces[i][: len(pieces[i]) // 2], pieces[i][len(pieces[i]) // 2 :]]
+    while len(pieces) > wanted:  # join the shortest neighbours
+        i = min(range(len(pieces) - 1), key=lambda j: len(pieces[j]) + len(pieces[j + 1]))
+        pieces[i : i + 2] = [pieces[i] + pieces[i + 1]]
+    for tokenizer in (pipe.tokenizer, pipe.processor.tokenizer):
+        tokenizer.add_tokens([AddedToken(p, normalized=False, special=False) for p in pieces])
+    pipe.text_encoder.resize_token_embeddings(len(pipe.tokenizer))
+    if len(pipe.tokenizer(prefix).input_ids) != drop:
+        raise RuntimeError("the prompt template prefix did not come out at the pipeline's drop index")
+
+
+def _images(stream: int, count: int, size: int, seed: int) -> np.ndarray:
+    """``count`` frames of distinct random scenes (N×H×W×3 uint8), from their own seed stream."""
+    from vfi.synthetic import render_scene
+
+    return np.stack([render_scene(np.random.default_rng([seed, 7919, stream, i]), size)[0] for i in range(count)])
+
+
+def _to_tensor(images: np.ndarray) -> Any:
+    import torch
+
+    return (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0).unsqueeze(2)
+
+
+def _reconstruction_psnr(vae: Any, images: np.ndarray) -> float:
+    import torch
+
+    from vfi.metrics import psnr
+
+    with torch.no_grad():
+        out = vae.decode(vae.encode(_to_tensor(images)).latent_dist.mode()).sample[:, :, 0]
+    made = ((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return float(np.mean([psnr(a, b) for a, b in zip(made, images)]))
+
+
+def _train_vae(config: EditorConfig, log: Callable[[str], None]) -> tuple[Any, dict[str, float]]:
+    """A small VAE trained to reconstruct (the posterior mode, as the pipelines encode), latent stats set."""
+    import torch
+    from diffusers import AutoencoderKLQwenImage
+
+    z_dim = 16
+    vae = AutoencoderKLQwenImage(
+        base_dim=16, z_dim=z_dim, dim_mult=[1, 2, 2], num_res_blocks=1, temperal_downsample=[False, True]
+    )
+    train = _to_tensor(_images(0, 384, config.size, config.seed))
+    held_out = _images(1, 16, config.size, config.seed)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.vae_lr, total_steps=config.vae_steps)
+    generator = torch.Generator().manual_seed(config.seed)
+    crop = config.size // 2
+    for step in range(config.vae_steps):
+        index = torch.randint(len(train), (8,), generator=generator)
+        y, x = torch.randint(0, config.size - crop + 1, (2,), generator=generator).tolist()
+        batch = train[index][..., y : y + crop, x : x + crop]
+        loss = (vae.decode(vae.encode(batch).latent_dist.mode()).sample - batch).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 200 == 0:
+            log(f"vae step {step}: loss {loss.item():.4f}")
+    vae.eval()
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(train[i : i + 64]).latent_dist.mode() for i in range(0, len(train), 64)])
+    vae.register_to_config(
+        latents_mean=latents.mean(dim=(0, 2, 3, 4)).tolist(), latents_std=latents.std(dim=(0, 2, 3, 4)).tolist()
+    )
+    return vae, {"vae_psnr": round(_reconstruction_psnr(vae, held_out), 2)}
+
+
+def _edit_samples(folder: Path, config: EditorConfig) -> dict[str, list[Any]]:
+    """Per edit prompt, the (left, target, right) image files of its examples, as :class:`vfi.data.Sample`."""
+    from PIL import Image
+
+    from vfi.data import Sample
+
+    samples: dict[str, list[Any]] = {}
+    for k, (prompt, edit) in enumerate(EDIT_TASKS.items()):
+        lefts = _images(2 + 2 * k, config.edit_examples, config.size, config.seed)
+        rights = _images(3 + 2 * k, config.edit_examples, config.size, config.seed)
+        for i, (left, right) in enumerate(zip(lefts, rights)):
+            paths = [folder / f"{k}-{i}-{name}.png" for name in ("left", "target", "right")]
+            for path, image in zip(paths, (left, edit(left, right), right)):
+                Image.fromarray(image).save(path)
+            samples.setdefault(prompt, []).append(Sample(f"{k}-{i}", *paths))
+    return samples
+
+
+def _pretrain_edits(loaded: Any, config: EditorConfig, work: Path, log: Callable[[str], None]) -> dict[str, float]:
+    """Train the whole transformer on :data:`EDIT_TASKS` with the flow-matching loss of ``train_lora.py``."""
+    import torch
+
+    from vfi.training import cache_samples, flow_matching_loss, load_batch, step_generator
+
+    (work / "edits").mkdir()
+    paths = []
+    for prompt, samples in _edit_samples(work / "edits", config).items():
+        paths += cache_samples(loaded, samples, resolution=config.size, prompt=prompt, cache_dir=work / "cache")
+    transformer = loaded.pipe.transformer
+    transformer.requires_grad_(True).train()
+    optimizer = torch.optim.AdamW(transformer.parameters(), lr=config.edit_lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.edit_lr, total_steps=config.edit_steps)
+    scheduler_config = dict(loaded.pipe.scheduler.config)
+    order = np.random.default_rng([config.seed, 1])
+    losses = []
+    for step in range(config.edit_steps):
+        chosen = order.choice(len(paths), config.edit_batch, replace=False)
+        batch = load_batch([paths[i] for i in chosen], "cpu", torch.float32)
+        loss = flow_matching_loss(
+            transformer, batch, step_generator(config.seed, step), scheduler_config=scheduler_config
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if step % 250 == 0:
+            log(f"edit step {step}: loss {loss.item():.4f}")
+    transformer.requires_grad_(False).eval()
+    tail = max(1, len(losses) // 10)
+    return {
+        "edit_loss_first": round(float(np.mean(losses[:tail])), 4),
+        "edit_loss_last": round(float(np.mean(losses[-tail:])), 4),
+    }
+
+
+def build_editor(
+    out_dir: str | Path, config: EditorConfig = EditorConfig(), *, log: Callable[[str], None] = print
+) -> Path:
+    """Build the miniature editor for ``config`` and save it to ``out_dir`` (atomically); return the folder."""
+    import torch
+    from diffusers import DiffusionPipeline, QwenImageTransformer2DModel
+
+    from vfi.files import atomic_dir
+    from vfi.pipeline import LoadedPipeline
+    from vfi.tiny_model import build_tiny_pipeline
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="vfi-miniature-") as tmp:
+        work = Path(tmp)
+        parts = DiffusionPipeline.from_pretrained(build_tiny_pipeline(work / "tiny", seed=config.seed))
+        _compact_template(parts)
+        torch.manual_seed(config.seed)
+        vae, facts = _train_vae(config, log)
+        log(f"vae: {facts['vae_psnr']:.2f} dB on held-out frames")
+        third = config.head_dim // 16 * 4
+        transformer = QwenImageTransformer2DModel(
+            patch_size=2,
+            in_channels=4 * vae.config.z_dim,
+            out_channels=vae.config.z_dim,
+            num_layers=config.layers,
+            attention_head_dim=config.head_dim,
+            num_attention_heads=config.heads,
+            joint_attention_dim=parts.text_encoder.config.text_config.hidden_size,
+            axes_dims_rope=(third, (config.head_dim - third) // 2, (config.head_dim - third) // 2),
+        )
+        pipe = type(parts)(**{**parts.components, "vae": vae, "transformer": transformer})
+        loaded = LoadedPipeline(pipe, f"vfi-miniature-{config.key()}", "side-by-side", "cpu", "none")
+        facts.update(_pretrain_edits(loaded, config, work, log))
+        facts["build_minutes"] = round((time.perf_counter() - started) / 60, 2)
+        with atomic_dir(out_dir) as folder:
+            pipe.save_pretrained(folder, safe_serialization=True)
+            (folder / FACTS_FILE).write_text(json.dumps({"config": asdict(config), **facts}, indent=2) + "\n")
+    log(f"editor built in {facts['build_minutes']:.1f} min: {out_dir}")
+    return out_dir
+
+
+def cached_editor(
+    config: EditorConfig = EditorConfig(), cache_dir: str | Path | None = None, *, log: Callable[[str], None] = print
+) -> Path:
+    """The editor for ``config`` from ``cache_dir`` (default ``~/.cache/vfi/miniature``), built if missing."""
+    folder = Path(cache_dir or CACHE_DIR).expanduser() / config.key()
+    if (folder / FACTS_FILE).is_file():
+        return folder
+    return build_editor(folder, config, log=log)
+
+
+def editor_facts(folder: str | Path) -> dict[str, Any]:
+    """What :func:`build_editor` recorded in ``folder/miniature.json``."""
+    return json.loads((Path(folder) / FACTS_FILE).read_text())
+
+
+__all__ = ["CACHE_DIR", "EDIT_TASKS", "EditorConfig", "build_editor", "cached_editor", "editor_facts"]
