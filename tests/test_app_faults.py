@@ -116,6 +116,37 @@ def test_stop_says_how_far_the_run_got(served, long_clip):
     _wait_until_idle(server, timeout=5)
 
 
+def _big_pair(folder: Path) -> list:
+    """The coffee keyframes at 1200×900: the flow backend takes seconds over their in-betweens."""
+    pair = []
+    for end in ("first", "last"):
+        path = folder / f"big_{end}.png"
+        Image.open(EXAMPLES / f"coffee_{end}.png").convert("RGB").resize((1200, 900)).save(path)
+        pair.append(handle_file(str(path)))
+    return pair
+
+
+def test_a_streamed_keyframes_run_stops_on_stop_and_on_cancel_before_its_files(served, tmp_path):
+    url, _, tmp = served
+    client = Client(url, verbose=False, httpx_kwargs={"timeout": 60})  # Stop waits for the level being made
+    pair = _big_pair(tmp_path)
+    for how in ("stop", "cancel"):
+        before = set(tmp.glob("vfi-app-*/requests/*"))
+        job = client.submit(*pair, count=24, backend="flow", api_name="/keyframes")
+        deadline = time.monotonic() + 60
+        while not job.outputs():  # the keyframes come first, before any frame is made
+            assert time.monotonic() < deadline and not job.done(), "no streamed update arrived"
+            time.sleep(0.05)
+        if how == "stop":  # waits for the run to end, then says how far it got
+            message = client.predict(api_name="/stop_keyframes")
+            assert message.startswith("Stopped after ") and "of 24 frames" in message, message
+        else:
+            job.cancel()
+            time.sleep(15)  # longer than the level being made when the cancel came
+        (folder,) = set(tmp.glob("vfi-app-*/requests/*")) - before
+        assert not (folder / "interpolated.mp4").exists(), how
+
+
 def test_sigterm_cleans_up_and_start_up_sweeps_folders_of_dead_processes(tmp_path):
     tmp = tmp_path / "tmp"
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

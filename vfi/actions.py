@@ -134,11 +134,16 @@ def keyframes(
         argv = ["pair", first, last, "-o", "interpolated.mp4", *count_option, "--fps", str(fps), "--seed", str(seed),
                 "--mismatch", mismatch, "--backend", backend, *hybrid_option, *config_argv(job.config)]  # fmt: skip
         seeds = {"run_seed": seed, "playback": playback, "frames": frame_seeds(seed, len(chain) - 1, settings.times)}
-        manifest = write_manifest(argv, [first, last], job, seeds, started, folder)
         made_count = total - len(chain)
+
+        def check_stop() -> None:  # after the last frame: stopped before or while the files are written
+            if call.should_cancel is not None and call.should_cancel():
+                raise Cancelled(f"Stopped after {made_count} of {made_count} frames, before all files were written.")
+
+        check_stop()
+        manifest = write_manifest(argv, [first, last], job, seeds, started, folder)
         for out in jobs.keyframe_outputs(frames, folder, fps, call.report):
-            if call.should_cancel is not None and call.should_cancel():  # stopped while the files were written
-                raise Cancelled(f"Stopped after {made_count} of {made_count} frames (while writing the files).")
+            check_stop()
             if out.frames:
                 gallery = [(str(p), p.stem) for p in out.frames]
             if out.archive is not None and out.gif is None:  # the zip was just written: the manifest goes in it
