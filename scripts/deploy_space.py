@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What the Space needs, relative to the repository root (folders with everything in them).
-ALLOW = ("app.py", "README.md", "vfi", "examples")
+ALLOW = ("app.py", "README.md", "ui", "vfi", "examples")
 #: Never uploaded, even inside an allowed folder.
 IGNORE = ("__pycache__", ".pyc")
 #: ZeroGPU supports torch releases up to 2.8.0 (Hub docs, "Spaces ZeroGPU", supported versions); 0.23.0 is its torchvision.

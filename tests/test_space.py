@@ -54,7 +54,8 @@ def test_deploy_space_uploads_an_allow_list_and_sets_the_variables(monkeypatch, 
     assert status == 0 and capsys.readouterr().out.strip() == "https://huggingface.co/spaces/me/vfi"
     assert calls["create_repo"] == [(("me/vfi",), {"repo_type": "space", "space_sdk": "gradio", "private": True,
                                                    "exist_ok": True})]  # fmt: skip
-    assert {"app.py", "README.md", "requirements.txt", "vfi/__init__.py", "examples/clip.mp4"} <= set(uploaded)
+    needed = {"app.py", "README.md", "requirements.txt", "vfi/__init__.py", "ui/keyframes.py", "examples/clip.mp4"}
+    assert needed <= set(uploaded)
     assert not [p for p in uploaded if p.startswith((".venv", "tests", ".git", "outputs", "benchmarks", "scripts"))
                 or "__pycache__" in p or p.endswith(".pyc")]  # fmt: skip
     requirements = uploaded["requirements.txt"].splitlines()

@@ -1,0 +1,54 @@
+"""The Compare tab: two settings side by side on the same keyframes."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui.common import (
+    PROGRESS,
+    NewCall,
+    example_pairs,
+    keyframe_image,
+    queue_options,
+    run_action,
+    run_stop_buttons,
+    user_errors,
+    wire_stop,
+)
+from vfi import actions
+from vfi.service import Advanced, AppConfig
+
+
+def compare_tab(config: AppConfig, new_call: NewCall, advanced_inputs: list) -> None:
+    @user_errors
+    async def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps,
+                      guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
+        """Both settings side by side in one video (so they play in sync), their middle frames (gallery and slider)
+        and PSNR/SSIM between the two."""
+        advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
+        call = new_call(request, progress, "compare")
+        return await run_action(call, actions.compare, first, last, preset_a, preset_b, depth, fps, advanced, seed)
+
+    with gr.Tab("Compare"):
+        labels = list(config.compare_presets())
+        with gr.Row():
+            first = keyframe_image(label="First keyframe", elem_id="cmp-first")
+            last = keyframe_image(label="Last keyframe", elem_id="cmp-last")
+        with gr.Row():
+            preset_a = gr.Dropdown(labels, value=labels[0], label="Left")
+            preset_b = gr.Dropdown(labels, value=labels[1], label="Right")
+            depth = gr.Slider(1, 4, value=3, step=1, label="Depth")
+            fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
+            seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
+        run, stop = run_stop_buttons("compare", "Compare")
+        with gr.Row():
+            video = gr.Video(label="Left vs right (in sync)", autoplay=True, loop=True, elem_id="video-compare")
+            slider = gr.ImageSlider(label="Middle frame: drag to wipe left ↔ right", type="numpy", elem_id="slider-compare")  # fmt: skip
+        metrics = gr.Markdown(elem_id="info-compare")
+        gallery = gr.Gallery(label="Middle frames", columns=2, height=320, elem_id="gallery-compare")
+        event = run.click(
+            compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery, slider, metrics],
+            api_name="compare", **queue_options(config),
+        )  # fmt: skip
+        wire_stop(stop, "compare", event, metrics)
+        gr.Examples(example_pairs(), [first, last], label="Examples")
