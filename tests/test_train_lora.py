@@ -138,13 +138,17 @@ def test_resume_after_interrupt_equals_one_run(tiny, monkeypatch):
     monkeypatch.setattr(checkpoints, "prune_checkpoints", real_prune)
     log = halves / "logs" / "metrics.jsonl"  # as if killed after logging step 3, while writing checkpoint-4
     log.write_text(log.read_text() + json.dumps({"step": 3, "loss": 1.0}) + "\n" + '{"step": 4, "lo')
-    (halves / ".checkpoint-4.k2x9q1zz.partial").mkdir()
-    (halves / ".checkpoint-4.k2x9q1zz.partial" / "optimizer.bin").write_bytes(b"half")
-    (halves / "notes.partial").mkdir()  # not ours: stays
+    from vfi.files import atomic_dir
+
+    writing = atomic_dir(halves / "checkpoint-4")  # entered and never left, as a process killed inside it
+    (writing.__enter__() / "optimizer.bin").write_bytes(b"half")
+    for name in ("notes.partial", ".checkpoint-notes.partial", ".final-report"):  # not ours: they stay
+        (halves / name).mkdir()
     resumed = train_lora.main(_args(tiny, halves, *extra, "--resume_from_checkpoint", "latest"))
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert steps == [1, 2, 3, 4], "each step is logged once after a resume"
-    assert {p.name for p in halves.glob("*partial*")} == {"notes.partial"}, "stale partial checkpoints are removed"
+    left = {p.name for p in halves.glob("*.partial")} | {p.name for p in halves.glob(".final-*")}
+    assert left == {"notes.partial", ".checkpoint-notes.partial", ".final-report"}, "only ours are removed"
 
     assert resumed["losses"] == pytest.approx(whole["losses"][2:], rel=1e-6)
     a, b = (

@@ -30,8 +30,8 @@ from vfi.files import atomic_dir, atomic_path
 
 STATE_FILE = "trainer_state.json"
 #: Our temporary folders in an output folder: :func:`vfi.files.atomic_dir`'s for ``checkpoint-N`` and
-#: ``train_lora.py``'s for the final files (``tempfile``'s random part: letters, digits, ``_``).
-PARTIAL = re.compile(r"\.checkpoint-\d+\.\w+\.partial|\.final-\w+")
+#: ``train_lora.py``'s for the final files (``tempfile``'s random part: 8 letters, digits or ``_``).
+PARTIAL = re.compile(r"\.checkpoint-\d+\.\w{8}\.partial|\.final-\w{8}")
 
 
 def save_lora(pipeline_class: Any, transformer: Any, folder: Path) -> None:
