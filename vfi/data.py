@@ -145,7 +145,7 @@ class Dataset:
         sizes = Counter(f"{s.width}×{s.height}" for s in samples)
         motion = sorted(100 * s.motion for s in self.train)
         times = Counter(f"{s.t:.3g}" for s in self.train)
-        skipped = describe_skipped(self.skipped) or "none"
+        skipped = _describe_skipped(self.skipped)
         lines = [
             f"dataset: {len(self.train)} training + {len(self.validation)} validation triplets from "
             f"{self.sources} source(s); {self.candidates} candidates, skipped: {skipped}",
@@ -249,9 +249,9 @@ def _expand(sources: Sequence[str | os.PathLike]) -> tuple[list, list[Path]]:
     return triplets, videos
 
 
-def describe_skipped(skipped: dict[str, int]) -> str:
-    """``skipped`` (reason → count) in words, e.g. ``"3 across a scene cut, 2 static"``; empty if none."""
-    return ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()) if n)
+def _describe_skipped(skipped: dict[str, int]) -> str:
+    """``skipped`` (reason → count) in words, e.g. ``"3 across a scene cut, 2 static"``, or ``"none"``."""
+    return ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()) if n) or "none"
 
 
 def _skip_unreadable(what: str, error: VFIError, skipped: Counter) -> None:
@@ -426,7 +426,7 @@ def build_dataset(
     needed = 1 + settings.num_validation
     if len(candidates) < needed:
         raise VFIError(
-            f"Only {len(candidates)} usable triplets found (skipped: {describe_skipped(skipped) or 'none'}); "
+            f"Only {len(candidates)} usable triplets found (skipped: {_describe_skipped(skipped)}); "
             f"at least {needed} are needed: add data or lower --min_motion."
         )
     held = (
@@ -447,7 +447,7 @@ def build_dataset(
         warnings.warn(
             f"Only {len(train)} of the {settings.size} training triplets asked for: {len(candidates)} candidates "
             f"from {len(triplets) + len(videos)} source(s), {len(validation)} held out for validation, skipped: "
-            f"{describe_skipped(skipped) or 'none'}; add data, or lower --min_motion or --num_validation.",
+            f"{_describe_skipped(skipped)}; add data, or lower --min_motion or --num_validation.",
             stacklevel=2,
         )
     chosen = train + validation
