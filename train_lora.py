@@ -22,7 +22,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from vfi.adapters import ADAPTER_INFO_FILE, LORA_TARGETS, WEIGHT_NAME, AdapterInfo
-from vfi.checkpoints import find_checkpoint, read_state, register_lora_hooks, save_lora, write_checkpoint
+from vfi.checkpoints import (
+    find_checkpoint,
+    read_state,
+    register_lora_hooks,
+    remove_partials,
+    restart_log,
+    save_lora,
+    write_checkpoint,
+)
 from vfi.conditioning import DEFAULT_RESOLUTION, check_resolution
 from vfi.data import Dataset, DataSettings, build_dataset
 from vfi.errors import VFIError
@@ -222,13 +230,12 @@ def main(args: argparse.Namespace) -> dict:
     )
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(args.seed)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    log_path = args.output_dir / "logs" / "metrics.jsonl"
-    log_path.parent.mkdir(exist_ok=True)
+    log_path = args.output_dir / "logs" / "metrics.jsonl"  # folders made when written to: a failed run leaves none
 
     def log(record: dict) -> None:
         if accelerator.is_main_process:
             accelerator.print(json.dumps(record))
+            log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
 
@@ -295,6 +302,10 @@ def main(args: argparse.Namespace) -> dict:
             state = read_state(resume)
             global_step, history, flow = state["global_step"], state["history"], state["flow"]
             accelerator.print(f"resumed from {resume} at step {global_step}")
+        if accelerator.is_main_process:
+            restart_log(log_path, global_step if resume is not None else None)
+            for name in remove_partials(args.output_dir):
+                accelerator.print(f"removed {name}, left by an interrupted run")
 
         # 5. Validation (step 0: the base model, adapter disabled).
         def run_validation(step: int) -> None:

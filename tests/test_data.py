@@ -118,3 +118,46 @@ def test_errors(tmp_path, triplet_root):
         DataSettings(min_motion=0.5, max_motion=0.1)
     with pytest.raises(VFIError, match="size"):
         DataSettings(size=0)
+
+
+def test_unreadable_videos_are_skipped_with_a_warning_naming_them(tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    good = _clip(clips / "good.mp4")
+    (clips / "garbage.mp4").write_bytes(b"not a video at all" * 100)
+    (clips / "truncated.mp4").write_bytes(good.read_bytes()[:1200])  # cut inside the header
+    with pytest.warns(UserWarning) as caught:
+        dataset = build_dataset([clips], tmp_path / "work", DataSettings(size=4, num_validation=1, gap=2))
+    skipping = [str(w.message) for w in caught if "Skipping" in str(w.message)]
+    assert len(skipping) == 2 and "garbage.mp4" in skipping[0] and "truncated.mp4" in skipping[1]
+    assert not any(str(tmp_path) in text for text in skipping), "a file name, not a server path"
+    assert dataset.skipped["unreadable"] == 2 and {s.source for s in dataset.train} == {"good.mp4"}
+    assert "2 unreadable" in dataset.summary()
+
+    (clips / "good.mp4").unlink()
+    with pytest.warns(UserWarning), pytest.raises(VFIError, match=r"^Only 0 usable triplets.*2 unreadable") as error:
+        build_dataset([clips], tmp_path / "work2", DataSettings(size=4, num_validation=1))
+    assert "\n" not in str(error.value)
+
+
+def test_a_corrupt_triplet_is_skipped_with_a_warning(triplet_root, tmp_path):
+    (triplet_root / "vimeo/001/im2.png").write_bytes(b"\x89PNG broken")
+    with pytest.warns(UserWarning, match="Skipping the triplet vimeo/001: Image file im2.png"):
+        dataset = build_dataset([triplet_root], tmp_path / "work", DataSettings(size=10, num_validation=0))
+    assert "vimeo/001" not in {s.name for s in dataset.train} and dataset.skipped["unreadable"] == 1
+
+
+def test_fewer_triplets_than_asked_says_why(tmp_path):
+    clip = _clip(tmp_path / "pan.mp4")
+    (tmp_path / "short").mkdir()
+    from vfi.video import write_mp4
+
+    short = write_mp4([textured_image(96, 128, seed=3)] * 2, tmp_path / "short" / "two-frames.mp4", fps=25)
+    settings = DataSettings(size=40, num_validation=2, target_motion=0.04, max_gap=2, stride=1, seed=1)
+    with pytest.warns(UserWarning, match=r"^Only \d+ of the 40 training triplets") as caught:
+        dataset = build_dataset([clip, short], tmp_path / "work", settings)
+    text = str(caught[0].message)
+    for reason in ("across a scene cut", "static", "overlapping validation", "2 held out for validation"):
+        assert reason in text, text
+    assert f"Only {len(dataset.train)} of" in text and "1 too short" in text
+    assert dataset.skipped["overlapping validation"] > 0 and dataset.skipped["too short"] == 1

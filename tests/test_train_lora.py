@@ -136,7 +136,19 @@ def test_resume_after_interrupt_equals_one_run(tiny, monkeypatch):
         halves / "pytorch_lora_weights.safetensors"
     ).exists()
     monkeypatch.setattr(checkpoints, "prune_checkpoints", real_prune)
+    log = halves / "logs" / "metrics.jsonl"  # as if killed after logging step 3, while writing checkpoint-4
+    log.write_text(log.read_text() + json.dumps({"step": 3, "loss": 1.0}) + "\n" + '{"step": 4, "lo')
+    from vfi.files import atomic_dir
+
+    writing = atomic_dir(halves / "checkpoint-4")  # entered and never left, as a process killed inside it
+    (writing.__enter__() / "optimizer.bin").write_bytes(b"half")
+    for name in ("notes.partial", ".checkpoint-notes.partial", ".final-report"):  # not ours: they stay
+        (halves / name).mkdir()
     resumed = train_lora.main(_args(tiny, halves, *extra, "--resume_from_checkpoint", "latest"))
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4], "each step is logged once after a resume"
+    left = {p.name for p in halves.glob("*.partial")} | {p.name for p in halves.glob(".final-*")}
+    assert left == {"notes.partial", ".checkpoint-notes.partial", ".final-report"}, "only ours are removed"
 
     assert resumed["losses"] == pytest.approx(whole["losses"][2:], rel=1e-6)
     a, b = (
@@ -323,3 +335,20 @@ def test_push_refuses_incomplete_folder_and_bad_args(tmp_path):
     ):
         with pytest.raises(SystemExit):
             train_lora.parse_args(argv)
+
+
+def test_a_failed_run_leaves_no_empty_folders(tmp_path):
+    """Nothing usable in --data: one sentence, and no empty logs/ (or output folder) left behind."""
+    still = np.full((64, 96, 3), 128, np.uint8)
+    (tmp_path / "data" / "s0").mkdir(parents=True)
+    for name in ("im1", "im2", "im3"):
+        Image.fromarray(still).save(tmp_path / "data" / "s0" / f"{name}.png")
+    out = tmp_path / "out"
+    args = ["--base_model", str(tmp_path / "base"), "--data", str(tmp_path / "data"), "--output_dir", str(out)]
+    with pytest.raises(VFIError, match="usable triplets"):
+        train_lora.main(train_lora.parse_args(args))
+    assert not (out / "logs").exists() and not out.exists()
+    out.mkdir()  # a folder the user made stays
+    with pytest.raises(VFIError, match="usable triplets"):
+        train_lora.main(train_lora.parse_args(args))
+    assert out.is_dir() and not any(out.iterdir())

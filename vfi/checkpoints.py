@@ -11,6 +11,8 @@ API:
 - ``find_checkpoint(output_dir, which) -> Path | None`` (``which``: a folder, a name in ``output_dir`` or
   ``"latest"``); ``read_state(folder) -> dict``.
 - ``list_checkpoints(output_dir)``, ``prune_checkpoints(output_dir, keep)``.
+- ``remove_partials(output_dir)``: what a run killed while writing a checkpoint (or its final outputs) left.
+- ``restart_log(path, step)``: a resumed run's ``metrics.jsonl`` cut back to ``step``, so no step repeats.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from typing import Any
 
 from vfi.adapters import WEIGHT_NAME
 from vfi.errors import VFIError
-from vfi.files import atomic_dir
+from vfi.files import atomic_dir, atomic_path
 
 STATE_FILE = "trainer_state.json"
+#: Our temporary folders in an output folder: :func:`vfi.files.atomic_dir`'s for ``checkpoint-N`` and
+#: ``train_lora.py``'s for the final files (``tempfile``'s random part: 8 letters, digits or ``_``).
+PARTIAL = re.compile(r"\.checkpoint-\d+\.\w{8}\.partial|\.final-\w{8}")
 
 
 def save_lora(pipeline_class: Any, transformer: Any, folder: Path) -> None:
@@ -84,6 +89,35 @@ def prune_checkpoints(output_dir: str | os.PathLike, keep: int | None) -> None:
         return
     for old in list_checkpoints(output_dir)[: max(0, len(list_checkpoints(output_dir)) - keep)]:
         shutil.rmtree(old)
+
+
+def remove_partials(output_dir: str | os.PathLike) -> list[str]:
+    """Delete the temporary folders of checkpoints (and final outputs) that a killed run left; their names."""
+    folder = Path(output_dir)
+    stale = [p for p in folder.glob(".*") if p.is_dir() and PARTIAL.fullmatch(p.name)] if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path)
+    return sorted(p.name for p in stale)
+
+
+def restart_log(path: Path, step: int | None) -> None:
+    """Keep the records of the JSON-lines log ``path`` up to ``step`` (None: none), for a run resumed there.
+
+    A run killed after its last checkpoint logged steps it will log again; a torn last line is dropped too.
+    """
+    if step is None or not path.is_file():
+        path.unlink(missing_ok=True)
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(kept))
 
 
 def write_checkpoint(accelerator: Any, output_dir: Path, step: int, state: dict, keep: int | None) -> Path:

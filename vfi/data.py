@@ -9,9 +9,11 @@ A *sample* is (first, middle, last) image files and the time ``t`` of the middle
   with t = a / 2g. Their frames are written as PNG triplet folders under ``work_dir``.
 
 Static triplets (less than ``min_motion``), too fast ones (more than ``max_motion``) and triplets across a
-scene cut are skipped. The held-out validation triplets are drawn at random (seeded); training triplets
+scene cut are skipped; so are videos too short for one triplet, and unreadable videos and triplets (with a
+warning naming the file). The held-out validation triplets are drawn at random (seeded); training triplets
 then come from the rest, away from them, as a diverse subset (farthest-point sampling on small thumbnails
-and motion). Nothing here imports torch.
+and motion). Fewer training triplets than asked for come with a warning that says where the others went.
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import hashlib
 import json
 import os
 import statistics
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import closing
@@ -142,7 +145,7 @@ class Dataset:
         sizes = Counter(f"{s.width}×{s.height}" for s in samples)
         motion = sorted(100 * s.motion for s in self.train)
         times = Counter(f"{s.t:.3g}" for s in self.train)
-        skipped = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()) if n) or "none"
+        skipped = _describe_skipped(self.skipped)
         lines = [
             f"dataset: {len(self.train)} training + {len(self.validation)} validation triplets from "
             f"{self.sources} source(s); {self.candidates} candidates, skipped: {skipped}",
@@ -246,12 +249,27 @@ def _expand(sources: Sequence[str | os.PathLike]) -> tuple[list, list[Path]]:
     return triplets, videos
 
 
+def _describe_skipped(skipped: dict[str, int]) -> str:
+    """``skipped`` (reason → count) in words, e.g. ``"3 across a scene cut, 2 static"``, or ``"none"``."""
+    return ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()) if n) or "none"
+
+
+def _skip_unreadable(what: str, error: VFIError, skipped: Counter) -> None:
+    """Warn that ``what`` is skipped because of ``error`` (whose message names the file, not its folder)."""
+    skipped["unreadable"] += 1
+    warnings.warn(f"Skipping {what}: {error}", stacklevel=3)
+
+
 def _triplet_candidates(triplets: Iterable, settings: DataSettings, skipped: Counter) -> list[_Candidate]:
     from vfi.frames import load_image
 
     out = []
     for triplet in triplets:
-        images = [load_image(p) for p in (triplet.first, triplet.middle, triplet.last)]
+        try:
+            images = [load_image(p) for p in (triplet.first, triplet.middle, triplet.last)]
+        except VFIError as error:
+            _skip_unreadable(f"the triplet {triplet.name}", error, skipped)
+            continue
         first, middle, last = (FrameSummary.of(image, keep_image=False) for image in images)
         if first.change(middle) > settings.scene_threshold or middle.change(last) > settings.scene_threshold:
             skipped["across a scene cut"] += 1
@@ -306,6 +324,8 @@ def _video_candidates(
     }
     cumulative = np.concatenate([[0.0], np.cumsum(step_motion)])
     out = []
+    if len(greys) < 1 + 2 * (settings.gap or 1):
+        skipped["too short"] += 1  # a video, not a triplet: not one start frame fits
     for i in range(0, len(greys), settings.stride):
         gap = settings.gap or next(
             (
@@ -399,12 +419,15 @@ def build_dataset(
     skipped: Counter = Counter()
     candidates = _triplet_candidates(triplets, settings, skipped)
     for video in videos:
-        candidates += _video_candidates(video, settings, rng, skipped)
+        try:
+            candidates += _video_candidates(video, settings, rng, skipped)
+        except VFIError as error:
+            _skip_unreadable("a video", error, skipped)
     needed = 1 + settings.num_validation
     if len(candidates) < needed:
         raise VFIError(
-            f"Only {len(candidates)} usable triplets found ({sum(skipped.values())} skipped as static, too fast or across "
-            f"scene cuts); at least {needed} are needed. Add data or lower --min_motion."
+            f"Only {len(candidates)} usable triplets found (skipped: {_describe_skipped(skipped)}); "
+            f"at least {needed} are needed: add data or lower --min_motion."
         )
     held = (
         [int(i) for i in rng.choice(len(candidates), settings.num_validation, replace=False)]
@@ -412,12 +435,21 @@ def build_dataset(
         else []
     )
     validation = [candidates[i] for i in sorted(held)]
-    pool = [c for i, c in enumerate(candidates) if i not in held and not any(_overlaps(c, v) for v in validation)]
+    rest = [c for i, c in enumerate(candidates) if i not in held]
+    pool = [c for c in rest if not any(_overlaps(c, v) for v in validation)]
+    skipped["overlapping validation"] += len(rest) - len(pool)
     if not pool:
         raise VFIError(
             "No training triplets are left once the validation triplets are held out; add data or lower --num_validation."
         )
     train = [pool[i] for i in sorted(farthest_points(np.stack([c.feature for c in pool]), settings.size, rng))]
+    if len(train) < settings.size:
+        warnings.warn(
+            f"Only {len(train)} of the {settings.size} training triplets asked for: {len(candidates)} candidates "
+            f"from {len(triplets) + len(videos)} source(s), {len(validation)} held out for validation, skipped: "
+            f"{_describe_skipped(skipped)}; add data, or lower --min_motion or --num_validation.",
+            stacklevel=2,
+        )
     chosen = train + validation
     written = _write_video_triplets(chosen, work_dir) if any(c.clip for c in chosen) else {}
     samples = [written.get(i, c.sample) for i, c in enumerate(chosen)]
@@ -426,7 +458,7 @@ def build_dataset(
         tuple(samples[len(train) :]),
         len(candidates),
         len(triplets) + len(videos),
-        dict(skipped),
+        {why: n for why, n in skipped.items() if n},
     )
 
 
