@@ -137,7 +137,6 @@ def test_editor_loads_with_from_pretrained_and_its_vae_reconstructs(editor, load
 
 @pytest.mark.slow
 @needs_miniature
-@not_learned_yet
 def test_editor_obeys_the_edit_named_in_the_prompt(loaded):
     import torch
 
