@@ -1,6 +1,6 @@
 """The method in miniature: synthetic triplets, the pretrained miniature editor, and that the chain learns.
 
-The slow tests (opt in with ``VFI_MINIATURE=1``) build the miniature editor once (10-15 minutes on a loaded
+The slow tests (opt in with ``VFI_MINIATURE=1``) build the miniature editor once (7-12 minutes on a loaded
 2-core machine) into ``$VFI_MINIATURE_CACHE`` (default ``~/.cache/vfi/miniature``, shared with
 ``benchmarks/miniature.py``) and reuse it.
 """
@@ -97,7 +97,7 @@ def test_editor_cache_key_follows_the_config():
     assert EditorConfig().key() != EditorConfig(seed=1).key()
 
 
-#: The slow miniature tests build the editor (10-15 min on a loaded 2-core machine) unless it is cached: opt in.
+#: The slow miniature tests build the editor (7-12 min on a loaded 2-core machine) unless it is cached: opt in.
 needs_miniature = pytest.mark.skipif(
     os.environ.get("VFI_MINIATURE") != "1", reason="set VFI_MINIATURE=1 to build/reuse the miniature editor"
 )
