@@ -51,7 +51,7 @@ class Settings:
     learning_rate: float = 2e-3
     batch: int = 4
     inference_steps: int = 4
-    prompt: str = "Interpolate the frame at t={t}."
+    prompt: str = "t={t}"  # short: the tiny text encoder is random, every text token is transformer input
     seed: int = 0
     editor: EditorConfig = field(default_factory=EditorConfig)
 

@@ -1,6 +1,6 @@
 """The method in miniature: synthetic triplets, the pretrained miniature editor, and that the chain learns.
 
-The slow tests (opt in with ``VFI_MINIATURE=1``) build the miniature editor once (10-15 minutes on a loaded
+The slow tests (opt in with ``VFI_MINIATURE=1``) build the miniature editor once (7-12 minutes on a loaded
 2-core machine) into ``$VFI_MINIATURE_CACHE`` (default ``~/.cache/vfi/miniature``, shared with
 ``benchmarks/miniature.py``) and reuse it.
 """
@@ -76,7 +76,8 @@ def test_control_keyframes_keep_colours_but_no_structure_and_pass_the_data_filte
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("size", 48), ("vae_steps", 0), ("head_dim", 24), ("edit_lr", 2.0), ("layers", 1.5)]
+    ("field", "value"),
+    [("layout", "grid"), ("size", 48), ("vae_steps", 0), ("head_dim", 24), ("edit_lr", 2.0), ("layers", 1.5)],
 )
 def test_editor_config_errors_name_the_field(field, value):
     with pytest.raises(VFIError, match=field):
@@ -96,14 +97,16 @@ def test_editor_cache_key_follows_the_config():
     assert EditorConfig().key() != EditorConfig(seed=1).key()
 
 
-#: The slow miniature tests build the editor (10-15 min on a loaded 2-core machine) unless it is cached: opt in.
+#: The slow miniature tests build the editor (7-12 min on a loaded 2-core machine) unless it is cached: opt in.
 needs_miniature = pytest.mark.skipif(
     os.environ.get("VFI_MINIATURE") != "1", reason="set VFI_MINIATURE=1 to build/reuse the miniature editor"
 )
-#: Measured (README): the editor does not yet read its condition within the CPU budget, so these fail today.
+#: Measured (README): the adapter learns from the keyframes but does not yet reach crossfade, so this fails today.
 not_learned_yet = pytest.mark.xfail(
-    strict=True, reason="the miniature editor does not yet learn to read its condition tokens (see README)"
+    strict=True, reason="the miniature adapter does not yet reach crossfade within the CPU budget (see README)"
 )
+#: dB the adapter must gain over the base editor (measured with --quick: see README).
+BASE_GAIN = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -126,15 +129,14 @@ def loaded(editor):
 def test_editor_loads_with_from_pretrained_and_its_vae_reconstructs(editor, loaded):
     from vfi.miniature import editor_facts
 
-    assert type(loaded.pipe).__name__ == "QwenImageEditPipeline"
+    assert type(loaded.pipe).__name__ == "QwenImageEditPlusPipeline"  # the multi layout
     assert editor_facts(editor)["vae_psnr"] >= 28.0
-    prefix = loaded.pipe.prompt_template_encode.split("<|vision_start|>")[0]
+    prefix = loaded.pipe.prompt_template_encode.split("{}")[0]  # Plus puts the images in the user text
     assert len(loaded.pipe.tokenizer(prefix).input_ids) == loaded.pipe.prompt_template_encode_start_idx
 
 
 @pytest.mark.slow
 @needs_miniature
-@not_learned_yet
 def test_editor_obeys_the_edit_named_in_the_prompt(loaded):
     import torch
 
@@ -144,21 +146,18 @@ def test_editor_obeys_the_edit_named_in_the_prompt(loaded):
     left, right = (render_scene(np.random.default_rng([11, i]))[0] for i in range(2))
 
     def made(prompt: str) -> np.ndarray:
-        cond = build_conditioning(left, right, layout="side-by-side", resolution=64, prompt=prompt)
+        cond = build_conditioning(left, right, layout=loaded.layout, resolution=64, prompt=prompt)
         return to_frame(generate(loaded, [cond], [torch.Generator().manual_seed(0)], steps=4)[0], (64, 64))
 
-    copy = made("Edit: copy the left image.")
+    copy = made("copy 1")
     assert psnr(copy, left) > psnr(copy, right) + 3
-    other = made("Edit: copy the right image.")
+    other = made("copy 2")
     assert psnr(other, right) > psnr(other, left) + 3
 
 
-@pytest.mark.slow
-@needs_miniature
-@not_learned_yet
-def test_the_chain_learns_to_interpolate_and_the_control_does_not(editor, tmp_path):
-    """A miniature run: the trained adapter beats the base editor and crossfade on held-out triplets; the same
-    training with the keyframes destroyed does not beat crossfade (so a gain would come from the condition)."""
+@pytest.fixture(scope="module")
+def quick_run(editor, tmp_path_factory) -> dict:
+    """One ``benchmarks/miniature.py --quick`` run (1 torch thread, as the benchmark defaults to)."""
     import torch
 
     from benchmarks.miniature import QUICK, run
@@ -166,10 +165,28 @@ def test_the_chain_learns_to_interpolate_and_the_control_does_not(editor, tmp_pa
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        results = run(QUICK, tmp_path, cache_dir=CACHE)
+        return run(QUICK, tmp_path_factory.mktemp("quick"), cache_dir=CACHE)
     finally:
         torch.set_num_threads(threads)
-    assert results["n"] == QUICK.held_out
-    assert results["adapter_psnr"] > results["base_psnr"] + 3
-    assert results["adapter_psnr"] > results["crossfade_psnr"] + 0.5
-    assert results["control_psnr"] <= results["crossfade_psnr"]
+
+
+@pytest.mark.slow
+@needs_miniature
+def test_the_adapter_learns_from_the_keyframes_and_the_control_does_not(quick_run):
+    """The trained adapter beats the base editor and, by far, the same training with the keyframes destroyed,
+    which stays below crossfade: the gain comes from reading the keyframes through the condition tokens."""
+    from benchmarks.miniature import QUICK
+
+    assert quick_run["n"] == QUICK.held_out
+    assert quick_run["adapter_psnr"] > quick_run["base_psnr"] + BASE_GAIN
+    assert quick_run["adapter_psnr"] > quick_run["control_psnr"] + 3
+    assert quick_run["control_psnr"] <= quick_run["crossfade_psnr"]
+
+
+@pytest.mark.slow
+@needs_miniature
+@not_learned_yet
+def test_the_adapter_reaches_the_issue_targets(quick_run):
+    """The issue's targets for ``--quick``: adapter ≥ crossfade + 1 dB and ≥ base + 3 dB."""
+    assert quick_run["adapter_psnr"] >= quick_run["crossfade_psnr"] + 1
+    assert quick_run["adapter_psnr"] >= quick_run["base_psnr"] + 3

@@ -11,11 +11,12 @@ LoRA teaches it that. The miniature editor is built the same way, small enough f
    synthetic frames of :mod:`vfi.synthetic`, its ``latents_mean``/``latents_std`` measured on them;
 3. a small ``QwenImageTransformer2DModel`` pre-trained, with vfi's own conditioning and flow-matching loss
    (:func:`vfi.training.cache_samples`, :func:`vfi.training.load_batch`, :func:`vfi.training.flow_matching_loss`),
-   on timeless edits named in the prompt: copy the left or the right condition image, or swap the red and
-   blue of the left one. The two condition images come from unrelated scenes: no time, no motion.
+   on timeless edits named in the prompt: reproduce the first or the second condition image. The two
+   condition images come from unrelated scenes: no time, no motion.
 
-The result is a ``QwenImageEditPipeline`` folder written with ``save_pretrained``: ``--base-model`` for vfi
-and ``--base_model`` for ``train_lora.py``. torch and diffusers are imported lazily.
+The result is a ``QwenImageEditPlusPipeline`` folder (``layout="multi"``, the default; ``QwenImageEditPipeline``
+for ``side-by-side``) written with ``save_pretrained``: ``--base-model`` for vfi and ``--base_model`` for
+``train_lora.py``. torch and diffusers are imported lazily.
 
 API:
 
@@ -40,15 +41,16 @@ from typing import Any
 
 import numpy as np
 
+from vfi.conditioning import check_layout
 from vfi.errors import VFIError
 
 CACHE_DIR = Path("~/.cache/vfi/miniature")
 FACTS_FILE = "miniature.json"
-#: Timeless edits the transformer is pre-trained on: prompt → target from (left image, right image).
+#: Timeless edits the transformer is pre-trained on: prompt → target from (first image, second image).
+#: Short prompts: every text token is transformer input, and the tiny text encoder is random anyway.
 EDIT_TASKS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "Edit: copy the left image.": lambda left, right: left,
-    "Edit: copy the right image.": lambda left, right: right,
-    "Edit: swap the red and blue of the left image.": lambda left, right: np.ascontiguousarray(left[..., ::-1]),
+    "copy 1": lambda first, second: first,
+    "copy 2": lambda first, second: second,
 }
 _SOURCES = ("vfi/miniature.py", "vfi/synthetic.py", "vfi/tiny_model.py")
 
@@ -58,26 +60,32 @@ class EditorConfig:
     """How the miniature editor is built.
 
     Args:
+        layout: ``multi`` (``QwenImageEditPlusPipeline``: each condition image's tokens sit at the target's
+            positions, so reading the condition is a same-position look-up) or ``side-by-side``.
         size: side of the training images and the working resolution (px, multiple of 32).
         vae_steps, vae_lr: reconstruction training of the VAE (batches of 8 crops of half the size).
-        layers, heads, head_dim: the transformer (head_dim split 4:6:6 over the rotary axes, so a multiple of 16).
+        layers, heads, head_dim: the transformer (head_dim split 1:1.5:1.5 over the rotary axes (frame, row,
+            column), so a multiple of 16; 64 gives each spatial axis 12 frequencies: with 16 (3 frequencies, only
+            one of them fast) the tokens cannot tell nearby positions apart and the editor never learns to copy).
         edit_examples: image pairs per edit task; edit_steps, edit_lr, edit_batch: the edit pre-training.
         seed: everything random derives from it.
     """
 
+    layout: str = "multi"
     size: int = 64
     vae_steps: int = 1200
     vae_lr: float = 6e-4
     layers: int = 2
-    heads: int = 4
-    head_dim: int = 16
+    heads: int = 2
+    head_dim: int = 64
     edit_examples: int = 48
-    edit_steps: int = 1500
+    edit_steps: int = 3000
     edit_lr: float = 2e-3
     edit_batch: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_layout(self.layout)
         if not (isinstance(self.size, int) and 32 <= self.size <= 256 and self.size % 32 == 0):
             raise VFIError(f"size must be a multiple of 32 between 32 and 256, got {self.size!r}.")
         for name in ("vae_steps", "layers", "heads", "edit_examples", "edit_steps", "edit_batch"):
@@ -102,7 +110,7 @@ def _compact_template(pipe: Any) -> None:
 
     from tokenizers import AddedToken
 
-    prefix = pipe.prompt_template_encode.split("<|vision_start|>")[0]
+    prefix = pipe.prompt_template_encode.split("{}")[0].split("<|vision_start|>")[0]
     body = prefix.split("<|im_start|>")[1].split("<|im_end|>")[0]
     drop = pipe.prompt_template_encode_start_idx
     pieces = re.findall(r"\S+\s*", body)
@@ -180,7 +188,7 @@ def _train_vae(config: EditorConfig, log: Callable[[str], None]) -> tuple[Any, d
 
 
 def _edit_samples(folder: Path, config: EditorConfig) -> dict[str, list[Any]]:
-    """Per edit prompt, the (left, target, right) image files of its examples, as :class:`vfi.data.Sample`."""
+    """Per edit prompt, the (first, target, second) image files of its examples, as :class:`vfi.data.Sample`."""
     from PIL import Image
 
     from vfi.data import Sample
@@ -251,7 +259,7 @@ def build_editor(
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="vfi-miniature-") as tmp:
         work = Path(tmp)
-        parts = DiffusionPipeline.from_pretrained(build_tiny_pipeline(work / "tiny", seed=config.seed))
+        parts = DiffusionPipeline.from_pretrained(build_tiny_pipeline(work / "tiny", config.layout, seed=config.seed))
         _compact_template(parts)
         torch.manual_seed(config.seed)
         vae, facts = _train_vae(config, log)
@@ -268,7 +276,7 @@ def build_editor(
             axes_dims_rope=(third, (config.head_dim - third) // 2, (config.head_dim - third) // 2),
         )
         pipe = type(parts)(**{**parts.components, "vae": vae, "transformer": transformer})
-        loaded = LoadedPipeline(pipe, f"vfi-miniature-{config.key()}", "side-by-side", "cpu", "none")
+        loaded = LoadedPipeline(pipe, f"vfi-miniature-{config.key()}", config.layout, "cpu", "none")
         facts.update(_pretrain_edits(loaded, config, work, log))
         facts["build_minutes"] = round((time.perf_counter() - started) / 60, 2)
         with atomic_dir(out_dir) as folder:
