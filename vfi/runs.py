@@ -77,20 +77,10 @@ class CancelRegistry:
     async def run(self, key: str, work: Callable[[], T], alive: Callable[[], bool] = lambda: True) -> T:
         """``work()`` under ``key`` in its own thread (see :func:`run_in_thread`); the run ends with it."""
         run = self._runs[key]
-
-        def recorded() -> T:
-            try:
-                return work()
-            except Cancelled as error:
-                run.message = str(error)
-                raise
-
         try:
-            return await run_in_thread(recorded, run.stop.set, alive)
+            return await run_in_thread(_recording(run, work), run.stop.set, alive)
         finally:
-            with self._lock:
-                self._runs.pop(key, None)
-            run.ended.set()
+            self._end(key, run)
 
     async def stream(
         self, key: str, work: Callable[[], Iterator[T]], alive: Callable[[], bool] = lambda: True
@@ -102,14 +92,7 @@ class CancelRegistry:
         and stepped once more, so it says how far it got; the run ends with the stream."""
         run = self._runs[key]
         items, end = work(), object()
-
-        def step() -> Any:
-            try:
-                return next(items, end)
-            except Cancelled as error:
-                run.message = str(error)
-                raise
-
+        step = _recording(run, lambda: next(items, end))
         finished = False
         try:
             while (item := await run_in_thread(step, run.stop.set, alive)) is not end:
@@ -121,9 +104,26 @@ class CancelRegistry:
                 with contextlib.suppress(Exception):  # Cancelled, or the error that ended the stream
                     await run_in_thread(step, run.stop.set)
             items.close()  # type: ignore[attr-defined]
-            with self._lock:
-                self._runs.pop(key, None)
-            run.ended.set()
+            self._end(key, run)
+
+    def _end(self, key: str, run: _Run) -> None:
+        """Forget the run and tell those waiting in :meth:`stop` that it ended."""
+        with self._lock:
+            self._runs.pop(key, None)
+        run.ended.set()
+
+
+def _recording(run: _Run, work: Callable[[], T]) -> Callable[[], T]:
+    """``work`` that, when stopped, keeps what it said ("Stopped after N of M frames.") on ``run``."""
+
+    def recorded() -> T:
+        try:
+            return work()
+        except Cancelled as error:
+            run.message = str(error)
+            raise
+
+    return recorded
 
 
 async def run_in_thread(
