@@ -127,46 +127,6 @@ def test_a_fast_object_carried_half_a_pixel_off_the_grid_stays_whole():
     assert ball_error(middle(backend, first, last), gt) >= 30.0
 
 
-def moving_square_triplet(step: int = 10, side: int = 48):
-    """(first, middle, last) of a textured square moving ``step`` px right per half step over a still texture,
-    and its true first→last flow (2·step px on the square, 0 elsewhere)."""
-    background, square = textured_image(96, 160, seed=1), textured_image(side, side, seed=2)
-    frames = []
-    for x in (40, 40 + step, 40 + 2 * step):
-        frame = background.copy()
-        frame[24 : 24 + side, x : x + side] = square
-        frames.append(frame)
-    truth = np.zeros((96, 160, 2), np.float32)
-    truth[24 : 24 + side, 40 : 40 + side, 0] = 2 * step
-    return (*frames, truth)
-
-
-class OneWayEstimator:
-    """Follows the square first→last (the true flow) but only half way last→first: DIS on a large motion it
-    catches from one side (a cyclist crossing the frame: 66 px one way, 30 the other)."""
-
-    def __init__(self, truth: np.ndarray, back: np.ndarray) -> None:
-        self.truth, self.back, self.calls = truth, back, 0
-
-    def calc(self, a, b, flow):
-        self.calls += 1  # the backend asks first→last, then last→first
-        return (self.truth if self.calls % 2 else self.back).copy()
-
-
-def test_a_motion_lost_one_way_is_taken_from_the_other_way_reversed():
-    first, gt, last, truth = moving_square_triplet()  # the square: columns 40-87, then 60-107 in the last frame
-    half_back = np.zeros_like(truth)
-    half_back[24:72, 60:108, 0] = -10
-    backend = FlowBackend(FlowConfig(fast_search=0))
-    backend._dis = {fine: OneWayEstimator(truth, half_back) for fine in (True, False)}
-    state = backend._prepare(first, last)
-    # Where the half-way flow points into the square, the reversal of the forward flow lands on it: −20 px.
-    assert state.f10[30:66, 60:94, 0] == pytest.approx(-20, abs=0.5)
-    assert not state.f10[:, 130:].any()  # the still texture keeps its (zero) flow
-    square = (slice(24, 72), slice(50, 98))
-    assert psnr(middle(backend, first, last)[square], gt[square]) >= 24.0  # 21.5 dB without the reversal
-
-
 def test_parts_moving_far_apart_are_followed(monkeypatch):
     # 32 px each way between the keyframes: beyond DIS's coarsest level, and the global shift fits only one part.
     first, gt, last = parting_triplet(step=16)

@@ -2,8 +2,7 @@
 
 DIS cannot follow motion beyond its coarsest level, so it starts from a prior: a global shift (phase
 correlation) for pans, or where the motion is large, a flow first estimated at 64 px (parts that move apart
-need more than one shift). Where it follows a large motion one way and loses it the other, each flow takes, per
-pixel, the reversal of the other where that explains its frame better. DIS also works coarse to fine, so a small object that moves farther than its own
+need more than one shift). DIS also works coarse to fine, so a small object that moves farther than its own
 size (a thrown ball) is lost at the coarse levels and comes out as two faint ghosts. Blocks that the flow
 leaves unexplained are therefore block-matched over a wide window (coarse to fine); a match that is far
 better than the flow, unique (repetitive texture such as blinds matches in many places) and confirmed by
@@ -199,26 +198,7 @@ def _better_per_pixel(g0: np.ndarray, g1: np.ndarray, flow: np.ndarray, other: n
     """Per pixel, whichever of two flows g0→g1 explains g0 better (smaller local warp error)."""
     a, b = g0.astype(np.float32), g1.astype(np.float32)
     errors = [_local_error(a, _warp(b, f, cv2.INTER_LINEAR)) for f in (flow, other)]
-    better = flow.copy()
-    cv2.copyTo(other, (errors[1] < errors[0]).view(np.uint8), better)  # 2× faster than np.where here
-    return better
-
-
-_REVERSAL_STEPS = 2  # fixed-point steps of _reversed (3 measure the same)
-
-
-def _reversed(flow: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """``flow`` (a→b) reversed into a b→a flow ``r(y) = −flow(y + r(y))``, by fixed-point steps from ``start``
-    (DIS's own b→a flow).
-
-    Where DIS follows a large motion one way and loses it the other (a big object moving far: the two flows
-    disagree there), the reversal of the direction that found it, started from the one that did not, lands on
-    the object within a few steps and explains the frame better; where the flows agree it changes nothing.
-    """
-    reverse = start
-    for _ in range(_REVERSAL_STEPS):
-        reverse = -_warp(flow, reverse, cv2.INTER_LINEAR)
-    return reverse
+    return np.where((errors[1] < errors[0])[..., None], other, flow)
 
 
 def _neighbours(row: int, col: int) -> list[tuple[int, int]]:
@@ -340,10 +320,6 @@ class FlowBackend:
         # Always pass an initial flow: OpenCV 5.0's DIS can crash on a size change after a call with one.
         f01 = dis.calc(g0, g1, self._initial_flow(g0, g1, shift))
         f10 = dis.calc(g1, g0, self._initial_flow(g1, g0, (-shift[0], -shift[1])))
-        f01, f10 = (
-            _better_per_pixel(g0, g1, f01, _reversed(f10, f01)),
-            _better_per_pixel(g1, g0, f10, _reversed(f01, f10)),
-        )
         fast0 = fast1 = None
         if self.config.fast_search:
             f01, fast0 = _match_fast_blocks(g0, g1, f01, self.config.fast_search)
