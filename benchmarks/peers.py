@@ -1,10 +1,13 @@
 """vfi's flow backend against its peers (crossfade, a naive DIS warp, RIFE 4.x) on the same triplets, in one run.
 
-    python benchmarks/peers.py DATA_DIR [DATA_DIR ...] [--json OUT] [--rounds 3] [--threads N]
+    python benchmarks/peers.py DATA_DIR[@WxH] [DATA_DIR ...] [--json OUT] [--rounds 3] [--threads N]
                                [--methods flow crossfade dis rife]
 
 Each DATA_DIR is one set, searched recursively for triplet folders (Vimeo90K ``im1/im2/im3.png`` or
-Middlebury ``frame10/frame10i11/frame11.png``; ``benchmarks/clip_triplets.py`` cuts them from clips). Every
+Middlebury ``frame10/frame10i11/frame11.png``; ``benchmarks/clip_triplets.py`` cuts them from clips).
+``DATA_DIR@WxH`` runs a set with every frame resized to W×H (area averaging), e.g. ``ucf101@256x256`` for
+UCF101 at the 256×256 of its DVF triplets: the same motion at another scale, where a change tuned to one
+frame size shows whether it holds (the set is labelled with the size). Every
 triplet belongs to a *sequence*: its folder's name without a trailing ``_<digits>`` (so the triplets cut from
 one clip are one sequence). A sequence is **held out** when the first byte of the SHA-256 of its name is even,
 else it is for **tuning**; a change to the flow backend is kept only if it also wins on the held-out half.
@@ -128,10 +131,20 @@ class Sample:
     times: dict[str, list[float]]
 
 
-def load_set(root: Path) -> list[Sample]:
+def parse_set(arg: str) -> tuple[Path, tuple[int, int] | None]:
+    """A set argument: a folder, optionally with ``@WxH`` to resize its frames."""
+    match = re.fullmatch(r"(.+)@(\d+)x(\d+)", arg)
+    if match is None:
+        return Path(arg), None
+    return Path(match[1]), (int(match[2]), int(match[3]))
+
+
+def load_set(root: Path, resize: tuple[int, int] | None = None) -> list[Sample]:
     samples = []
     for triplet in find_triplets(root):
         frames = tuple(load_image(p) for p in (triplet.first, triplet.middle, triplet.last))
+        if resize is not None:
+            frames = tuple(cv2.resize(f, resize, interpolation=cv2.INTER_AREA) for f in frames)
         half = "held-out" if is_held_out(sequence_of(triplet.name)) else "tuning"
         size = f"{frames[1].shape[1]}×{frames[1].shape[0]}"
         samples.append(Sample(triplet.name, half, size, frames, {}, {}))
@@ -205,7 +218,9 @@ def print_table(rows: list[dict], names: list[str]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dirs", nargs="+", type=Path, help="one set per folder, searched recursively")
+    parser.add_argument(
+        "data_dirs", nargs="+", help="one set per folder, searched recursively; FOLDER@WxH resizes its frames"
+    )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (lowest median wins)")
     parser.add_argument("--threads", type=int, help="threads for OpenCV and torch (default: theirs)")
@@ -224,8 +239,10 @@ def main(argv: list[str] | None = None) -> None:
             torch.set_num_threads(args.threads)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     all_samples = {}
-    for data_dir in args.data_dirs:
-        all_samples[data_dir.name] = samples = load_set(data_dir)
+    for arg in args.data_dirs:
+        data_dir, resize = parse_set(arg)
+        label = data_dir.name + (f"@{resize[0]}x{resize[1]}" if resize else "")
+        all_samples[label] = samples = load_set(data_dir, resize)
         run_set(samples, methods, args.rounds)
     rows = table(all_samples, args.methods, args.rounds)
     print_table(rows, args.methods)

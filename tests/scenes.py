@@ -44,10 +44,11 @@ def write_triplet(
 
 
 def thrown_ball_triplet(
-    height: int = 120, width: int = 160, radius: int = 4, step: int = 16
+    height: int = 120, width: int = 160, radius: int = 4, step: float = 16
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(first, middle, last) of a small ball thrown ``step`` px right per half step across a plain sky
-    above still, textured ground: an object that moves much farther than its own size."""
+    above still, textured ground: an object that moves much farther than its own size. A step of
+    n + 0.5 px puts the true middle ball between pixel centres (drawn there, anti-aliasing aside)."""
     yy, xx = np.mgrid[0:height, 0:width]
     sky = np.dstack([150 + yy * 0.3, 190 + yy * 0.2, np.full_like(yy, 235)]).astype(np.uint8)
     ground = textured_image(height, width, seed=3)

