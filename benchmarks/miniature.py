@@ -11,12 +11,15 @@
    (``parse_args`` + ``main``: the same data, caching, loss, saving and model card code as a real run);
 4. scores the held-out triplets with vfi's own evaluation (:func:`vfi.evaluate.evaluate`, the ``qwen-edit``
    backend with registration, as the app runs it): the editor without adapter (base), with the adapter,
-   with the control adapter, and the crossfade and flow backends.
+   with the control adapter, and the crossfade and flow backends;
+5. measures what the VAE alone costs: the true middle frame and the flow backend's frame after an
+   encode/decode round trip (``VAE(middle)`` bounds every generated frame; ``VAE(flow)`` is a
+   motion-compensated interpolation passed through the same decoder).
 
 ``--curve`` adds PSNR against training steps (train_lora's own validation on the held-out set, without
 registration); ``--sizes`` trains once per pool size (the data-efficiency question). Prints a table; ``--json``
 writes ``n``, ``base_psnr``, ``adapter_psnr``, ``crossfade_psnr``, ``flow_psnr``, ``control_psnr``,
-``minutes`` and the rest.
+``vae_middle_psnr``, ``vae_flow_psnr``, ``minutes`` and the rest.
 """
 
 from __future__ import annotations
@@ -151,6 +154,26 @@ def score(editor: Path, held_out: Path, adapters: dict[str, Path], settings: Set
     return reports
 
 
+def vae_round_trips(editor: Path, held_out: Path) -> dict[str, float]:
+    """What the editor's VAE alone costs (every generated frame goes through its decoder): PSNR against the true
+    middle of the true middle and of the flow backend's frame after an encode/decode round trip."""
+    from diffusers import AutoencoderKLQwenImage
+
+    from vfi.backends import FrameRequest, create_backend
+    from vfi.frames import load_image
+    from vfi.miniature import reconstruction_psnr
+    from vfi.triplets import find_triplets
+
+    vae = AutoencoderKLQwenImage.from_pretrained(editor / "vae").eval()
+    triplets = [tuple(load_image(p) for p in (t.first, t.middle, t.last)) for t in find_triplets(held_out)]
+    middles = np.stack([middle for _, middle, _ in triplets])
+    flow = np.stack(create_backend("flow").interpolate([FrameRequest(a, c, 0.5) for a, _, c in triplets]))
+    return {
+        "vae_middle_psnr": round(reconstruction_psnr(vae, middles), 3),
+        "vae_flow_psnr": round(reconstruction_psnr(vae, flow, middles), 3),
+    }
+
+
 def run(settings: Settings, work: Path, *, cache_dir: Path | None = None, curve: bool = False) -> dict[str, Any]:
     """The whole miniature: editor, data, two trainings, scores. Returns the JSON-ready results."""
     from vfi.miniature import cached_editor, editor_facts
@@ -167,6 +190,7 @@ def run(settings: Settings, work: Path, *, cache_dir: Path | None = None, curve:
     for row, report in reports.items():
         results[f"{row}_psnr"] = round(report.psnr, 3)
         results[f"{row}_ssim"] = round(report.ssim, 4)
+    results.update(vae_round_trips(editor, data["held_out"]))
     results.update(
         minutes=round((time.perf_counter() - started) / 60, 2),
         train_minutes={"adapter": round(adapter["seconds"] / 60, 2), "control": round(control["seconds"] / 60, 2)},
@@ -209,6 +233,9 @@ def format_table(results: dict[str, Any]) -> str:
     for row in BACKEND_ROWS:
         gap = results[f"{row}_psnr"] - results["crossfade_psnr"]
         lines.append(f"{row:<10} {results[f'{row}_psnr']:>8.2f} {results[f'{row}_ssim']:>7.4f} {gap:>+13.2f}")
+    for row, label in (("middle", "VAE(mid)"), ("flow", "VAE(flow)")):
+        gap = results[f"vae_{row}_psnr"] - results["crossfade_psnr"]
+        lines.append(f"{label:<10} {results[f'vae_{row}_psnr']:>8.2f} {'':>7} {gap:>+13.2f}")
     for point in results.get("curve_steps", []):
         lines.append(f"step {point['step']:>5}: {point['psnr']:.2f} dB (validation, no registration)")
     for point in results.get("curve_sizes", []):

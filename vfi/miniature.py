@@ -25,6 +25,7 @@ API:
   records the config and what was measured (VAE reconstruction PSNR, edit losses).
 - ``cached_editor(config, cache_dir=None) -> Path``: the build for ``config`` under ``cache_dir``
   (default ``~/.cache/vfi/miniature``), built on first use.
+- ``reconstruction_psnr(vae, images, targets=None) -> float``: PSNR after a VAE round trip.
 - ``EDIT_TASKS``: the pre-training edits (prompt → how the target is made from the two images).
 """
 
@@ -141,7 +142,9 @@ def _to_tensor(images: np.ndarray) -> Any:
     return (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0).unsqueeze(2)
 
 
-def _reconstruction_psnr(vae: Any, images: np.ndarray) -> float:
+def reconstruction_psnr(vae: Any, images: np.ndarray, targets: np.ndarray | None = None) -> float:
+    """Mean PSNR of ``images`` (N×H×W×3 uint8) after a round trip through ``vae`` (the posterior mode, as the
+    pipelines encode) against ``targets`` (default: the images themselves)."""
     import torch
 
     from vfi.metrics import psnr
@@ -149,7 +152,7 @@ def _reconstruction_psnr(vae: Any, images: np.ndarray) -> float:
     with torch.no_grad():
         out = vae.decode(vae.encode(_to_tensor(images)).latent_dist.mode()).sample[:, :, 0]
     made = ((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    return float(np.mean([psnr(a, b) for a, b in zip(made, images)]))
+    return float(np.mean([psnr(a, b) for a, b in zip(made, images if targets is None else targets)]))
 
 
 def _train_vae(config: EditorConfig, log: Callable[[str], None]) -> tuple[Any, dict[str, float]]:
@@ -184,7 +187,7 @@ def _train_vae(config: EditorConfig, log: Callable[[str], None]) -> tuple[Any, d
     vae.register_to_config(
         latents_mean=latents.mean(dim=(0, 2, 3, 4)).tolist(), latents_std=latents.std(dim=(0, 2, 3, 4)).tolist()
     )
-    return vae, {"vae_psnr": round(_reconstruction_psnr(vae, held_out), 2)}
+    return vae, {"vae_psnr": round(reconstruction_psnr(vae, held_out), 2)}
 
 
 def _edit_samples(folder: Path, config: EditorConfig) -> dict[str, list[Any]]:
@@ -301,4 +304,12 @@ def editor_facts(folder: str | Path) -> dict[str, Any]:
     return json.loads((Path(folder) / FACTS_FILE).read_text())
 
 
-__all__ = ["CACHE_DIR", "EDIT_TASKS", "EditorConfig", "build_editor", "cached_editor", "editor_facts"]
+__all__ = [
+    "CACHE_DIR",
+    "EDIT_TASKS",
+    "EditorConfig",
+    "build_editor",
+    "cached_editor",
+    "editor_facts",
+    "reconstruction_psnr",
+]
