@@ -149,6 +149,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if args.validation_inference_steps < 2:
+        parser.error("--validation_inference_steps must be at least 2")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         parser.error("--checkpoints_total_limit must be at least 1")
     try:

@@ -332,6 +332,7 @@ def test_push_refuses_incomplete_folder_and_bad_args(tmp_path):
         ["--base_model", "b"],
         ["--base_model", "b", "--data", "d", "--resolution", "100"],
         ["--base_model", "b", "--data", "d", "--other_times", "0.5", "--prompt", "no time here"],
+        ["--base_model", "b", "--data", "d", "--validation_inference_steps", "1"],
     ):
         with pytest.raises(SystemExit):
             train_lora.parse_args(argv)
