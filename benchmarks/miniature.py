@@ -176,7 +176,7 @@ def vae_round_trips(editor: Path, held_out: Path) -> dict[str, float]:
 
 def run(settings: Settings, work: Path, *, cache_dir: Path | None = None, curve: bool = False) -> dict[str, Any]:
     """The whole miniature: editor, data, two trainings, scores. Returns the JSON-ready results."""
-    from vfi.miniature import cached_editor, editor_facts
+    from vfi.miniature import cached_editor, editor_facts, loss_ends
 
     started = time.perf_counter()
     editor = cached_editor(settings.editor, cache_dir)
@@ -194,19 +194,13 @@ def run(settings: Settings, work: Path, *, cache_dir: Path | None = None, curve:
     results.update(
         minutes=round((time.perf_counter() - started) / 60, 2),
         train_minutes={"adapter": round(adapter["seconds"] / 60, 2), "control": round(control["seconds"] / 60, 2)},
-        loss={"adapter": _ends(adapter["losses"]), "control": _ends(control["losses"])},
+        loss={"adapter": loss_ends(adapter["losses"]), "control": loss_ends(control["losses"])},
         editor=editor_facts(editor),
         settings=asdict(settings),
     )
     if curve:
         results["curve_steps"] = [{"step": r["step"], "psnr": r["psnr"]} for r in adapter["history"]]
     return results
-
-
-def _ends(losses: list[float]) -> list[float]:
-    """Mean loss over the first and the last tenth of training."""
-    tail = max(1, len(losses) // 10)
-    return [round(float(np.mean(losses[:tail])), 4), round(float(np.mean(losses[-tail:])), 4)]
 
 
 def size_curve(settings: Settings, sizes: list[int], work: Path, cache_dir: Path | None) -> list[dict[str, float]]:

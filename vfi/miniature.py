@@ -26,6 +26,7 @@ API:
 - ``cached_editor(config, cache_dir=None) -> Path``: the build for ``config`` under ``cache_dir``
   (default ``~/.cache/vfi/miniature``), built on first use.
 - ``reconstruction_psnr(vae, images, targets=None) -> float``: PSNR after a VAE round trip.
+- ``loss_ends(losses) -> [first, last]``: mean loss over the first and the last tenth of a run.
 - ``EDIT_TASKS``: the pre-training edits (prompt → how the target is made from the two images).
 """
 
@@ -240,11 +241,14 @@ def _pretrain_edits(loaded: Any, config: EditorConfig, work: Path, log: Callable
         if step % 250 == 0:
             log(f"edit step {step}: loss {loss.item():.4f}")
     transformer.requires_grad_(False).eval()
+    first, last = loss_ends(losses)
+    return {"edit_loss_first": first, "edit_loss_last": last}
+
+
+def loss_ends(losses: list[float]) -> list[float]:
+    """Mean loss over the first and the last tenth of a training run (4 decimals)."""
     tail = max(1, len(losses) // 10)
-    return {
-        "edit_loss_first": round(float(np.mean(losses[:tail])), 4),
-        "edit_loss_last": round(float(np.mean(losses[-tail:])), 4),
-    }
+    return [round(float(np.mean(losses[:tail])), 4), round(float(np.mean(losses[-tail:])), 4)]
 
 
 def build_editor(
@@ -311,5 +315,6 @@ __all__ = [
     "build_editor",
     "cached_editor",
     "editor_facts",
+    "loss_ends",
     "reconstruction_psnr",
 ]
