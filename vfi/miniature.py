@@ -4,9 +4,11 @@ The real base model knows how to edit an image but has never seen an in-between 
 LoRA teaches it that. The miniature editor is built the same way, small enough for minutes on two CPU cores:
 
 1. the tokenizer, processor, text encoder and scheduler of :func:`vfi.tiny_model.build_tiny_pipeline`, the
-   tokenizer given the pieces of the pipeline's system prompt as tokens so that, as with the real tokenizer, the
-   prompt template's prefix is exactly the ``prompt_template_encode_start_idx`` (64) tokens the pipeline drops
-   (the byte-level tiny tokenizer leaves ~250 template tokens in every prompt, 70% of the transformer's input);
+   tokenizer given the pieces of the pipeline's system prompt as added tokens so that, as with the real
+   tokenizer, the prompt template's prefix is exactly the ``prompt_template_encode_start_idx`` (64) tokens the
+   pipeline drops. (The tiny tokenizer has since learnt the template's words itself, so its prefix is already 64
+   tokens; the added tokens still change the token ids and their random embeddings, and every measured number
+   of the miniature was made with them, so they stay until the editor is rebuilt and measured without.)
 2. a small ``AutoencoderKLQwenImage`` (4× downsampling, 16 latent channels) trained to reconstruct the
    synthetic frames of :mod:`vfi.synthetic`, its ``latents_mean``/``latents_std`` measured on them;
 3. a small ``QwenImageTransformer2DModel`` pre-trained, with vfi's own conditioning and flow-matching loss
