@@ -51,6 +51,7 @@ import torch
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from vfi.conditioning import VL_AREA, vl_size
+from vfi.tiny_model import MAX_PIXELS, MIN_PIXELS
 
 # The real Qwen-Image / Qwen-Image-Edit transformer (diffusers' class defaults are this config).
 FULL_CONFIG: dict[str, Any] = {
@@ -73,8 +74,9 @@ TINY_CONFIG: dict[str, Any] = {
     "joint_attention_dim": 64,
     "axes_dims_rope": (8, 12, 12),
 }
-# The real Qwen-Image-Edit processor's pixel bounds and pixels per text token (14-px patches merged 2 × 2).
-VL_MIN_PIXELS, VL_MAX_PIXELS, VL_TOKEN_SIDE = 3136, 12_845_056, 28
+# Pixels per text token of the real Qwen-Image-Edit processor (14-px patches merged 2 × 2); its pixel bounds are
+# the tiny model's MIN_PIXELS / MAX_PIXELS (the real ones).
+VL_TOKEN_SIDE = 28
 # Text tokens besides the images': vfi's default instruction (≈45 Qwen tokens) and what the chat template
 # keeps after the dropped system prompt (≈10), rounded up.
 PROMPT_TOKENS = 64
@@ -145,7 +147,7 @@ def text_tokens(resolution: int, layout: str) -> int:
     tokens = PROMPT_TOKENS
     for width, height in images.get(layout, [(resolution, resolution)] * 2):
         width, height = vl_size(width, height, area)
-        rows, cols = smart_resize(height, width, VL_TOKEN_SIDE, VL_MIN_PIXELS, VL_MAX_PIXELS)
+        rows, cols = smart_resize(height, width, VL_TOKEN_SIDE, MIN_PIXELS, MAX_PIXELS)
         tokens += rows * cols // VL_TOKEN_SIDE**2
     return tokens
 
@@ -250,9 +252,8 @@ def peak_memory(device: torch.device) -> Iterator[dict[str, float | None]]:
         result["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
 
 
-def timing_row(shape: Shape, times: list[float], flops: float, peak_gib: float | None) -> dict[str, Any]:
-    """The columns both benchmarks share: geometry, median seconds, TFLOP and achieved TFLOP/s, peak memory."""
-    seconds = statistics.median(times)
+def shape_columns(shape: Shape) -> dict[str, Any]:
+    """The geometry columns of a row: resolution, layout, condition frames, batch, text and total tokens."""
     return {
         "resolution": shape.resolution,
         "layout": shape.layout,
@@ -260,6 +261,14 @@ def timing_row(shape: Shape, times: list[float], flops: float, peak_gib: float |
         "batch": shape.batch,
         "text_tokens": shape.text_tokens,
         "tokens": shape.tokens,
+    }
+
+
+def timing_row(shape: Shape, times: list[float], flops: float, peak_gib: float | None) -> dict[str, Any]:
+    """The columns both benchmarks share: geometry, median seconds, TFLOP and achieved TFLOP/s, peak memory."""
+    seconds = statistics.median(times)
+    return {
+        **shape_columns(shape),
         "seconds": seconds,
         "tflop": flops / 1e12,
         "tflops": flops / 1e12 / seconds,

@@ -88,9 +88,8 @@ def flop_rows(setup: qt.Setup) -> list[dict[str, Any]]:
         terms = qt.flop_terms(setup.config, shape)
         flops = sum(terms.values())
         rows.append({
-            "resolution": shape.resolution, "layout": shape.layout, "cond_frames": qt.LAYOUTS[shape.layout],
-            "batch": shape.batch, "target_tokens": shape.target_tokens, "image_tokens": shape.image_tokens,
-            "text_tokens": shape.text_tokens, "tokens": shape.tokens, "tflop": flops / 1e12, "attention_share": 100 * terms["attention"] / flops,
+            **qt.shape_columns(shape), "target_tokens": shape.target_tokens, "image_tokens": shape.image_tokens,
+            "tflop": flops / 1e12, "attention_share": 100 * terms["attention"] / flops,
         })  # fmt: skip
     return rows
 

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vfi.backends import create_backend  # noqa: E402
 from vfi.backends.base import FrameRequest  # noqa: E402
-from vfi.frames import load_image  # noqa: E402
+from vfi.evaluate import load_triplet  # noqa: E402
 from vfi.metrics import psnr, ssim  # noqa: E402
 from vfi.triplets import find_triplets  # noqa: E402
 
@@ -78,10 +78,9 @@ def dis_warp() -> Method:
     def middle(first: np.ndarray, last: np.ndarray) -> np.ndarray:
         g0, g1 = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (first, last))
         f01, f10 = dis.calc(g0, g1, None), dis.calc(g1, g0, None)
-        height, width = g0.shape
-        grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
-        w0 = cv2.remap(first, grid + 0.5 * f10, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        w1 = cv2.remap(last, grid + 0.5 * f01, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        relative = cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP  # no coordinate grid, as the flow backend warps
+        w0 = cv2.remap(first, 0.5 * f10, None, relative, borderMode=cv2.BORDER_REPLICATE)
+        w1 = cv2.remap(last, 0.5 * f01, None, relative, borderMode=cv2.BORDER_REPLICATE)
         return cv2.addWeighted(w0, 0.5, w1, 0.5, 0)
 
     return middle
@@ -142,7 +141,7 @@ def parse_set(arg: str) -> tuple[Path, tuple[int, int] | None]:
 def load_set(root: Path, resize: tuple[int, int] | None = None) -> list[Sample]:
     samples = []
     for triplet in find_triplets(root):
-        frames = tuple(load_image(p) for p in (triplet.first, triplet.middle, triplet.last))
+        frames = load_triplet(triplet)
         if resize is not None:
             frames = tuple(cv2.resize(f, resize, interpolation=cv2.INTER_AREA) for f in frames)
         half = "held-out" if is_held_out(sequence_of(triplet.name)) else "tuning"

@@ -73,7 +73,8 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _load(triplet: Triplet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_triplet(triplet: Triplet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A triplet's (first, middle, last) frames; frames of different sizes are refused."""
     frames = tuple(load_image(path) for path in (triplet.first, triplet.middle, triplet.last))
     sizes = {f"{frame.shape[1]}×{frame.shape[0]}" for frame in frames}
     if len(sizes) > 1:
@@ -102,7 +103,7 @@ def evaluate(
     triplets = find_triplets(root)
     rows = []
     for index, triplet in enumerate(triplets):
-        first, middle, last = _load(triplet)
+        first, middle, last = load_triplet(triplet)
         if index == 0:
             _middle(first, last, backend, refine)
         start = time.perf_counter()
