@@ -6,7 +6,6 @@ cancel key) and the widget values; user errors raise :class:`~vfi.errors.VFIErro
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import zipfile
@@ -20,8 +19,9 @@ import numpy as np
 
 from vfi import jobs
 from vfi.errors import Cancelled, VFIError
+from vfi.files import write_json
 from vfi.jobs import Job
-from vfi.manifest import config_argv
+from vfi.manifest import clip_seeds, config_argv
 from vfi.service import NO_ADAPTER, Advanced, AppConfig
 
 if TYPE_CHECKING:
@@ -216,12 +216,11 @@ def clip(
     summary = f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}.{notes}"
     argv = ["clip", video, "-o", "interpolated.mp4", *_clip_argv(settings), "--backend", backend,
             *config_argv(job.config)]  # fmt: skip
-    seeds = {"run_seed": settings.seed, "rule": "node_seed(run_seed, input frame index, t)"}
-    files = [str(write_manifest(argv, [video], job, seeds, started, folder))]
+    files = [str(write_manifest(argv, [video], job, clip_seeds(settings.seed), started, folder))]
     points: list[tuple[float, float]] = []
     if result.report is not None:
         report_path = folder / "report.json"
-        report_path.write_text(json.dumps(result.report.to_dict(), indent=2, allow_nan=False))
+        write_json(result.report.to_dict(), report_path)
         files.append(str(report_path))
         summary += f"  \n**Quality report:** {result.report.summary()}"
         points = [(row.time, row.psnr) for row in result.report.rows]

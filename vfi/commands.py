@@ -8,13 +8,13 @@ write no manifest). Every output is checked before any work.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from vfi.backends import Backend, create_backend
 from vfi.errors import VFIError
-from vfi.manifest import frame_seeds
+from vfi.files import write_json
+from vfi.manifest import clip_seeds, frame_seeds
 
 
 def qwen_config(args: argparse.Namespace):
@@ -190,16 +190,9 @@ def clip(args: argparse.Namespace) -> dict:
 
         with _ProgressBar("scoring") as bar:
             report = report_clip(plan, backend, refine=refine, on_progress=bar)
-        _write_json(report.to_dict(), args.report)
+        write_json(report.to_dict(), args.report)
         print(report.summary(), file=sys.stderr)
-    return {"run_seed": settings.seed, "rule": "node_seed(run_seed, input frame index, t)"}
-
-
-def _write_json(data: dict, path: Path) -> None:
-    from vfi.files import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
+    return clip_seeds(settings.seed)
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -211,5 +204,5 @@ def evaluate(args: argparse.Namespace) -> dict:
         report = evaluate(args.data_dir, backend, refine=refine, on_progress=bar)
     print(format_table(report))
     if args.json:
-        _write_json(report.to_dict(), args.json)
+        write_json(report.to_dict(), args.json)
     return {"run_seed": 0}

@@ -88,6 +88,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def write_json(data: dict, path: str | os.PathLike) -> None:
+    """Write ``data`` as indented JSON (NaN refused) to ``path`` atomically (:func:`atomic_path`)."""
+    import json
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces ``path`` (an existing directory there is replaced).

@@ -108,6 +108,11 @@ def frame_seeds(seed: int, pairs: int, times: Iterable[Fraction]) -> list[dict[s
     return [{"pair": p, "t": str(t), "seed": node_seed(seed, p, t)} for p in range(pairs) for t in times]
 
 
+def clip_seeds(seed: int) -> dict[str, Any]:
+    """The seeds record of a clip run: one run seed, each in-between's seed derived from it."""
+    return {"run_seed": seed, "rule": "node_seed(run_seed, input frame index, t)"}
+
+
 def build_manifest(
     command: str,
     settings: dict[str, Any],
