@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,7 +159,7 @@ class ClipPlan:
             return len(self.positions)
         return (len(self.frame_range) - 1) * self.settings.factor + 1
 
-    @property
+    @cached_property
     def positions(self) -> list[Fraction]:
         """With a target fps: where each output frame falls, in input frames from the first kept one."""
         from vfi.retime import output_positions
@@ -241,12 +242,13 @@ def check_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> Cl
 class _ClipInterpolator:
     """Turns the input frames into the output frames, segment by segment (a segment = one or more intervals)."""
 
-    def __init__(self, backend: Backend, settings: ClipSettings, refine: Backend | None, progress: Progress) -> None:
+    def __init__(
+        self, backend: Backend, settings: ClipSettings, refine: Backend | None, progress: Progress, is_cut: CutDetector
+    ) -> None:
         self.backend, self.settings, self.refine, self.progress = backend, settings, refine, progress
         self.per_interval = count_generated(self._pair_settings(1), backend, refine)
-        self.scene_cuts = 0
         self.duplicates = 0
-        self._is_cut = CutDetector(settings.scene_threshold)
+        self._is_cut = is_cut
 
     def _pair_settings(self, intervals: int) -> InterpolationSettings | None:
         """Settings for ``intervals`` input intervals bridged in one go (None if the backends cannot)."""
@@ -299,7 +301,6 @@ class _ClipInterpolator:
                 break
             self.progress.check_cancel()
             if self._is_cut(current, ahead[0]):
-                self.scene_cuts += 1
                 yield from [current.image] * self.settings.factor
                 self._settle(1, 0)
                 previous, current, index = current, ahead.popleft(), index + 1
@@ -373,15 +374,15 @@ def interpolate_clip(
     with closing(read_frames(info.path, info=info)) as decoded:  # the decoder ends with the run, whatever happens
         source = islice(decoded, kept.start, kept.stop)
         if settings.fps is None:
-            interpolator = _ClipInterpolator(backend, settings, refine, progress)
+            interpolator = _ClipInterpolator(backend, settings, refine, progress, is_cut)
             progress.total = (len(kept) - 1) * interpolator.per_interval
             frames = interpolator.run(source)
         else:
             frames, note = _retimed(plan, source, backend, refine, progress, is_cut)
             notes.extend([note] if note else [])
         write_mp4(counted(frames), output_path, fps, crf=settings.crf, **audio)
-    cuts, duplicates = (interpolator.scene_cuts, interpolator.duplicates) if interpolator else (is_cut.cuts, 0)
-    return ClipResult(Path(output_path), written, fps, written / fps, keep_audio, cuts, duplicates, tuple(notes))
+    duplicates = interpolator.duplicates if interpolator else 0
+    return ClipResult(Path(output_path), written, fps, written / fps, keep_audio, is_cut.cuts, duplicates, tuple(notes))
 
 
 def _retimed(
