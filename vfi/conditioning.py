@@ -168,7 +168,4 @@ def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 def to_frame(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """A generated image as an H×W×3 uint8 array resized to ``size`` = (width, height) of the keyframes."""
-    image = image.convert("RGB")
-    if image.size != tuple(size):
-        image = image.resize(tuple(size), Image.Resampling.LANCZOS)
-    return np.asarray(image, dtype=np.uint8)
+    return np.asarray(_resize(image.convert("RGB"), tuple(size)), dtype=np.uint8)
