@@ -23,6 +23,7 @@ from pathlib import Path
 
 from vfi.adapters import ADAPTER_INFO_FILE, LORA_TARGETS, WEIGHT_NAME, AdapterInfo
 from vfi.checkpoints import (
+    FINAL_PREFIX,
     find_checkpoint,
     read_state,
     register_lora_hooks,
@@ -316,12 +317,10 @@ def main(args: argparse.Namespace) -> dict:
                 return
             metrics, flow = validation_round(
                 loaded,
-                transformer,
                 dataset.validation,
                 step=step,
                 flow=flow,
                 strip_path=args.output_dir / "logs" / f"validation-{step:06d}.png",
-                device=accelerator.device,
                 offload=cuda,
                 resolution=args.resolution,
                 prompt=args.prompt,
@@ -414,7 +413,7 @@ def _write_outputs(args, pipe, transformer, layout: str, dataset: Dataset, histo
             "data": dataset.summary(),
         },
     )
-    with tempfile.TemporaryDirectory(dir=args.output_dir, prefix=".final-") as tmp:
+    with tempfile.TemporaryDirectory(dir=args.output_dir, prefix=FINAL_PREFIX) as tmp:
         save_lora(type(pipe), transformer, Path(tmp))
         info.save(tmp)
         for name in (WEIGHT_NAME, ADAPTER_INFO_FILE):

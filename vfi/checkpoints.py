@@ -29,9 +29,11 @@ from vfi.errors import VFIError
 from vfi.files import atomic_dir, atomic_path
 
 STATE_FILE = "trainer_state.json"
+#: Prefix of the temporary folder ``train_lora.py`` writes the final weights into before renaming it.
+FINAL_PREFIX = ".final-"
 #: Our temporary folders in an output folder: :func:`vfi.files.atomic_dir`'s for ``checkpoint-N`` and
 #: ``train_lora.py``'s for the final files (``tempfile``'s random part: 8 letters, digits or ``_``).
-PARTIAL = re.compile(r"\.checkpoint-\d+\.\w{8}\.partial|\.final-\w{8}")
+PARTIAL = re.compile(rf"\.checkpoint-\d+\.\w{{8}}\.partial|{re.escape(FINAL_PREFIX)}\w{{8}}")
 
 
 def save_lora(pipeline_class: Any, transformer: Any, folder: Path) -> None:
@@ -87,7 +89,8 @@ def prune_checkpoints(output_dir: str | os.PathLike, keep: int | None) -> None:
     """Delete the oldest checkpoints so at most ``keep`` remain (None keeps all)."""
     if keep is None:
         return
-    for old in list_checkpoints(output_dir)[: max(0, len(list_checkpoints(output_dir)) - keep)]:
+    found = list_checkpoints(output_dir)
+    for old in found[: max(0, len(found) - keep)]:
         shutil.rmtree(old)
 
 

@@ -295,20 +295,18 @@ def validate(
 
 def validation_round(
     loaded: Any,
-    transformer: Any,
     samples: Sequence[Sample],
     *,
     step: int,
     flow: dict | None,
     strip_path: str | os.PathLike,
-    device: Any,
     offload: bool,
     **settings: Any,
 ) -> tuple[dict[str, float], dict]:
     """One validation during training; returns (metrics, flow baseline) and writes the strip to ``strip_path``.
 
     Step 0 scores the base model (the adapter disabled) and the flow backend; later steps the adapter as
-    trained so far. The text encoder comes to ``device`` for it when ``offload``. ``settings``: resolution,
+    trained so far. The text encoder comes to the pipeline's device for it when ``offload``. ``settings``: resolution,
     prompt, steps, guidance and seed of :func:`validate`.
     """
     from diffusers.training_utils import offload_models
@@ -316,11 +314,12 @@ def validation_round(
     columns = {}
     if flow is None or step == 0:
         flow, columns["flow"] = flow_baseline(samples)
+    transformer = loaded.pipe.transformer
     transformer.eval()
     if step == 0:
         transformer.disable_adapters()
     try:
-        with offload_models(loaded.pipe.text_encoder, device=device, offload=offload):
+        with offload_models(loaded.pipe.text_encoder, device=loaded.device, offload=offload):
             metrics, columns["base" if step == 0 else f"step {step}"] = validate(loaded, samples, **settings)
     finally:
         if step == 0:
