@@ -31,6 +31,7 @@ from ui.storyboard import storyboard_tab  # noqa: E402
 from vfi import actions, jobs  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
 from vfi.jobs import GENERATIVE, Job  # noqa: E402
+from vfi.runs import memory_budget  # noqa: E402
 from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, STATUS, Advanced, AppConfig, parse_args  # noqa: E402
 from vfi.signals import sigterm_as_interrupt  # noqa: E402
 
@@ -68,7 +69,7 @@ def _call(config: AppConfig, request: gr.Request | None, progress: gr.Progress |
     """A new user action on ``tab``: its runs go through :func:`execute` (whole) or :func:`make_on_gpu`
     (streamed); a Stop pressed before it does not count, one pressed during it is read here, between GPU calls."""
     key = CANCELS.start(session(request), tab)
-    budget = jobs.memory_budget(config.memory_budget_mb * 2**20)
+    budget = memory_budget(config.memory_budget_mb * 2**20)
     wait = (lambda: progress(0, desc="waiting for memory")) if progress is not None else (lambda: None)
 
     def admit(nbytes: int):

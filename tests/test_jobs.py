@@ -16,6 +16,7 @@ from vfi.cli import build_parser
 from vfi.commands import qwen_config
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
+from vfi.runs import MemoryBudget
 from vfi.service import Advanced, AppConfig
 from vfi.video import probe_clip
 
@@ -138,7 +139,7 @@ def test_the_memory_budget_queues_requests_that_do_not_fit_together() -> None:
     import threading
     import time
 
-    budget = jobs.MemoryBudget(10)
+    budget = MemoryBudget(10)
     held, peak, lock = [0], [0], threading.Lock()
 
     def request(nbytes: int) -> None:

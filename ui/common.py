@@ -14,8 +14,9 @@ from typing import Protocol
 
 import gradio as gr
 
-from vfi import actions, jobs
+from vfi import actions
 from vfi.errors import VFIError
+from vfi.runs import CancelRegistry
 from vfi.service import AppConfig
 
 log = logging.getLogger("vfi.app")
@@ -23,7 +24,7 @@ log = logging.getLogger("vfi.app")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Marks the progress parameter of an event function (Gradio gives each call its own tracker).
 PROGRESS = gr.Progress(track_tqdm=True)
-CANCELS = jobs.CancelRegistry()
+CANCELS = CancelRegistry()
 
 
 class NewCall(Protocol):

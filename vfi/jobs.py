@@ -24,7 +24,6 @@ import numpy as np
 
 from vfi.backends import ANY_T_BACKENDS
 from vfi.errors import VFIError
-from vfi.runs import CancelRegistry, MemoryBudget, memory_budget, run_in_thread  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from vfi.backends import Backend
@@ -57,6 +56,12 @@ class Capabilities:
     @property
     def supports_any_t(self) -> bool:
         return self.name in ANY_T_BACKENDS
+
+
+def frames_memory(shape: tuple[int, ...], kept: int) -> int:
+    """Bytes for ``kept`` frames of ``shape`` (H×W…) held at once, plus the working set of one frame."""
+    height, width = shape[:2]
+    return height * width * (KEPT_BYTES_PER_PIXEL * kept + WORK_BYTES_PER_PIXEL)
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,7 @@ class Job:
         if self.clip is not None:  # frames stream through: a working set only
             info = self.clip[0].info
             return info.width * info.height * WORK_BYTES_PER_PIXEL
-        height, width = self.keyframes[0].shape[:2]
-        kept = self.frames_to_make() + len(self.keyframes)
-        return height * width * (KEPT_BYTES_PER_PIXEL * kept + WORK_BYTES_PER_PIXEL)
+        return frames_memory(self.keyframes[0].shape, self.frames_to_make() + len(self.keyframes))
 
     def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]):
         """The frames (keyframes) or the ``ClipResult`` (clip)."""

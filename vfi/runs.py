@@ -46,9 +46,10 @@ class CancelRegistry:
 
     def start(self, session: str | None, tab: str) -> str:
         """The cancel key of a new action of ``session`` on ``tab``."""
-        key = f"{self.owner(session, tab)}:{os.urandom(8).hex()}"
+        owner = self.owner(session, tab)
+        key = f"{owner}:{os.urandom(8).hex()}"
         with self._lock:
-            self._runs[key] = _Run(self.owner(session, tab))
+            self._runs[key] = _Run(owner)
         return key
 
     def stopped(self, key: str) -> bool:
@@ -58,7 +59,8 @@ class CancelRegistry:
     def stop(self, session: str | None, tab: str, wait_s: float = 0.0) -> str:
         """Stop the runs of ``session`` on ``tab``; wait up to ``wait_s`` for them to end and return what the
         stopped ones said ("Stopped after N of M frames."), or "" if none was running."""
-        return self._stop(lambda run: run.owner == self.owner(session, tab), wait_s)
+        owner = self.owner(session, tab)
+        return self._stop(lambda run: run.owner == owner, wait_s)
 
     def stop_all(self, wait_s: float = 0.0) -> None:
         """Stop every run (the server is shutting down) and wait up to ``wait_s`` for them to end."""

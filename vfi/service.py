@@ -30,8 +30,10 @@ STATUS = (
     "weights: it is verified against the stock pipelines and on a tiny model; GPU timings are estimates. "
     "The flow backend is measured."
 )
-#: Memory the app's requests may hold at once (MiB); more wait (see ``vfi.jobs.MemoryBudget``).
+#: Memory the app's requests may hold at once (MiB); more wait (see ``vfi.runs.MemoryBudget``).
 MEMORY_BUDGET_MB = 8192
+#: Largest upload the app accepts (MiB).
+MAX_UPLOAD_MB = 200
 
 
 def parse_adapters(text: str | None) -> tuple[AdapterSpec, ...]:
@@ -76,7 +78,7 @@ class AppConfig:
     lightning: str | None = None
     preload: bool = False
     max_gpu_seconds: int = 300
-    max_upload_mb: int = 200
+    max_upload_mb: int = MAX_UPLOAD_MB
     memory_budget_mb: int = MEMORY_BUDGET_MB
     host: str | None = None
     port: int | None = None
@@ -170,7 +172,7 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     parser.add_argument("--lightning", default=env("VFI_LIGHTNING"), help="few-step LoRA for fast mode")
     parser.add_argument("--preload", action="store_true", default=None, help="load the pipeline at start-up")
     parser.add_argument("--max-gpu-seconds", type=int, default=int(env("VFI_MAX_GPU_SECONDS", "300")))
-    parser.add_argument("--max-upload-mb", type=int, default=int(env("VFI_MAX_UPLOAD_MB", "200")),
+    parser.add_argument("--max-upload-mb", type=int, default=int(env("VFI_MAX_UPLOAD_MB", MAX_UPLOAD_MB)),
                         help="largest upload accepted, in MiB")  # fmt: skip
     parser.add_argument("--memory-budget-mb", type=int, default=int(env("VFI_MEMORY_BUDGET_MB", MEMORY_BUDGET_MB)),
                         help="memory the requests may hold at once, in MiB (more wait their turn)")  # fmt: skip

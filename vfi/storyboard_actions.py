@@ -35,22 +35,25 @@ class StoryboardJob(Job):
     reroll: tuple[int, int] | None = None
     locked: tuple[int, ...] = ()
 
+    @property
+    def rerolling(self) -> bool:
+        """A re-roll of one frame of the last take (not a whole storyboard)."""
+        return self.take is not None and self.reroll is not None
+
     def frames_to_make(self) -> int:
-        if self.take is None or self.reroll is None:
+        if not self.rerolling:
             return self.storyboard.frames_to_make(Capabilities(self.backend))
         return len(redo_indices(self.take, self.storyboard, Capabilities(self.backend), self.reroll[0], self.locked))
 
     def memory_bytes(self) -> int:
         """Estimated peak memory (see :meth:`Job.memory_bytes`): a storyboard keeps its keyframes and every frame
         it makes; a re-roll holds the last take (in the session) and the frames it makes again."""
-        height, width = self.keyframes[0].shape[:2]  # the others are fitted to the first
-        held = len(self.keyframes) if self.take is None or self.reroll is None else len(self.take.frames)
-        kept = held + self.frames_to_make()
-        return height * width * (jobs.KEPT_BYTES_PER_PIXEL * kept + jobs.WORK_BYTES_PER_PIXEL)
+        held = len(self.take.frames) if self.rerolling else len(self.keyframes)
+        return jobs.frames_memory(self.keyframes[0].shape, held + self.frames_to_make())  # the others fit the first
 
     def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> Take:
         backend, progress = self.create_backend(), {"on_progress": on_progress, "should_cancel": should_cancel}
-        if self.take is None or self.reroll is None:
+        if not self.rerolling:
             return make_storyboard(self.keyframes, backend, self.storyboard, **progress)
         index, seed = self.reroll
         return reroll(self.take, self.keyframes, backend, self.storyboard, index, seed, locked=self.locked, **progress)
@@ -101,7 +104,7 @@ def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequen
         f"{len(take.frames)} frames from {len(job.keyframes)} keyframes, {len(take.frames) / fps:.2f} s at "
         f"{fps:g} fps — made in {seconds:.1f} s with {job.backend}. Pick a frame to re-roll or lock it."
     )
-    if job.take is not None and job.reroll is not None:
+    if job.rerolling:
         redone = redo_indices(job.take, job.storyboard, Capabilities(job.backend), job.reroll[0], locked)
         info = f"Re-rolled frame {job.reroll[0]} (seed {job.reroll[1]}): made again {redone}, the rest kept. " + info
     return str(out.video), gallery, str(out.archive), info, replace(job, take=take, reroll=None)
