@@ -93,6 +93,17 @@ def test_replay_refuses_a_changed_input_naming_it(tmp_path, keyframe_files):
     assert not (tmp_path / "b.mp4").exists()
 
 
+def test_a_missing_input_with_manifest_is_a_user_error(tmp_path, keyframe_files):
+    first, _ = keyframe_files
+    missing = tmp_path / "missing.png"
+    result = run_cli(
+        "pair", str(first), str(missing), "-o", str(tmp_path / "a.mp4"), "--manifest", str(tmp_path / "m.json")
+    )
+    assert_user_error(result)
+    assert f"The input {missing} does not exist." in result.stderr
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "a.mp4").exists()
+
+
 @pytest.mark.parametrize("content", ["not json", '{"vfi_manifest": 99}', '{"vfi_manifest": 1, "command": "nope"}'])
 def test_replay_refuses_what_is_not_a_manifest(tmp_path, content):
     (tmp_path / "m.json").write_text(content)

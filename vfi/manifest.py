@@ -45,9 +45,12 @@ def sha256(path: str | os.PathLike) -> str:
 
 
 def hash_inputs(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
-    """Absolute path → sha256 of each input file (every file under an input folder)."""
+    """Absolute path → sha256 of each input file (every file under an input folder); a missing input is a
+    :class:`VFIError`."""
     hashes = {}
     for path in map(Path, paths):
+        if not path.exists():
+            raise VFIError(f"The input {path} does not exist.")
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         hashes.update({str(file.resolve()): sha256(file) for file in files})
     return hashes
@@ -176,9 +179,6 @@ def load_manifest(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] |
                 raise VFIError(f"The input {name} named in the manifest does not exist; give your copy with --inputs.")
         actual = {name: sha256(name) for name in recorded}
     else:
-        for name in map(Path, inputs):
-            if not name.exists():
-                raise VFIError(f"The input {name} does not exist.")
         actual = hash_inputs(inputs)
         if len(actual) != len(recorded):
             raise VFIError(f"The inputs hold {len(actual)} file(s); the manifest recorded {len(recorded)}.")
