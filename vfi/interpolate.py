@@ -184,14 +184,21 @@ def _neighbours(known: Collection[Fraction], t: Fraction) -> tuple[Fraction, Fra
 
 
 def _requests(
-    known: dict[Fraction, np.ndarray], times: Sequence[Fraction], seed: int, pair_index: int
+    known: dict[Fraction, np.ndarray],
+    times: Sequence[Fraction],
+    parents: Mapping[Fraction, tuple[Fraction, Fraction]],
+    seed: int,
+    pair_index: int,
+    seeds: Mapping[Fraction, int] | None = None,
 ) -> list[FrameRequest]:
-    """The requests for ``times`` of one pair, each between its nearest known frames."""
-    spans = [_neighbours(known, t) for t in times]
-    return [
-        FrameRequest(known[a], known[b], float((t - a) / (b - a)), node_seed(seed, pair_index, t))
-        for t, (a, b) in zip(times, spans)
-    ]
+    """The requests for ``times`` of one pair, each from its two parent frames (:func:`node_parents`), with the
+    node's seed unless ``seeds`` overrides it."""
+    requests = []
+    for t in times:
+        a, b = parents[t]
+        node = (seeds or {}).get(t, node_seed(seed, pair_index, t))
+        requests.append(FrameRequest(known[a], known[b], float((t - a) / (b - a)), node))
+    return requests
 
 
 def stages(settings: InterpolationSettings, backend: Backend, refine: Backend | None = None) -> list[Stage]:
@@ -210,7 +217,10 @@ def node_parents(
     A midpoint-only backend makes t = 1/4 from (0, 1/2), so re-making 1/2 means re-making 1/4 too; a
     backend that supports any t makes every frame from (0, 1).
     """
-    plan = _plan(settings, backend, refine)
+    return _parents(_plan(settings, backend, refine))
+
+
+def _parents(plan: _Plan) -> dict[Fraction, tuple[Fraction, Fraction]]:
     known = {Fraction(0), Fraction(1)}
     parents: dict[Fraction, tuple[Fraction, Fraction]] = {}
     for times in (*plan.anchor_levels, plan.filled):
@@ -241,18 +251,14 @@ def interpolate_pair(
             f"The two frames differ in size: {first.shape[1]}×{first.shape[0]} vs {last.shape[1]}×{last.shape[0]}."
         )
     plan = _plan(settings, backend, refine)
-    parents = node_parents(settings, backend, refine)
-    seeds, keep = seeds or {}, keep or {}
+    parents = _parents(plan)
+    keep = keep or {}
     progress = progress or Progress(plan.count - len(keep))
     known: dict[Fraction, np.ndarray] = {Fraction(0): first, Fraction(1): last, **keep}
 
     def make(who: Backend, times: list[Fraction]) -> None:
         times = [t for t in times if t not in keep]
-        requests = []
-        for t in times:
-            a, b = parents[t]
-            seed = seeds.get(t, node_seed(settings.seed, pair_index, t))
-            requests.append(FrameRequest(known[a], known[b], float((t - a) / (b - a)), seed))
+        requests = _requests(known, times, parents, settings.seed, pair_index, seeds)
         known.update(zip(times, run_requests(who, requests, progress)))
 
     for level in plan.anchor_levels:
@@ -288,9 +294,10 @@ def interpolate_levels(
     known = [{Fraction(0): a, Fraction(1): b} for a, b in zip(keyframes, keyframes[1:])]
     yield {index * per_pair: frame for index, frame in enumerate(keyframes)}
     position = {t: i + 1 for i, t in enumerate(settings.times)}
+    parents = node_parents(settings, backend, refine)
     for stage in stages(settings, backend, refine):
         nodes = [(p, t) for p in range(len(known)) for t in stage.times]
-        requests = [r for p, pair in enumerate(known) for r in _requests(pair, stage.times, settings.seed, p)]
+        requests = [r for p, pair in enumerate(known) for r in _requests(pair, stage.times, parents, settings.seed, p)]
         done = 0
         for chunk in make(stage, requests):
             new: dict[int, np.ndarray] = {}
