@@ -25,7 +25,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from vfi.backends.crossfade import CrossfadeBackend  # noqa: E402
 from vfi.backends.flow import FlowBackend  # noqa: E402
 from vfi.errors import Cancelled, VFIError  # noqa: E402
-from vfi.frames import load_image, load_keyframes  # noqa: E402
+from vfi.frames import load_image, match_keyframes  # noqa: E402
 from vfi.interpolate import InterpolationSettings, interpolate_frames  # noqa: E402
 from vfi.metrics import agreement, ssim  # noqa: E402
 from vfi.video import probe_clip  # noqa: E402
@@ -35,6 +35,12 @@ PAIRS = ("astronaut", "coffee", "rocket")
 
 def _pair(name: str) -> tuple[Path, Path]:
     return EXAMPLES / f"{name}_first.png", EXAMPLES / f"{name}_last.png"
+
+
+def _loaded_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The example pair as the app loads it (the last keyframe matched to the first)."""
+    pair = match_keyframes(*_pair(name))
+    return pair.first, pair.last
 
 
 def keyframes(client: Client, first: Path, last: Path, **options):
@@ -109,7 +115,7 @@ def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
     from vfi.backends.qwen_edit import QwenEditConfig
     from vfi.jobs import Job
 
-    first, last = load_keyframes(*_pair("astronaut"))
+    first, last = _loaded_pair("astronaut")
     user = SimpleNamespace(session_hash="user-1")
     key = app.CANCELS.start(user.session_hash, "keyframes")
     work = Job("crossfade", None, InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key)
@@ -272,9 +278,9 @@ def test_concurrent_flow_requests_return_their_own_results(flow_app):
     for (first, last, depth), (video, gallery, *_) in zip(jobs, results):
         clip = probe_clip(video)
         assert (clip.num_frames, clip.fps) == (2**depth + 1, 6.0 + depth)
-        first_rgb, last_rgb = load_keyframes(first, last)
-        np.testing.assert_array_equal(load_image(gallery[0]["image"]), first_rgb)
-        np.testing.assert_array_equal(load_image(gallery[-1]["image"]), last_rgb)
+        pair = match_keyframes(first, last)
+        np.testing.assert_array_equal(load_image(gallery[0]["image"]), pair.first)
+        np.testing.assert_array_equal(load_image(gallery[-1]["image"]), pair.last)
 
 
 def test_compare_puts_two_settings_side_by_side(client):
@@ -290,7 +296,7 @@ def test_compare_puts_two_settings_side_by_side(client):
     slid = [load_image(path) for path in slider]
     np.testing.assert_array_equal(slid[0], left)
     np.testing.assert_array_equal(slid[1], right)
-    first, last = load_keyframes(*_pair("astronaut"))
+    first, last = _loaded_pair("astronaut")
     flow = list(interpolate_frames((first, last), FlowBackend(), InterpolationSettings(depth=2), num_frames=2))
     fade = list(interpolate_frames((first, last), CrossfadeBackend(), InterpolationSettings(depth=2), num_frames=2))
     assert f"PSNR {agreement(flow, fade)[0]:.2f} dB" in metrics and f"SSIM {ssim(flow[2], fade[2]):.4f}" in metrics

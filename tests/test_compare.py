@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_cli import assert_user_error, run_cli
 
 from vfi.backends.crossfade import CrossfadeBackend
 from vfi.backends.flow import FlowBackend
 from vfi.errors import VFIError
-from vfi.frames import load_keyframes
+from vfi.frames import match_keyframes
 from vfi.interpolate import InterpolationSettings, interpolate_frames
 from vfi.metrics import agreement, psnr, ssim
 from vfi.video import probe_clip
@@ -30,13 +31,22 @@ def test_agreement_is_over_the_in_betweens_only(triplet):
         agreement(a, a[:2])
 
 
+def test_cli_compare_says_how_a_mismatched_last_keyframe_was_fitted(tmp_path, keyframe_files):
+    Image.fromarray(np.full((40, 200, 3), 128, np.uint8)).save(tmp_path / "wide.png")
+    out = tmp_path / "cmp.mp4"
+    result = run_cli("compare", str(keyframe_files[0]), str(tmp_path / "wide.png"), "-o", str(out), "--depth", "1")
+    assert result.returncode == 0, result.stderr
+    assert "note: The last keyframe (200×40) was scaled and center-cropped to the first's 128×96" in result.stderr
+
+
 def test_cli_compare_writes_both_in_sync_and_prints_psnr_ssim(tmp_path, keyframe_files):
     out = tmp_path / "cmp.mp4"
     result = run_cli("compare", *map(str, keyframe_files), "-o", str(out), "--depth", "2", "--against", "crossfade")
     assert result.returncode == 0, result.stderr
     info = probe_clip(out)
     assert (info.num_frames, info.width, info.height) == (5, 2 * 128, 96)
-    keyframes = load_keyframes(*keyframe_files)
+    pair = match_keyframes(*keyframe_files)
+    keyframes = (pair.first, pair.last)
     flow, fade = _run(FlowBackend(), keyframes), _run(CrossfadeBackend(), keyframes)
     mean_psnr, mean_ssim = agreement(flow, fade)
     assert result.stdout.startswith(

@@ -7,6 +7,7 @@ import struct
 import warnings
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from PIL import Image, ImageFile, PngImagePlugin
 from scenes import textured_image
 
 from vfi.errors import VFIError
-from vfi.frames import DEFAULT_MAX_PIXELS, MIN_SIDE, fit_to, load_image, load_keyframes, match_keyframes
+from vfi.frames import DEFAULT_MAX_PIXELS, MIN_SIDE, fit_to, load_image, match_keyframes
 from vfi.metrics import psnr
 
 
@@ -279,7 +280,7 @@ def test_fit_to_refuses_different_aspect_ratios(rgb: np.ndarray) -> None:
         assert fit_to(rgb, 48, 48, tolerance=0.4).shape == (48, 48, 3)
 
 
-def test_load_keyframes_fits_the_last_to_the_first(tmp_path: Path) -> None:
+def test_match_keyframes_fits_the_last_to_the_first(tmp_path: Path) -> None:
     first, last = tmp_path / "a.png", tmp_path / "b.png"
     Image.fromarray(textured_image(33, 45)).save(first)  # odd sizes are kept
     Image.fromarray(textured_image(66, 90)).save(last)
@@ -288,9 +289,23 @@ def test_load_keyframes_fits_the_last_to_the_first(tmp_path: Path) -> None:
     assert pair.note.startswith("The last keyframe (90×66) was scaled to the first's 45×33")
 
 
-def test_load_keyframes_refuses_mismatched_aspect_ratios(tmp_path: Path) -> None:
+def test_match_keyframes_refuses_mismatched_aspect_ratios(tmp_path: Path) -> None:
     with pytest.raises(VFIError, match="keyframes cannot be matched.*last is 64×64, the first 64×48"):
-        load_keyframes(textured_image(48, 64), textured_image(64, 64), mismatch="refuse")
+        match_keyframes(textured_image(48, 64), textured_image(64, 64), mismatch="refuse")
+
+
+def test_match_keyframes_leaves_the_process_wide_warning_filters_alone(monkeypatch) -> None:
+    """The app matches keyframes in several threads at once: swapping the warning filters (what
+    ``warnings.catch_warnings`` does) there would hide or show other threads' warnings."""
+    import vfi.frames
+
+    def swap_filters(*args, **kwargs):
+        raise AssertionError("match_keyframes swapped the process-wide warning filters")
+
+    guarded = SimpleNamespace(warn=warnings.warn, catch_warnings=swap_filters, simplefilter=swap_filters)
+    monkeypatch.setattr(vfi.frames, "warnings", guarded)
+    pair = match_keyframes(textured_image(48, 64), textured_image(60, 64))  # within the tolerance: cropped
+    assert pair.last.shape == (48, 64, 3) and "center-cropped" in pair.note
 
 
 @pytest.mark.parametrize(

@@ -39,11 +39,12 @@ def test_cli_sequence_chains_transitions_with_each_keyframe_once(tmp_path, three
     info = probe_clip(out)
     assert (info.num_frames, info.width, info.height) == (2 + 4 + 1, 128, 96)
     frames = [np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))]
-    keyframes = load_storyboard(three_keyframes)
+    keyframes, _ = load_storyboard(three_keyframes)
     for index, keyframe in zip((0, 2, 6), keyframes):  # each keyframe once, unchanged, at its place
         np.testing.assert_array_equal(frames[index], keyframe)
     assert sum(any(np.array_equal(f, k) for f in frames) for k in keyframes) == 3
-    assert keyframes[2].shape == (96, 128, 3)  # the larger third keyframe was fitted to the first
+    assert keyframes[2].shape == (96, 128, 3)  # the larger third keyframe was fitted to the first, and said so
+    assert "note: Keyframe 3 (256×192) was scaled to the first's 128×96" in result.stderr
 
 
 def test_cli_sequence_user_errors(tmp_path, three_keyframes):
@@ -62,7 +63,7 @@ def test_cli_sequence_user_errors(tmp_path, three_keyframes):
 
 
 def test_uniform_storyboard_equals_chained_pairs(three_keyframes):
-    keyframes = load_storyboard(three_keyframes)
+    keyframes, _ = load_storyboard(three_keyframes)
     take = make_storyboard(keyframes, FlowBackend(), Storyboard.build(3, depth=2))
     chained = list(interpolate_frames(keyframes, FlowBackend(), InterpolationSettings(depth=2), num_frames=3))
     assert len(take.frames) == len(chained) == 9
@@ -88,7 +89,7 @@ def test_parents_follow_the_recursion():
 
 
 def test_reroll_redoes_exactly_the_node_and_its_descendants(three_keyframes):
-    keyframes = load_storyboard(three_keyframes)
+    keyframes, _ = load_storyboard(three_keyframes)
     board = Storyboard.build(3, depth=2)
     backend = MidpointRecorder()
     take = make_storyboard(keyframes, backend, board)
@@ -126,7 +127,7 @@ def test_reroll_on_the_generative_backend(tiny_base, three_keyframes):
     from vfi.backends.qwen_edit import QwenEditBackend
 
     backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu", register=False)
-    keyframes = load_storyboard(three_keyframes)
+    keyframes, _ = load_storyboard(three_keyframes)
     board = Storyboard.build(3, depth="2,1", prompts=["", "a different prompt"])
     take = make_storyboard(keyframes, backend, board)
     assert len(take.frames) == 4 + 2 + 1
@@ -152,7 +153,7 @@ def test_cli_frame_seeds_remake_a_reroll(tmp_path, tiny_base, three_keyframes):
     from vfi.backends.qwen_edit import QwenEditBackend
 
     backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu")
-    keyframes = load_storyboard(three_keyframes)
+    keyframes, _ = load_storyboard(three_keyframes)
     board = Storyboard.build(3, depth="2,1", seed=5)
     rerolled = reroll(make_storyboard(keyframes, backend, board), keyframes, backend, board, 2, seed=4242)
     frames_dir = tmp_path / "frames"

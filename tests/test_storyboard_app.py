@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from app_server import EXAMPLES, running_app
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +27,10 @@ def client(tmp_path_factory) -> Client:
         yield Client(url, verbose=False)
 
 
-def _storyboard(client: Client, order: str = "", depth: str = "1,2", **options):
+def _storyboard(client: Client, order: str = "", depth: str = "1,2", keyframes=KEYFRAMES, **options):
     args = dict(frames_per_pair=0, fps=10, prompts="", backend="flow")
     args.update(options)
-    files = [handle_file(str(path)) for path in KEYFRAMES]
+    files = [handle_file(str(path)) for path in keyframes]
     return client.predict(files, order, depth, api_name="/storyboard", **args)
 
 
@@ -37,10 +38,18 @@ def test_storyboard_in_the_users_order(client):
     video, gallery, frames_zip, info, *_ = _storyboard(client, order="3,1,2")
     assert probe_clip(video).num_frames == 2 + 4 + 1
     assert "7 frames from 3 keyframes" in info and frames_zip.endswith(".zip")
-    keyframes = load_storyboard([KEYFRAMES[2], KEYFRAMES[0], KEYFRAMES[1]])
+    keyframes, _ = load_storyboard([KEYFRAMES[2], KEYFRAMES[0], KEYFRAMES[1]])
     for index, keyframe in zip((0, 2, 6), keyframes):  # each keyframe once, unchanged, in the order given
         np.testing.assert_array_equal(load_image(gallery[index]["image"]), keyframe)
     assert [item["caption"].split(":")[0] for item in gallery] == [str(i) for i in range(7)]
+
+
+def test_a_keyframe_of_another_shape_is_fitted_and_the_summary_says_so(client, tmp_path):
+    wide = tmp_path / "wide.png"
+    Image.open(KEYFRAMES[2]).resize((600, 256)).save(wide)
+    video, gallery, _, info, *_ = _storyboard(client, depth="1", keyframes=[*KEYFRAMES[:2], wide])
+    assert (probe_clip(video).width, probe_clip(video).height) == (384, 256)
+    assert "Keyframe 3 (600×256) was scaled and center-cropped to the first's 384×256" in info
 
 
 def test_reroll_and_lock_keep_the_other_frames(client):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -76,6 +76,11 @@ def uploaded_keyframes(first: str | None, last: str | None, mismatch: str = "fit
     return match_keyframes(first, last, mismatch=mismatch)
 
 
+def note_lines(notes: Iterable[str | None]) -> str:
+    """Notes on what was changed on the way (a keyframe fitted, audio dropped), as Markdown lines to append."""
+    return "".join(f"  \n{note}" for note in notes if note)
+
+
 def write_manifest(argv: list[str], inputs: list[str], job: Job, seeds: dict, started: float, folder: Path) -> Path:
     """``folder/manifest.json`` for a run the CLI would make with ``argv`` (``python -m vfi replay`` remakes it)."""
     from vfi import manifest
@@ -128,7 +133,7 @@ def keyframes(
             f"{len(frames)} frames, {len(frames) / fps:.2f} s at {fps:g} fps — made in {seconds:.1f} s with {backend}"
         )
         summary += " + flow (hybrid)." if hybrid else "."
-        summary += f"  \n{pair.note}" if pair.note else ""
+        summary += note_lines([pair.note])
         count_option = ["--frames", str(count)] if count else ["--depth", str(int(depth))]
         hybrid_option = ["--refine", HYBRID_REFINE, "--generative-depth", "1"] if hybrid else []
         argv = ["pair", first, last, "-o", "interpolated.mp4", *count_option, "--fps", str(fps), "--seed", str(seed),
@@ -212,8 +217,8 @@ def clip(
         started = time.time()
         result = call.run(job)
     audio = "audio kept" if result.has_audio else "no audio"
-    notes = "".join(f"  \n{note}" for note in result.notes)
-    summary = f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}.{notes}"
+    summary = f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}."
+    summary += note_lines(result.notes)
     argv = ["clip", video, "-o", "interpolated.mp4", *_clip_argv(settings), "--backend", backend,
             *config_argv(job.config)]  # fmt: skip
     files = [str(write_manifest(argv, [video], job, clip_seeds(settings.seed), started, folder))]
@@ -264,6 +269,6 @@ def compare(
         video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
     middle = len(runs[0]) // 2
     left, right = runs[0][middle], runs[1][middle]
-    metrics = f"**Left vs right** — {describe_agreement(*runs)}"
+    metrics = f"**Left vs right** — {describe_agreement(*runs)}" + note_lines([keyframes.note])
     gallery = [(frames[middle], f"{name}: middle frame") for name, frames in zip(names, runs)]
     return str(video), gallery, (left, right), metrics

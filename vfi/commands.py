@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from vfi.backends import Backend, create_backend
@@ -98,8 +99,7 @@ def pair(args: argparse.Namespace) -> dict:
     _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
     pair = match_keyframes(args.first, args.last, mismatch=args.mismatch)
     first, last = pair.first, pair.last
-    if pair.note:
-        print(f"note: {pair.note}", file=sys.stderr)
+    _print_notes([pair.note])
     backend, refine = make_backends(args)
     with _ProgressBar("interpolating") as bar:
         frames = list(
@@ -112,6 +112,12 @@ def pair(args: argparse.Namespace) -> dict:
         write_png_frames(frames, args.frames_dir)
     print(f"wrote {len(frames)} frames to {args.output}", file=sys.stderr)
     return {"run_seed": settings.seed, "frames": frame_seeds(settings.seed, 1, settings.times)}
+
+
+def _print_notes(notes: Iterable[str | None]) -> None:
+    """What was changed on the way (a keyframe fitted, audio dropped), one ``note:`` line each on stderr."""
+    for note in filter(None, notes):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _frame_seed(text: str) -> tuple[int, int]:
@@ -135,7 +141,8 @@ def sequence(args: argparse.Namespace) -> dict:
     for index, seed in chosen_seeds.items():
         storyboard.in_between(index), check_seed(seed)
     _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
-    keyframes = load_storyboard(args.keyframes)
+    keyframes, notes = load_storyboard(args.keyframes)
+    _print_notes(notes)
     backend, refine = make_backends(args)
     with _ProgressBar("interpolating") as bar:
         take = make_storyboard(keyframes, backend, storyboard, refine=refine, frame_seeds=chosen_seeds, on_progress=bar)
@@ -149,7 +156,7 @@ def sequence(args: argparse.Namespace) -> dict:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from vfi.frames import load_keyframes
+    from vfi.frames import match_keyframes
     from vfi.interpolate import InterpolationSettings, interpolate_frames
     from vfi.jobs import side_by_side
     from vfi.metrics import describe_agreement
@@ -157,7 +164,9 @@ def compare(args: argparse.Namespace) -> None:
 
     settings = InterpolationSettings(depth=args.depth, seed=args.seed, generative_depth=args.generative_depth)
     _check_outputs(args.output)
-    keyframes = load_keyframes(args.first, args.last)
+    pair = match_keyframes(args.first, args.last)
+    _print_notes([pair.note])
+    keyframes = (pair.first, pair.last)
     runs = []
     names = (args.backend, args.against)
     for name in names:
@@ -182,8 +191,7 @@ def clip(args: argparse.Namespace) -> dict:
     backend, refine = make_backends(args)
     with _ProgressBar("interpolating") as bar:
         result = interpolate_clip(plan, args.output, backend, refine=refine, on_progress=bar)
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(result.notes)
     print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
     if args.report:
         from vfi.report import report_clip

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -107,13 +106,20 @@ def fit_to(frame: np.ndarray, width: int, height: int, *, tolerance: float = DEF
             f"Cannot fit a {w}×{h} frame to {width}×{height}: the aspect ratios differ by "
             f"{mismatch:.1%}, more than the {tolerance:.1%} tolerance."
         )
+    resized = _cover(frame, width, height)
+    scale = max(width / w, height / h)
+    cropped = f" (center crop of {w - width / scale:.0f}×{h - height / scale:.0f} source px)" if mismatch > 0 else ""
+    warnings.warn(f"Resized a {w}×{h} frame to {width}×{height}{cropped}.", stacklevel=2)
+    return resized
+
+
+def _cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``frame`` scaled (antialiased bicubic) to cover ``width``×``height``, the excess cropped evenly."""
+    h, w = frame.shape[:2]
     scale = max(width / w, height / h)
     crop_w, crop_h = width / scale, height / scale
     box = ((w - crop_w) / 2, (h - crop_h) / 2, (w + crop_w) / 2, (h + crop_h) / 2)
-    resized = Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC, box=box)
-    cropped = f" (center crop of {w - crop_w:.0f}×{h - crop_h:.0f} source px)" if mismatch > 0 else ""
-    warnings.warn(f"Resized a {w}×{h} frame to {width}×{height}{cropped}.", stacklevel=2)
-    return np.array(resized)
+    return np.array(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC, box=box))
 
 
 #: How :func:`match_keyframes` treats a last keyframe whose aspect ratio differs from the first's beyond the
@@ -137,12 +143,13 @@ def match_keyframes(
     mismatch: str = "fit",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     tolerance: float = DEFAULT_TOLERANCE,
+    name: str = "The last keyframe",
 ) -> KeyframePair:
     """Load both keyframes and bring ``last`` to ``first``'s size.
 
-    Within ``tolerance`` (relative aspect difference) ``last`` is resized and center-cropped (:func:`fit_to`);
-    beyond it ``mismatch`` decides (see :data:`MISMATCH_MODES`). Odd sizes are kept (the video writer makes
-    sizes even).
+    Within ``tolerance`` (relative aspect difference) ``last`` is resized and center-cropped (as :func:`fit_to`
+    does); beyond it ``mismatch`` decides (see :data:`MISMATCH_MODES`). The note calls ``last`` ``name``. Odd
+    sizes are kept (the video writer makes sizes even).
     """
     if mismatch not in MISMATCH_MODES:
         raise VFIError(f"mismatch must be one of {', '.join(MISMATCH_MODES)}, got {mismatch!r}.")
@@ -161,17 +168,9 @@ def match_keyframes(
         how, fitted = "scaled to fit inside and padded with black to", pad_to(last_rgb, w, h)
     else:
         how = "scaled and center-cropped to" if difference else "scaled to"
-        with warnings.catch_warnings():  # said in the note instead
-            warnings.simplefilter("ignore")
-            fitted = fit_to(last_rgb, w, h, tolerance=max(tolerance, difference))
-    note = f"The last keyframe ({lw}×{lh}) was {how} the first's {w}×{h} (aspect ratios differ by {difference:.1%})."
+        fitted = _cover(last_rgb, w, h)  # said in the note, not in a warning
+    note = f"{name} ({lw}×{lh}) was {how} the first's {w}×{h} (aspect ratios differ by {difference:.1%})."
     return KeyframePair(first_rgb, fitted, note)
-
-
-def load_keyframes(first: ImageSource, last: ImageSource, **options: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Both keyframes, ``last`` brought to ``first``'s size (:func:`match_keyframes`, with its ``options``)."""
-    pair = match_keyframes(first, last, **options)
-    return pair.first, pair.last
 
 
 def pad_to(frame: np.ndarray, width: int, height: int) -> np.ndarray:

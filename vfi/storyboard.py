@@ -165,14 +165,16 @@ class Take:
         return f"{index}: t={node.transition + float(node.t):.3g} seed {node.seed}"
 
 
-def load_storyboard(paths: Sequence[str | Path]) -> list[np.ndarray]:
-    """Load the keyframes; each one of another size is fitted to the first (see :func:`vfi.frames.load_keyframes`)."""
-    from vfi.frames import load_image, load_keyframes
+def load_storyboard(paths: Sequence[str | Path]) -> tuple[list[np.ndarray], list[str]]:
+    """The keyframes, each one of another size fitted to the first, and a note for each one that was (see
+    :func:`vfi.frames.match_keyframes`)."""
+    from vfi.frames import load_image, match_keyframes
 
     if not 2 <= len(paths) <= MAX_KEYFRAMES:
         raise VFIError(f"A storyboard needs 2 to {MAX_KEYFRAMES} keyframes, got {len(paths)}.")
     first = load_image(paths[0])
-    return [first, *(load_keyframes(first, path)[1] for path in paths[1:])]
+    pairs = [match_keyframes(first, path, name=f"Keyframe {i}") for i, path in enumerate(paths[1:], start=2)]
+    return [first, *(pair.last for pair in pairs)], [pair.note for pair in pairs if pair.note]
 
 
 def _backend_for(backend: Backend, prompt: str) -> Backend:

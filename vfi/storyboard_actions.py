@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from vfi import jobs
-from vfi.actions import Call
+from vfi.actions import Call, note_lines
 from vfi.errors import VFIError
 from vfi.jobs import Capabilities, Job
 from vfi.service import Advanced
@@ -34,6 +34,7 @@ class StoryboardJob(Job):
     take: Take | None = None
     reroll: tuple[int, int] | None = None
     locked: tuple[int, ...] = ()
+    notes: tuple[str, ...] = ()  # how keyframes of another size were fitted to the first
 
     @property
     def rerolling(self) -> bool:
@@ -103,7 +104,7 @@ def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequen
     info = (
         f"{len(take.frames)} frames from {len(job.keyframes)} keyframes, {len(take.frames) / fps:.2f} s at "
         f"{fps:g} fps — made in {seconds:.1f} s with {job.backend}. Pick a frame to re-roll or lock it."
-    )
+    ) + note_lines(job.notes)
     if job.rerolling:
         redone = redo_indices(job.take, job.storyboard, Capabilities(job.backend), job.reroll[0], locked)
         info = f"Re-rolled frame {job.reroll[0]} (seed {job.reroll[1]}): made again {redone}, the rest kept. " + info
@@ -118,9 +119,10 @@ def storyboard(
     paths = ordered(files, order)
     lines = parse_prompts(prompts)
     board = Storyboard.build(len(paths), depth or 3, int(frames_per_pair or 0) or None, int(seed), lines)
+    keyframes, notes = load_storyboard(paths)
     job = StoryboardJob(
-        backend, call.config.backend_config(backend, advanced), None, keyframes=tuple(load_storyboard(paths)),
-        cancel_key=call.cancel_key, storyboard=board,
+        backend, call.config.backend_config(backend, advanced), None, keyframes=tuple(keyframes),
+        cancel_key=call.cancel_key, storyboard=board, notes=tuple(notes),
     )  # fmt: skip
     with call.admit(job.memory_bytes()):
         start = time.monotonic()
