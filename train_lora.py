@@ -21,7 +21,7 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from vfi.adapters import ADAPTER_INFO_FILE, LORA_TARGETS, WEIGHT_NAME, AdapterInfo
+from vfi.adapters import ADAPTER_INFO_FILE, LORA_TARGETS, WEIGHT_NAME, AdapterInfo, is_hub_id
 from vfi.checkpoints import (
     FINAL_PREFIX,
     find_checkpoint,
@@ -44,7 +44,6 @@ from vfi.training import (
     cache_shape,
     epoch_batches,
     flow_matching_loss,
-    is_hub_id,
     load_batch,
     lora_target_modules,
     push_folder,

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vfi.backends import create_backend  # noqa: E402
 from vfi.backends.base import FrameRequest  # noqa: E402
-from vfi.evaluate import load_triplet  # noqa: E402
+from vfi.evaluate import largest_first, load_triplet  # noqa: E402
 from vfi.metrics import psnr, ssim  # noqa: E402
 from vfi.triplets import find_triplets  # noqa: E402
 
@@ -193,7 +193,7 @@ def table(all_samples: dict[str, list[Sample]], names: list[str], rounds: int) -
             if not part:
                 continue
             rows += summarise(f"{set_name} {half}", part, names, rounds)
-            sizes = sorted({s.size for s in part}, key=lambda size: -int(size.split("×")[0]))
+            sizes = largest_first(s.size for s in part)
             if len(sizes) > 1:
                 for size in sizes:
                     rows += summarise(f"  {size}", [s for s in part if s.size == size], names, rounds)

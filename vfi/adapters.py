@@ -17,6 +17,7 @@ API (stable):
 - ``AdapterInfo`` (:data:`ADAPTER_INFO_FILE` beside the weights): ``base_model``, ``layout``, ``prompt``,
   ``resolution``, ``training`` (free-form facts: steps, rank, data…). ``AdapterInfo.load(folder)``,
   ``info.save(folder)``, ``info.check(base_model, layout)`` (raises :class:`VFIError` on a mismatch).
+- ``is_hub_id(text)``: whether a reference reads as a Hub repo id ``OWNER/NAME`` rather than a local path.
 - ``hub_errors()``: the exceptions that mean "the Hub or the cache could not give us this file".
 """
 
@@ -119,6 +120,16 @@ def _local_weight(folder: Path) -> str:
     raise VFIError(f"The adapter folder {folder} has no .safetensors weights{why}.")
 
 
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` reads as a Hub repo id ``OWNER/NAME`` rather than a local path."""
+    return text.count("/") == 1 and not _is_local(text)
+
+
+def _is_local(text: str) -> bool:
+    """Whether ``text`` names a local path: one that exists, or one written as a path (``.``, ``/``, ``~``)."""
+    return os.path.exists(os.path.expanduser(text)) or text.startswith((".", "/", "~"))
+
+
 def _fetch_local(spec: AdapterSpec) -> tuple[Path, str, AdapterInfo | None]:
     path = Path(spec.source).expanduser()
     if path.is_dir():
@@ -138,9 +149,9 @@ def fetch_adapter(spec: AdapterSpec) -> tuple[Path, str, AdapterInfo | None]:
 
     The info is the :data:`ADAPTER_INFO_FILE` beside the weight file (None if there is none).
     """
-    if os.path.exists(os.path.expanduser(spec.source)) or spec.source.startswith((".", "/", "~")):
+    if _is_local(spec.source):
         return _fetch_local(spec)
-    if spec.source.count("/") != 1:
+    if not is_hub_id(spec.source):
         raise VFIError(f"The adapter {spec.source} is neither a folder nor a Hub repo id (owner/name).")
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RemoteEntryNotFoundError

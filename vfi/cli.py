@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     inputs = hash_inputs(_inputs(args))
     started, clock = time.time(), time.perf_counter()
     seeds = args.run(args)
-    config = commands.qwen_config(args) if args.backend == "qwen-edit" else None
+    config = commands.qwen_config(args)
     manifest = build_manifest(
         args.command, _settings(args), list(argv), inputs, config, seeds, started, time.perf_counter() - clock
     )

@@ -11,17 +11,24 @@ import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vfi.backends import Backend, create_backend
 from vfi.errors import VFIError
 from vfi.files import write_json
 from vfi.manifest import clip_seeds, frame_seeds
 
-
-def qwen_config(args: argparse.Namespace):
-    """The generative backend's ``QwenEditConfig`` from the options (unset ones: the adapter's or the defaults)."""
+if TYPE_CHECKING:
     from vfi.backends.qwen_edit import QwenEditConfig
 
+
+def qwen_config(args: argparse.Namespace) -> QwenEditConfig | None:
+    """The generative backend's ``QwenEditConfig`` from the options (unset ones: the adapter's or the defaults);
+    None when the backend is not ``qwen-edit``."""
+    from vfi.backends.qwen_edit import QwenEditConfig
+
+    if args.backend != "qwen-edit":
+        return None
     return QwenEditConfig(
         base_model=args.base_model, adapters=tuple(args.adapter), lightning=args.lightning,
         resolution=args.resolution, steps=args.steps, guidance=args.guidance, prompt=args.prompt,
@@ -33,7 +40,8 @@ def make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
     """The main backend and the optional refine backend (hybrid mode) the options ask for."""
     if args.generative_depth is not None and args.refine is None:
         raise VFIError("--generative-depth needs --refine (hybrid mode).")
-    options = {"config": qwen_config(args)} if args.backend == "qwen-edit" else {}
+    config = qwen_config(args)
+    options = {"config": config} if config is not None else {}
     refine = create_backend(args.refine) if args.refine else None
     return create_backend(args.backend, **options), refine
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -51,7 +51,7 @@ class EvaluationReport(MeanScores):
 
     def by_size(self) -> dict[str, EvaluationReport]:
         """One report per frame size, the largest first."""
-        sizes = sorted({row.size for row in self.rows}, key=lambda size: -math.prod(map(int, size.split("×"))))
+        sizes = largest_first(row.size for row in self.rows)
         return {size: EvaluationReport(self.backend, tuple(r for r in self.rows if r.size == size)) for size in sizes}
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,6 +67,11 @@ class EvaluationReport(MeanScores):
             ],
             "backend": self.backend,
         }
+
+
+def largest_first(sizes: Iterable[str]) -> list[str]:
+    """Distinct frame sizes written ``W×H``, the largest area first."""
+    return sorted(set(sizes), key=lambda size: -math.prod(map(int, size.split("×"))))
 
 
 def _finite(value: float) -> float | None:

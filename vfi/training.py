@@ -18,7 +18,7 @@ API:
 - ``validate(loaded, samples, *, resolution, prompt, steps, guidance, seed)`` → (metrics, frames);
   ``flow_baseline(samples)``; ``save_strip(path, samples, columns)``; ``validation_round(...)``: one
   validation during training (metrics, flow baseline, strip). Checkpoints: :mod:`vfi.checkpoints`.
-- ``push_folder(folder, repo_id, private)`` (the model card: :mod:`vfi.model_card`); ``is_hub_id(text)``.
+- ``push_folder(folder, repo_id, private)`` (the model card: :mod:`vfi.model_card`);
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from vfi.adapters import ADAPTER_INFO_FILE, WEIGHT_NAME, AdapterInfo
+from vfi.adapters import ADAPTER_INFO_FILE, WEIGHT_NAME, AdapterInfo, is_hub_id
 from vfi.conditioning import build_conditioning, prompt_text, to_frame
 from vfi.data import Sample
 from vfi.errors import VFIError
@@ -415,8 +415,3 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
         ) from None
     print(f"pushed {', '.join(n for n in UPLOAD_ALLOW if (folder / n).exists())} to {url}")
     return str(url)
-
-
-def is_hub_id(text: str) -> bool:
-    """Whether ``text`` reads as a Hub repo id ``ORG/NAME`` rather than a local path."""
-    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not os.path.exists(text)
