@@ -33,7 +33,7 @@ from vfi.checkpoints import (
     write_checkpoint,
 )
 from vfi.conditioning import DEFAULT_RESOLUTION, check_resolution
-from vfi.data import Dataset, DataSettings, build_dataset
+from vfi.data import Dataset, DataSettings, build_dataset, build_validation_set
 from vfi.errors import VFIError
 from vfi.files import atomic_path
 from vfi.model_card import write_model_card
@@ -179,12 +179,10 @@ def _dataset(args, accelerator) -> Dataset:
         )
         dataset = build_dataset(args.data, folder, settings)
         if args.validation_data and args.num_validation:
-            held = build_dataset(
-                [args.validation_data],
-                folder / "validation",
-                DataSettings(size=args.num_validation, num_validation=0, seed=args.seed),
+            held = build_validation_set(
+                [args.validation_data], folder / "validation", replace(settings, num_validation=args.num_validation)
             )
-            dataset = replace(dataset, validation=held.train)
+            dataset = replace(dataset, validation=held)
         folder.mkdir(parents=True, exist_ok=True)
         dataset.save(folder)
     accelerator.wait_for_everyone()

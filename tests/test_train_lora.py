@@ -241,6 +241,24 @@ def test_alpha_survives_a_stock_load_lora_weights(tiny, tmp_path):
     assert metrics == {k: trained["history"][-1][k] for k in ("psnr", "ssim")}
 
 
+def test_validation_data_is_filtered_like_the_training_data(tiny, tmp_path):
+    """--validation_data gets the run's motion limits: a too slow and a too fast triplet are skipped, and the
+    shortfall warning names validation (not training) triplets."""
+    from accelerate import Accelerator
+
+    folder = tmp_path / "validation"
+    for name, shift in (("slow", 1), ("fast", 9), ("ok1", 4), ("ok2", 4)):
+        (folder / name).mkdir(parents=True)
+        for image, frame in zip(("im1", "im2", "im3"), panned_triplet(64, 96, shift=shift, seed=shift + len(name))):
+            Image.fromarray(frame).save(folder / name / f"{image}.png")
+    limits = ["--min_motion", "0.04", "--max_motion", "0.13", "--num_validation", "3", "--num_samples", "6"]
+    args = _args(tiny, tmp_path / "out", "--validation_data", str(folder), *limits)
+    with pytest.warns(UserWarning, match=r"^Only 2 of the 3 validation triplets asked for"):
+        dataset = train_lora._dataset(args, Accelerator(cpu=True))
+    assert sorted(sample.name for sample in dataset.validation) == ["ok1", "ok2"]
+    assert len(dataset.train) == 6
+
+
 def test_epoch_order_is_seeded_grouped_and_sharded():
     keys = ["a"] * 5 + ["b"] * 4
     one = epoch_batches(keys, 2, epoch=3, seed=7)

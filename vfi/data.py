@@ -410,9 +410,14 @@ def _overlaps(a: _Candidate, b: _Candidate) -> bool:
 
 
 def build_dataset(
-    sources: Sequence[str | os.PathLike], work_dir: str | os.PathLike, settings: DataSettings = DataSettings()
+    sources: Sequence[str | os.PathLike],
+    work_dir: str | os.PathLike,
+    settings: DataSettings = DataSettings(),
+    *,
+    kind: str = "training",
 ) -> Dataset:
-    """Find, filter and choose the training and validation triplets; write video frames under ``work_dir``."""
+    """Find, filter and choose the training and validation triplets; write video frames under ``work_dir``.
+    ``kind`` names the chosen triplets in the shortfall warning."""
     work_dir = Path(work_dir)
     rng = np.random.default_rng(settings.seed)
     triplets, videos = _expand(sources)
@@ -444,9 +449,10 @@ def build_dataset(
         )
     train = [pool[i] for i in sorted(farthest_points(np.stack([c.feature for c in pool]), settings.size, rng))]
     if len(train) < settings.size:
+        held_out = f", {len(validation)} held out for validation" if validation else ""
         warnings.warn(
-            f"Only {len(train)} of the {settings.size} training triplets asked for: {len(candidates)} candidates "
-            f"from {len(triplets) + len(videos)} source(s), {len(validation)} held out for validation, skipped: "
+            f"Only {len(train)} of the {settings.size} {kind} triplets asked for: {len(candidates)} candidates "
+            f"from {len(triplets) + len(videos)} source(s){held_out}, skipped: "
             f"{_describe_skipped(skipped)}; add data, or lower --min_motion or --num_validation.",
             stacklevel=2,
         )
@@ -462,4 +468,22 @@ def build_dataset(
     )
 
 
-__all__ = ["MANIFEST", "VIDEO_SUFFIXES", "DataSettings", "Dataset", "Sample", "build_dataset", "farthest_points"]
+def build_validation_set(
+    sources: Sequence[str | os.PathLike], work_dir: str | os.PathLike, settings: DataSettings
+) -> tuple[Sample, ...]:
+    """``settings.num_validation`` triplets from their own ``sources`` (``--validation_data``), filtered and cut
+    as training triplets are (gap, motion, cuts) but always halfway (t = 0.5)."""
+    chosen = replace(settings, size=settings.num_validation, num_validation=0, other_times=0.0)
+    return build_dataset(sources, work_dir, chosen, kind="validation").train
+
+
+__all__ = [
+    "MANIFEST",
+    "VIDEO_SUFFIXES",
+    "DataSettings",
+    "Dataset",
+    "Sample",
+    "build_dataset",
+    "build_validation_set",
+    "farthest_points",
+]
