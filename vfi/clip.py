@@ -182,6 +182,11 @@ class ClipPlan:
 
         return self.settings.generative_depth or nearest_depth(self.input_rate, Fraction(self.settings.fps))
 
+    def midpoints_only(self, backend: Backend, refine: Backend | None) -> bool:
+        """Whether ``backend`` makes midpoints only here (:attr:`midpoint_frames`, flow placing the frames at the
+        target fps): a backend that cannot take any t, at a target fps, without a refine backend."""
+        return self.settings.fps is not None and not backend.supports_any_t and refine is None
+
     @property
     def midpoint_frames(self) -> int:
         """At a target fps, the frames a midpoint-only backend makes: its levels in each interval with a frame to make."""
@@ -394,7 +399,7 @@ def _retimed(
     from vfi.retime import count_retimed, retime_frames
 
     settings, note, depth = plan.settings, None, plan.settings.generative_depth
-    if not backend.supports_any_t and refine is None:
+    if plan.midpoints_only(backend, refine):
         refine, depth = create_backend("flow"), plan.midpoint_depth
         note = (
             f"The {backend.name} backend makes midpoints only: it made {2**depth - 1} frame(s) per interval "

@@ -111,7 +111,7 @@ class Job:
         """How many frames the main backend makes in this run (raises VFIError for an impossible request)."""
         if self.clip is not None:
             plan = self.clip[0]
-            midpoints = plan.settings.fps is not None and not Capabilities(self.backend).supports_any_t
+            midpoints = plan.midpoints_only(Capabilities(self.backend), self.refine and Capabilities(self.refine))
             made = plan.midpoint_frames if midpoints else plan.frames_to_make
             return made + (plan.report_frames if self.report else 0)
         return sum(len(stage.times) for stage in self.stages() if not stage.refine) * (len(self.keyframes) - 1)
