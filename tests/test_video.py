@@ -81,6 +81,25 @@ def test_audio_is_carried_over(tmp_path: Path) -> None:
     assert abs(container_duration(out) - 2.0) <= 1 / 10
 
 
+def audio_seconds(path: Path) -> float:
+    """The decoded length of ``path``'s audio track (samples at 48 kHz, mono), 0 without one."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a?", "-f", "s16le", "-ac", "1", "-ar", "48000", "-"]
+    return len(subprocess.run(cmd, capture_output=True, check=True).stdout) / 2 / 48000
+
+
+@pytest.mark.parametrize(("frames", "fps"), [(60, 20), (19, 20), (48, 24)])
+def test_audio_is_padded_or_cut_to_exactly_the_videos_length(tmp_path: Path, frames: int, fps: int) -> None:
+    """Frames that arrive fast (a crossfade, a dry run) once made ffmpeg's -shortest cut the audio at a random
+    point (0.25 s of 3) or fail; audio shorter (1 s) and longer (5 s) than the video, three times each."""
+    video = [np.full((48, 64, 3), 5 * i % 256, np.uint8) for i in range(frames)]
+    for seconds in (1, 5):
+        source = lavfi_clip(tmp_path / f"src{seconds}.mp4", seconds=seconds)
+        for _ in range(3):
+            out = write_mp4(video, tmp_path / "out.mp4", fps=fps, audio_from=source)
+            assert audio_seconds(out) == pytest.approx(frames / fps, abs=0.01)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src1.mp4", "src5.mp4"]  # no temporary left
+
+
 def test_audio_from_a_silent_clip_gives_no_audio(tmp_path: Path) -> None:
     source = lavfi_clip(tmp_path / "silent.mp4", audio=False)
     out = write_mp4(read_frames(source), tmp_path / "out.mp4", fps=10, audio_from=source)

@@ -331,42 +331,35 @@ def write_mp4(
     if not (isinstance(crf, int) and 0 <= crf <= 51):
         raise VFIError(f"crf must be an integer from 0 to 51, got {crf!r}.")
     path = Path(path)
-    audio_inputs: list[str] = []
-    audio_args = ["-an"]
-    if audio_from is not None:
-        if not Path(audio_from).is_file():
-            raise VFIError(f"The audio source {audio_from} does not exist.")
-        audio_inputs = [*(["-ss", f"{audio_start:.6f}"] if audio_start else []), "-i", str(audio_from)]
-        audio_args = [
-            "-map",
-            "1:a:0?",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "160k",
-            "-af",
-            "apad",
-            "-shortest",
-            "-shortest_buf_duration",
-            "0",
-        ]
+    if audio_from is not None and not Path(audio_from).is_file():
+        raise VFIError(f"The audio source {audio_from} does not exist.")
+    video_args = ["-map", "0:v:0", *X264_ARGS, "-crf", str(crf), *COLOUR_ARGS, "-an"]
     with atomic_path(path) as tmp:
-        output = [
-            "-map",
-            "0:v:0",
-            *X264_ARGS,
-            "-crf",
-            str(crf),
-            *COLOUR_ARGS,
-            *audio_args,
-            "-movflags",
-            "+faststart",
-            "-f",
-            "mp4",
-            str(tmp),
-        ]
-        _pipe_to_ffmpeg(frames, fps, output, extra_inputs=audio_inputs)
+        if audio_from is None:
+            _pipe_to_ffmpeg(frames, fps, [*video_args, "-movflags", "+faststart", "-f", "mp4", str(tmp)])
+            return path
+        silent = tmp.with_name(f"{tmp.stem}.video.mp4")
+        try:
+            count = _pipe_to_ffmpeg(frames, fps, [*video_args, "-f", "mp4", str(silent)])
+            _add_audio(silent, audio_from, audio_start, count / fps, tmp)
+        finally:
+            silent.unlink(missing_ok=True)
     return path
+
+
+def _add_audio(video: Path, audio_from: str | os.PathLike, start: float, duration: float, output: Path) -> None:
+    """``video`` (copied) with the audio track of ``audio_from`` (if any) from ``start`` s, as AAC padded or cut to
+    exactly ``duration`` s. A second pass: while the frames stream in, their duration is not known, and
+    ffmpeg's ``-shortest`` cut the audio at a random point (and sometimes failed) on fast-arriving frames."""
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(video),
+        *(["-ss", f"{start:.6f}"] if start else []), "-i", str(audio_from),
+        "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
+        "-af", f"apad,atrim=end={duration:.6f}", "-movflags", "+faststart", "-f", "mp4", str(output),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if result.returncode != 0:
+        raise VFIError(f"ffmpeg could not add the audio of {Path(audio_from).name}: {_last_line(result.stderr)}.")
 
 
 def write_gif(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float, *, max_width: int = 640) -> Path:
