@@ -8,6 +8,10 @@ leaves unexplained are therefore block-matched over a wide window (coarse to fin
 better than the flow, unique (repetitive texture such as blinds matches in many places) and confirmed by
 matching back replaces the flow there, and at time t those fast blocks are carried to where they are then
 (forward splatting) instead of being read at the same place.
+
+DIS's errors are not symmetric under rotation (its patch grid and its propagation sweep have a direction), so
+large frames, which have the time to spare, are also interpolated with flow estimated on the pair turned by
+180° (turned back before use), and the two frames at t are averaged: a test-time ensemble.
 """
 
 from __future__ import annotations
@@ -45,7 +49,10 @@ class FlowConfig:
     exceeds ``rel · |flow|² + abs`` (px²). ``occlusion_blur``: Gaussian sigma (px) smoothing the occlusion
     masks; 0 disables it. ``occlusion_weight``: how far (0..1) an occluded pixel's blend weight
     drops; below 1 hedges against false occlusions. ``fast_search``: how far (flow-image px) fast objects
-    are looked for by block matching; 0 turns the search off.
+    are looked for by block matching; 0 turns the search off. ``ensemble_pixels``: frames with at least this
+    many pixels (960×540 and up: 5× RIFE's speed holds there at twice the cost, not on smaller frames) get the
+    test-time ensemble, the mean of the frames at t from the plain pair's flow and from the 180°-turned pair's;
+    0 turns it off.
     """
 
     preset: str = "medium"
@@ -58,6 +65,7 @@ class FlowConfig:
     occlusion_blur: float = 3.0
     occlusion_weight: float = 0.5
     fast_search: int = 48
+    ensemble_pixels: int = 960 * 540
 
     def __post_init__(self) -> None:
         if self.preset not in _PRESETS:
@@ -72,6 +80,8 @@ class FlowConfig:
             raise ValueError(f"refinement_iterations must be >= 0, got {self.refinement_iterations}")
         if self.fast_search < 0:
             raise ValueError(f"fast_search must be >= 0, got {self.fast_search}")
+        if self.ensemble_pixels < 0:
+            raise ValueError(f"ensemble_pixels must be >= 0, got {self.ensemble_pixels}")
         if not 0 <= self.occlusion_weight <= 1:
             raise ValueError(f"occlusion_weight must be between 0 and 1, got {self.occlusion_weight}")
         for field in ("occlusion_rel", "occlusion_abs", "occlusion_blur"):
@@ -280,14 +290,24 @@ class FlowBackend:
         self._coarse_dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
     def interpolate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
-        cache: dict[tuple[int, int], _PairState] = {}
+        cache: dict[tuple[int, int], list[_PairState]] = {}
         out = []
         for r in requests:
             key = (id(r.first), id(r.last))
             if key not in cache:
-                cache[key] = self._prepare(r.first, r.last)
-            out.append(cache[key].frame_at(r.t))
+                cache[key] = self._members(r.first, r.last)
+            frames = [member.frame_at(r.t) for member in cache[key]]
+            out.append(frames[0] if len(frames) == 1 else cv2.addWeighted(frames[0], 0.5, frames[1], 0.5, 0))
         return out
+
+    def _members(self, first: np.ndarray, last: np.ndarray) -> list[_PairState]:
+        """The pair's state and, on frames of at least ``ensemble_pixels``, the state from the turned pair's
+        flow (the ensemble's second member)."""
+        plain = self._prepare(first, last)
+        pixels = first.shape[0] * first.shape[1]
+        if plain.f01 is None or not 0 < self.config.ensemble_pixels <= pixels:
+            return [plain]
+        return [plain, _PairState(first, last, *self._flows(first, last, turned=True))]
 
     def _estimator(self, fine: bool) -> cv2.DISOpticalFlow:
         """DIS at half resolution (finest scale 1), with denser patches when ``fine``."""
@@ -300,9 +320,10 @@ class FlowBackend:
             self._dis[fine] = dis
         return self._dis[fine]
 
-    def _flows(self, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _flows(self, first: np.ndarray, last: np.ndarray, turned: bool = False) -> tuple[np.ndarray | None, ...]:
         """Forward (first→last) and backward (last→first) flow, the visibility (1 − occlusion weight) of each
-        keyframe and the masks of their fast blocks, at the reduced flow scale, in flow-image pixels."""
+        keyframe and the masks of their fast blocks, at the reduced flow scale, in flow-image pixels. With
+        ``turned``, all of it is estimated on the pair turned by 180° and turned back."""
         g0 = cv2.cvtColor(first, cv2.COLOR_RGB2GRAY)
         g1 = cv2.cvtColor(last, cv2.COLOR_RGB2GRAY)
         height, width = g0.shape
@@ -314,6 +335,12 @@ class FlowBackend:
             method = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
             g0 = cv2.resize(g0, size, interpolation=method)
             g1 = cv2.resize(g1, size, interpolation=method)
+        if turned:
+            return tuple(_turn(a) for a in self._flows_of(_turn(g0), _turn(g1)))
+        return self._flows_of(g0, g1)
+
+    def _flows_of(self, g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """:meth:`_flows` on gray images at the flow scale."""
         fine = max(g0.shape) <= self.config.fine_side
         dis = self._estimator(fine)
         shift = _global_shift(g0, g1)
@@ -421,6 +448,14 @@ class _PairState:
         warped0 = _warp(self.first, ft0, cv2.INTER_CUBIC)
         warped1 = _warp(self.last, ft1, cv2.INTER_CUBIC)
         return cv2.blendLinear(warped0, warped1, w0, w1)
+
+
+def _turn(a: np.ndarray | None) -> np.ndarray | None:
+    """An image, mask or flow (H×W×2) turned by 180° (a flow's vectors turn with it)."""
+    if a is None:
+        return None
+    turned = cv2.flip(a, -1)
+    return -turned if a.ndim == 3 else turned
 
 
 def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
