@@ -215,7 +215,7 @@ def test_large_frames_average_the_turned_pair_and_so_turn_with_it():
     assert psnr(out, turned(middle(backend, turned(first), turned(last)))) >= 60.0
     inside = (slice(8, -8), slice(40, -40))
     alone = middle(FlowBackend(FlowConfig(ensemble_pixels=0)), first, last)
-    assert psnr(out[inside], gt[inside]) >= psnr(alone[inside], gt[inside]) - 0.1
+    assert psnr(out[inside], gt[inside]) >= psnr(alone[inside], gt[inside]) + 1.0  # 39.2 against 37.2 dB
 
 
 def test_only_frames_of_ensemble_pixels_and_more_get_the_ensemble():
