@@ -1,6 +1,7 @@
 """The method in miniature: does the whole chain learn to interpolate? (CPU, minutes)
 
     .venv/bin/python benchmarks/miniature.py [--quick] [--json OUT] [--work DIR] [--curve] [--sizes 16 64 256]
+        [--editor FIELD=VALUE ...]
 
 1. builds (or reuses, cached by config) the miniature editor of :mod:`vfi.miniature`: the real pipeline
    classes with a VAE trained to reconstruct and a transformer pre-trained on timeless edits;
@@ -19,7 +20,8 @@
 ``--curve`` adds PSNR against training steps (train_lora's own validation on the held-out set, without
 registration); ``--sizes`` trains once per pool size (the data-efficiency question). Prints a table; ``--json``
 writes ``n``, ``base_psnr``, ``adapter_psnr``, ``crossfade_psnr``, ``flow_psnr``, ``control_psnr``,
-``vae_middle_psnr``, ``vae_flow_psnr``, ``minutes`` and the rest.
+``vae_middle_psnr``, ``vae_flow_psnr``, ``minutes`` and the rest. ``--editor`` builds another editor than the
+default (fields of :class:`vfi.miniature.EditorConfig`, e.g. ``--editor layers=4 shift_examples=96``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ class Settings:
 
 QUICK = Settings(train=64, held_out=16, steps=600)
 FULL = Settings(train=256, held_out=32, steps=2000)
+
+
+def editor_config(pairs: list[str]) -> EditorConfig:
+    """The default :class:`EditorConfig` with ``FIELD=VALUE`` pairs applied (each value typed as its default)."""
+    defaults = asdict(EditorConfig())
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in defaults or not value:
+            raise VFIError(f"--editor takes FIELD=VALUE with FIELD one of {', '.join(defaults)}; got {pair!r}.")
+        try:
+            changes[name] = type(defaults[name])(value)
+        except ValueError:
+            raise VFIError(f"--editor {name}={value} is not a valid {type(defaults[name]).__name__}.") from None
+    return EditorConfig(**changes)
 
 
 def destroy_keyframes(pool: Path, out: Path, seed: int) -> Path:
@@ -248,13 +265,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--curve", action="store_true", help="PSNR against training steps")
     parser.add_argument("--sizes", type=int, nargs="*", default=[], help="also train on pools of these sizes")
     parser.add_argument(
+        "--editor", nargs="*", default=[], metavar="FIELD=VALUE", help="editor config fields other than the default"
+    )
+    parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)"
     )
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    settings = QUICK if args.quick else FULL
+    settings = replace(QUICK if args.quick else FULL, editor=editor_config(args.editor))
     with tempfile.TemporaryDirectory(prefix="vfi-miniature-run-") as tmp:
         work = args.work or Path(tmp)
         results = run(settings, work / "main", cache_dir=args.cache_dir, curve=args.curve)
