@@ -88,6 +88,7 @@ def test_control_keyframes_keep_colours_but_no_structure_and_pass_the_data_filte
         ("shift_examples", -1),
         ("colour_examples", 2.0),
         ("max_shift", 17),
+        ("shift_step", 6),
     ],
 )
 def test_editor_config_errors_name_the_field(field, value):
@@ -111,6 +112,13 @@ def test_benchmark_editor_option_sets_config_fields_and_names_bad_ones():
     for bad, field in (["depth=4"], "depth"), (["layers=four"], "layers"), (["vae_factor=3"], "vae_factor"):
         with pytest.raises(VFIError, match=field):
             editor_config(bad)
+
+
+def test_the_default_editor_is_pre_trained_on_the_copy_edits_alone():
+    from vfi.miniature import EDIT_TASKS, _edit_examples
+
+    examples = list(_edit_examples(EditorConfig(edit_examples=2, size=32)))
+    assert [prompt for prompt, *_ in examples] == [prompt for prompt in EDIT_TASKS for _ in range(2)]
 
 
 def test_shift_and_colour_edits_make_the_named_targets():

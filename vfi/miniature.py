@@ -81,7 +81,8 @@ class EditorConfig:
             one of them fast) the tokens cannot tell nearby positions apart and the editor never learns to copy).
         edit_examples: image pairs per edit task; edit_steps, edit_lr, edit_batch: the edit pre-training.
         shift_examples: image pairs per shifted picture (1 and 2) of the shift edits (:data:`SHIFT_PROMPT`), each
-            with its own offset of at most ``max_shift`` px along each axis; 0: no shift edits.
+            with its own offset: a multiple of ``shift_step`` px of at most ``max_shift`` along each axis (few
+            distinct offsets: more examples of each); 0: no shift edits.
         colour_examples: examples of the colour edit (:data:`COLOUR_PROMPT`), offsets as the shifts'; 0: none.
         seed: everything random derives from it.
     """
@@ -101,6 +102,7 @@ class EditorConfig:
     shift_examples: int = 0
     colour_examples: int = 0
     max_shift: int = 5
+    shift_step: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -114,6 +116,8 @@ class EditorConfig:
                 raise VFIError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}.")
         if not (isinstance(self.max_shift, int) and 1 <= self.max_shift <= self.size // 4):
             raise VFIError(f"max_shift must be an integer from 1 to a quarter of size, got {self.max_shift!r}.")
+        if not (isinstance(self.shift_step, int) and 1 <= self.shift_step <= self.max_shift):
+            raise VFIError(f"shift_step must be an integer from 1 to max_shift, got {self.shift_step!r}.")
         for name in ("vae_steps", "layers", "heads", "edit_examples", "edit_steps", "edit_batch"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise VFIError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
@@ -158,7 +162,8 @@ def _images(stream: int, count: int, size: int, seed: int) -> np.ndarray:
     """``count`` frames of distinct random scenes (N×H×W×3 uint8), from their own seed stream."""
     from vfi.synthetic import render_scene
 
-    return np.stack([render_scene(np.random.default_rng([seed, 7919, stream, i]), size)[0] for i in range(count)])
+    frames = [render_scene(np.random.default_rng([seed, 7919, stream, i]), size)[0] for i in range(count)]
+    return np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
 
 
 def _to_tensor(images: np.ndarray) -> Any:
@@ -228,6 +233,13 @@ def shift_image(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, image.shape[1::-1], flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
 
 
+def _offset(rng: np.random.Generator, config: EditorConfig) -> tuple[int, int]:
+    """A random (dx, dy) of the shift edits: multiples of ``shift_step`` up to ``max_shift`` px."""
+    reach = config.max_shift // config.shift_step
+    dx, dy = rng.integers(-reach, reach + 1, 2) * config.shift_step
+    return int(dx), int(dy)
+
+
 def _edit_examples(config: EditorConfig) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(prompt, first, target, second) of every pre-training example: :data:`EDIT_TASKS`, then the shift edits."""
     for k, (prompt, edit) in enumerate(EDIT_TASKS.items()):
@@ -235,15 +247,15 @@ def _edit_examples(config: EditorConfig) -> Iterator[tuple[str, np.ndarray, np.n
         rights = _images(3 + 2 * k, config.edit_examples, config.size, config.seed)
         yield from ((prompt, left, edit(left, right), right) for left, right in zip(lefts, rights))
     offsets = np.random.default_rng([config.seed, 3])
-    for which in (1, 2) if config.shift_examples else ():
+    for which in (1, 2):
         stream = 2 * len(EDIT_TASKS) + 2 * which
         pairs = zip(*(_images(stream + j, config.shift_examples, config.size, config.seed) for j in (0, 1)))
         for pair in pairs:
-            dx, dy = (int(v) for v in offsets.integers(-config.max_shift, config.max_shift + 1, 2))
+            dx, dy = _offset(offsets, config)
             prompt = SHIFT_PROMPT.format(which=which, dx=dx, dy=dy)
             yield prompt, pair[0], shift_image(pair[which - 1], dx, dy), pair[1]
     for image in _images(2 * len(EDIT_TASKS) + 6, config.colour_examples, config.size, config.seed):
-        moved = shift_image(image, *(int(v) for v in offsets.integers(-config.max_shift, config.max_shift + 1, 2)))
+        moved = shift_image(image, *_offset(offsets, config))
         grey = np.repeat(np.round(moved.mean(axis=2, keepdims=True)).astype(np.uint8), 3, axis=2)
         yield COLOUR_PROMPT, image, moved, grey
 
