@@ -9,7 +9,7 @@ LoRA teaches it that. The miniature editor is built the same way, small enough f
    pipeline drops. (The tiny tokenizer has since learnt the template's words itself, so its prefix is already 64
    tokens; the added tokens still change the token ids and their random embeddings, and every measured number
    of the miniature was made with them, so they stay until the editor is rebuilt and measured without.)
-2. a small ``AutoencoderKLQwenImage`` (4× downsampling, 16 latent channels) trained to reconstruct the
+2. a small ``AutoencoderKLQwenImage`` (4× downsampling by default, 16 latent channels) trained to reconstruct the
    synthetic frames of :mod:`vfi.synthetic`, its ``latents_mean``/``latents_std`` measured on them;
 3. a small ``QwenImageTransformer2DModel`` pre-trained, with vfi's own conditioning and flow-matching loss
    (:func:`vfi.training.cache_samples`, :func:`vfi.training.load_batch`, :func:`vfi.training.flow_matching_loss`),
@@ -30,6 +30,8 @@ API:
 - ``reconstruction_psnr(vae, images, targets=None) -> float``: PSNR after a VAE round trip.
 - ``loss_ends(losses) -> [first, last]``: mean loss over the first and the last tenth of a run.
 - ``EDIT_TASKS``: the pre-training edits (prompt → how the target is made from the two images).
+- ``SHIFT_PROMPT``, ``COLOUR_PROMPT``, ``shift_image``: the optional shift and colour edits (off by default; tried
+  and measured, see the README).
 """
 
 from __future__ import annotations
@@ -241,7 +243,7 @@ def _offset(rng: np.random.Generator, config: EditorConfig) -> tuple[int, int]:
 
 
 def _edit_examples(config: EditorConfig) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """(prompt, first, target, second) of every pre-training example: :data:`EDIT_TASKS`, then the shift edits."""
+    """(prompt, first, target, second) of every pre-training example: :data:`EDIT_TASKS`, then the shift and colour edits."""
     for k, (prompt, edit) in enumerate(EDIT_TASKS.items()):
         lefts = _images(2 + 2 * k, config.edit_examples, config.size, config.seed)
         rights = _images(3 + 2 * k, config.edit_examples, config.size, config.seed)
@@ -376,11 +378,14 @@ def editor_facts(folder: str | Path) -> dict[str, Any]:
 
 __all__ = [
     "CACHE_DIR",
+    "COLOUR_PROMPT",
     "EDIT_TASKS",
+    "SHIFT_PROMPT",
     "EditorConfig",
     "build_editor",
     "cached_editor",
     "editor_facts",
     "loss_ends",
     "reconstruction_psnr",
+    "shift_image",
 ]
