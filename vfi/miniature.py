@@ -30,7 +30,7 @@ API:
 - ``reconstruction_psnr(vae, images, targets=None) -> float``: PSNR after a VAE round trip.
 - ``loss_ends(losses) -> [first, last]``: mean loss over the first and the last tenth of a run.
 - ``EDIT_TASKS``: the pre-training edits (prompt → how the target is made from the two images).
-- ``SHIFT_PROMPT``, ``COLOUR_PROMPT``, ``shift_image``: the optional shift and colour edits (off by default; tried
+- ``SHIFT_PROMPT``, ``COLOUR_PROMPT``, ``shift_image``, ``grey``: the optional shift and colour edits (off by default; tried
   and measured, see the README).
 """
 
@@ -235,6 +235,11 @@ def shift_image(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, image.shape[1::-1], flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
 
 
+def grey(image: np.ndarray) -> np.ndarray:
+    """``image`` in grey: the mean of its channels, in all three."""
+    return np.repeat(np.round(image.mean(axis=2, keepdims=True)).astype(np.uint8), 3, axis=2)
+
+
 def _offset(rng: np.random.Generator, config: EditorConfig) -> tuple[int, int]:
     """A random (dx, dy) of the shift edits: multiples of ``shift_step`` up to ``max_shift`` px."""
     reach = config.max_shift // config.shift_step
@@ -258,8 +263,7 @@ def _edit_examples(config: EditorConfig) -> Iterator[tuple[str, np.ndarray, np.n
             yield prompt, pair[0], shift_image(pair[which - 1], dx, dy), pair[1]
     for image in _images(2 * len(EDIT_TASKS) + 6, config.colour_examples, config.size, config.seed):
         moved = shift_image(image, *_offset(offsets, config))
-        grey = np.repeat(np.round(moved.mean(axis=2, keepdims=True)).astype(np.uint8), 3, axis=2)
-        yield COLOUR_PROMPT, image, moved, grey
+        yield COLOUR_PROMPT, image, moved, grey(moved)
 
 
 def _edit_samples(folder: Path, config: EditorConfig) -> dict[str, list[Any]]:
@@ -385,6 +389,7 @@ __all__ = [
     "build_editor",
     "cached_editor",
     "editor_facts",
+    "grey",
     "loss_ends",
     "reconstruction_psnr",
     "shift_image",
