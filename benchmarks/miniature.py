@@ -1,6 +1,7 @@
 """The method in miniature: does the whole chain learn to interpolate? (CPU, minutes)
 
     .venv/bin/python benchmarks/miniature.py [--quick] [--json OUT] [--work DIR] [--curve] [--sizes 16 64 256]
+        [--editor FIELD=VALUE ...]
 
 1. builds (or reuses, cached by config) the miniature editor of :mod:`vfi.miniature`: the real pipeline
    classes with a VAE trained to reconstruct and a transformer pre-trained on timeless edits;
@@ -19,7 +20,8 @@
 ``--curve`` adds PSNR against training steps (train_lora's own validation on the held-out set, without
 registration); ``--sizes`` trains once per pool size (the data-efficiency question). Prints a table; ``--json``
 writes ``n``, ``base_psnr``, ``adapter_psnr``, ``crossfade_psnr``, ``flow_psnr``, ``control_psnr``,
-``vae_middle_psnr``, ``vae_flow_psnr``, ``minutes`` and the rest.
+``vae_middle_psnr``, ``vae_flow_psnr``, ``minutes`` and the rest. ``--editor`` builds another editor than the
+default (fields of :class:`vfi.miniature.EditorConfig`, e.g. ``--editor layers=4 shift_examples=96``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ class Settings:
 
 QUICK = Settings(train=64, held_out=16, steps=600)
 FULL = Settings(train=256, held_out=32, steps=2000)
+
+
+def editor_config(pairs: list[str]) -> EditorConfig:
+    """The default :class:`EditorConfig` with ``FIELD=VALUE`` pairs applied (each value typed as its default)."""
+    defaults = asdict(EditorConfig())
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in defaults or not value:
+            raise VFIError(f"--editor takes FIELD=VALUE with FIELD one of {', '.join(defaults)}; got {pair!r}.")
+        try:
+            changes[name] = type(defaults[name])(value)
+        except ValueError:
+            raise VFIError(f"--editor {name}={value} is not a valid {type(defaults[name]).__name__}.") from None
+    return EditorConfig(**changes)
 
 
 def destroy_keyframes(pool: Path, out: Path, seed: int) -> Path:
@@ -191,6 +208,7 @@ def run(settings: Settings, work: Path, *, cache_dir: Path | None = None, curve:
         results[f"{row}_psnr"] = round(report.psnr, 3)
         results[f"{row}_ssim"] = round(report.ssim, 4)
     results.update(vae_round_trips(editor, data["held_out"]))
+    results["obedience"] = edit_obedience(editor, settings.editor)
     results.update(
         minutes=round((time.perf_counter() - started) / 60, 2),
         train_minutes={"adapter": round(adapter["seconds"] / 60, 2), "control": round(control["seconds"] / 60, 2)},
@@ -218,6 +236,44 @@ def size_curve(settings: Settings, sizes: list[int], work: Path, cache_dir: Path
     return rows
 
 
+#: The offsets the obedience check asks for when the shift edits take any offset (``shift_step`` 1).
+ASKED_SHIFTS = ((3, -2), (-4, 1), (0, 5), (-2, -3))
+
+
+def edit_obedience(editor: Path, config: EditorConfig, pairs: int = 6) -> dict[str, dict[str, float]]:
+    """Does the editor obey the edits it was pre-trained on? Per edit, on ``pairs`` unseen picture pairs (4 steps),
+    mean PSNR of its answer to the asked target (``asked``) and to the answer of not obeying (``wrong``: the other
+    picture for a copy, the picture unmoved for a shift or colour edit), and of that wrong answer to the target."""
+    import torch
+
+    from vfi.conditioning import build_conditioning, to_frame
+    from vfi.metrics import psnr
+    from vfi.miniature import COLOUR_PROMPT, SHIFT_PROMPT, grey, shift_image
+    from vfi.pipeline import generate, load_pipeline
+    from vfi.synthetic import render_scene
+
+    loaded = load_pipeline(str(editor), device="cpu", dtype="float32", memory="none")
+    step, size = config.shift_step, config.size
+    offsets = ASKED_SHIFTS if step == 1 else ((step, -step), (-step, 0), (0, step), (step, step))
+    scores: dict[str, list[tuple[float, float, float]]] = {}
+    for i in range(pairs):
+        left, right = (render_scene(np.random.default_rng([11, 2 * i + j]), size)[0] for j in (0, 1))
+        asks = [("copy 1", "copy 1", right, left, right), ("copy 2", "copy 2", right, right, left)]
+        for which, (dx, dy) in zip((1, 2, 1, 2), offsets if config.shift_examples else ()):
+            picture = (left, right)[which - 1]
+            prompt = SHIFT_PROMPT.format(which=which, dx=dx, dy=dy)
+            asks.append((f"shift {which}", prompt, right, shift_image(picture, dx, dy), picture))
+        if config.colour_examples:
+            moved = shift_image(left, 3, -2)
+            asks.append(("colour", COLOUR_PROMPT, grey(moved), moved, left))
+        for row, prompt, second, target, wrong in asks:
+            cond = build_conditioning(left, second, layout=loaded.layout, resolution=size, prompt=prompt)
+            made = to_frame(generate(loaded, [cond], [torch.Generator().manual_seed(0)], steps=4)[0], (size, size))
+            scores.setdefault(row, []).append((psnr(made, target), psnr(made, wrong), psnr(wrong, target)))
+    names = ("asked", "wrong", "wrong_vs_asked")
+    return {row: dict(zip(names, np.round(np.mean(v, axis=0), 2).tolist())) for row, v in scores.items()}
+
+
 def format_table(results: dict[str, Any]) -> str:
     lines = [
         f"miniature: {results['n']} held-out triplets, {results['minutes']:.1f} min "
@@ -230,6 +286,10 @@ def format_table(results: dict[str, Any]) -> str:
     for row, label in (("middle", "VAE(mid)"), ("flow", "VAE(flow)")):
         gap = results[f"vae_{row}_psnr"] - results["crossfade_psnr"]
         lines.append(f"{label:<10} {results[f'vae_{row}_psnr']:>8.2f} {'':>7} {gap:>+13.2f}")
+    for row, psnrs in results.get("obedience", {}).items():
+        lines.append(
+            f"editor asked '{row}': {psnrs['asked']:.2f} dB to the target, {psnrs['wrong']:.2f} to not obeying"
+        )
     for point in results.get("curve_steps", []):
         lines.append(f"step {point['step']:>5}: {point['psnr']:.2f} dB (validation, no registration)")
     for point in results.get("curve_sizes", []):
@@ -248,13 +308,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--curve", action="store_true", help="PSNR against training steps")
     parser.add_argument("--sizes", type=int, nargs="*", default=[], help="also train on pools of these sizes")
     parser.add_argument(
+        "--editor", nargs="*", default=[], metavar="FIELD=VALUE", help="editor config fields other than the default"
+    )
+    parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)"
     )
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    settings = QUICK if args.quick else FULL
+    settings = replace(QUICK if args.quick else FULL, editor=editor_config(args.editor))
     with tempfile.TemporaryDirectory(prefix="vfi-miniature-run-") as tmp:
         work = args.work or Path(tmp)
         results = run(settings, work / "main", cache_dir=args.cache_dir, curve=args.curve)

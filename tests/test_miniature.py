@@ -77,7 +77,19 @@ def test_control_keyframes_keep_colours_but_no_structure_and_pass_the_data_filte
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("layout", "grid"), ("size", 48), ("vae_steps", 0), ("head_dim", 24), ("edit_lr", 2.0), ("layers", 1.5)],
+    [
+        ("layout", "grid"),
+        ("size", 48),
+        ("vae_steps", 0),
+        ("head_dim", 24),
+        ("edit_lr", 2.0),
+        ("layers", 1.5),
+        ("vae_factor", 8),
+        ("shift_examples", -1),
+        ("colour_examples", 2.0),
+        ("max_shift", 17),
+        ("shift_step", 6),
+    ],
 )
 def test_editor_config_errors_name_the_field(field, value):
     with pytest.raises(VFIError, match=field):
@@ -90,6 +102,44 @@ def test_run_settings_errors_name_the_field(field, value):
 
     with pytest.raises(VFIError, match=field):
         Settings(**{field: value})
+
+
+def test_benchmark_editor_option_sets_config_fields_and_names_bad_ones():
+    from benchmarks.miniature import editor_config
+
+    assert editor_config(["layers=4", "vae_lr=0.003"]) == EditorConfig(layers=4, vae_lr=0.003)
+    assert editor_config([]) == EditorConfig()
+    for bad, field in (["depth=4"], "depth"), (["layers=four"], "layers"), (["vae_factor=3"], "vae_factor"):
+        with pytest.raises(VFIError, match=field):
+            editor_config(bad)
+
+
+def test_the_default_editor_is_pre_trained_on_the_copy_edits_alone():
+    from vfi.miniature import EDIT_TASKS, _edit_examples
+
+    examples = list(_edit_examples(EditorConfig(edit_examples=2, size=32)))
+    assert [prompt for prompt, *_ in examples] == [prompt for prompt in EDIT_TASKS for _ in range(2)]
+
+
+def test_shift_and_colour_edits_make_the_named_targets():
+    """A shift edit's target is the named picture moved by the named offset; the colour edit's second picture is
+    its target in grey."""
+    from vfi.miniature import COLOUR_PROMPT, EDIT_TASKS, _edit_examples, shift_image
+
+    config = EditorConfig(edit_examples=1, shift_examples=3, colour_examples=2, size=32, max_shift=4)
+    examples = list(_edit_examples(config))
+    assert [e[0] for e in examples[: len(EDIT_TASKS)]] == list(EDIT_TASKS)
+    shifts, colours = examples[len(EDIT_TASKS) : -2], examples[-2:]
+    assert len(shifts) == 6 and [prompt.split()[1] for prompt, *_ in shifts] == ["1"] * 3 + ["2"] * 3
+    for prompt, first, target, second in shifts:
+        _, which, dx, dy = prompt.split()
+        dx, dy, picture = int(dx), int(dy), (first, second)[int(which) - 1]
+        assert abs(dx) <= 4 and abs(dy) <= 4
+        assert np.array_equal(target[4 + dy : 28 + dy, 4 + dx : 28 + dx], picture[4:28, 4:28])
+    for prompt, first, target, second in colours:
+        offsets = [(dx, dy) for dx in range(-4, 5) for dy in range(-4, 5)]
+        assert prompt == COLOUR_PROMPT and any(np.array_equal(target, shift_image(first, *o)) for o in offsets)
+        assert np.abs(target.mean(axis=2) - second[..., 0]).max() <= 0.5 and np.ptp(second, axis=2).max() == 0
 
 
 def test_editor_cache_key_follows_the_config():

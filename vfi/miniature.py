@@ -9,7 +9,7 @@ LoRA teaches it that. The miniature editor is built the same way, small enough f
    pipeline drops. (The tiny tokenizer has since learnt the template's words itself, so its prefix is already 64
    tokens; the added tokens still change the token ids and their random embeddings, and every measured number
    of the miniature was made with them, so they stay until the editor is rebuilt and measured without.)
-2. a small ``AutoencoderKLQwenImage`` (4× downsampling, 16 latent channels) trained to reconstruct the
+2. a small ``AutoencoderKLQwenImage`` (4× downsampling by default, 16 latent channels) trained to reconstruct the
    synthetic frames of :mod:`vfi.synthetic`, its ``latents_mean``/``latents_std`` measured on them;
 3. a small ``QwenImageTransformer2DModel`` pre-trained, with vfi's own conditioning and flow-matching loss
    (:func:`vfi.training.cache_samples`, :func:`vfi.training.load_batch`, :func:`vfi.training.flow_matching_loss`),
@@ -30,6 +30,8 @@ API:
 - ``reconstruction_psnr(vae, images, targets=None) -> float``: PSNR after a VAE round trip.
 - ``loss_ends(losses) -> [first, last]``: mean loss over the first and the last tenth of a run.
 - ``EDIT_TASKS``: the pre-training edits (prompt → how the target is made from the two images).
+- ``SHIFT_PROMPT``, ``COLOUR_PROMPT``, ``shift_image``, ``grey``: the optional shift and colour edits (off by default; tried
+  and measured, see the README).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,13 @@ EDIT_TASKS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "copy 1": lambda first, second: first,
     "copy 2": lambda first, second: second,
 }
+#: With ``EditorConfig.shift_examples``, also edits that move one condition image by an offset named in the prompt
+#: (``shift 1 +3 -2``: picture 1 moved 3 px right and 2 px up, see :func:`shift_image`): no time, no in-between.
+SHIFT_PROMPT = "shift {which} {dx:+d} {dy:+d}"
+#: With ``EditorConfig.colour_examples``: picture 2 is picture 1 moved by an unnamed offset and turned grey; the
+#: target is picture 2 in picture 1's colours. Finding each grey pixel's colour needs the correspondence between
+#: the two pictures (the ingredient interpolation needs), but involves no time and no in-between.
+COLOUR_PROMPT = "colour 2 from 1"
 _SOURCES = ("vfi/miniature.py", "vfi/synthetic.py", "vfi/tiny_model.py")
 
 
@@ -67,16 +76,22 @@ class EditorConfig:
         layout: ``multi`` (``QwenImageEditPlusPipeline``: each condition image's tokens sit at the target's
             positions, so reading the condition is a same-position look-up) or ``side-by-side``.
         size: side of the training images and the working resolution (px, multiple of 32).
+        vae_factor: the VAE's downsampling, 4 or 2 (one stage fewer: a transformer token covers 4 px, not 8).
         vae_steps, vae_lr: reconstruction training of the VAE (batches of 8 crops of half the size).
         layers, heads, head_dim: the transformer (head_dim split 1:1.5:1.5 over the rotary axes (frame, row,
             column), so a multiple of 16; 64 gives each spatial axis 12 frequencies: with 16 (3 frequencies, only
             one of them fast) the tokens cannot tell nearby positions apart and the editor never learns to copy).
         edit_examples: image pairs per edit task; edit_steps, edit_lr, edit_batch: the edit pre-training.
+        shift_examples: image pairs per shifted picture (1 and 2) of the shift edits (:data:`SHIFT_PROMPT`), each
+            with its own offset: a multiple of ``shift_step`` px of at most ``max_shift`` along each axis (few
+            distinct offsets: more examples of each); 0: no shift edits.
+        colour_examples: examples of the colour edit (:data:`COLOUR_PROMPT`), offsets as the shifts'; 0: none.
         seed: everything random derives from it.
     """
 
     layout: str = "multi"
     size: int = 64
+    vae_factor: int = 4
     vae_steps: int = 1200
     vae_lr: float = 6e-4
     layers: int = 2
@@ -86,12 +101,25 @@ class EditorConfig:
     edit_steps: int = 3000
     edit_lr: float = 2e-3
     edit_batch: int = 4
+    shift_examples: int = 0
+    colour_examples: int = 0
+    max_shift: int = 5
+    shift_step: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
         check_layout(self.layout)
         if not (isinstance(self.size, int) and 32 <= self.size <= 256 and self.size % 32 == 0):
             raise VFIError(f"size must be a multiple of 32 between 32 and 256, got {self.size!r}.")
+        if self.vae_factor not in (2, 4):
+            raise VFIError(f"vae_factor must be 2 or 4, got {self.vae_factor!r}.")
+        for name in ("shift_examples", "colour_examples"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise VFIError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}.")
+        if not (isinstance(self.max_shift, int) and 1 <= self.max_shift <= self.size // 4):
+            raise VFIError(f"max_shift must be an integer from 1 to a quarter of size, got {self.max_shift!r}.")
+        if not (isinstance(self.shift_step, int) and 1 <= self.shift_step <= self.max_shift):
+            raise VFIError(f"shift_step must be an integer from 1 to max_shift, got {self.shift_step!r}.")
         for name in ("vae_steps", "layers", "heads", "edit_examples", "edit_steps", "edit_batch"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise VFIError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
@@ -136,7 +164,8 @@ def _images(stream: int, count: int, size: int, seed: int) -> np.ndarray:
     """``count`` frames of distinct random scenes (N×H×W×3 uint8), from their own seed stream."""
     from vfi.synthetic import render_scene
 
-    return np.stack([render_scene(np.random.default_rng([seed, 7919, stream, i]), size)[0] for i in range(count)])
+    frames = [render_scene(np.random.default_rng([seed, 7919, stream, i]), size)[0] for i in range(count)]
+    return np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
 
 
 def _to_tensor(images: np.ndarray) -> Any:
@@ -164,8 +193,13 @@ def _train_vae(config: EditorConfig, log: Callable[[str], None]) -> tuple[Any, d
     from diffusers import AutoencoderKLQwenImage
 
     z_dim = 16
+    stages = [1, 2, 2] if config.vae_factor == 4 else [1, 2]  # each stage after the first downsamples 2×
     vae = AutoencoderKLQwenImage(
-        base_dim=16, z_dim=z_dim, dim_mult=[1, 2, 2], num_res_blocks=1, temperal_downsample=[False, True]
+        base_dim=16,
+        z_dim=z_dim,
+        dim_mult=stages,
+        num_res_blocks=1,
+        temperal_downsample=[False, True][: len(stages) - 1],
     )
     train = _to_tensor(_images(0, 384, config.size, config.seed))
     held_out = _images(1, 16, config.size, config.seed)
@@ -193,6 +227,45 @@ def _train_vae(config: EditorConfig, log: Callable[[str], None]) -> tuple[Any, d
     return vae, {"vae_psnr": round(reconstruction_psnr(vae, held_out), 2)}
 
 
+def shift_image(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``image`` moved ``dx`` px right and ``dy`` px down, the uncovered border filled by reflection."""
+    import cv2
+
+    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(image, matrix, image.shape[1::-1], flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    """``image`` in grey: the mean of its channels, in all three."""
+    return np.repeat(np.round(image.mean(axis=2, keepdims=True)).astype(np.uint8), 3, axis=2)
+
+
+def _offset(rng: np.random.Generator, config: EditorConfig) -> tuple[int, int]:
+    """A random (dx, dy) of the shift edits: multiples of ``shift_step`` up to ``max_shift`` px."""
+    reach = config.max_shift // config.shift_step
+    dx, dy = rng.integers(-reach, reach + 1, 2) * config.shift_step
+    return int(dx), int(dy)
+
+
+def _edit_examples(config: EditorConfig) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(prompt, first, target, second) of every pre-training example: :data:`EDIT_TASKS`, then the shift and colour edits."""
+    for k, (prompt, edit) in enumerate(EDIT_TASKS.items()):
+        lefts = _images(2 + 2 * k, config.edit_examples, config.size, config.seed)
+        rights = _images(3 + 2 * k, config.edit_examples, config.size, config.seed)
+        yield from ((prompt, left, edit(left, right), right) for left, right in zip(lefts, rights))
+    offsets = np.random.default_rng([config.seed, 3])
+    for which in (1, 2):
+        stream = 2 * len(EDIT_TASKS) + 2 * which
+        pairs = zip(*(_images(stream + j, config.shift_examples, config.size, config.seed) for j in (0, 1)))
+        for pair in pairs:
+            dx, dy = _offset(offsets, config)
+            prompt = SHIFT_PROMPT.format(which=which, dx=dx, dy=dy)
+            yield prompt, pair[0], shift_image(pair[which - 1], dx, dy), pair[1]
+    for image in _images(2 * len(EDIT_TASKS) + 6, config.colour_examples, config.size, config.seed):
+        moved = shift_image(image, *_offset(offsets, config))
+        yield COLOUR_PROMPT, image, moved, grey(moved)
+
+
 def _edit_samples(folder: Path, config: EditorConfig) -> dict[str, list[Any]]:
     """Per edit prompt, the (first, target, second) image files of its examples, as :class:`vfi.data.Sample`."""
     from PIL import Image
@@ -200,14 +273,11 @@ def _edit_samples(folder: Path, config: EditorConfig) -> dict[str, list[Any]]:
     from vfi.data import Sample
 
     samples: dict[str, list[Any]] = {}
-    for k, (prompt, edit) in enumerate(EDIT_TASKS.items()):
-        lefts = _images(2 + 2 * k, config.edit_examples, config.size, config.seed)
-        rights = _images(3 + 2 * k, config.edit_examples, config.size, config.seed)
-        for i, (left, right) in enumerate(zip(lefts, rights)):
-            paths = [folder / f"{k}-{i}-{name}.png" for name in ("left", "target", "right")]
-            for path, image in zip(paths, (left, edit(left, right), right)):
-                Image.fromarray(image).save(path)
-            samples.setdefault(prompt, []).append(Sample(f"{k}-{i}", *paths))
+    for i, (prompt, *images) in enumerate(_edit_examples(config)):
+        paths = [folder / f"{i}-{name}.png" for name in ("left", "target", "right")]
+        for path, image in zip(paths, images):
+            Image.fromarray(image).save(path)
+        samples.setdefault(prompt, []).append(Sample(str(i), *paths))
     return samples
 
 
@@ -312,11 +382,15 @@ def editor_facts(folder: str | Path) -> dict[str, Any]:
 
 __all__ = [
     "CACHE_DIR",
+    "COLOUR_PROMPT",
     "EDIT_TASKS",
+    "SHIFT_PROMPT",
     "EditorConfig",
     "build_editor",
     "cached_editor",
     "editor_facts",
+    "grey",
     "loss_ends",
     "reconstruction_psnr",
+    "shift_image",
 ]
