@@ -147,6 +147,28 @@ def test_hub_files_resolve_offline_by_path_and_revision(hub_cache, tmp_path):
     assert fetch_adapter(AdapterSpec.parse("org/vfi@0.8")) == (ours, WEIGHT_NAME, AdapterInfo.load(tmp_path))
 
 
+def test_a_hub_adapter_keeps_the_snapshot_it_resolved_when_the_branch_moves(hub_cache, tmp_path):
+    """A long-running app loads an unpinned adapter once; if ``main`` moves on the Hub later, the manifest must
+    still name and hash the snapshot that made the frames, not the newer one."""
+    from hub_files import fill_hub_cache
+
+    from vfi.adapters import WEIGHT_NAME, fetch_adapter
+    from vfi.manifest import adapter_sources
+    from vfi.backends.qwen_edit import QwenEditConfig
+
+    old, new = tmp_path / "old.safetensors", tmp_path / "new.safetensors"
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    loaded = fill_hub_cache(hub_cache, "org/moving", COMMIT, {WEIGHT_NAME: old})
+    assert fetch_adapter(AdapterSpec.parse("org/moving@0.5"))[0] == loaded
+    fill_hub_cache(hub_cache, "org/moving", PINNED, {WEIGHT_NAME: new})  # main now points at a newer commit
+
+    assert fetch_adapter(AdapterSpec.parse("org/moving"))[0] == loaded
+    (record,) = adapter_sources(QwenEditConfig(adapters=(AdapterSpec.parse("org/moving@0.5"),)))
+    assert record["resolved_revision"] == COMMIT and record["scale"] == 0.5
+    assert fetch_adapter(AdapterSpec.parse(f"org/moving:{PINNED}"))[0].name == PINNED  # a pinned one is its own
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -23,11 +23,12 @@ API (stable):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import posixpath
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -147,36 +148,47 @@ def _fetch_local(spec: AdapterSpec) -> tuple[Path, str, AdapterInfo | None]:
 def fetch_adapter(spec: AdapterSpec) -> tuple[Path, str, AdapterInfo | None]:
     """Resolve an adapter to (folder, safetensors file name, info or None), downloading from the Hub if needed.
 
-    The info is the :data:`ADAPTER_INFO_FILE` beside the weight file (None if there is none).
+    The info is the :data:`ADAPTER_INFO_FILE` beside the weight file (None if there is none). A Hub adapter
+    resolves once per process and Hugging Face cache: a long-running app keeps the snapshot it loaded even if
+    the branch moves on the Hub, so what it records (the manifest's revision and hashes) is what it used.
     """
     if _is_local(spec.source):
         return _fetch_local(spec)
     if not is_hub_id(spec.source):
         raise VFIError(f"The adapter {spec.source} is neither a folder nor a Hub repo id (owner/name).")
+    from huggingface_hub import constants
+
+    return _fetch_hub(replace(spec, scale=1.0), constants.HF_HUB_CACHE)
+
+
+@functools.cache
+def _fetch_hub(spec: AdapterSpec, cache: str) -> tuple[Path, str, AdapterInfo | None]:
+    """:func:`fetch_adapter` for a Hub repo (``cache`` keys the memo: another cache may hold another snapshot)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RemoteEntryNotFoundError
 
+    source, revision, reference = spec.source, spec.revision, spec.reference
     weight = spec.weight_name or WEIGHT_NAME
     try:
-        path = Path(hf_hub_download(spec.source, weight, revision=spec.revision))
+        path = Path(hf_hub_download(source, weight, revision=revision))
     except RemoteEntryNotFoundError:
-        at = f" at revision {spec.revision}" if spec.revision else ""
+        at = f" at revision {revision}" if revision else ""
         raise VFIError(
-            f"The Hub repo {spec.source} has no file {weight}{at}: name its weights as OWNER/NAME/PATH.safetensors."
+            f"The Hub repo {source} has no file {weight}{at}: name its weights as OWNER/NAME/PATH.safetensors."
         ) from None
     except hub_errors() as error:
         raise VFIError(
-            f"Could not fetch the adapter {spec.reference} from the Hugging Face Hub ({type(error).__name__}): "
+            f"Could not fetch the adapter {reference} from the Hugging Face Hub ({type(error).__name__}): "
             "check the repo id, the revision and the connection."
         ) from None
     try:
         info_file = posixpath.join(posixpath.dirname(weight), ADAPTER_INFO_FILE)
-        info = AdapterInfo.load(Path(hf_hub_download(spec.source, info_file, revision=spec.revision)).parent)
+        info = AdapterInfo.load(Path(hf_hub_download(source, info_file, revision=revision)).parent)
     except EntryNotFoundError:  # also "not in the offline cache": the weights are usable, the check is skipped
         info = None
     except hub_errors() as error:
         raise VFIError(
-            f"Could not fetch {ADAPTER_INFO_FILE} of the adapter {spec.reference} ({type(error).__name__})."
+            f"Could not fetch {ADAPTER_INFO_FILE} of the adapter {reference} ({type(error).__name__})."
         ) from None
     return path.parent, path.name, info
 
