@@ -153,8 +153,8 @@ def test_a_hub_adapter_keeps_the_snapshot_it_resolved_when_the_branch_moves(hub_
     from hub_files import fill_hub_cache
 
     from vfi.adapters import WEIGHT_NAME, fetch_adapter
-    from vfi.manifest import adapter_sources
     from vfi.backends.qwen_edit import QwenEditConfig
+    from vfi.manifest import adapter_sources
 
     old, new = tmp_path / "old.safetensors", tmp_path / "new.safetensors"
     old.write_bytes(b"old")
