@@ -1,7 +1,7 @@
 """The method in miniature: does the whole chain learn to interpolate? (CPU, minutes)
 
     .venv/bin/python benchmarks/miniature.py [--quick] [--json OUT] [--work DIR] [--curve] [--sizes 16 64 256]
-        [--editor FIELD=VALUE ...]
+        [--grid PX] [--editor FIELD=VALUE ...]
 
 1. builds (or reuses, cached by config) the miniature editor of :mod:`vfi.miniature`: the real pipeline
    classes with a VAE trained to reconstruct and a transformer pre-trained on timeless edits;
@@ -22,6 +22,8 @@ registration); ``--sizes`` trains once per pool size (the data-efficiency questi
 writes ``n``, ``base_psnr``, ``adapter_psnr``, ``crossfade_psnr``, ``flow_psnr``, ``control_psnr``,
 ``vae_middle_psnr``, ``vae_flow_psnr``, ``minutes`` and the rest. ``--editor`` builds another editor than the
 default (fields of :class:`vfi.miniature.EditorConfig`, e.g. ``--editor layers=4 shift_examples=96``).
+``--grid 8`` makes the training and held-out triplets move on an 8-px grid (whole tokens of the default editor,
+see :func:`vfi.synthetic.render_scene`); the editor's own data is unchanged.
 """
 
 from __future__ import annotations
@@ -58,12 +60,15 @@ class Settings:
     inference_steps: int = 4
     prompt: str = "t={t}"  # short: the tiny text encoder is random, every text token is transformer input
     seed: int = 0
+    grid: int = 0  # > 0: the triplets' motion in whole steps of this many px (vfi.synthetic.render_scene)
     editor: EditorConfig = field(default_factory=EditorConfig)
 
     def __post_init__(self) -> None:
         for name in ("train", "held_out", "steps", "rank", "batch"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise VFIError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        if not (isinstance(self.grid, int) and 0 <= self.grid <= self.editor.size // 4):
+            raise VFIError(f"grid must be an integer from 0 to a quarter of the size, got {self.grid!r}.")
         if not (isinstance(self.inference_steps, int) and self.inference_steps >= 2):
             raise VFIError(f"inference_steps must be an integer of at least 2, got {self.inference_steps!r}.")
 
@@ -109,8 +114,8 @@ def make_data(work: Path, settings: Settings) -> dict[str, Path]:
 
     size = settings.editor.size
     folders = {"train": work / "train", "held_out": work / "held_out", "control": work / "control"}
-    write_triplets(folders["train"], settings.train, size=size, seed=settings.seed * 2 + 1)
-    write_triplets(folders["held_out"], settings.held_out, size=size, seed=settings.seed * 2 + 2)
+    write_triplets(folders["train"], settings.train, size=size, seed=settings.seed * 2 + 1, grid=settings.grid)
+    write_triplets(folders["held_out"], settings.held_out, size=size, seed=settings.seed * 2 + 2, grid=settings.grid)
     destroy_keyframes(folders["train"], folders["control"], settings.seed)
     return folders
 
@@ -308,6 +313,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--curve", action="store_true", help="PSNR against training steps")
     parser.add_argument("--sizes", type=int, nargs="*", default=[], help="also train on pools of these sizes")
     parser.add_argument(
+        "--grid", type=int, default=0, metavar="PX", help="triplets whose motion is whole steps of PX px (e.g. 8)"
+    )
+    parser.add_argument(
         "--editor", nargs="*", default=[], metavar="FIELD=VALUE", help="editor config fields other than the default"
     )
     parser.add_argument(
@@ -317,7 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(args.threads)
-    settings = replace(QUICK if args.quick else FULL, editor=editor_config(args.editor))
+    settings = replace(QUICK if args.quick else FULL, grid=args.grid, editor=editor_config(args.editor))
     with tempfile.TemporaryDirectory(prefix="vfi-miniature-run-") as tmp:
         work = args.work or Path(tmp)
         results = run(settings, work / "main", cache_dir=args.cache_dir, curve=args.curve)

@@ -47,6 +47,25 @@ def test_middle_frame_is_the_true_midpoint():
     assert np.mean(gains) > 1.0
 
 
+def test_grid_scenes_move_by_whole_grid_steps():
+    """With ``grid``, almost every pixel of the middle frame is a pixel of the first moved by a whole grid step
+    (only uncovered background and shape edges are not); with the default sub-step motion, few are."""
+
+    def on_grid(first: np.ndarray, middle: np.ndarray, grid: int = 8, margin: int = 16) -> float:
+        first, middle, inner = first.astype(int), middle.astype(int), slice(margin, -margin)
+        found = np.zeros(middle[inner, inner].shape[:2], bool)
+        for dy in (-grid, 0, grid):
+            for dx in (-grid, 0, grid):
+                moved = first[margin - dy : first.shape[0] - margin - dy, margin - dx : first.shape[1] - margin - dx]
+                found |= np.abs(moved - middle[inner, inner]).max(axis=-1) <= 1
+        return float(found.mean())
+
+    scenes = {grid: [render_scene(np.random.default_rng([7, i]), 64, grid) for i in range(8)] for grid in (0, 8)}
+    assert np.mean([on_grid(first, middle) for first, middle, _ in scenes[8]]) > 0.7
+    assert np.mean([on_grid(middle, last) for _, middle, last in scenes[8]]) > 0.7
+    assert np.mean([on_grid(first, middle) for first, middle, _ in scenes[0]]) < 0.5
+
+
 def test_pools_of_different_seeds_are_disjoint(tmp_path):
     pool = write_triplets(tmp_path / "a", 4, seed=1)
     held = write_triplets(tmp_path / "b", 4, seed=2)
@@ -96,7 +115,9 @@ def test_editor_config_errors_name_the_field(field, value):
         EditorConfig(**{field: value})
 
 
-@pytest.mark.parametrize(("field", "value"), [("train", 0), ("steps", -1), ("inference_steps", 1)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("train", 0), ("steps", -1), ("inference_steps", 1), ("grid", -8), ("grid", 17)]
+)
 def test_run_settings_errors_name_the_field(field, value):
     from benchmarks.miniature import Settings
 
