@@ -167,28 +167,27 @@ def _fetch_hub(spec: AdapterSpec, cache: str) -> tuple[Path, str, AdapterInfo | 
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RemoteEntryNotFoundError
 
-    source, revision, reference = spec.source, spec.revision, spec.reference
     weight = spec.weight_name or WEIGHT_NAME
     try:
-        path = Path(hf_hub_download(source, weight, revision=revision))
+        path = Path(hf_hub_download(spec.source, weight, revision=spec.revision))
     except RemoteEntryNotFoundError:
-        at = f" at revision {revision}" if revision else ""
+        at = f" at revision {spec.revision}" if spec.revision else ""
         raise VFIError(
-            f"The Hub repo {source} has no file {weight}{at}: name its weights as OWNER/NAME/PATH.safetensors."
+            f"The Hub repo {spec.source} has no file {weight}{at}: name its weights as OWNER/NAME/PATH.safetensors."
         ) from None
     except hub_errors() as error:
         raise VFIError(
-            f"Could not fetch the adapter {reference} from the Hugging Face Hub ({type(error).__name__}): "
+            f"Could not fetch the adapter {spec.reference} from the Hugging Face Hub ({type(error).__name__}): "
             "check the repo id, the revision and the connection."
         ) from None
     try:
         info_file = posixpath.join(posixpath.dirname(weight), ADAPTER_INFO_FILE)
-        info = AdapterInfo.load(Path(hf_hub_download(source, info_file, revision=revision)).parent)
+        info = AdapterInfo.load(Path(hf_hub_download(spec.source, info_file, revision=spec.revision)).parent)
     except EntryNotFoundError:  # also "not in the offline cache": the weights are usable, the check is skipped
         info = None
     except hub_errors() as error:
         raise VFIError(
-            f"Could not fetch {ADAPTER_INFO_FILE} of the adapter {reference} ({type(error).__name__})."
+            f"Could not fetch {ADAPTER_INFO_FILE} of the adapter {spec.reference} ({type(error).__name__})."
         ) from None
     return path.parent, path.name, info
 
