@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vfi.backends import create_backend  # noqa: E402
 from vfi.backends.base import FrameRequest  # noqa: E402
+from vfi.backends.flow import _warp  # noqa: E402
 from vfi.evaluate import largest_first, load_triplet  # noqa: E402
 from vfi.metrics import psnr, ssim  # noqa: E402
 from vfi.triplets import find_triplets  # noqa: E402
@@ -81,9 +82,8 @@ def dis_warp() -> Method:
     def middle(first: np.ndarray, last: np.ndarray) -> np.ndarray:
         g0, g1 = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (first, last))
         f01, f10 = dis.calc(g0, g1, None), dis.calc(g1, g0, None)
-        relative = cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP  # no coordinate grid, as the flow backend warps
-        w0 = cv2.remap(first, 0.5 * f10, None, relative, borderMode=cv2.BORDER_REPLICATE)
-        w1 = cv2.remap(last, 0.5 * f01, None, relative, borderMode=cv2.BORDER_REPLICATE)
+        w0 = _warp(first, 0.5 * f10, cv2.INTER_LINEAR)  # the flow backend's backward warp
+        w1 = _warp(last, 0.5 * f01, cv2.INTER_LINEAR)
         return cv2.addWeighted(w0, 0.5, w1, 0.5, 0)
 
     return middle
@@ -133,9 +133,8 @@ def rife_flow() -> Method:
 
     def middle(first: np.ndarray, last: np.ndarray) -> np.ndarray:
         flow = run(first, last)[1]
-        relative = cv2.INTER_CUBIC | cv2.WARP_RELATIVE_MAP
         w0, w1 = (
-            cv2.remap(frame, np.ascontiguousarray(f), None, relative, borderMode=cv2.BORDER_REPLICATE)
+            _warp(frame, np.ascontiguousarray(f), cv2.INTER_CUBIC)
             for frame, f in ((first, flow[..., :2]), (last, flow[..., 2:]))
         )
         return cv2.addWeighted(w0, 0.5, w1, 0.5, 0)
