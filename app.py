@@ -1,9 +1,9 @@
 """The vfi Gradio app (local and as a Hugging Face Space): ``python app.py [--host H] [--port P]``.
 
 UI wiring only: the page and its GPU functions; each tab is built in :mod:`ui` (``ui/keyframes.py``, …), what
-it does is :mod:`vfi.actions`, jobs (cost, streaming in GPU calls) :mod:`vfi.jobs`, running and stopping them
-:mod:`vfi.runs`, the configuration (flags over environment variables, see README) and UI values → backend
-config :mod:`vfi.service`.
+it does is :mod:`vfi.app.actions`, jobs (cost, streaming in GPU calls) :mod:`vfi.app.jobs`, running and stopping them
+:mod:`vfi.app.concurrency`, the configuration (flags over environment variables, see README) and UI values → backend
+config :mod:`vfi.app.config`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from ui.common import CANCELS, STOP_WAIT_S, session  # noqa: E402
 from ui.compare import compare_tab  # noqa: E402
 from ui.keyframes import keyframes_tab  # noqa: E402
 from ui.storyboard import storyboard_tab  # noqa: E402
-from vfi import actions, jobs  # noqa: E402
+from vfi.app import actions, jobs  # noqa: E402
+from vfi.app.concurrency import memory_budget  # noqa: E402
+from vfi.app.config import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, STATUS, Advanced, AppConfig, parse_args  # noqa: E402
+from vfi.app.jobs import GENERATIVE, Job  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
-from vfi.jobs import GENERATIVE, Job  # noqa: E402
-from vfi.runs import memory_budget  # noqa: E402
-from vfi.service import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, STATUS, Advanced, AppConfig, parse_args  # noqa: E402
 from vfi.signals import sigterm_as_interrupt  # noqa: E402
 
 log = logging.getLogger("vfi.app")

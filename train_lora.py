@@ -3,8 +3,8 @@
     accelerate launch train_lora.py --base_model Qwen/Qwen-Image-Edit --data TRIPLETS_OR_VIDEOS \
         --output_dir out/vfi-lora --max_train_steps 1500 [--push_to_hub --hub_model_id ORG/NAME]
 
-Data (:mod:`vfi.data`) → model inputs cached to disk (:func:`vfi.training.cache_samples`, the inference
-conditioning) → LoRA (peft) trained with the flow-matching loss (:func:`vfi.training.flow_matching_loss`) →
+Data (:mod:`vfi.training.data`) → model inputs cached to disk (:func:`vfi.training.loop.cache_samples`, the inference
+conditioning) → LoRA (peft) trained with the flow-matching loss (:func:`vfi.training.loop.flow_matching_loss`) →
 validation on held-out triplets against the flow backend → ``pytorch_lora_weights.safetensors``,
 ``vfi_adapter.json``, ``README.md`` (model card), ``validation.png``; optionally pushed to the Hub.
 """
@@ -21,8 +21,11 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from vfi.adapters import ADAPTER_INFO_FILE, LORA_TARGETS, WEIGHT_NAME, AdapterInfo, is_hub_id
-from vfi.checkpoints import (
+from vfi.errors import VFIError
+from vfi.io.files import atomic_path
+from vfi.qwen.adapters import ADAPTER_INFO_FILE, LORA_TARGETS, WEIGHT_NAME, AdapterInfo, is_hub_id
+from vfi.qwen.conditioning import DEFAULT_RESOLUTION, check_resolution
+from vfi.training.checkpoints import (
     FINAL_PREFIX,
     find_checkpoint,
     read_state,
@@ -32,12 +35,8 @@ from vfi.checkpoints import (
     save_lora,
     write_checkpoint,
 )
-from vfi.conditioning import DEFAULT_RESOLUTION, check_resolution
-from vfi.data import Dataset, DataSettings, build_dataset, build_validation_set
-from vfi.errors import VFIError
-from vfi.files import atomic_path
-from vfi.model_card import write_model_card
-from vfi.training import (
+from vfi.training.data import Dataset, DataSettings, build_dataset, build_validation_set
+from vfi.training.loop import (
     STRIP_NAME,
     WEIGHTING_SCHEMES,
     cache_samples,
@@ -50,6 +49,7 @@ from vfi.training import (
     step_generator,
     validation_round,
 )
+from vfi.training.model_card import write_model_card
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
@@ -221,7 +221,7 @@ def main(args: argparse.Namespace) -> dict:
     from diffusers.training_utils import cast_training_params, free_memory
     from peft import LoraConfig
 
-    from vfi import pipeline as vfi_pipeline
+    from vfi.qwen import pipeline as vfi_pipeline
 
     cuda = torch.cuda.is_available()
     mixed = args.mixed_precision or ("bf16" if cuda else "no")

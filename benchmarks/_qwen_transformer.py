@@ -28,7 +28,7 @@ L layers, n_img image tokens (target + conditioning), n_txt text tokens, n = n_i
 
 Text tokens (:func:`text_tokens`) come from the conditioning: the instruction plus the Qwen2.5-VL
 encoder's tokens for the images it sees (one per 28×28 px after the processor's rounding), which
-:mod:`vfi.conditioning` bounds to ≈1 MP for side-by-side and 384² per image for multi. At 1024²: multi
+:mod:`vfi.qwen.conditioning` bounds to ≈1 MP for side-by-side and 384² per image for multi. At 1024²: multi
 456 text tokens, n = 3 × 64² + 456 = 12,744 tokens, 173 TFLOP linear + 120 TFLOP attention ≈ 293 TFLOP per
 forward (the project's cost model: ≈ 12.7k tokens, ≈ 290 TFLOP); side-by-side 1,390 text tokens (2,765
 without the bound), n = 13,678, ≈ 324 TFLOP.
@@ -50,8 +50,8 @@ from typing import Any
 import torch
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-from vfi.conditioning import VL_AREA, vl_size
-from vfi.tiny_model import MAX_PIXELS, MIN_PIXELS
+from vfi.qwen.conditioning import VL_AREA, vl_size
+from vfi.testing.tiny_model import MAX_PIXELS, MIN_PIXELS
 
 # The real Qwen-Image / Qwen-Image-Edit transformer (diffusers' class defaults are this config).
 FULL_CONFIG: dict[str, Any] = {

@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vfi.scenes import SCENE_THRESHOLD, FrameSummary  # noqa: E402
-from vfi.video import read_frames  # noqa: E402
+from vfi.io.video import read_frames  # noqa: E402
+from vfi.modes.scenes import SCENE_THRESHOLD, FrameSummary  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,8 +1,8 @@
-"""Encode throughput: vfi.video.write_mp4 vs piping the same raw frames straight into the bundled ffmpeg.
+"""Encode throughput: vfi.io.video.write_mp4 vs piping the same raw frames straight into the bundled ffmpeg.
 
     python benchmarks/encode.py [--size 1280x720] [--frames 240] [--repeats 3] [--crf 18]
 
-Both sides use the same x264 settings (``vfi.video.X264_ARGS``, ``COLOUR_ARGS``, ``+faststart``); the
+Both sides use the same x264 settings (``vfi.io.video.X264_ARGS``, ``COLOUR_ARGS``, ``+faststart``); the
 table gives the median wall time of each and their ratio (write_mp4 / raw, 1.00 = no overhead).
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vfi.video import COLOUR_ARGS, X264_ARGS, ffmpeg_exe, write_mp4  # noqa: E402
+from vfi.io.video import COLOUR_ARGS, X264_ARGS, ffmpeg_exe, write_mp4  # noqa: E402
 
 
 def make_frames(width: int, height: int, count: int) -> list[np.ndarray]:

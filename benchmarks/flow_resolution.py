@@ -27,7 +27,7 @@ def pair_at(width: int, height: int, source: Path | None) -> tuple[np.ndarray, n
         noise = cv2.GaussianBlur(rng.uniform(0, 255, (height, width + 16, 3)).astype(np.float32), (0, 0), 3)
         big = cv2.normalize(noise, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
         return big[:, 16:].copy(), big[:, :width].copy()
-    from vfi.frames import load_image
+    from vfi.io.images import load_image
 
     first, last = (load_image(p) for p in sorted(source.iterdir())[:2])
     return tuple(cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in (first, last))

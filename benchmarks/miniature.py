@@ -3,14 +3,14 @@
     .venv/bin/python benchmarks/miniature.py [--quick] [--json OUT] [--work DIR] [--curve] [--sizes 16 64 256]
         [--grid PX] [--editor FIELD=VALUE ...]
 
-1. builds (or reuses, cached by config) the miniature editor of :mod:`vfi.miniature`: the real pipeline
+1. builds (or reuses, cached by config) the miniature editor of :mod:`benchmarks.miniature_editor`: the real pipeline
    classes with a VAE trained to reconstruct and a transformer pre-trained on timeless edits;
-2. writes synthetic triplets with exact ground truth (:mod:`vfi.synthetic`): a training pool, a disjoint
+2. writes synthetic triplets with exact ground truth (:mod:`benchmarks.synthetic`): a training pool, a disjoint
    held-out set, and a *control* pool: the training pool with both keyframes replaced by their middle frame's
    pixels shuffled (same colours, no spatial information), so the keyframe condition is destroyed;
 3. trains an interpolation LoRA on the pool and one on the control pool with ``train_lora.py`` itself
    (``parse_args`` + ``main``: the same data, caching, loss, saving and model card code as a real run);
-4. scores the held-out triplets with vfi's own evaluation (:func:`vfi.evaluate.evaluate`, the ``qwen-edit``
+4. scores the held-out triplets with vfi's own evaluation (:func:`vfi.quality.evaluate.evaluate`, the ``qwen-edit``
    backend with registration, as the app runs it): the editor without adapter (base), with the adapter,
    with the control adapter, and the crossfade and flow backends;
 5. measures what the VAE alone costs: the true middle frame and the flow backend's frame after an
@@ -21,9 +21,9 @@
 registration); ``--sizes`` trains once per pool size (the data-efficiency question). Prints a table; ``--json``
 writes ``n``, ``base_psnr``, ``adapter_psnr``, ``crossfade_psnr``, ``flow_psnr``, ``control_psnr``,
 ``vae_middle_psnr``, ``vae_flow_psnr``, ``minutes`` and the rest. ``--editor`` builds another editor than the
-default (fields of :class:`vfi.miniature.EditorConfig`, e.g. ``--editor layers=4 shift_examples=96``).
+default (fields of :class:`benchmarks.miniature_editor.EditorConfig`, e.g. ``--editor layers=4 shift_examples=96``).
 ``--grid 8`` makes the training and held-out triplets move on an 8-px grid (whole tokens of the default editor,
-see :func:`vfi.synthetic.render_scene`); the editor's own data is unchanged.
+see :func:`benchmarks.synthetic.render_scene`); the editor's own data is unchanged.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.miniature_editor import EditorConfig  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
-from vfi.miniature import EditorConfig  # noqa: E402
 
 BACKEND_ROWS = ("base", "adapter", "control", "crossfade", "flow")
 
@@ -60,7 +60,7 @@ class Settings:
     inference_steps: int = 4
     prompt: str = "t={t}"  # short: the tiny text encoder is random, every text token is transformer input
     seed: int = 0
-    grid: int = 0  # > 0: the triplets' motion in whole steps of this many px (vfi.synthetic.render_scene)
+    grid: int = 0  # > 0: the triplets' motion in whole steps of this many px (benchmarks.synthetic.render_scene)
     editor: EditorConfig = field(default_factory=EditorConfig)
 
     def __post_init__(self) -> None:
@@ -110,7 +110,7 @@ def destroy_keyframes(pool: Path, out: Path, seed: int) -> Path:
 
 def make_data(work: Path, settings: Settings) -> dict[str, Path]:
     """The training pool, its control copy and the held-out set (disjoint seeds) under ``work``."""
-    from vfi.synthetic import write_triplets
+    from benchmarks.synthetic import write_triplets
 
     size = settings.editor.size
     folders = {"train": work / "train", "held_out": work / "held_out", "control": work / "control"}
@@ -152,9 +152,9 @@ def train_adapter(editor: Path, data: Path, out: Path, settings: Settings, valid
 
 
 def score(editor: Path, held_out: Path, adapters: dict[str, Path], settings: Settings) -> dict[str, Any]:
-    """Evaluate every row of :data:`BACKEND_ROWS` on ``held_out`` with :func:`vfi.evaluate.evaluate`."""
+    """Evaluate every row of :data:`BACKEND_ROWS` on ``held_out`` with :func:`vfi.quality.evaluate.evaluate`."""
     from vfi.backends import create_backend
-    from vfi.evaluate import evaluate
+    from vfi.quality.evaluate import evaluate
 
     reports = {}
     for row in BACKEND_ROWS:
@@ -181,10 +181,10 @@ def vae_round_trips(editor: Path, held_out: Path) -> dict[str, float]:
     middle of the true middle and of the flow backend's frame after an encode/decode round trip."""
     from diffusers import AutoencoderKLQwenImage
 
+    from benchmarks.miniature_editor import reconstruction_psnr
     from vfi.backends import FrameRequest, create_backend
-    from vfi.frames import load_image
-    from vfi.miniature import reconstruction_psnr
-    from vfi.triplets import find_triplets
+    from vfi.io.images import load_image
+    from vfi.io.triplets import find_triplets
 
     vae = AutoencoderKLQwenImage.from_pretrained(editor / "vae").eval()
     triplets = [tuple(load_image(p) for p in (t.first, t.middle, t.last)) for t in find_triplets(held_out)]
@@ -198,7 +198,7 @@ def vae_round_trips(editor: Path, held_out: Path) -> dict[str, float]:
 
 def run(settings: Settings, work: Path, *, cache_dir: Path | None = None, curve: bool = False) -> dict[str, Any]:
     """The whole miniature: editor, data, two trainings, scores. Returns the JSON-ready results."""
-    from vfi.miniature import cached_editor, editor_facts, loss_ends
+    from benchmarks.miniature_editor import cached_editor, editor_facts, loss_ends
 
     started = time.perf_counter()
     editor = cached_editor(settings.editor, cache_dir)
@@ -228,7 +228,7 @@ def run(settings: Settings, work: Path, *, cache_dir: Path | None = None, curve:
 
 def size_curve(settings: Settings, sizes: list[int], work: Path, cache_dir: Path | None) -> list[dict[str, float]]:
     """Adapter PSNR on the held-out set for each training pool size (same steps)."""
-    from vfi.miniature import cached_editor
+    from benchmarks.miniature_editor import cached_editor
 
     editor = cached_editor(settings.editor, cache_dir)
     rows = []
@@ -251,11 +251,11 @@ def edit_obedience(editor: Path, config: EditorConfig, pairs: int = 6) -> dict[s
     picture for a copy, the picture unmoved for a shift or colour edit), and of that wrong answer to the target."""
     import torch
 
-    from vfi.conditioning import build_conditioning, to_frame
-    from vfi.metrics import psnr
-    from vfi.miniature import COLOUR_PROMPT, SHIFT_PROMPT, grey, shift_image
-    from vfi.pipeline import generate, load_pipeline
-    from vfi.synthetic import render_scene
+    from benchmarks.miniature_editor import COLOUR_PROMPT, SHIFT_PROMPT, grey, shift_image
+    from benchmarks.synthetic import render_scene
+    from vfi.quality.metrics import psnr
+    from vfi.qwen.conditioning import build_conditioning, to_frame
+    from vfi.qwen.pipeline import generate, load_pipeline
 
     loaded = load_pipeline(str(editor), device="cpu", dtype="float32", memory="none")
     step, size = config.shift_step, config.size

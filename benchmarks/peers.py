@@ -49,9 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vfi.backends import create_backend  # noqa: E402
 from vfi.backends.base import FrameRequest  # noqa: E402
 from vfi.backends.flow import _warp  # noqa: E402
-from vfi.evaluate import largest_first, load_triplet  # noqa: E402
-from vfi.metrics import psnr, ssim  # noqa: E402
-from vfi.triplets import find_triplets  # noqa: E402
+from vfi.io.triplets import find_triplets  # noqa: E402
+from vfi.quality.evaluate import largest_first, load_triplet  # noqa: E402
+from vfi.quality.metrics import psnr, ssim  # noqa: E402
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 METHODS = ("flow", "crossfade", "dis", "rife", "rife-flow")

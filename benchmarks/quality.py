@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vfi.backends import BACKEND_NAMES, create_backend  # noqa: E402
-from vfi.evaluate import EvaluationReport, evaluate  # noqa: E402
+from vfi.quality.evaluate import EvaluationReport, evaluate  # noqa: E402
 
 BASELINE = "crossfade"
 

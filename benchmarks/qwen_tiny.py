@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 
 from vfi.backends.base import FrameRequest  # noqa: E402
 from vfi.backends.qwen_edit import QwenEditBackend  # noqa: E402
-from vfi.pipeline import clear_cache  # noqa: E402
-from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline  # noqa: E402
+from vfi.qwen.pipeline import clear_cache  # noqa: E402
+from vfi.testing.tiny_model import build_tiny_adapter, build_tiny_pipeline  # noqa: E402
 
 
 class _TransformerClock:

@@ -13,7 +13,7 @@ and the flow backend's prediction (the reference ``QwenEditBackend`` registers t
 
 A third grid, *jitter, soft*, repeats the jitter on a blurred generated frame (not near-perfect, as real
 generated frames are not). Prints one row per case: PSNR against the true middle of the reference, of the
-generated frame before and after :func:`vfi.registration.register_to`, and after the raw estimate applied
+generated frame before and after :func:`vfi.qwen.registration.register_to`, and after the raw estimate applied
 unconditionally ("forced": registration before it checked corrections), and the correction applied.
 """
 
@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from vfi.backends.base import FrameRequest  # noqa: E402
 from vfi.backends.flow import FlowBackend  # noqa: E402
-from vfi.frames import load_image  # noqa: E402
-from vfi.metrics import psnr  # noqa: E402
-from vfi.registration import GlobalMotion, apply_global_motion, estimate_global_motion, register_to  # noqa: E402
+from vfi.io.images import load_image  # noqa: E402
+from vfi.quality.metrics import psnr  # noqa: E402
+from vfi.qwen.registration import GlobalMotion, apply_global_motion, estimate_global_motion, register_to  # noqa: E402
 
 #: The example photos (views of scikit-image's public-domain photos, committed to the repository).
 PHOTOS = tuple(sorted((ROOT / "examples").glob("*_first.png")))

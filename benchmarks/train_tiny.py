@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import train_lora  # noqa: E402
-from vfi.tiny_model import build_tiny_pipeline  # noqa: E402
+from vfi.testing.tiny_model import build_tiny_pipeline  # noqa: E402
 
 
 def main() -> None:

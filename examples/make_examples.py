@@ -23,7 +23,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))  # run as a script from anywhere: import vfi from the checkout
 
-from vfi.video import write_mp4  # noqa: E402
+from vfi.io.video import write_mp4  # noqa: E402
 
 #: (name, skimage.data image, output width × height, first view, last view).
 #: A view is (center x, center y, zoom) in source pixels; zoom 1 shows a window of the output size.

@@ -33,7 +33,7 @@ def tiny_models(tmp_path_factory) -> dict[str, dict[str, Path]]:
 
     The 2511-style variant has the same weights as ``multi`` (same seed) and sets ``zero_cond_t``.
     """
-    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+    from vfi.testing.tiny_model import build_tiny_adapter, build_tiny_pipeline
 
     root = tmp_path_factory.mktemp("tiny_models")
     models = {}

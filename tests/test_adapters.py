@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from vfi.adapters import ADAPTER_INFO_FILE, AdapterInfo, AdapterSpec
 from vfi.errors import VFIError
+from vfi.qwen.adapters import ADAPTER_INFO_FILE, AdapterInfo, AdapterSpec
 
 
 def test_adapter_info_round_trip_and_checks(tmp_path):
@@ -91,7 +91,7 @@ def test_adapter_reference_errors_are_one_sentence(text, match):
 
 
 def test_local_files_and_folders(tmp_path):
-    from vfi.adapters import WEIGHT_NAME, fetch_adapter
+    from vfi.qwen.adapters import WEIGHT_NAME, fetch_adapter
 
     folder = tmp_path / "several"
     folder.mkdir()
@@ -121,7 +121,7 @@ def hub_cache(tmp_path, monkeypatch):
 def test_hub_files_resolve_offline_by_path_and_revision(hub_cache, tmp_path):
     from hub_files import fill_hub_cache
 
-    from vfi.adapters import WEIGHT_NAME, fetch_adapter
+    from vfi.qwen.adapters import WEIGHT_NAME, fetch_adapter
 
     old, new = tmp_path / "old.safetensors", tmp_path / "new.safetensors"
     old.write_bytes(b"old")
@@ -152,9 +152,9 @@ def test_a_hub_adapter_keeps_the_snapshot_it_resolved_when_the_branch_moves(hub_
     still name and hash the snapshot that made the frames, not the newer one."""
     from hub_files import fill_hub_cache
 
-    from vfi.adapters import WEIGHT_NAME, fetch_adapter
     from vfi.backends.qwen_edit import QwenEditConfig
     from vfi.manifest import adapter_sources
+    from vfi.qwen.adapters import WEIGHT_NAME, fetch_adapter
 
     old, new = tmp_path / "old.safetensors", tmp_path / "new.safetensors"
     old.write_bytes(b"old")
@@ -180,7 +180,7 @@ def test_a_hub_adapter_keeps_the_snapshot_it_resolved_when_the_branch_moves(hub_
 def test_hub_files_missing_offline_are_one_sentence(hub_cache, tmp_path, text):
     from hub_files import fill_hub_cache
 
-    from vfi.adapters import fetch_adapter
+    from vfi.qwen.adapters import fetch_adapter
 
     (tmp_path / "w.safetensors").write_bytes(b"w")
     fill_hub_cache(hub_cache, "lightx2v/Qwen-Image-Lightning", COMMIT, {LIGHTNING_FILE: tmp_path / "w.safetensors"})

@@ -219,7 +219,7 @@ def test_stop_says_how_far_the_run_got(browser, app_url, tmp_path):
 
     from selenium.webdriver.common.by import By
 
-    from vfi.video import ffmpeg_exe
+    from vfi.io.video import ffmpeg_exe
 
     clip = tmp_path / "long.mp4"  # at ×8 the flow backend works on it far longer than the test waits
     source = "testsrc2=size=320x240:rate=10:duration=20"

@@ -25,10 +25,10 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from vfi.backends.crossfade import CrossfadeBackend  # noqa: E402
 from vfi.backends.flow import FlowBackend  # noqa: E402
 from vfi.errors import Cancelled, VFIError  # noqa: E402
-from vfi.frames import load_image, match_keyframes  # noqa: E402
 from vfi.interpolate import InterpolationSettings, interpolate_frames  # noqa: E402
-from vfi.metrics import agreement, ssim  # noqa: E402
-from vfi.video import probe_clip  # noqa: E402
+from vfi.io.images import load_image, match_keyframes  # noqa: E402
+from vfi.io.video import probe_clip  # noqa: E402
+from vfi.quality.metrics import agreement, ssim  # noqa: E402
 
 PAIRS = ("astronaut", "coffee", "rocket")
 
@@ -69,9 +69,9 @@ def test_importing_the_app_loads_no_torch():
 
 def test_configuration_from_flags_and_environment(monkeypatch):
     import app
-    import vfi.service
-    from vfi.adapters import AdapterSpec
-    from vfi.service import Advanced
+    import vfi.app.config
+    from vfi.app.config import Advanced
+    from vfi.qwen.adapters import AdapterSpec
 
     for name in (
         "VFI_BACKEND",
@@ -83,7 +83,7 @@ def test_configuration_from_flags_and_environment(monkeypatch):
         "SPACES_ZERO_GPU",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(vfi.service, "cuda_available", lambda: False)
+    monkeypatch.setattr(vfi.app.config, "cuda_available", lambda: False)
     config = app.parse_args([])
     assert (config.backend, config.generative, config.preload) == ("flow", False, False)
     assert "qwen-edit" not in config.backends
@@ -100,7 +100,7 @@ def test_configuration_from_flags_and_environment(monkeypatch):
         7999,
         True,
     )
-    monkeypatch.setattr(vfi.service, "cuda_available", lambda: True)
+    monkeypatch.setattr(vfi.app.config, "cuda_available", lambda: True)
     assert app.parse_args([]).backend == "qwen-edit"  # a GPU and an adapter
     monkeypatch.delenv("VFI_ADAPTER")
     config = app.parse_args([])  # a GPU but no adapter: the base model alone fails at interpolation
@@ -112,8 +112,8 @@ def test_configuration_from_flags_and_environment(monkeypatch):
 
 def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
     import app
+    from vfi.app.jobs import Job
     from vfi.backends.qwen_edit import QwenEditConfig
-    from vfi.jobs import Job
 
     first, last = _loaded_pair("astronaut")
     user = SimpleNamespace(session_hash="user-1")
@@ -306,7 +306,7 @@ def test_compare_puts_two_settings_side_by_side(client):
 
 
 def _missing_generative() -> str | None:
-    for module in ("vfi.tiny_model", "vfi.backends.qwen_edit"):
+    for module in ("vfi.testing.tiny_model", "vfi.backends.qwen_edit"):
         if importlib.util.find_spec(module) is None:
             return f"{module} does not exist yet"
     return None
@@ -316,7 +316,7 @@ def _missing_generative() -> str | None:
 def tiny_app(tmp_path_factory) -> str:
     if reason := _missing_generative():
         pytest.skip(reason)
-    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+    from vfi.testing.tiny_model import build_tiny_adapter, build_tiny_pipeline
 
     root = tmp_path_factory.mktemp("tiny_app")
     pipeline = build_tiny_pipeline(root / "pipeline")
@@ -363,9 +363,9 @@ def test_preload_starts_the_advanced_section_at_the_adapters_resolution(tmp_path
     if reason := _missing_generative():
         pytest.skip(reason)
     import app
-    from vfi.adapters import AdapterSpec
-    from vfi.pipeline import clear_cache
-    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+    from vfi.qwen.adapters import AdapterSpec
+    from vfi.qwen.pipeline import clear_cache
+    from vfi.testing.tiny_model import build_tiny_adapter, build_tiny_pipeline
 
     pipeline = build_tiny_pipeline(tmp_path / "pipeline")
     adapter = build_tiny_adapter(pipeline, tmp_path / "adapter", resolution=96)

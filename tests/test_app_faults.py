@@ -21,7 +21,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from gradio_client.utils import Status  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from vfi.video import ffmpeg_exe  # noqa: E402
+from vfi.io.video import ffmpeg_exe  # noqa: E402
 
 #: The app's concurrency limit per endpoint, and the ffmpeg processes one clip job runs (decoder, encoder).
 CONCURRENCY, FFMPEG_PER_JOB = 4, 2

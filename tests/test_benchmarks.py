@@ -121,7 +121,7 @@ def test_train_throughput_runs_on_cpu_and_reports_positive_timings(tmp_path, cap
 
 def test_qwen_tiny_measures_load_frames_and_the_share_outside_the_transformer(tmp_path):
     from benchmarks import qwen_tiny
-    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+    from vfi.testing.tiny_model import build_tiny_adapter, build_tiny_pipeline
 
     base = build_tiny_pipeline(tmp_path / "base")
     load, first, later, outside = qwen_tiny.measure(base, build_tiny_adapter(base, tmp_path / "lora"), 64, 3, 2)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from vfi.cli import main
-from vfi.video import probe_clip
+from vfi.io.video import probe_clip
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ import pytest
 from scenes import panned_triplet, write_triplet
 
 from vfi.cli import main
-from vfi.video import probe_clip
+from vfi.io.video import probe_clip
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "examples" / "clip.mp4"

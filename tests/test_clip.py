@@ -10,9 +10,9 @@ import pytest
 from scenes import textured_image
 
 from vfi.backends import create_backend
-from vfi.clip import ClipSettings, check_clip, interpolate_clip
 from vfi.errors import Cancelled, VFIError
-from vfi.video import ffmpeg_exe, probe_clip, read_frames, write_mp4
+from vfi.io.video import ffmpeg_exe, probe_clip, read_frames, write_mp4
+from vfi.modes.clip import ClipSettings, check_clip, interpolate_clip
 
 
 @pytest.fixture
@@ -40,10 +40,10 @@ def centroid_x(frame: np.ndarray) -> float:
 
 
 def test_a_probed_clip_is_not_probed_again(tmp_path: Path, crossfade, monkeypatch) -> None:
-    import vfi.clip
+    import vfi.modes.clip
 
     info = check_clip(write_mp4(panned(5), tmp_path / "in.mp4", fps=10), ClipSettings())
-    monkeypatch.setattr(vfi.clip, "probe_clip", lambda path: pytest.fail("probed again"))
+    monkeypatch.setattr(vfi.modes.clip, "probe_clip", lambda path: pytest.fail("probed again"))
     assert check_clip(info, ClipSettings(factor=4)) == info
     assert interpolate_clip(info, tmp_path / "out.mp4", crossfade, ClipSettings()).num_frames == 9
     with pytest.raises(VFIError, match="limit"):

@@ -1,4 +1,4 @@
-"""Comparing two backends on the same keyframes: ``python -m vfi compare`` and :func:`vfi.metrics.agreement`."""
+"""Comparing two backends on the same keyframes: ``python -m vfi compare`` and :func:`vfi.quality.metrics.agreement`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from test_cli import assert_user_error, run_cli
 from vfi.backends.crossfade import CrossfadeBackend
 from vfi.backends.flow import FlowBackend
 from vfi.errors import VFIError
-from vfi.frames import match_keyframes
 from vfi.interpolate import InterpolationSettings, interpolate_frames
-from vfi.metrics import agreement, psnr, ssim
-from vfi.video import probe_clip
+from vfi.io.images import match_keyframes
+from vfi.io.video import probe_clip
+from vfi.quality.metrics import agreement, psnr, ssim
 
 
 def _run(backend, keyframes, depth: int = 2) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""Training data: triplet folders and videos → filtered, diverse, held-out triplets (vfi.data)."""
+"""Training data: triplet folders and videos → filtered, diverse, held-out triplets (vfi.training.data)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scenes import panned_triplet, textured_image, write_triplet
 
-from vfi.data import Dataset, DataSettings, build_dataset, farthest_points
 from vfi.errors import VFIError
+from vfi.training.data import Dataset, DataSettings, build_dataset, farthest_points
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_manifest_round_trip(triplet_root, tmp_path):
 
 def _clip(path: Path) -> Path:
     """40 frames: a pan (3 px/frame), a cut to another texture at frame 20, then 10 still frames from 30."""
-    from vfi.video import write_mp4
+    from vfi.io.video import write_mp4
 
     a, b = textured_image(96, 128 + 120, seed=1), textured_image(96, 128 + 120, seed=2)
     frames = [a[:, 3 * k : 3 * k + 128] for k in range(20)]
@@ -150,7 +150,7 @@ def test_a_corrupt_triplet_is_skipped_with_a_warning(triplet_root, tmp_path):
 def test_fewer_triplets_than_asked_says_why(tmp_path):
     clip = _clip(tmp_path / "pan.mp4")
     (tmp_path / "short").mkdir()
-    from vfi.video import write_mp4
+    from vfi.io.video import write_mp4
 
     short = write_mp4([textured_image(96, 128, seed=3)] * 2, tmp_path / "short" / "two-frames.mp4", fps=25)
     settings = DataSettings(size=40, num_validation=2, target_motion=0.04, max_gap=2, stride=1, seed=1)

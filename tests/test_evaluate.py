@@ -1,4 +1,4 @@
-"""vfi.evaluate and `python -m vfi evaluate` on tiny synthetic triplet folders."""
+"""vfi.quality.evaluate and `python -m vfi evaluate` on tiny synthetic triplet folders."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from scenes import panned_triplet, write_triplet
 
 from vfi.backends import FrameRequest, create_backend
 from vfi.errors import VFIError
-from vfi.evaluate import EvaluationReport, TripletScore, evaluate, format_table
-from vfi.metrics import psnr, ssim
+from vfi.quality.evaluate import EvaluationReport, TripletScore, evaluate, format_table
+from vfi.quality.metrics import psnr, ssim
 
 ROOT = Path(__file__).resolve().parents[1]
 

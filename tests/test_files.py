@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vfi.errors import VFIError
-from vfi.files import atomic_dir, atomic_path, check_output
+from vfi.io.files import atomic_dir, atomic_path, check_output
 
 
 def test_a_failed_rename_is_a_user_error_and_leaves_no_temporary_file(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""vfi.frames: the one loader (every accepted input, every refused one) and keyframe fitting."""
+"""vfi.io.images: the one loader (every accepted input, every refused one) and keyframe fitting."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from PIL import Image, ImageFile, PngImagePlugin
 from scenes import textured_image
 
 from vfi.errors import VFIError
-from vfi.frames import DEFAULT_MAX_PIXELS, MIN_SIDE, fit_to, load_image, match_keyframes
-from vfi.metrics import psnr
+from vfi.io.images import DEFAULT_MAX_PIXELS, MIN_SIDE, fit_to, load_image, match_keyframes
+from vfi.quality.metrics import psnr
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **save_args) -> bytes:
@@ -297,13 +297,13 @@ def test_match_keyframes_refuses_mismatched_aspect_ratios(tmp_path: Path) -> Non
 def test_match_keyframes_leaves_the_process_wide_warning_filters_alone(monkeypatch) -> None:
     """The app matches keyframes in several threads at once: swapping the warning filters (what
     ``warnings.catch_warnings`` does) there would hide or show other threads' warnings."""
-    import vfi.frames
+    import vfi.io.images
 
     def swap_filters(*args, **kwargs):
         raise AssertionError("match_keyframes swapped the process-wide warning filters")
 
     guarded = SimpleNamespace(warn=warnings.warn, catch_warnings=swap_filters, simplefilter=swap_filters)
-    monkeypatch.setattr(vfi.frames, "warnings", guarded)
+    monkeypatch.setattr(vfi.io.images, "warnings", guarded)
     pair = match_keyframes(textured_image(48, 64), textured_image(60, 64))  # within the tolerance: cropped
     assert pair.last.shape == (48, 64, 3) and "center-cropped" in pair.note
 

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 import vfi.backends
-import vfi.clip
-from vfi import actions, jobs
-from vfi.adapters import AdapterSpec
+import vfi.modes.clip
+from vfi.app import actions, jobs
+from vfi.app.concurrency import MemoryBudget
+from vfi.app.config import Advanced, AppConfig
 from vfi.backends.qwen_edit import QwenEditConfig
 from vfi.cli import build_parser
-from vfi.commands import qwen_config
+from vfi.cli.commands import qwen_config
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
-from vfi.runs import MemoryBudget
-from vfi.service import Advanced, AppConfig
-from vfi.video import probe_clip
+from vfi.io.video import probe_clip
+from vfi.qwen.adapters import AdapterSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -32,9 +32,9 @@ def _call(config: AppConfig) -> actions.Call:
 
 def test_a_clip_request_is_probed_and_checked_once(monkeypatch) -> None:
     probes, checks = [], []
-    probe, plan = vfi.clip.probe_clip, vfi.clip.plan_clip
-    monkeypatch.setattr(vfi.clip, "probe_clip", lambda path, **limits: probes.append(path) or probe(path, **limits))
-    monkeypatch.setattr(vfi.clip, "plan_clip", lambda *args: checks.append(args) or plan(*args))
+    probe, plan = vfi.modes.clip.probe_clip, vfi.modes.clip.plan_clip
+    monkeypatch.setattr(vfi.modes.clip, "probe_clip", lambda path, **limits: probes.append(path) or probe(path, **limits))
+    monkeypatch.setattr(vfi.modes.clip, "plan_clip", lambda *args: checks.append(args) or plan(*args))
     path, *_ = actions.clip(
         _call(AppConfig("crossfade")), str(EXAMPLES / "clip.mp4"), 2, False, "crossfade", Advanced()
     )
@@ -45,13 +45,13 @@ def test_a_clip_request_is_probed_and_checked_once(monkeypatch) -> None:
 
 def test_clip_plan_owns_the_output_rate_and_counts(tmp_path) -> None:
     info = probe_clip(EXAMPLES / "clip.mp4")
-    fast, slow = (vfi.clip.plan_clip(info, vfi.clip.ClipSettings(factor=4, slowmo=s)) for s in (False, True))
+    fast, slow = (vfi.modes.clip.plan_clip(info, vfi.modes.clip.ClipSettings(factor=4, slowmo=s)) for s in (False, True))
     assert (fast.fps, slow.fps) == (4 * info.fps, info.fps)
     assert fast.num_frames == 4 * (info.num_frames - 1) + 1
     assert fast.frames_to_make == 3 * (info.num_frames - 1)
     crossfade = vfi.backends.create_backend("crossfade")
     with pytest.raises(VFIError, match="other settings"):
-        vfi.clip.interpolate_clip(fast, tmp_path / "x.mp4", crossfade, vfi.clip.ClipSettings(factor=2))
+        vfi.modes.clip.interpolate_clip(fast, tmp_path / "x.mp4", crossfade, vfi.modes.clip.ClipSettings(factor=2))
 
 
 def test_qwen_edit_config_parses_specs_and_names_the_field() -> None:
@@ -174,8 +174,8 @@ def test_memory_estimate_of_the_largest_keyframes() -> None:
 def test_memory_estimate_of_a_storyboard_and_a_reroll() -> None:
     from dataclasses import replace
 
-    from vfi.storyboard import Storyboard
-    from vfi.storyboard_actions import StoryboardJob
+    from vfi.app.storyboard import StoryboardJob
+    from vfi.modes.storyboard import Storyboard
 
     frame = np.zeros((40, 60, 3), np.uint8)
     board = Storyboard.build(3, 2)  # depth 2 in both transitions: 3 + 3 in-betweens
@@ -192,7 +192,7 @@ def test_memory_estimate_of_a_storyboard_and_a_reroll() -> None:
 
 
 def test_storyboard_actions_hold_their_memory_while_they_run(tmp_path: Path, monkeypatch) -> None:
-    from vfi import storyboard_actions
+    from vfi.app import storyboard as storyboard_actions
 
     monkeypatch.setattr(jobs, "request_folder", lambda session: tmp_path)
     admitted, running = [], []

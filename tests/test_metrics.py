@@ -1,4 +1,4 @@
-"""vfi.metrics: PSNR and SSIM against known values and scikit-image; the triplet-folder reader."""
+"""vfi.quality.metrics: PSNR and SSIM against known values and scikit-image; the triplet-folder reader."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from scenes import panned_triplet, textured_image
 from skimage.metrics import structural_similarity
 
 from vfi.errors import VFIError
-from vfi.metrics import psnr, ssim
-from vfi.triplets import Triplet, find_triplets
+from vfi.io.triplets import Triplet, find_triplets
+from vfi.quality.metrics import psnr, ssim
 
 
 def test_psnr_of_a_known_mse() -> None:

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.miniature_editor import EditorConfig
+from benchmarks.synthetic import render_scene, write_triplets
 from vfi.errors import VFIError
-from vfi.metrics import psnr
-from vfi.miniature import EditorConfig
-from vfi.synthetic import render_scene, write_triplets
+from vfi.quality.metrics import psnr
 
 CACHE = Path(os.environ.get("VFI_MINIATURE_CACHE", "~/.cache/vfi/miniature")).expanduser()
 
@@ -77,7 +77,7 @@ def test_pools_of_different_seeds_are_disjoint(tmp_path):
 
 def test_control_keyframes_keep_colours_but_no_structure_and_pass_the_data_filters(tmp_path):
     from benchmarks.miniature import destroy_keyframes
-    from vfi.data import DataSettings, build_dataset
+    from vfi.training.data import DataSettings, build_dataset
 
     pool = tmp_path / "pool"
     write_triplets(pool, 6, seed=3)
@@ -136,7 +136,7 @@ def test_benchmark_editor_option_sets_config_fields_and_names_bad_ones():
 
 
 def test_the_default_editor_is_pre_trained_on_the_copy_edits_alone():
-    from vfi.miniature import EDIT_TASKS, _edit_examples
+    from benchmarks.miniature_editor import EDIT_TASKS, _edit_examples
 
     examples = list(_edit_examples(EditorConfig(edit_examples=2, size=32)))
     assert [prompt for prompt, *_ in examples] == [prompt for prompt in EDIT_TASKS for _ in range(2)]
@@ -145,7 +145,7 @@ def test_the_default_editor_is_pre_trained_on_the_copy_edits_alone():
 def test_shift_and_colour_edits_make_the_named_targets():
     """A shift edit's target is the named picture moved by the named offset; the colour edit's second picture is
     its target in grey."""
-    from vfi.miniature import COLOUR_PROMPT, EDIT_TASKS, _edit_examples, shift_image
+    from benchmarks.miniature_editor import COLOUR_PROMPT, EDIT_TASKS, _edit_examples, shift_image
 
     config = EditorConfig(edit_examples=1, shift_examples=3, colour_examples=2, size=32, max_shift=4)
     examples = list(_edit_examples(config))
@@ -188,21 +188,21 @@ def one_thread():
 @pytest.fixture(scope="module")
 def editor(one_thread) -> Path:
     pytest.importorskip("diffusers")
-    from vfi.miniature import cached_editor
+    from benchmarks.miniature_editor import cached_editor
 
     return cached_editor(EditorConfig(), CACHE)
 
 
 @pytest.fixture(scope="module")
 def loaded(editor):
-    from vfi.pipeline import load_pipeline
+    from vfi.qwen.pipeline import load_pipeline
 
     return load_pipeline(str(editor), device="cpu", dtype="float32", memory="none")
 
 
 @pytest.mark.slow
 def test_editor_loads_with_from_pretrained_and_its_vae_reconstructs(editor, loaded):
-    from vfi.miniature import editor_facts
+    from benchmarks.miniature_editor import editor_facts
 
     assert type(loaded.pipe).__name__ == "QwenImageEditPlusPipeline"  # the multi layout
     assert editor_facts(editor)["vae_psnr"] >= 28.0
@@ -214,8 +214,8 @@ def test_editor_loads_with_from_pretrained_and_its_vae_reconstructs(editor, load
 def test_editor_obeys_the_edit_named_in_the_prompt(loaded):
     import torch
 
-    from vfi.conditioning import build_conditioning, to_frame
-    from vfi.pipeline import generate
+    from vfi.qwen.conditioning import build_conditioning, to_frame
+    from vfi.qwen.pipeline import generate
 
     left, right = (render_scene(np.random.default_rng([11, i]))[0] for i in range(2))
 

@@ -10,11 +10,11 @@ from PIL import Image
 
 pytest.importorskip("diffusers")
 
-from vfi.adapters import AdapterInfo  # noqa: E402
 from vfi.backends.base import FrameRequest  # noqa: E402
 from vfi.backends.qwen_edit import QwenEditBackend  # noqa: E402
-from vfi.metrics import psnr  # noqa: E402
-from vfi.model_card import write_model_card  # noqa: E402
+from vfi.quality.metrics import psnr  # noqa: E402
+from vfi.qwen.adapters import AdapterInfo  # noqa: E402
+from vfi.training.model_card import write_model_card  # noqa: E402
 
 #: The snippet's settings line, swapped for a CPU run with 2 steps and no CFG.
 CPU = 'device, dtype, steps, guidance, seed = "cpu", torch.float32, 2, 1.0, 0'

@@ -10,7 +10,7 @@ import pytest
 from scenes import panned_triplet, write_triplet
 
 from benchmarks import peers
-from vfi.metrics import psnr
+from vfi.quality.metrics import psnr
 
 
 def test_triplets_of_one_clip_share_a_half_and_the_split_is_fixed() -> None:

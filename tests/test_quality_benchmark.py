@@ -7,7 +7,7 @@ from pathlib import Path
 from scenes import panned_triplet, textured_image, write_triplet
 
 from benchmarks import clip_triplets, quality
-from vfi.video import write_mp4
+from vfi.io.video import write_mp4
 
 
 def test_rows_per_backend_and_per_size(tmp_path: Path, capsys) -> None:

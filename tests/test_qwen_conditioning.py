@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vfi.conditioning import build_conditioning, default_prompt, to_frame, working_size
 from vfi.errors import VFIError
+from vfi.qwen.conditioning import build_conditioning, default_prompt, to_frame, working_size
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_vl_images_are_resized_as_the_stock_pipelines_do(layout, resolution):
     from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus import calculate_dimensions
     from scenes import textured_image
 
-    from vfi.conditioning import VL_AREA
+    from vfi.qwen.conditioning import VL_AREA
 
     first, last = textured_image(720, 1280, seed=1), textured_image(720, 1280, seed=2)
     cond = build_conditioning(first, last, layout=layout, resolution=resolution)

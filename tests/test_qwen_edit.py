@@ -15,8 +15,8 @@ from vfi.backends.crossfade import CrossfadeBackend  # noqa: E402
 from vfi.backends.qwen_edit import QwenEditBackend  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
 from vfi.interpolate import InterpolationSettings, interpolate_pair  # noqa: E402
-from vfi.pipeline import base_loads, load_pipeline  # noqa: E402
-from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline  # noqa: E402
+from vfi.qwen.pipeline import base_loads, load_pipeline  # noqa: E402
+from vfi.testing.tiny_model import build_tiny_adapter, build_tiny_pipeline  # noqa: E402
 
 LAYOUTS = ("side-by-side", "multi")
 FAST = {"resolution": 64, "steps": 2, "guidance": 1.0, "device": "cpu"}
@@ -56,7 +56,7 @@ def _midpoint(backend: QwenEditBackend, frames, seed: int = 7) -> np.ndarray:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_cli_pair_depth_two_writes_mp4(tiny, keyframe_files, tmp_path, layout):
     from vfi.cli import main
-    from vfi.video import probe_clip
+    from vfi.io.video import probe_clip
 
     output = tmp_path / "out.mp4"
     status = main(
@@ -90,7 +90,7 @@ def test_cli_pair_depth_two_writes_mp4(tiny, keyframe_files, tmp_path, layout):
 
 def test_cli_tiny_model_and_hybrid(tiny, keyframe_files, tmp_path, capsys):
     from vfi.cli import main
-    from vfi.video import probe_clip
+    from vfi.io.video import probe_clip
 
     assert main(["tiny-model", str(tmp_path / "m"), "--layout", "multi", "--adapter-out", str(tmp_path / "ad")]) == 0
     assert (tmp_path / "m" / "model_index.json").is_file()
@@ -295,7 +295,7 @@ def test_generated_frames_are_registered_to_the_flow_prediction(tiny, monkeypatc
     from scenes import panned_triplet
 
     import vfi.backends.qwen_edit as qwen_edit
-    from vfi.metrics import psnr
+    from vfi.quality.metrics import psnr
 
     first, middle, last = panned_triplet(192, 256, shift=4, seed=3)
     jittered = np.roll(middle, (0, 6), axis=(0, 1))  # as if the model had moved every pixel 6 px right
@@ -402,7 +402,7 @@ class _TextLength(Exception):
 
 def _rope_positions(pipe, cond) -> tuple[int, int]:
     """(text tokens, rotary positions used) of one request: the text is measured before the VL encoder runs."""
-    from vfi.pipeline import encode_prompts
+    from vfi.qwen.pipeline import encode_prompts
 
     def stop(module, args, kwargs):
         raise _TextLength(kwargs["input_ids"].shape[1] - pipe.prompt_template_encode_start_idx)
@@ -426,7 +426,7 @@ def test_prompt_fits_the_rotary_table_at_the_largest_resolution(tiny, layout, si
     """At MAX_RESOLUTION the VL encoder's text (≈1 token per 28×28 px it sees) leaves ample rotary headroom."""
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor
 
-    from vfi.conditioning import MAX_RESOLUTION, build_conditioning
+    from vfi.qwen.conditioning import MAX_RESOLUTION, build_conditioning
 
     pipe = load_pipeline(str(tiny[layout]["base"]), device="cpu").pipe
     processor = Qwen2VLProcessor(

@@ -9,9 +9,9 @@ from scenes import textured_image
 
 from benchmarks.registration import PHOTOS, cases, run_case
 from vfi.backends.flow import FlowBackend
-from vfi.frames import load_image
-from vfi.metrics import psnr
-from vfi.registration import GlobalMotion, apply_global_motion, estimate_global_motion, register_to
+from vfi.io.images import load_image
+from vfi.quality.metrics import psnr
+from vfi.qwen.registration import GlobalMotion, apply_global_motion, estimate_global_motion, register_to
 
 
 def moved_pair(

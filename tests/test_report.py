@@ -1,4 +1,4 @@
-"""The clip quality report (vfi.report): drop frames, rebuild them, score them; library and CLI."""
+"""The clip quality report (vfi.modes.report): drop frames, rebuild them, score them; library and CLI."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from scenes import textured_image
 from test_cli import assert_user_error, run_cli
 
 from vfi.backends import create_backend
-from vfi.clip import ClipSettings, plan_clip
 from vfi.errors import VFIError
-from vfi.report import report_clip, score_clip
+from vfi.modes.clip import ClipSettings, plan_clip
+from vfi.modes.report import report_clip, score_clip
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "clip.mp4"
 

@@ -1,4 +1,4 @@
-"""Any target frame rate (vfi.retime), trims and the scene threshold: library and CLI."""
+"""Any target frame rate (vfi.modes.retime), trims and the scene threshold: library and CLI."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from test_cli import assert_user_error, run_cli
 
 from vfi.backends import create_backend
-from vfi.clip import ClipSettings, interpolate_clip, plan_clip
 from vfi.errors import VFIError
-from vfi.retime import nearest_depth, output_positions, parse_rate
-from vfi.video import probe_clip, read_frames, write_mp4
+from vfi.io.video import probe_clip, read_frames, write_mp4
+from vfi.modes.clip import ClipSettings, interpolate_clip, plan_clip
+from vfi.modes.retime import nearest_depth, output_positions, parse_rate
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "clip.mp4"
 
@@ -124,7 +124,7 @@ def test_cli_timing_errors_are_one_line(tmp_path: Path, args: str) -> None:
 
 
 def test_the_gpu_estimate_counts_what_a_midpoint_only_backend_makes_at_a_target_fps() -> None:
-    from vfi.jobs import Capabilities, Job
+    from vfi.app.jobs import Capabilities, Job
 
     plan = plan_clip(EXAMPLE, ClipSettings(fps=Fraction(30)))  # 12 → 30 fps: depth 1, a midpoint per interval
     assert (plan.midpoint_depth, plan.midpoint_frames, plan.frames_to_make) == (1, 23, 46)

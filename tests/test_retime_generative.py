@@ -10,8 +10,8 @@ import pytest
 from scenes import textured_image
 from test_cli import run_cli
 
-from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
-from vfi.video import probe_clip, write_mp4
+from vfi.io.video import probe_clip, write_mp4
+from vfi.testing.tiny_model import build_tiny_adapter, build_tiny_pipeline
 
 pytestmark = pytest.mark.slow
 

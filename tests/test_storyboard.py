@@ -16,8 +16,8 @@ from vfi.backends.crossfade import CrossfadeBackend
 from vfi.backends.flow import FlowBackend
 from vfi.errors import VFIError
 from vfi.interpolate import InterpolationSettings, interpolate_frames, node_parents
-from vfi.storyboard import Storyboard, load_storyboard, make_storyboard, redo_indices, reroll
-from vfi.video import probe_clip
+from vfi.io.video import probe_clip
+from vfi.modes.storyboard import Storyboard, load_storyboard, make_storyboard, redo_indices, reroll
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ TINY_OPTIONS = {"resolution": 64, "steps": 2, "guidance": 1.0}
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory) -> Path:
     """A tiny random Qwen-Image-Edit pipeline (side-by-side), written with the real classes."""
-    from vfi.tiny_model import build_tiny_pipeline
+    from vfi.testing.tiny_model import build_tiny_pipeline
 
     return build_tiny_pipeline(tmp_path_factory.mktemp("tiny") / "pipeline", "side-by-side")
 

@@ -14,9 +14,9 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from test_app_client import tiny_app  # noqa: E402, F401 (a fixture: the app on the tiny generative model)
 
-from vfi.frames import load_image  # noqa: E402
-from vfi.storyboard import load_storyboard  # noqa: E402
-from vfi.video import probe_clip  # noqa: E402
+from vfi.io.images import load_image  # noqa: E402
+from vfi.io.video import probe_clip  # noqa: E402
+from vfi.modes.storyboard import load_storyboard  # noqa: E402
 
 KEYFRAMES = [EXAMPLES / name for name in ("astronaut_first.png", "astronaut_last.png", "coffee_first.png")]
 

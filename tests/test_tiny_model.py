@@ -12,8 +12,8 @@ pytestmark = pytest.mark.slow
 
 from vfi.backends.base import FrameRequest  # noqa: E402
 from vfi.backends.qwen_edit import QwenEditBackend  # noqa: E402
-from vfi.metrics import psnr  # noqa: E402
-from vfi.pipeline import load_pipeline  # noqa: E402
+from vfi.quality.metrics import psnr  # noqa: E402
+from vfi.qwen.pipeline import load_pipeline  # noqa: E402
 
 FAST = {"resolution": 64, "steps": 2, "guidance": 1.0, "device": "cpu"}
 #: The scheduler config of Qwen/Qwen-Image-Edit, -2509 and -2511 (scheduler/scheduler_config.json).

@@ -14,9 +14,9 @@ from scenes import panned_triplet
 pytest.importorskip("diffusers")
 
 import train_lora  # noqa: E402
-from vfi.adapters import AdapterInfo  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
-from vfi.training import UPLOAD_ALLOW, epoch_batches  # noqa: E402
+from vfi.qwen.adapters import AdapterInfo  # noqa: E402
+from vfi.training.loop import UPLOAD_ALLOW, epoch_batches  # noqa: E402
 
 FAST = ["--resolution", "64", "--rank", "4", "--validation_inference_steps", "2", "--validation_guidance", "1"]
 
@@ -24,7 +24,7 @@ FAST = ["--resolution", "64", "--rank", "4", "--validation_inference_steps", "2"
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     """A tiny side-by-side pipeline and six panned triplets (four train, two held out)."""
-    from vfi.tiny_model import build_tiny_pipeline
+    from vfi.testing.tiny_model import build_tiny_pipeline
 
     root = tmp_path_factory.mktemp("train")
     for i in range(6):
@@ -120,7 +120,7 @@ def test_resume_after_interrupt_equals_one_run(tiny, monkeypatch):
     ]
     whole = train_lora.main(_args(tiny, tiny["root"] / "whole", *extra))
 
-    from vfi import checkpoints
+    from vfi.training import checkpoints
 
     real_prune = checkpoints.prune_checkpoints
 
@@ -138,7 +138,7 @@ def test_resume_after_interrupt_equals_one_run(tiny, monkeypatch):
     monkeypatch.setattr(checkpoints, "prune_checkpoints", real_prune)
     log = halves / "logs" / "metrics.jsonl"  # as if killed after logging step 3, while writing checkpoint-4
     log.write_text(log.read_text() + json.dumps({"step": 3, "loss": 1.0}) + "\n" + '{"step": 4, "lo')
-    from vfi.files import atomic_dir
+    from vfi.io.files import atomic_dir
 
     writing = atomic_dir(halves / "checkpoint-4")  # entered and never left, as a process killed inside it
     (writing.__enter__() / "optimizer.bin").write_bytes(b"half")
@@ -165,9 +165,9 @@ def test_overfitting_one_batch(tiny, tmp_path):
     import torch
     from peft import LoraConfig
 
-    from vfi import pipeline
-    from vfi.data import DataSettings, build_dataset
-    from vfi.training import cache_samples, flow_matching_loss, load_batch, step_generator
+    from vfi.qwen import pipeline
+    from vfi.training.data import DataSettings, build_dataset
+    from vfi.training.loop import cache_samples, flow_matching_loss, load_batch, step_generator
 
     sample = build_dataset([tiny["data"]], tmp_path, DataSettings(size=1, num_validation=0)).train[0]
     pipeline.clear_cache()
@@ -220,9 +220,9 @@ def test_two_process_training_on_cpu(tiny, tmp_path):
 @pytest.mark.slow
 def test_alpha_survives_a_stock_load_lora_weights(tiny, tmp_path):
     """rank 4 / alpha 16: a stock pipeline loading the file is the model validated in memory at the last step."""
-    from vfi import pipeline
-    from vfi.data import Dataset
-    from vfi.training import validate
+    from vfi.qwen import pipeline
+    from vfi.training.data import Dataset
+    from vfi.training.loop import validate
 
     out = tmp_path / "alpha"
     extra = ["--max_train_steps", "2", "--num_validation", "1", "--validation_steps", "2", "--learning_rate", "3e-2"]
@@ -275,7 +275,7 @@ def test_push_uploads_only_the_allow_list(tmp_path, monkeypatch):
     from huggingface_hub import HfApi
     from huggingface_hub.utils import filter_repo_objects
 
-    from vfi.model_card import write_model_card
+    from vfi.training.model_card import write_model_card
 
     folder = tmp_path / "adapter"
     (folder / "checkpoint-2").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""vfi.video: probing, reading and the MP4 / GIF / PNG writers, on clips made here with the bundled ffmpeg."""
+"""vfi.io.video: probing, reading and the MP4 / GIF / PNG writers, on clips made here with the bundled ffmpeg."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 from scenes import textured_image
 
 from vfi.errors import Cancelled, VFIError
-from vfi.video import ffmpeg_exe, probe_clip, read_frames, write_gif, write_mp4, write_png_frames
+from vfi.io.video import ffmpeg_exe, probe_clip, read_frames, write_gif, write_mp4, write_png_frames
 
 
 def ffmpeg(*args: str) -> str:
@@ -209,14 +209,14 @@ def test_variable_frame_rate_is_resampled(tmp_path: Path) -> None:
 
 
 def test_a_long_variable_rate_clip_is_refused_before_it_is_decoded(tmp_path: Path, monkeypatch) -> None:
-    import vfi.video
+    import vfi.io.video
 
     vfr = vfr_clip(tmp_path / "vfr.mp4", 0.5)
 
     def decode(*args):
         raise AssertionError("the clip was decoded")
 
-    monkeypatch.setattr(vfi.video, "_count_decoded", decode)
+    monkeypatch.setattr(vfi.io.video, "_count_decoded", decode)
     with pytest.raises(VFIError, match=r"vfr\.mp4 is 6\.0 s long; the limit is 5 s\."):
         probe_clip(vfr, max_seconds=5)
 

@@ -16,9 +16,9 @@ from ui.common import (
     user_errors,
     wire_stop,
 )
-from vfi import actions
-from vfi.scenes import SCENE_THRESHOLD
-from vfi.service import Advanced, AppConfig
+from vfi.app import actions
+from vfi.app.config import Advanced, AppConfig
+from vfi.modes.scenes import SCENE_THRESHOLD
 
 #: The quality report's plot: the time of each rebuilt frame in the clip and its PSNR.
 PSNR_AXES = ("time (s)", "PSNR (dB)")

@@ -14,10 +14,10 @@ from typing import Protocol
 
 import gradio as gr
 
-from vfi import actions
+from vfi.app import actions
+from vfi.app.concurrency import CancelRegistry
+from vfi.app.config import AppConfig
 from vfi.errors import VFIError
-from vfi.runs import CancelRegistry
-from vfi.service import AppConfig
 
 log = logging.getLogger("vfi.app")
 
@@ -28,7 +28,7 @@ CANCELS = CancelRegistry()
 
 
 class NewCall(Protocol):
-    """Makes the :class:`~vfi.actions.Call` of a new user action on a tab (``app._call``, bound to the config)."""
+    """Makes the :class:`~vfi.app.actions.Call` of a new user action on a tab (``app._call``, bound to the config)."""
 
     def __call__(self, request: gr.Request | None, progress: gr.Progress | None, tab: str) -> actions.Call: ...
 

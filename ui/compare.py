@@ -15,8 +15,8 @@ from ui.common import (
     user_errors,
     wire_stop,
 )
-from vfi import actions
-from vfi.service import Advanced, AppConfig
+from vfi.app import actions
+from vfi.app.config import Advanced, AppConfig
 
 
 def compare_tab(config: AppConfig, new_call: NewCall, advanced_inputs: list) -> None:

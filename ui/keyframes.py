@@ -16,8 +16,8 @@ from ui.common import (
     user_errors,
     wire_stop,
 )
-from vfi import actions, jobs
-from vfi.service import Advanced, AppConfig
+from vfi.app import actions, jobs
+from vfi.app.config import Advanced, AppConfig
 
 
 def keyframes_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, advanced_inputs: list, hybrid: gr.Checkbox,

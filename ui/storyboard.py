@@ -5,8 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ui.common import PROGRESS, NewCall, queue_options, run_action, run_stop_buttons, user_errors, wire_stop
-from vfi import storyboard_actions
-from vfi.service import Advanced, AppConfig
+from vfi.app import storyboard as storyboard_actions
+from vfi.app.config import Advanced, AppConfig
 
 
 def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, advanced_inputs: list) -> None:

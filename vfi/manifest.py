@@ -79,7 +79,7 @@ def adapter_sources(config: QwenEditConfig | None) -> list[dict[str, Any]]:
     the one resolved (the Hub snapshot's commit), and the sha256 of its weights and info file."""
     if config is None:
         return []
-    from vfi.adapters import ADAPTER_INFO_FILE, fetch_adapter
+    from vfi.qwen.adapters import ADAPTER_INFO_FILE, fetch_adapter
 
     specs = [*config.adapters, *([config.lightning] if config.lightning else [])]
     sources = []
@@ -150,7 +150,7 @@ def build_manifest(
 
 def write_manifest(manifest: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``manifest`` as JSON (atomically)."""
-    from vfi.files import atomic_path
+    from vfi.io.files import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")

@@ -1,9 +1,9 @@
 """The generative backend: a LoRA-patched Qwen-Image-Edit(-Plus) pipeline makes the midpoint of two frames.
 
-One :func:`vfi.pipeline.generate` call per batch (the recursion sends one level per call, chunked by
+One :func:`vfi.qwen.pipeline.generate` call per batch (the recursion sends one level per call, chunked by
 ``max_batch``); per-frame generators from ``FrameRequest.seed``; each keyframe VAE-encoded once per run.
 Each generated frame is then re-registered (global shift + zoom) to the flow backend's prediction of the
-same frame, which removes the model's known pixel shift/zoom jitter (``vfi.registration``).
+same frame, which removes the model's known pixel shift/zoom jitter (``vfi.qwen.registration``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from vfi.adapters import AdapterSpec
 from vfi.backends.base import FrameRequest
 from vfi.backends.flow import FlowBackend
-from vfi.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resolution, to_frame
 from vfi.errors import VFIError
-from vfi.pipeline import DEFAULT_BASE_MODEL, LoadedPipeline, encode_image, generate, load_pipeline
-from vfi.registration import register_to
+from vfi.qwen.adapters import AdapterSpec
+from vfi.qwen.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resolution, to_frame
+from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, LoadedPipeline, encode_image, generate, load_pipeline
+from vfi.qwen.registration import register_to
 
 log = logging.getLogger("vfi")
 
@@ -51,7 +51,7 @@ class QwenEditConfig:
     None for any of these four means the adapter's value, else the defaults below (:meth:`steps_or_default`,
     :meth:`guidance_or_default`; the resolution is known once the adapters are loaded).
     ``batch``: most frames per pipeline call. ``device``, ``dtype``, ``memory``: see
-    :func:`vfi.pipeline.load_pipeline`; ``fuse`` fuses the adapters, ``compile`` compiles the transformer,
+    :func:`vfi.qwen.pipeline.load_pipeline`; ``fuse`` fuses the adapters, ``compile`` compiles the transformer,
     ``register`` re-registers each generated frame to the flow prediction.
     """
 

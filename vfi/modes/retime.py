@@ -20,7 +20,7 @@ import numpy as np
 from vfi.backends.base import Backend
 from vfi.errors import VFIError
 from vfi.interpolate import MAX_DEPTH, InterpolationSettings, Progress, count_generated, interpolate_pair
-from vfi.scenes import CutDetector, FrameSummary
+from vfi.modes.scenes import CutDetector, FrameSummary
 
 
 def parse_rate(text: str | float | Fraction) -> Fraction:

@@ -3,7 +3,7 @@
 A *sample* is (first, middle, last) image files and the time ``t`` of the middle one. Sources:
 
 - triplet folders (Vimeo90K ``im1/im2/im3.png``, Middlebury ``frame10/frame10i11/frame11.png``, found by
-  :func:`vfi.triplets.find_triplets`): t = 0.5;
+  :func:`vfi.io.triplets.find_triplets`): t = 0.5;
 - videos, or folders holding videos: frames (i, i+g, i+2g) with the gap g chosen per start frame so the
   keyframes are about ``target_motion`` apart (optical flow on small grey frames); optionally (i, i+a, i+2g)
   with t = a / 2g. Their frames are written as PNG triplet folders under ``work_dir``.
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from vfi.errors import VFIError
-from vfi.scenes import SCENE_THRESHOLD, FrameSummary, is_scene_cut
+from vfi.modes.scenes import SCENE_THRESHOLD, FrameSummary, is_scene_cut
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 MANIFEST = "dataset.json"
@@ -73,7 +73,7 @@ class Sample:
 
     def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(first, middle, last) as uint8 RGB arrays (the middle fitted to the first's size)."""
-        from vfi.frames import fit_to, load_image
+        from vfi.io.images import fit_to, load_image
 
         first, middle, last = (load_image(p) for p in (self.first, self.middle, self.last))
         height, width = first.shape[:2]
@@ -91,7 +91,7 @@ class DataSettings:
         max_gap: largest automatic gap.
         target_motion: flow from frame i to i+g (fraction of the width) the automatic gap aims for.
         min_motion, max_motion: accepted flow from first to last (fraction of the width).
-        scene_threshold: change score (0–1, see :mod:`vfi.scenes`) above which frames are a cut.
+        scene_threshold: change score (0–1, see :mod:`vfi.modes.scenes`) above which frames are a cut.
         other_times: fraction of video triplets whose middle frame is not halfway (t ≠ 0.5).
         stride: start-frame step in videos.
         max_frames: most frames read from one video.
@@ -170,7 +170,7 @@ class Dataset:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``folder/dataset.json`` (atomically)."""
-        from vfi.files import atomic_path
+        from vfi.io.files import atomic_path
 
         path = Path(folder) / MANIFEST
         with atomic_path(path) as tmp:
@@ -226,7 +226,7 @@ class _Candidate:
 
 def _expand(sources: Sequence[str | os.PathLike]) -> tuple[list, list[Path]]:
     """Triplets and video files under ``sources`` (each a triplet folder tree, a video or a folder of videos)."""
-    from vfi.triplets import find_triplets
+    from vfi.io.triplets import find_triplets
 
     triplets, videos = [], []
     for source in map(Path, sources):
@@ -261,7 +261,7 @@ def _skip_unreadable(what: str, error: VFIError, skipped: Counter) -> None:
 
 
 def _triplet_candidates(triplets: Iterable, settings: DataSettings, skipped: Counter) -> list[_Candidate]:
-    from vfi.frames import load_image
+    from vfi.io.images import load_image
 
     out = []
     for triplet in triplets:
@@ -297,7 +297,7 @@ def _accept(motion: float, settings: DataSettings, skipped: Counter) -> bool:
 
 def _scan_video(path: Path, settings: DataSettings) -> tuple[list[np.ndarray], list[float], list[float], int, int]:
     """Pass 1 over a video: grey thumbnails, consecutive motion and change scores, frame size."""
-    from vfi.video import probe_clip, read_frames
+    from vfi.io.video import probe_clip, read_frames
 
     info = probe_clip(path)
     greys, motion, change = [], [], []
@@ -363,8 +363,8 @@ def _write_video_triplets(chosen: list[_Candidate], work_dir: Path) -> dict[int,
     """Pass 2: write the chosen video triplets' frames as PNG triplet folders; the samples pointing at them."""
     from PIL import Image
 
-    from vfi.files import atomic_path
-    from vfi.video import read_frames
+    from vfi.io.files import atomic_path
+    from vfi.io.video import read_frames
 
     out: dict[int, Sample] = {}
     destinations: dict[str, dict[int, list[Path]]] = {}  # clip → frame index → PNG paths wanting it

@@ -20,7 +20,7 @@ from typing import IO
 import numpy as np
 
 from vfi.errors import VFIError
-from vfi.files import atomic_dir, atomic_path, check_output
+from vfi.io.files import atomic_dir, atomic_path, check_output
 
 MAX_FPS = 240.0
 #: The files :func:`write_png_frames` writes (its folder may hold nothing else: it is replaced whole).

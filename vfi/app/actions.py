@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vfi import jobs
+from vfi.app import jobs
+from vfi.app.config import NO_ADAPTER, Advanced, AppConfig
+from vfi.app.jobs import Job
 from vfi.errors import Cancelled, VFIError
-from vfi.files import write_json
-from vfi.jobs import Job
+from vfi.io.files import write_json
 from vfi.manifest import clip_seeds, config_argv
-from vfi.service import NO_ADAPTER, Advanced, AppConfig
 
 if TYPE_CHECKING:
     from vfi.backends.base import FrameRequest
-    from vfi.clip import ClipPlan, ClipSettings
-    from vfi.frames import KeyframePair
+    from vfi.io.images import KeyframePair
+    from vfi.modes.clip import ClipPlan, ClipSettings
 
 #: Hybrid mode: the generative backend makes the first recursion level, this backend the rest.
 HYBRID_REFINE = "flow"
@@ -61,17 +61,17 @@ class Call:
         return Job(backend, self.config.backend_config(backend, advanced), settings, cancel_key=self.cancel_key, **what)
 
     def stream(self, job: Job) -> Iterator[dict[int, np.ndarray]]:
-        """``job``'s frames level by level (:func:`vfi.jobs.stream_frames`)."""
+        """``job``'s frames level by level (:func:`vfi.app.jobs.stream_frames`)."""
         return jobs.stream_frames(
             job, self.config.max_gpu_seconds, self.make_on_gpu, jobs.EtaProgress(self.report), self.should_cancel
         )
 
 
 def uploaded_keyframes(first: str | None, last: str | None, mismatch: str = "fit") -> KeyframePair:
-    """The two uploaded keyframes, loaded, normalised and matched (see :func:`vfi.frames.match_keyframes`)."""
+    """The two uploaded keyframes, loaded, normalised and matched (see :func:`vfi.io.images.match_keyframes`)."""
     if not first or not last:
         raise VFIError("Upload both keyframes: the first and the last image.")
-    from vfi.frames import match_keyframes
+    from vfi.io.images import match_keyframes
 
     return match_keyframes(first, last, mismatch=mismatch)
 
@@ -102,8 +102,8 @@ def keyframes(
     outputs are written (the MP4 first). The summary says how a mismatched last keyframe was fitted.
     ``hybrid``: the generative backend makes the first level, the flow backend the rest."""
     from vfi.interpolate import InterpolationSettings
+    from vfi.io.video import frame_name, write_png
     from vfi.manifest import frame_seeds
-    from vfi.video import frame_name, write_png
 
     pair = uploaded_keyframes(first, last, mismatch)
     count, fps = int(count or 0), float(fps)
@@ -164,9 +164,9 @@ def clip_settings(
     end: float | None = None,
 ) -> ClipSettings:  # fmt: skip
     """The Clip tab's values as ``ClipSettings`` (an empty target fps: use the factor; an end of 0: the clip's end)."""
-    from vfi.clip import ClipSettings
-    from vfi.retime import parse_rate
-    from vfi.scenes import SCENE_THRESHOLD
+    from vfi.modes.clip import ClipSettings
+    from vfi.modes.retime import parse_rate
+    from vfi.modes.scenes import SCENE_THRESHOLD
 
     return ClipSettings(
         factor=int(factor), slowmo=bool(slowmo), fps=parse_rate(fps) if fps and str(fps).strip() else None,
@@ -176,8 +176,8 @@ def clip_settings(
 
 
 def plan_upload(video: str, settings: ClipSettings) -> ClipPlan:
-    """The uploaded clip probed and checked once for clip mode (a ``vfi.clip.ClipPlan``)."""
-    from vfi.clip import plan_clip
+    """The uploaded clip probed and checked once for clip mode (a ``vfi.modes.clip.ClipPlan``)."""
+    from vfi.modes.clip import plan_clip
 
     return plan_clip(video, settings)
 
@@ -249,8 +249,8 @@ def compare(
     """Both presets side by side in one video (so they play in sync) → its path, their middle frames (a gallery
     and a slider pair) and how far apart they are (PSNR/SSIM over the in-betweens)."""
     from vfi.interpolate import InterpolationSettings
-    from vfi.metrics import describe_agreement
-    from vfi.video import write_mp4
+    from vfi.io.video import write_mp4
+    from vfi.quality.metrics import describe_agreement
 
     presets = call.config.compare_presets()
     keyframes = uploaded_keyframes(first, last)

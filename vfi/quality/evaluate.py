@@ -15,10 +15,10 @@ import numpy as np
 
 from vfi.backends.base import Backend
 from vfi.errors import VFIError
-from vfi.frames import load_image
 from vfi.interpolate import InterpolationSettings, interpolate_pair
-from vfi.metrics import MeanScores, psnr, ssim
-from vfi.triplets import Triplet, find_triplets
+from vfi.io.images import load_image
+from vfi.io.triplets import Triplet, find_triplets
+from vfi.quality.metrics import MeanScores, psnr, ssim
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from vfi.backends import Backend, create_backend
 from vfi.errors import VFIError
-from vfi.files import write_json
+from vfi.io.files import write_json
 from vfi.manifest import clip_seeds, frame_seeds
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
 
 
 def tiny_model(args: argparse.Namespace) -> dict:
-    from vfi.tiny_model import build_tiny_adapter, build_tiny_pipeline
+    from vfi.testing.tiny_model import build_tiny_adapter, build_tiny_pipeline
 
     path = build_tiny_pipeline(args.out_dir, args.layout)
     print(f"wrote a tiny {args.layout} pipeline to {path}", file=sys.stderr)
@@ -81,10 +81,10 @@ class _ProgressBar:
 
 
 def _check_outputs(*files: Path | None, frames_dir: Path | None = None) -> None:
-    """Fail before any work when an output cannot be written (see :mod:`vfi.files`), or when two outputs
+    """Fail before any work when an output cannot be written (see :mod:`vfi.io.files`), or when two outputs
     are the same file."""
-    from vfi.files import check_output
-    from vfi.video import check_frames_dir
+    from vfi.io.files import check_output
+    from vfi.io.video import check_frames_dir
 
     targets = [check_output(path).resolve() for path in files if path is not None]
     if len(set(targets)) < len(targets):
@@ -94,9 +94,9 @@ def _check_outputs(*files: Path | None, frames_dir: Path | None = None) -> None:
 
 
 def pair(args: argparse.Namespace) -> dict:
-    from vfi.frames import match_keyframes
     from vfi.interpolate import InterpolationSettings, interpolate_frames
-    from vfi.video import write_gif, write_mp4, write_png_frames
+    from vfi.io.images import match_keyframes
+    from vfi.io.video import write_gif, write_mp4, write_png_frames
 
     settings = InterpolationSettings(
         depth=None if args.frames else args.depth,
@@ -137,10 +137,10 @@ def _frame_seed(text: str) -> tuple[int, int]:
 
 
 def sequence(args: argparse.Namespace) -> dict:
+    from vfi.app.jobs import Capabilities
     from vfi.interpolate import check_seed
-    from vfi.jobs import Capabilities
-    from vfi.storyboard import Storyboard, load_storyboard, make_storyboard, read_prompts
-    from vfi.video import write_gif, write_mp4, write_png_frames
+    from vfi.io.video import write_gif, write_mp4, write_png_frames
+    from vfi.modes.storyboard import Storyboard, load_storyboard, make_storyboard, read_prompts
 
     prompts = read_prompts(args.prompts) if args.prompts else ()
     storyboard = Storyboard.build(len(args.keyframes), args.depth, args.frames_per_pair, args.seed, prompts)
@@ -164,11 +164,11 @@ def sequence(args: argparse.Namespace) -> dict:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from vfi.frames import match_keyframes
+    from vfi.app.jobs import side_by_side
     from vfi.interpolate import InterpolationSettings, interpolate_frames
-    from vfi.jobs import side_by_side
-    from vfi.metrics import describe_agreement
-    from vfi.video import write_mp4
+    from vfi.io.images import match_keyframes
+    from vfi.io.video import write_mp4
+    from vfi.quality.metrics import describe_agreement
 
     settings = InterpolationSettings(depth=args.depth, seed=args.seed, generative_depth=args.generative_depth)
     _check_outputs(args.output)
@@ -188,7 +188,7 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def clip(args: argparse.Namespace) -> dict:
-    from vfi.clip import ClipSettings, interpolate_clip, plan_clip
+    from vfi.modes.clip import ClipSettings, interpolate_clip, plan_clip
 
     _check_outputs(args.output, args.report, args.manifest)
     settings = ClipSettings(
@@ -202,7 +202,7 @@ def clip(args: argparse.Namespace) -> dict:
     _print_notes(result.notes)
     print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
     if args.report:
-        from vfi.report import report_clip
+        from vfi.modes.report import report_clip
 
         with _ProgressBar("scoring") as bar:
             report = report_clip(plan, backend, refine=refine, on_progress=bar)
@@ -212,7 +212,7 @@ def clip(args: argparse.Namespace) -> dict:
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    from vfi.evaluate import evaluate, format_table
+    from vfi.quality.evaluate import evaluate, format_table
 
     _check_outputs(args.json, args.manifest)
     backend, refine = make_backends(args)

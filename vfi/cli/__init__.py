@@ -1,7 +1,7 @@
 """Command line: ``python -m vfi pair|sequence|compare|clip|evaluate …``.
 
 Every user error prints one line ``error: …`` on stderr and exits with status 2; every output is
-checked before any work (:mod:`vfi.files`) and no partial output file is left behind (writers use
+checked before any work (:mod:`vfi.io.files`) and no partial output file is left behind (writers use
 temporary names and rename on success), also after Ctrl-C (exit 130) or SIGTERM (exit 143).
 """
 
@@ -13,14 +13,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vfi import commands
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
-from vfi.conditioning import LAYOUTS
+from vfi.cli import commands
 from vfi.errors import VFIError
-from vfi.frames import MISMATCH_MODES
-from vfi.pipeline import DEFAULT_BASE_MODEL, MEMORY_MODES
-from vfi.retime import parse_rate
-from vfi.scenes import SCENE_THRESHOLD
+from vfi.io.images import MISMATCH_MODES
+from vfi.modes.retime import parse_rate
+from vfi.modes.scenes import SCENE_THRESHOLD
+from vfi.qwen.conditioning import LAYOUTS
+from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, MEMORY_MODES
 from vfi.signals import Terminated, sigterm_as_interrupt
 
 USER_ERROR = 2

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vfi.frames import MIN_SIDE
+from vfi.io.images import MIN_SIDE
 
 #: Estimation runs on grayscale copies whose longer side is at most this many pixels.
 WORK_SIDE = 512

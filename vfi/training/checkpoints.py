@@ -24,14 +24,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from vfi.adapters import WEIGHT_NAME
 from vfi.errors import VFIError
-from vfi.files import atomic_dir, atomic_path
+from vfi.io.files import atomic_dir, atomic_path
+from vfi.qwen.adapters import WEIGHT_NAME
 
 STATE_FILE = "trainer_state.json"
 #: Prefix of the temporary folder ``train_lora.py`` writes the final weights into before renaming it.
 FINAL_PREFIX = ".final-"
-#: Our temporary folders in an output folder: :func:`vfi.files.atomic_dir`'s for ``checkpoint-N`` and
+#: Our temporary folders in an output folder: :func:`vfi.io.files.atomic_dir`'s for ``checkpoint-N`` and
 #: ``train_lora.py``'s for the final files (``tempfile``'s random part: 8 letters, digits or ``_``).
 PARTIAL = re.compile(rf"\.checkpoint-\d+\.\w{{8}}\.partial|{re.escape(FINAL_PREFIX)}\w{{8}}")
 

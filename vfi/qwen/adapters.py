@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vfi.conditioning import check_layout, check_resolution
 from vfi.errors import VFIError
+from vfi.qwen.conditioning import check_layout, check_resolution
 
 #: The weight file of our adapters (diffusers' default name for LoRA weights).
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
@@ -252,7 +252,7 @@ class AdapterInfo:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``folder/vfi_adapter.json`` (atomically) and return its path."""
-        from vfi.files import atomic_path
+        from vfi.io.files import atomic_path
 
         path = Path(folder) / ADAPTER_INFO_FILE
         with atomic_path(path) as tmp:

@@ -15,11 +15,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from vfi.adapters import WEIGHT_NAME, AdapterInfo
 from vfi.backends.qwen_edit import DEFAULT_GUIDANCE as GUIDANCE
 from vfi.backends.qwen_edit import DEFAULT_STEPS as STEPS
-from vfi.conditioning import DEFAULT_RESOLUTION, VL_AREA, prompt_text
-from vfi.training import CARD_NAME, STRIP_NAME
+from vfi.qwen.adapters import WEIGHT_NAME, AdapterInfo
+from vfi.qwen.conditioning import DEFAULT_RESOLUTION, VL_AREA, prompt_text
+from vfi.training.loop import CARD_NAME, STRIP_NAME
 
 _SIDE_BY_SIDE = """\
 from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit as stock
@@ -104,7 +104,7 @@ def write_model_card(
     """Write ``folder/README.md``: Hub metadata, what the adapter does, usage, validation table and strip."""
     from huggingface_hub import ModelCardData
 
-    from vfi.files import atomic_path
+    from vfi.io.files import atomic_path
 
     folder = Path(folder)
     metadata = ModelCardData(

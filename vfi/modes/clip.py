@@ -24,7 +24,6 @@ import numpy as np
 
 from vfi.backends.base import Backend
 from vfi.errors import VFIError
-from vfi.frames import MIN_SIDE
 from vfi.interpolate import (
     MAX_FRAMES,
     InterpolationSettings,
@@ -34,11 +33,12 @@ from vfi.interpolate import (
     count_generated,
     interpolate_pair,
 )
-from vfi.scenes import SCENE_THRESHOLD, CutDetector, FrameSummary
-from vfi.video import MAX_FPS, ClipInfo, check_duration, probe_clip, read_frames, write_mp4
+from vfi.io.images import MIN_SIDE
+from vfi.io.video import MAX_FPS, ClipInfo, check_duration, probe_clip, read_frames, write_mp4
+from vfi.modes.scenes import SCENE_THRESHOLD, CutDetector, FrameSummary
 
 if TYPE_CHECKING:
-    from vfi.report import ClipReport
+    from vfi.modes.report import ClipReport
 
 FACTORS = (2, 4, 8)
 #: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
@@ -63,7 +63,7 @@ class ClipSettings:
         seed: run seed for generative backends.
         generative_depth: in hybrid mode (a refine backend), how many recursion levels the main backend makes.
         fps: a target frame rate instead of a factor (any rational, e.g. ``Fraction(60000, 1001)``): frames are
-            made at the target's times (:mod:`vfi.retime`); the duration and audio are kept.
+            made at the target's times (:mod:`vfi.modes.retime`); the duration and audio are kept.
         start, end: keep only the input frames shown from ``start`` to ``end`` seconds (None: to the end).
     """
 
@@ -162,7 +162,7 @@ class ClipPlan:
     @cached_property
     def positions(self) -> list[Fraction]:
         """With a target fps: where each output frame falls, in input frames from the first kept one."""
-        from vfi.retime import output_positions
+        from vfi.modes.retime import output_positions
 
         return output_positions(len(self.frame_range), self.input_rate, Fraction(self.settings.fps))
 
@@ -178,7 +178,7 @@ class ClipPlan:
     def midpoint_depth(self) -> int:
         """At a target fps, the recursion levels a midpoint-only backend makes (flow places the frames between):
         ``generative_depth``, or the level nearest the new rate."""
-        from vfi.retime import nearest_depth
+        from vfi.modes.retime import nearest_depth
 
         return self.settings.generative_depth or nearest_depth(self.input_rate, Fraction(self.settings.fps))
 
@@ -200,7 +200,7 @@ class ClipPlan:
 
     @property
     def report_frames(self) -> int:
-        """Frames the quality report (``vfi.report``) rebuilds (at most: windows across cuts are skipped)."""
+        """Frames the quality report (``vfi.modes.report``) rebuilds (at most: windows across cuts are skipped)."""
         return (len(self.frame_range) - 1) // self.report_factor * (self.report_factor - 1)
 
 
@@ -396,7 +396,7 @@ def _retimed(
 ) -> tuple[Iterator[np.ndarray], str | None]:  # fmt: skip
     """The output frames at ``plan``'s target fps, and a note when a midpoint-only backend needed flow."""
     from vfi.backends import create_backend
-    from vfi.retime import count_retimed, retime_frames
+    from vfi.modes.retime import count_retimed, retime_frames
 
     settings, note, depth = plan.settings, None, plan.settings.generative_depth
     if plan.midpoints_only(backend, refine):

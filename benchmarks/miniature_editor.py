@@ -3,16 +3,16 @@
 The real base model knows how to edit an image but has never seen an in-between frame; an interpolation
 LoRA teaches it that. The miniature editor is built the same way, small enough for minutes on two CPU cores:
 
-1. the tokenizer, processor, text encoder and scheduler of :func:`vfi.tiny_model.build_tiny_pipeline`, the
+1. the tokenizer, processor, text encoder and scheduler of :func:`vfi.testing.tiny_model.build_tiny_pipeline`, the
    tokenizer given the pieces of the pipeline's system prompt as added tokens so that, as with the real
    tokenizer, the prompt template's prefix is exactly the ``prompt_template_encode_start_idx`` (64) tokens the
    pipeline drops. (The tiny tokenizer has since learnt the template's words itself, so its prefix is already 64
    tokens; the added tokens still change the token ids and their random embeddings, and every measured number
    of the miniature was made with them, so they stay until the editor is rebuilt and measured without.)
 2. a small ``AutoencoderKLQwenImage`` (4× downsampling by default, 16 latent channels) trained to reconstruct the
-   synthetic frames of :mod:`vfi.synthetic`, its ``latents_mean``/``latents_std`` measured on them;
+   synthetic frames of :mod:`benchmarks.synthetic`, its ``latents_mean``/``latents_std`` measured on them;
 3. a small ``QwenImageTransformer2DModel`` pre-trained, with vfi's own conditioning and flow-matching loss
-   (:func:`vfi.training.cache_samples`, :func:`vfi.training.load_batch`, :func:`vfi.training.flow_matching_loss`),
+   (:func:`vfi.training.loop.cache_samples`, :func:`vfi.training.loop.load_batch`, :func:`vfi.training.loop.flow_matching_loss`),
    on timeless edits named in the prompt: reproduce the first or the second condition image. The two
    condition images come from unrelated scenes: no time, no motion.
 
@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from vfi.conditioning import check_layout
 from vfi.errors import VFIError
+from vfi.qwen.conditioning import check_layout
 
 CACHE_DIR = Path("~/.cache/vfi/miniature")
 FACTS_FILE = "miniature.json"
@@ -65,7 +65,7 @@ SHIFT_PROMPT = "shift {which} {dx:+d} {dy:+d}"
 #: target is picture 2 in picture 1's colours. Finding each grey pixel's colour needs the correspondence between
 #: the two pictures (the ingredient interpolation needs), but involves no time and no in-between.
 COLOUR_PROMPT = "colour 2 from 1"
-_SOURCES = ("vfi/miniature.py", "vfi/synthetic.py", "vfi/tiny_model.py")
+_SOURCES = ("benchmarks/miniature_editor.py", "benchmarks/synthetic.py", "vfi/testing/tiny_model.py")
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def _compact_template(pipe: Any) -> None:
 
 def _images(stream: int, count: int, size: int, seed: int) -> np.ndarray:
     """``count`` frames of distinct random scenes (N×H×W×3 uint8), from their own seed stream."""
-    from vfi.synthetic import render_scene
+    from benchmarks.synthetic import render_scene
 
     frames = [render_scene(np.random.default_rng([seed, 7919, stream, i]), size)[0] for i in range(count)]
     return np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
@@ -179,7 +179,7 @@ def reconstruction_psnr(vae: Any, images: np.ndarray, targets: np.ndarray | None
     pipelines encode) against ``targets`` (default: the images themselves)."""
     import torch
 
-    from vfi.metrics import psnr
+    from vfi.quality.metrics import psnr
 
     with torch.no_grad():
         out = vae.decode(vae.encode(_to_tensor(images)).latent_dist.mode()).sample[:, :, 0]
@@ -267,10 +267,10 @@ def _edit_examples(config: EditorConfig) -> Iterator[tuple[str, np.ndarray, np.n
 
 
 def _edit_samples(folder: Path, config: EditorConfig) -> dict[str, list[Any]]:
-    """Per edit prompt, the (first, target, second) image files of its examples, as :class:`vfi.data.Sample`."""
+    """Per edit prompt, the (first, target, second) image files of its examples, as :class:`vfi.training.data.Sample`."""
     from PIL import Image
 
-    from vfi.data import Sample
+    from vfi.training.data import Sample
 
     samples: dict[str, list[Any]] = {}
     for i, (prompt, *images) in enumerate(_edit_examples(config)):
@@ -285,7 +285,7 @@ def _pretrain_edits(loaded: Any, config: EditorConfig, work: Path, log: Callable
     """Train the whole transformer on :data:`EDIT_TASKS` with the flow-matching loss of ``train_lora.py``."""
     import torch
 
-    from vfi.training import cache_samples, flow_matching_loss, load_batch, step_generator
+    from vfi.training.loop import cache_samples, flow_matching_loss, load_batch, step_generator
 
     (work / "edits").mkdir()
     paths = []
@@ -330,9 +330,9 @@ def build_editor(
     import torch
     from diffusers import DiffusionPipeline, QwenImageTransformer2DModel
 
-    from vfi.files import atomic_dir
-    from vfi.pipeline import LoadedPipeline
-    from vfi.tiny_model import build_tiny_pipeline
+    from vfi.io.files import atomic_dir
+    from vfi.qwen.pipeline import LoadedPipeline
+    from vfi.testing.tiny_model import build_tiny_pipeline
 
     started = time.perf_counter()
     out_dir = Path(out_dir)

@@ -1,5 +1,5 @@
 """One request of the app as the library sees it: a job, its cost, its run and its outputs (stopping it and
-admitting it by memory: :mod:`vfi.runs`).
+admitting it by memory: :mod:`vfi.app.concurrency`).
 
 No gradio here: ``app.py`` turns what the user set into a :class:`Job`, hands it to :func:`execute`
 and shows what comes back. A job is picklable, so a ZeroGPU Space can run it in its GPU process.
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from vfi.backends import Backend
     from vfi.backends.base import FrameRequest
     from vfi.backends.qwen_edit import QwenEditConfig
-    from vfi.clip import ClipPlan
     from vfi.interpolate import Stage
+    from vfi.modes.clip import ClipPlan
 
 GENERATIVE = "qwen-edit"
 #: Wall-clock cost of one denoising step at 1024² on the GPU (docs/architecture.md, cost model), plus load time.
@@ -70,7 +70,7 @@ class Job:
 
     ``config`` is the generative backend's ``QwenEditConfig`` (None for the others). Either ``keyframes``
     (frames to chain: a pair, or first-last-first for a loop) with ``InterpolationSettings``, or ``clip`` =
-    (a checked ``vfi.clip.ClipPlan``, the output path) with its ``ClipSettings``.
+    (a checked ``vfi.modes.clip.ClipPlan``, the output path) with its ``ClipSettings``.
     """
 
     backend: str
@@ -79,7 +79,7 @@ class Job:
     keyframes: tuple[np.ndarray, ...] = ()
     clip: tuple[ClipPlan, str] | None = None
     cancel_key: str = ""
-    #: With ``clip``: also make the clip's quality report (``vfi.report``) with the same backend.
+    #: With ``clip``: also make the clip's quality report (``vfi.modes.report``) with the same backend.
     report: bool = False
     refine: str | None = None  # hybrid mode: the any-t backend that fills in after ``settings.generative_depth`` levels
 
@@ -149,7 +149,7 @@ class Job:
         """The frames (keyframes) or the ``ClipResult`` (clip)."""
         backend = self.create_backend()
         if self.clip is not None:
-            from vfi.clip import interpolate_clip
+            from vfi.modes.clip import interpolate_clip
 
             plan, output = self.clip
             refine = self.create_refine()
@@ -158,7 +158,7 @@ class Job:
             )
             if not self.report:
                 return result
-            from vfi.report import report_clip
+            from vfi.modes.report import report_clip
 
             report = report_clip(plan, backend, refine=refine, on_progress=on_progress, should_cancel=should_cancel)
             return dataclasses.replace(result, report=report)
@@ -348,7 +348,7 @@ def keyframe_outputs(
 ) -> Iterator[KeyframeOutputs]:
     """Write the keyframes tab's outputs, most wanted first: yields after the MP4, after the PNGs and zip,
     and after the GIF (the slowest: about 6× the MP4's time)."""
-    from vfi.video import write_gif, write_mp4, write_png_frames
+    from vfi.io.video import write_gif, write_mp4, write_png_frames
 
     out = KeyframeOutputs(
         Path(write_mp4(counted(frames, report, "encoding the MP4"), folder / "interpolated.mp4", fps=fps))
@@ -365,7 +365,7 @@ def keyframe_outputs(
 
 def side_by_side(runs: Sequence[Sequence[np.ndarray]], names: Sequence[str]) -> list[np.ndarray]:
     """Frames of several runs of equal length, each labelled with its name, next to each other."""
-    from vfi.frames import label_frame
+    from vfi.io.images import label_frame
 
     labelled = [[label_frame(frame, name) for frame in frames] for name, frames in zip(names, runs)]
     return [np.concatenate(row, axis=1) for row in zip(*labelled)]

@@ -130,7 +130,7 @@ class Storyboard:
     def frames_to_make(self, backend: Backend, refine: Backend | None = None) -> int:
         """How many frames the backends make (raises VFIError if a transition asks the impossible).
 
-        ``backend`` may be a ``vfi.jobs.Capabilities``: this is checked before any model loads.
+        ``backend`` may be a ``vfi.app.jobs.Capabilities``: this is checked before any model loads.
         """
         if any(self.prompts) and backend.name != "qwen-edit":
             raise VFIError(f"Prompts per transition need the qwen-edit backend; {backend.name} takes no prompt.")
@@ -167,8 +167,8 @@ class Take:
 
 def load_storyboard(paths: Sequence[str | Path]) -> tuple[list[np.ndarray], list[str]]:
     """The keyframes, each one of another size fitted to the first, and a note for each one that was (see
-    :func:`vfi.frames.match_keyframes`)."""
-    from vfi.frames import load_image, match_keyframes
+    :func:`vfi.io.images.match_keyframes`)."""
+    from vfi.io.images import load_image, match_keyframes
 
     if not 2 <= len(paths) <= MAX_KEYFRAMES:
         raise VFIError(f"A storyboard needs 2 to {MAX_KEYFRAMES} keyframes, got {len(paths)}.")

@@ -2,7 +2,7 @@
 
 With factor f, every f-th input frame is kept and the f − 1 frames between each two kept ones are rebuilt
 by the backend (at t = j/f, the way clip mode makes them) and scored (PSNR, SSIM). A window with a scene
-cut inside (:class:`vfi.scenes.CutDetector`) is skipped: no backend can rebuild a frame across a cut.
+cut inside (:class:`vfi.modes.scenes.CutDetector`) is skipped: no backend can rebuild a frame across a cut.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import numpy as np
 from vfi.backends.base import Backend
 from vfi.errors import VFIError
 from vfi.interpolate import InterpolationSettings, Progress, count_generated, interpolate_pair
-from vfi.metrics import MeanScores, psnr, ssim
-from vfi.scenes import CutDetector, FrameSummary
+from vfi.modes.scenes import CutDetector, FrameSummary
+from vfi.quality.metrics import MeanScores, psnr, ssim
 
 if TYPE_CHECKING:
-    from vfi.clip import ClipPlan
+    from vfi.modes.clip import ClipPlan
 
 #: A rebuilt frame identical to the real one has an infinite PSNR; it counts as this in the mean.
 PSNR_CAP = 100.0
@@ -140,7 +140,7 @@ def report_clip(
     should_cancel: Callable[[], bool] | None = None,
 ) -> ClipReport:
     """The report on a checked clip (its trim, scene threshold, seed and ``report_factor``)."""
-    from vfi.video import read_frames
+    from vfi.io.video import read_frames
 
     info, settings, kept = plan.info, plan.settings, plan.frame_range
     with closing(read_frames(info.path, info=info)) as decoded:  # the decoder ends with the report, whatever happens

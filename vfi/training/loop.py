@@ -2,9 +2,9 @@
 checkpoints, model card and Hub upload.
 
 Everything the transformer sees in training is built by the functions inference uses:
-:func:`vfi.conditioning.build_conditioning` (working size, layout, prompt), :func:`vfi.pipeline.encode_image`,
-:func:`vfi.pipeline.encode_prompts` and :func:`vfi.pipeline.condition_tokens`; validation runs
-:func:`vfi.pipeline.generate`, the app's denoising loop. torch/diffusers/peft are imported lazily.
+:func:`vfi.qwen.conditioning.build_conditioning` (working size, layout, prompt), :func:`vfi.qwen.pipeline.encode_image`,
+:func:`vfi.qwen.pipeline.encode_prompts` and :func:`vfi.qwen.pipeline.condition_tokens`; validation runs
+:func:`vfi.qwen.pipeline.generate`, the app's denoising loop. torch/diffusers/peft are imported lazily.
 
 API:
 
@@ -17,8 +17,8 @@ API:
 - ``epoch_batches(keys, batch_size, epoch, seed, rank=0, world=1)``: the seeded data order of one epoch.
 - ``validate(loaded, samples, *, resolution, prompt, steps, guidance, seed)`` → (metrics, frames);
   ``flow_baseline(samples)``; ``save_strip(path, samples, columns)``; ``validation_round(...)``: one
-  validation during training (metrics, flow baseline, strip). Checkpoints: :mod:`vfi.checkpoints`.
-- ``push_folder(folder, repo_id, private)`` (the model card: :mod:`vfi.model_card`);
+  validation during training (metrics, flow baseline, strip). Checkpoints: :mod:`vfi.training.checkpoints`.
+- ``push_folder(folder, repo_id, private)`` (the model card: :mod:`vfi.training.model_card`);
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from vfi.adapters import ADAPTER_INFO_FILE, WEIGHT_NAME, AdapterInfo, is_hub_id
-from vfi.conditioning import build_conditioning, prompt_text, to_frame
-from vfi.data import Sample
 from vfi.errors import VFIError
+from vfi.qwen.adapters import ADAPTER_INFO_FILE, WEIGHT_NAME, AdapterInfo, is_hub_id
+from vfi.qwen.conditioning import build_conditioning, prompt_text, to_frame
+from vfi.training.data import Sample
 
 STRIP_NAME = "validation.png"
 CARD_NAME = "README.md"
@@ -44,7 +44,7 @@ CARD_NAME = "README.md"
 STRIP_ROW_HEIGHT = 160  # px per triplet in the validation image
 UPLOAD_ALLOW = (WEIGHT_NAME, ADAPTER_INFO_FILE, CARD_NAME, STRIP_NAME)
 WEIGHTING_SCHEMES = ("none", "sigma_sqrt", "logit_normal", "mode", "cosmap")
-CACHE_VERSION = 2  # 2: the VL encoder sees at most the stock area (vfi.conditioning.VL_AREA), Lanczos
+CACHE_VERSION = 2  # 2: the VL encoder sees at most the stock area (vfi.qwen.conditioning.VL_AREA), Lanczos
 
 
 # --- cached model inputs ----------------------------------------------------------------------------------
@@ -82,8 +82,8 @@ def cache_samples(
     from PIL import Image
     from safetensors.torch import save_file
 
-    from vfi.files import atomic_path
-    from vfi.pipeline import condition_tokens, encode_image, encode_prompts
+    from vfi.io.files import atomic_path
+    from vfi.qwen.pipeline import condition_tokens, encode_image, encode_prompts
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,7 @@ def load_batch(paths: Sequence[Path], device: Any, dtype: Any) -> dict[str, Any]
     import torch
     from safetensors.torch import load_file
 
-    from vfi.pipeline import pad_prompt_embeds
+    from vfi.qwen.pipeline import pad_prompt_embeds
 
     items = [load_file(str(p)) for p in paths]
     shapes = [cache_shape(p) for p in paths]
@@ -178,7 +178,7 @@ def sample_sigmas(scheduler_config: dict, seq_len: int, u: Any) -> Any:
     """Noise levels for uniform-ish draws ``u`` in (0, 1), shifted as the scheduler shifts its sigmas."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from vfi.pipeline import shift_mu
+    from vfi.qwen.pipeline import shift_mu
 
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler_config)
     u = u.clamp(1e-4, 1.0)
@@ -203,7 +203,7 @@ def flow_matching_loss(
 
     Packed target latents x0 and noise ε give x_σ = (1 − σ)·x0 + σ·ε with σ drawn by ``weighting_scheme``
     and shifted by ``mu`` for the target's token count; the transformer sees [x_σ, condition tokens]
-    (the order :func:`vfi.pipeline.generate` uses) at timestep σ and predicts the velocity ε − x0. The loss
+    (the order :func:`vfi.qwen.pipeline.generate` uses) at timestep σ and predicts the velocity ε − x0. The loss
     is the (weighted) MSE on the target tokens only. ``generator`` (CPU) makes noise and σ reproducible.
     """
     import torch
@@ -278,8 +278,8 @@ def validate(
     """Generate each held-out middle frame with the pipeline as it is now; mean PSNR/SSIM vs ground truth."""
     import torch
 
-    from vfi.metrics import psnr, ssim
-    from vfi.pipeline import generate
+    from vfi.quality.metrics import psnr, ssim
+    from vfi.qwen.pipeline import generate
 
     scores, frames = [], []
     for index, sample in enumerate(samples):
@@ -332,7 +332,7 @@ def validation_round(
 def flow_baseline(samples: Sequence[Sample]) -> tuple[dict[str, float], list[np.ndarray]]:
     """The flow backend's middle frames and mean PSNR/SSIM on the same triplets (the bar to beat)."""
     from vfi.backends import FrameRequest, create_backend
-    from vfi.metrics import psnr, ssim
+    from vfi.quality.metrics import psnr, ssim
 
     backend = create_backend("flow")
     scores, frames = [], []
@@ -353,7 +353,7 @@ def save_strip(path: str | os.PathLike, samples: Sequence[Sample], columns: dict
     """One row per triplet: first | each named column of frames | ground truth | last, labelled on top."""
     from PIL import Image, ImageDraw
 
-    from vfi.files import atomic_path
+    from vfi.io.files import atomic_path
 
     height = STRIP_ROW_HEIGHT
     rows = []

@@ -10,12 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from vfi import jobs
-from vfi.actions import Call, note_lines
+from vfi.app import jobs
+from vfi.app.actions import Call, note_lines
+from vfi.app.config import Advanced
+from vfi.app.jobs import Capabilities, Job
 from vfi.errors import VFIError
-from vfi.jobs import Capabilities, Job
-from vfi.service import Advanced
-from vfi.storyboard import (
+from vfi.modes.storyboard import (
     Storyboard,
     Take,
     load_storyboard,

@@ -7,7 +7,7 @@ API:
   comes from the model's ``model_index.json`` (``QwenImageEditPipeline`` → layout ``side-by-side``,
   ``QwenImageEditPlusPipeline`` → ``multi``). ``base_loads()`` counts real loads (tests).
 - ``LoadedPipeline.use_adapters(adapters, lightning=None, *, fuse=False)``: loads each adapter once
-  (:class:`vfi.adapters.AdapterSpec`, fetched by :func:`vfi.adapters.fetch_adapter`; ``vfi_adapter.json``
+  (:class:`vfi.qwen.adapters.AdapterSpec`, fetched by :func:`vfi.qwen.adapters.fetch_adapter`; ``vfi_adapter.json``
   checked against base and layout), then switches with
   ``set_adapters`` / ``disable_lora``; the base is never reloaded.
 - ``encode_image(loaded, image) -> Tensor``: one keyframe at working size → normalised VAE latents
@@ -30,9 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vfi.adapters import AdapterInfo, AdapterSpec, fetch_adapter, hub_errors
-from vfi.conditioning import Conditioning
 from vfi.errors import VFIError
+from vfi.qwen.adapters import AdapterInfo, AdapterSpec, fetch_adapter, hub_errors
+from vfi.qwen.conditioning import Conditioning
 
 log = logging.getLogger("vfi")
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vfi.adapters import AdapterSpec
+from vfi.app.jobs import GENERATIVE
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
 from vfi.errors import VFIError
-from vfi.jobs import GENERATIVE
+from vfi.qwen.adapters import AdapterSpec
 
 if TYPE_CHECKING:
     from vfi.backends.qwen_edit import QwenEditConfig
@@ -30,7 +30,7 @@ STATUS = (
     "weights: it is verified against the stock pipelines and on a tiny model; GPU timings are estimates. "
     "The flow backend is measured."
 )
-#: Memory the app's requests may hold at once (MiB); more wait (see ``vfi.runs.MemoryBudget``).
+#: Memory the app's requests may hold at once (MiB); more wait (see ``vfi.app.concurrency.MemoryBudget``).
 MEMORY_BUDGET_MB = 8192
 #: Largest upload the app accepts (MiB).
 MAX_UPLOAD_MB = 200

@@ -10,7 +10,7 @@ API (stable; the training script builds on it):
 - ``build_tiny_adapter(pipeline_dir, out_dir, *, rank=4, seed=0, ...) -> Path`` writes a random LoRA on
   the transformer's attention projections (non-zero B, so it changes the output) as
   ``pytorch_lora_weights.safetensors`` in diffusers' format plus ``vfi_adapter.json``
-  (:class:`vfi.adapters.AdapterInfo`). ``pipe.load_lora_weights(out_dir)`` loads it.
+  (:class:`vfi.qwen.adapters.AdapterInfo`). ``pipe.load_lora_weights(out_dir)`` loads it.
 
 It mirrors the real configs where a bug could hide: the processor's pixel bounds, the VAE's 16 latent
 channels with their real ``latents_mean``/``latents_std``, the scheduler, the special tokens and a tokenizer
@@ -28,10 +28,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vfi.adapters import LORA_TARGETS, WEIGHT_NAME, AdapterInfo
-from vfi.conditioning import LAYOUTS, check_layout
-from vfi.files import atomic_dir
-from vfi.pipeline import CLASS_OF_LAYOUT, LAYOUT_OF_CLASS
+from vfi.io.files import atomic_dir
+from vfi.qwen.adapters import LORA_TARGETS, WEIGHT_NAME, AdapterInfo
+from vfi.qwen.conditioning import LAYOUTS, check_layout
+from vfi.qwen.pipeline import CLASS_OF_LAYOUT, LAYOUT_OF_CLASS
 
 #: The special tokens of the real Qwen2.5-VL tokenizer (``Qwen/Qwen-Image-Edit`` ``tokenizer/tokenizer_config.json``,
 #: ``added_tokens_decoder`` ids 151643–151656), in their order; appended after the ordinary tokens as there.

@@ -1,0 +1,1 @@
+"""The app's serving layer (no gradio): tabs' actions, config, jobs, concurrency."""

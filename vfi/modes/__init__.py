@@ -1,0 +1,1 @@
+"""What to interpolate: whole clips, retiming, storyboards, clip reports, scene cuts."""

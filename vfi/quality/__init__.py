@@ -1,0 +1,1 @@
+"""Measuring quality: PSNR/SSIM and scoring a backend on triplet folders."""

@@ -1,0 +1,1 @@
+"""The generative internals: pipeline loading, conditioning, adapters, registration."""

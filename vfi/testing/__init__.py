@@ -1,0 +1,1 @@
+"""A tiny random Qwen-Image-Edit pipeline of the real classes, for tests and demos."""

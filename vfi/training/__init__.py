@@ -1,0 +1,1 @@
+"""Training adapters: data, the loop's pieces, checkpoints, the model card."""
