@@ -185,10 +185,13 @@ _REPLAYABLE = {
 }
 
 
+def program_name() -> str:
+    """How the user started us: ``python -m vfi`` or the ``vfi`` console script (for usage lines and errors)."""
+    return "python -m vfi" if Path(sys.argv[0]).name == "__main__.py" else Path(sys.argv[0]).name or "vfi"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="python -m vfi", description="Video frame interpolation (flow, crossfade, Qwen-Image-Edit + LoRA)."
-    )
+    parser = _Parser(prog=program_name(), description="Video frame interpolation (flow, crossfade, Qwen-Image-Edit + LoRA).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     pair = sub.add_parser("pair", help="make the frames between two keyframes")
