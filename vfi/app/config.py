@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES, GENERATIVE
-from vfi.backends.qwen_config import QwenEditConfig
+from vfi.backends.qwen_config import DEFAULT_GUIDANCE, LIGHTNING_GUIDANCE, LIGHTNING_STEPS, QwenEditConfig
 from vfi.errors import VFIError
 from vfi.qwen.adapters import AdapterSpec
 
 #: The app's Advanced section starts with these (a lighter run than the backend's own defaults).
-ADVANCED_RESOLUTION, ADVANCED_STEPS, ADVANCED_GUIDANCE = 512, 20, 4.0
-#: Steps and guidance the Advanced section switches to in fast mode (Lightning).
-FAST_STEPS, FAST_GUIDANCE = 8, 1.0
+ADVANCED_RESOLUTION, ADVANCED_STEPS, ADVANCED_GUIDANCE = 512, 20, DEFAULT_GUIDANCE
+#: Steps and guidance the Advanced section switches to in fast mode: the backend's with Lightning.
+FAST_STEPS, FAST_GUIDANCE = LIGHTNING_STEPS, LIGHTNING_GUIDANCE
 NO_ADAPTER = "none"
 #: What is proven, said on the page (the README's "Status" says how).
 STATUS = (

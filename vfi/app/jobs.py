@@ -95,6 +95,10 @@ class Job:
 
         return stages(self.settings, Capabilities(self.backend), Capabilities(self.refine) if self.refine else None)
 
+    def check(self) -> None:
+        """Refuse an impossible request (frame count vs backend) with a VFIError, before any model loads."""
+        self.frames_to_make()
+
     def frames_to_make(self) -> int:
         """How many frames the main backend makes in this run (raises VFIError for an impossible request)."""
         if self.clip is not None:
@@ -197,7 +201,7 @@ def execute(job: Job, max_gpu_seconds: int, run: Callable[[Job], T], run_on_gpu:
 
     One at a time on the GPU is the app's queue's business (Gradio's ``concurrency_id``), not a lock here.
     """
-    job.frames_to_make()  # validates the request (frame count vs backend) before any model loads
+    job.check()
     if not job.generative:
         return run(job)
     check_gpu_seconds(job.gpu_seconds(), max_gpu_seconds)
@@ -230,7 +234,7 @@ def stream_frames(
     """
     from vfi.interpolate import Progress, interpolate_levels, run_requests
 
-    job.frames_to_make()  # validates the request before any model loads
+    job.check()
     pairs = len(job.keyframes) - 1
     progress = Progress(sum(len(stage.times) for stage in job.stages()) * pairs, on_progress, should_cancel)
     backend = None if job.generative else job.create_backend()
