@@ -69,6 +69,14 @@ class QwenEditBackend:
     def lightning(self) -> AdapterSpec | None:
         return self.config.lightning
 
+    @property
+    def steps(self) -> int:
+        return self.config.steps_or_default()
+
+    @property
+    def guidance(self) -> float:
+        return self.config.guidance_or_default()
+
     def _use_adapters(self) -> None:
         self.loaded.use_adapters(list(self.config.adapters), self.config.lightning, fuse=self.config.fuse)
 
@@ -115,13 +123,13 @@ class QwenEditBackend:
         generators = [torch.Generator("cpu").manual_seed(r.seed) for r in requests]
         # Per-step progress: never drawn here, but the app's gr.Progress(track_tqdm=True) shows it.
         config = self.config
-        steps = tqdm(total=config.steps_or_default(), desc=f"denoising {len(requests)} frame(s)", unit="steps", disable=True)
+        steps = tqdm(total=self.steps, desc=f"denoising {len(requests)} frame(s)", unit="steps", disable=True)
         images = generate(
             self.loaded,
             conds,
             generators,
-            steps=config.steps_or_default(),
-            true_cfg_scale=config.guidance_or_default(),
+            steps=self.steps,
+            true_cfg_scale=self.guidance,
             negative_prompt=config.negative_prompt,
             keyframe_latents=latents,
             lightning=config.fast,
