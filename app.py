@@ -31,7 +31,8 @@ from ui.storyboard import storyboard_tab  # noqa: E402
 from vfi.app import actions, jobs  # noqa: E402
 from vfi.app.concurrency import memory_budget  # noqa: E402
 from vfi.app.config import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, STATUS, Advanced, AppConfig, parse_args  # noqa: E402
-from vfi.app.jobs import GENERATIVE, Job  # noqa: E402
+from vfi.app.jobs import Job  # noqa: E402
+from vfi.backends import GENERATIVE  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
 from vfi.signals import sigterm_as_interrupt  # noqa: E402
 

@@ -12,6 +12,7 @@ from vfi.backends import flow as flow_module
 from vfi.backends.base import FrameRequest
 from vfi.backends.crossfade import CrossfadeBackend
 from vfi.backends.flow import FlowBackend, FlowConfig, _best_match, _half, _resize
+from vfi.errors import VFIError
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -197,7 +198,7 @@ def test_resizing_a_flow_rescales_it_as_numpy_float32_would(shape, size):
     ],
 )
 def test_config_errors_name_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(VFIError, match=field):
         FlowConfig(**{field: value})
 
 

@@ -124,7 +124,8 @@ def test_cli_timing_errors_are_one_line(tmp_path: Path, args: str) -> None:
 
 
 def test_the_gpu_estimate_counts_what_a_midpoint_only_backend_makes_at_a_target_fps() -> None:
-    from vfi.app.jobs import Capabilities, Job
+    from vfi.app.jobs import Job
+    from vfi.backends import Capabilities
 
     plan = plan_clip(EXAMPLE, ClipSettings(fps=Fraction(30)))  # 12 → 30 fps: depth 1, a midpoint per interval
     assert (plan.midpoint_depth, plan.midpoint_frames, plan.frames_to_make) == (1, 23, 46)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from vfi.errors import VFIError
 
 if TYPE_CHECKING:
-    from vfi.backends.qwen_edit import QwenEditConfig
+    from vfi.backends.qwen_config import QwenEditConfig
 
 MANIFEST_VERSION = 1
 #: Packages whose versions a manifest records (those not installed are recorded as None).
@@ -195,17 +195,3 @@ def changed_packages(manifest: dict[str, Any]) -> list[str]:
     recorded = manifest.get("packages", {})
     return [f"{name} {recorded[name]} → {now.get(name)}" for name in recorded if recorded[name] != now.get(name)]
 
-
-def config_argv(config: QwenEditConfig | None) -> list[str]:
-    """The CLI options that make the generative backend's ``config`` (none for the other backends)."""
-    if config is None:
-        return []
-    argv = ["--base-model", config.base_model]
-    for spec in config.adapters:
-        argv += ["--adapter", f"{spec.reference}@{spec.scale:g}"]
-    if config.lightning is not None:
-        argv += ["--lightning", f"{config.lightning.reference}@{config.lightning.scale:g}"]
-    for option, value in (("--resolution", config.resolution), ("--steps", config.steps),
-                          ("--guidance", config.guidance), ("--prompt", config.prompt)):  # fmt: skip
-        argv += [option, str(value)] if value is not None else []
-    return argv

@@ -20,9 +20,11 @@ import numpy as np
 from vfi.app import jobs
 from vfi.app.config import NO_ADAPTER, Advanced, AppConfig
 from vfi.app.jobs import Job
+from vfi.backends import GENERATIVE
 from vfi.errors import Cancelled, VFIError
 from vfi.io.files import write_json
-from vfi.manifest import clip_seeds, config_argv
+from vfi.manifest import clip_seeds
+from vfi.run_spec import BackendSpec, ClipSpec, PairSpec, RunSpec
 
 if TYPE_CHECKING:
     from vfi.backends.base import FrameRequest
@@ -81,15 +83,14 @@ def note_lines(notes: Iterable[str | None]) -> str:
     return "".join(f"  \n{note}" for note in notes if note)
 
 
-def write_manifest(argv: list[str], inputs: list[str], job: Job, seeds: dict, started: float, folder: Path) -> Path:
-    """``folder/manifest.json`` for a run the CLI would make with ``argv`` (``python -m vfi replay`` remakes it)."""
+def write_manifest(spec: RunSpec, job: Job, seeds: dict, started: float, folder: Path) -> Path:
+    """``folder/manifest.json`` for the run ``spec`` describes (``python -m vfi replay`` remakes it)."""
     from vfi import manifest
-    from vfi.cli import run_settings
 
+    inputs = manifest.hash_inputs(getattr(spec, name) for name in spec.inputs)
     record = manifest.build_manifest(
-        argv[0], run_settings(argv), argv, manifest.hash_inputs(inputs), job.config, seeds, started,
-        time.time() - started,
-    )  # fmt: skip
+        spec.command, spec.settings(), spec.argv(), inputs, job.config, seeds, started, time.time() - started
+    )
     return manifest.write_manifest(record, folder / "manifest.json")
 
 
@@ -108,7 +109,8 @@ def keyframes(
     pair = uploaded_keyframes(first, last, mismatch)
     count, fps = int(count or 0), float(fps)
     seed = random.randrange(2**32) if randomize else int(seed)
-    hybrid = bool(hybrid) and backend == jobs.GENERATIVE
+    unused_hybrid = bool(hybrid) and backend != GENERATIVE  # said in the summary, not silently dropped
+    hybrid = bool(hybrid) and not unused_hybrid
     settings = InterpolationSettings(
         depth=None if count else int(depth), frames=count or None, seed=seed, generative_depth=1 if hybrid else None
     )
@@ -133,11 +135,12 @@ def keyframes(
             f"{len(frames)} frames, {len(frames) / fps:.2f} s at {fps:g} fps — made in {seconds:.1f} s with {backend}"
         )
         summary += " + flow (hybrid)." if hybrid else "."
+        summary += f" Hybrid mode is for the {GENERATIVE} backend: {backend} made every frame." if unused_hybrid else ""
         summary += note_lines([pair.note])
-        count_option = ["--frames", str(count)] if count else ["--depth", str(int(depth))]
-        hybrid_option = ["--refine", HYBRID_REFINE, "--generative-depth", "1"] if hybrid else []
-        argv = ["pair", first, last, "-o", "interpolated.mp4", *count_option, "--fps", str(fps), "--seed", str(seed),
-                "--mismatch", mismatch, "--backend", backend, *hybrid_option, *config_argv(job.config)]  # fmt: skip
+        choice = BackendSpec(backend, job.config, job.refine, settings.generative_depth)
+        spec = PairSpec(
+            first, last, depth=int(depth), frames=count or None, fps=fps, seed=seed, mismatch=mismatch, backend=choice
+        )
         seeds = {"run_seed": seed, "playback": playback, "frames": frame_seeds(seed, len(chain) - 1, settings.times)}
         made_count = total - len(chain)
 
@@ -146,7 +149,7 @@ def keyframes(
                 raise Cancelled(f"Stopped after {made_count} of {made_count} frames, before all files were written.")
 
         check_stop()
-        manifest = write_manifest(argv, [first, last], job, seeds, started, folder)
+        manifest = write_manifest(spec, job, seeds, started, folder)
         for out in jobs.keyframe_outputs(frames, folder, fps, call.report):
             check_stop()
             if out.frames:
@@ -215,31 +218,31 @@ def clip(
     job = replace(call.job(backend, advanced, plan.settings, clip=(plan, output)), report=bool(report))
     with call.admit(job.memory_bytes()):
         started = time.time()
-        result = call.run(job)
+        output = call.run(job)
+    result, quality = output.result, output.report
     audio = "audio kept" if result.has_audio else "no audio"
     summary = f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}."
     summary += note_lines(result.notes)
-    argv = ["clip", video, "-o", "interpolated.mp4", *_clip_argv(settings), "--backend", backend,
-            *config_argv(job.config)]  # fmt: skip
-    files = [str(write_manifest(argv, [video], job, clip_seeds(settings.seed), started, folder))]
+    spec = ClipSpec(
+        video,
+        factor=settings.factor,
+        slowmo=settings.slowmo,
+        seed=settings.seed,
+        fps=settings.fps,
+        scene_threshold=settings.scene_threshold,
+        start=settings.start,
+        end=settings.end,
+        backend=BackendSpec(backend, job.config),
+    )
+    files = [str(write_manifest(spec, job, clip_seeds(settings.seed), started, folder))]
     points: list[tuple[float, float]] = []
-    if result.report is not None:
+    if quality is not None:
         report_path = folder / "report.json"
-        write_json(result.report.to_dict(), report_path)
+        write_json(quality.to_dict(), report_path)
         files.append(str(report_path))
-        summary += f"  \n**Quality report:** {result.report.summary()}"
-        points = [(row.time, row.psnr) for row in result.report.rows]
+        summary += f"  \n**Quality report:** {quality.summary()}"
+        points = [(row.time, row.psnr) for row in quality.rows]
     return str(result.path), summary, files, points
-
-
-def _clip_argv(settings: ClipSettings) -> list[str]:
-    """The CLI options of ``settings`` (what the Clip tab lets a user set)."""
-    timing = ["--fps", str(settings.fps)] if settings.fps is not None else ["--factor", str(settings.factor)]
-    return [
-        *timing, *(["--slowmo"] if settings.slowmo else []), "--scene-threshold", str(settings.scene_threshold),
-        "--start", str(settings.start), *(["--end", str(settings.end)] if settings.end is not None else []),
-        "--seed", str(settings.seed),
-    ]  # fmt: skip
 
 
 def compare(
@@ -249,6 +252,7 @@ def compare(
     """Both presets side by side in one video (so they play in sync) → its path, their middle frames (a gallery
     and a slider pair) and how far apart they are (PSNR/SSIM over the in-betweens)."""
     from vfi.interpolate import InterpolationSettings
+    from vfi.io.images import side_by_side
     from vfi.io.video import write_mp4
     from vfi.quality.metrics import describe_agreement
 
@@ -266,7 +270,7 @@ def compare(
     with call.admit(sum(job.memory_bytes() for job in work)):
         runs = [call.run(job) for job in work]
         folder = jobs.request_folder(call.session)
-        video = write_mp4(jobs.side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
+        video = write_mp4(side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
     middle = len(runs[0]) // 2
     left, right = runs[0][middle], runs[1][middle]
     metrics = f"**Left vs right** — {describe_agreement(*runs)}" + note_lines([keyframes.note])

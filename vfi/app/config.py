@@ -9,20 +9,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from vfi.app.jobs import GENERATIVE
-from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
+from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES, GENERATIVE
+from vfi.backends.qwen_config import DEFAULT_GUIDANCE, LIGHTNING_GUIDANCE, LIGHTNING_STEPS, QwenEditConfig
 from vfi.errors import VFIError
 from vfi.qwen.adapters import AdapterSpec
 
-if TYPE_CHECKING:
-    from vfi.backends.qwen_edit import QwenEditConfig
-
 #: The app's Advanced section starts with these (a lighter run than the backend's own defaults).
-ADVANCED_RESOLUTION, ADVANCED_STEPS, ADVANCED_GUIDANCE = 512, 20, 4.0
-#: Steps and guidance the Advanced section switches to in fast mode (Lightning).
-FAST_STEPS, FAST_GUIDANCE = 8, 1.0
+ADVANCED_RESOLUTION, ADVANCED_STEPS, ADVANCED_GUIDANCE = 512, 20, DEFAULT_GUIDANCE
+#: Steps and guidance the Advanced section switches to in fast mode: the backend's with Lightning.
+FAST_STEPS, FAST_GUIDANCE = LIGHTNING_STEPS, LIGHTNING_GUIDANCE
 NO_ADAPTER = "none"
 #: What is proven, said on the page (the README's "Status" says how).
 STATUS = (
@@ -123,8 +120,6 @@ class AppConfig:
         """The ``QwenEditConfig`` for the generative backend (None for the others)."""
         if backend != GENERATIVE:
             return None
-        from vfi.backends.qwen_edit import QwenEditConfig
-
         chosen = tuple(
             replace(spec, scale=advanced.strength) for spec in self.adapters if spec.reference == advanced.adapter
         )

@@ -8,7 +8,6 @@ and shows what comes back. A job is picklable, so a ZeroGPU Space can run it in 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 import re
@@ -22,17 +21,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from vfi.backends import ANY_T_BACKENDS
+from vfi.backends import ANY_T_BACKENDS, GENERATIVE, Capabilities
 from vfi.errors import VFIError
 
 if TYPE_CHECKING:
     from vfi.backends import Backend
     from vfi.backends.base import FrameRequest
-    from vfi.backends.qwen_edit import QwenEditConfig
+    from vfi.backends.qwen_config import QwenEditConfig
     from vfi.interpolate import Stage
-    from vfi.modes.clip import ClipPlan
+    from vfi.modes.clip import ClipPlan, ClipResult
+    from vfi.modes.report import ClipReport
 
-GENERATIVE = "qwen-edit"
 #: Wall-clock cost of one denoising step at 1024² on the GPU (docs/architecture.md, cost model), plus load time.
 STEP_SECONDS_1024 = 0.6
 LOAD_SECONDS = 30
@@ -45,17 +44,6 @@ OUTPUT_TTL_S = 3600
 PLAYBACKS = ("once", "loop", "ping-pong")
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What :func:`vfi.interpolate.count_generated` needs of a backend, known without building it."""
-
-    name: str
-
-    @property
-    def supports_any_t(self) -> bool:
-        return self.name in ANY_T_BACKENDS
 
 
 def frames_memory(shape: tuple[int, ...], kept: int) -> int:
@@ -94,7 +82,7 @@ class Job:
     def create_backend(self) -> Backend:
         from vfi.backends import create_backend
 
-        return create_backend(self.backend, **({"config": self.config} if self.config is not None else {}))
+        return create_backend(self.backend, self.config)
 
     def create_refine(self) -> Backend | None:
         from vfi.backends import create_backend
@@ -106,6 +94,10 @@ class Job:
         from vfi.interpolate import stages
 
         return stages(self.settings, Capabilities(self.backend), Capabilities(self.refine) if self.refine else None)
+
+    def check(self) -> None:
+        """Refuse an impossible request (frame count vs backend) with a VFIError, before any model loads."""
+        self.frames_to_make()
 
     def frames_to_make(self) -> int:
         """How many frames the main backend makes in this run (raises VFIError for an impossible request)."""
@@ -121,7 +113,7 @@ class Job:
 
         An unset resolution (the adapter's own, unknown before loading) is costed at 1024².
         """
-        from vfi.backends.qwen_edit import QwenEditConfig
+        from vfi.backends.qwen_config import QwenEditConfig
 
         config = self.config or QwenEditConfig()
         cfg = 2 if config.guidance_or_default() > 1.0 else 1
@@ -146,7 +138,7 @@ class Job:
         return frames_memory(self.keyframes[0].shape, self.frames_to_make() + len(self.keyframes))
 
     def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]):
-        """The frames (keyframes) or the ``ClipResult`` (clip)."""
+        """The frames (keyframes) or the :class:`ClipOutput` (clip)."""
         backend = self.create_backend()
         if self.clip is not None:
             from vfi.modes.clip import interpolate_clip
@@ -157,11 +149,11 @@ class Job:
                 plan, output, backend, refine=refine, on_progress=on_progress, should_cancel=should_cancel
             )
             if not self.report:
-                return result
+                return ClipOutput(result)
             from vfi.modes.report import report_clip
 
             report = report_clip(plan, backend, refine=refine, on_progress=on_progress, should_cancel=should_cancel)
-            return dataclasses.replace(result, report=report)
+            return ClipOutput(result, report)
         from vfi.interpolate import interpolate_frames
 
         return list(
@@ -170,6 +162,14 @@ class Job:
                 on_progress=on_progress, should_cancel=should_cancel,
             )
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ClipOutput:
+    """What a clip job wrote (``vfi.modes.clip.ClipResult``) and its quality report, when one was asked for."""
+
+    result: ClipResult
+    report: ClipReport | None = None
 
 
 class EtaProgress:
@@ -201,7 +201,7 @@ def execute(job: Job, max_gpu_seconds: int, run: Callable[[Job], T], run_on_gpu:
 
     One at a time on the GPU is the app's queue's business (Gradio's ``concurrency_id``), not a lock here.
     """
-    job.frames_to_make()  # validates the request (frame count vs backend) before any model loads
+    job.check()
     if not job.generative:
         return run(job)
     check_gpu_seconds(job.gpu_seconds(), max_gpu_seconds)
@@ -234,7 +234,7 @@ def stream_frames(
     """
     from vfi.interpolate import Progress, interpolate_levels, run_requests
 
-    job.frames_to_make()  # validates the request before any model loads
+    job.check()
     pairs = len(job.keyframes) - 1
     progress = Progress(sum(len(stage.times) for stage in job.stages()) * pairs, on_progress, should_cancel)
     backend = None if job.generative else job.create_backend()
@@ -361,11 +361,3 @@ def keyframe_outputs(
     yield replace(
         out, gif=Path(write_gif(counted(frames, report, "writing the GIF"), folder / "interpolated.gif", fps=fps))
     )
-
-
-def side_by_side(runs: Sequence[Sequence[np.ndarray]], names: Sequence[str]) -> list[np.ndarray]:
-    """Frames of several runs of equal length, each labelled with its name, next to each other."""
-    from vfi.io.images import label_frame
-
-    labelled = [[label_frame(frame, name) for frame in frames] for name, frames in zip(names, runs)]
-    return [np.concatenate(row, axis=1) for row in zip(*labelled)]

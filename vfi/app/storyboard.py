@@ -13,7 +13,8 @@ from typing import Any
 from vfi.app import jobs
 from vfi.app.actions import Call, note_lines
 from vfi.app.config import Advanced
-from vfi.app.jobs import Capabilities, Job
+from vfi.app.jobs import Job
+from vfi.backends import Capabilities
 from vfi.errors import VFIError
 from vfi.modes.storyboard import (
     Storyboard,

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from vfi.backends.base import FrameRequest
+from vfi.errors import VFIError
 
 cv2.setNumThreads(2)
 
@@ -69,25 +70,25 @@ class FlowConfig:
 
     def __post_init__(self) -> None:
         if self.preset not in _PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(_PRESETS)}, got {self.preset!r}")
+            raise VFIError(f"preset must be one of {', '.join(_PRESETS)}, got {self.preset!r}.")
         if self.max_flow_side < 32:
-            raise ValueError(f"max_flow_side must be at least 32, got {self.max_flow_side}")
+            raise VFIError(f"max_flow_side must be at least 32, got {self.max_flow_side}.")
         if self.fine_side < 0:
-            raise ValueError(f"fine_side must be >= 0, got {self.fine_side}")
+            raise VFIError(f"fine_side must be >= 0, got {self.fine_side}.")
         if self.fine_patch_stride < 1:
-            raise ValueError(f"fine_patch_stride must be at least 1, got {self.fine_patch_stride}")
+            raise VFIError(f"fine_patch_stride must be at least 1, got {self.fine_patch_stride}.")
         if self.refinement_iterations < 0:
-            raise ValueError(f"refinement_iterations must be >= 0, got {self.refinement_iterations}")
+            raise VFIError(f"refinement_iterations must be >= 0, got {self.refinement_iterations}.")
         if self.fast_search < 0:
-            raise ValueError(f"fast_search must be >= 0, got {self.fast_search}")
+            raise VFIError(f"fast_search must be >= 0, got {self.fast_search}.")
         if self.ensemble_pixels < 0:
-            raise ValueError(f"ensemble_pixels must be >= 0, got {self.ensemble_pixels}")
+            raise VFIError(f"ensemble_pixels must be >= 0, got {self.ensemble_pixels}.")
         if not 0 <= self.occlusion_weight <= 1:
-            raise ValueError(f"occlusion_weight must be between 0 and 1, got {self.occlusion_weight}")
+            raise VFIError(f"occlusion_weight must be between 0 and 1, got {self.occlusion_weight}.")
         for field in ("occlusion_rel", "occlusion_abs", "occlusion_blur"):
             value = getattr(self, field)
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{field} must be a finite number >= 0, got {value}")
+                raise VFIError(f"{field} must be a finite number >= 0, got {value}.")
 
 
 def _warp(image: np.ndarray, flow: np.ndarray, method: int) -> np.ndarray:

@@ -13,23 +13,21 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from vfi.backends.base import FrameRequest
 from vfi.backends.flow import FlowBackend
+from vfi.backends.qwen_config import QwenEditConfig
 from vfi.errors import VFIError
 from vfi.qwen.adapters import AdapterSpec
-from vfi.qwen.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resolution, to_frame
-from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, LoadedPipeline, encode_image, generate, load_pipeline
+from vfi.qwen.conditioning import DEFAULT_RESOLUTION, build_conditioning, to_frame
+from vfi.qwen.pipeline import LoadedPipeline, encode_image, generate, load_pipeline
 from vfi.qwen.registration import register_to
 
 log = logging.getLogger("vfi")
-
-DEFAULT_STEPS, DEFAULT_GUIDANCE = 30, 4.0
-LIGHTNING_STEPS = 8
+__all__ = ["QwenEditBackend", "QwenEditConfig"]
 #: Keyframe latents kept between calls (a recursion level reuses the previous level's frames).
 LATENT_CACHE_SIZE = 64
 
@@ -39,112 +37,48 @@ def _frame_key(frame: np.ndarray) -> tuple[Any, ...]:
     return (frame.shape, hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest())
 
 
-@dataclass(frozen=True)
-class QwenEditConfig:
-    """Settings of :class:`QwenEditBackend`, built alike by the CLI and the app; the defaults live here only.
-
-    ``base_model``: Hub id or folder of a ``QwenImageEditPipeline`` / ``QwenImageEditPlusPipeline``.
-    ``adapters``: interpolation LoRAs (``AdapterSpec`` or ``"ID_OR_DIR[@scale]"``, parsed here); none → the
-    base model alone. ``lightning``: optional few-step LoRA stacked on top (fewer steps, no CFG by default).
-    ``resolution``: longest side of the working size (multiple of 32). ``steps``, ``guidance``: denoising
-    steps and ``true_cfg_scale`` (CFG with ``negative_prompt`` when > 1). ``prompt``: overrides the adapter's.
-    None for any of these four means the adapter's value, else the defaults below (:meth:`steps_or_default`,
-    :meth:`guidance_or_default`; the resolution is known once the adapters are loaded).
-    ``batch``: most frames per pipeline call. ``device``, ``dtype``, ``memory``: see
-    :func:`vfi.qwen.pipeline.load_pipeline`; ``fuse`` fuses the adapters, ``compile`` compiles the transformer,
-    ``register`` re-registers each generated frame to the flow prediction.
-    """
-
-    base_model: str = DEFAULT_BASE_MODEL
-    adapters: tuple[AdapterSpec, ...] = ()
-    lightning: AdapterSpec | None = None
-    resolution: int | None = None
-    steps: int | None = None
-    guidance: float | None = None
-    prompt: str | None = None
-    negative_prompt: str = " "
-    batch: int = 4
-    device: str | None = None
-    dtype: str | None = None
-    memory: str = "auto"
-    fuse: bool = False
-    compile: bool = False
-    register: bool = True
-
-    def __post_init__(self) -> None:
-        # Specs may come as "ID_OR_DIR[@scale]" strings (CLI, environment): parsed once, here.
-        parse = AdapterSpec.parse
-        object.__setattr__(
-            self, "adapters", tuple(a if isinstance(a, AdapterSpec) else parse(a) for a in self.adapters)
-        )
-        if isinstance(self.lightning, str):
-            object.__setattr__(self, "lightning", parse(self.lightning))
-        if not self.base_model:
-            raise VFIError("base_model must name a Hub repo id or a folder.")
-        if self.resolution is not None:
-            check_resolution(self.resolution)
-        if self.steps is not None and not 2 <= self.steps <= 200:
-            raise VFIError(f"steps must be between 2 and 200, got {self.steps}.")
-        if self.guidance is not None and not 0.0 <= self.guidance <= 30.0:
-            raise VFIError(f"guidance must be between 0 and 30, got {self.guidance}.")
-        if not 1 <= self.batch <= 64:
-            raise VFIError(f"batch must be between 1 and 64, got {self.batch}.")
-
-    @property
-    def fast(self) -> bool:
-        """Whether a few-step (Lightning) LoRA is stacked."""
-        return self.lightning is not None
-
-    def steps_or_default(self) -> int:
-        return self.steps or (LIGHTNING_STEPS if self.fast else DEFAULT_STEPS)
-
-    def guidance_or_default(self) -> float:
-        return self.guidance if self.guidance is not None else (1.0 if self.fast else DEFAULT_GUIDANCE)
-
-
 class QwenEditBackend:
     """Midpoints from Qwen-Image-Edit + LoRA adapters at a chosen working resolution.
 
-    Built from a :class:`QwenEditConfig` (``config=``), or from its fields as arguments
-    (``QwenEditBackend(base_model, adapters, resolution=512, …)``).
+    Built from the fields of a :class:`QwenEditConfig` (``QwenEditBackend(base_model, adapters,
+    resolution=512, …)``; :func:`vfi.backends.create_backend` passes a config's), which it keeps as ``config``.
     """
 
     name = "qwen-edit"
     supports_any_t = False
 
-    def __init__(
-        self,
-        base_model: str = DEFAULT_BASE_MODEL,
-        adapters: Sequence[AdapterSpec | str] = (),
-        *,
-        config: QwenEditConfig | None = None,
-        **options: Any,
-    ) -> None:
-        if config is None:
-            config = QwenEditConfig(base_model, tuple(adapters), **options)
-        elif base_model != DEFAULT_BASE_MODEL or adapters or options:
-            raise VFIError("Give the qwen-edit backend either a config or its options, not both.")
-        self.config = config
-        self.adapters, self.lightning = list(config.adapters), config.lightning
+    def __init__(self, *fields: Any, **options: Any) -> None:
+        config = self.config = QwenEditConfig(*fields, **options)
         self.loaded: LoadedPipeline = load_pipeline(
             config.base_model, device=config.device, dtype=config.dtype, memory=config.memory
         )
-        self.fuse = config.fuse
-        if not self.adapters:
+        if not config.adapters:
             log.warning("No adapter given: the base model is expected to fail at interpolation (baseline only).")
-        self.loaded.use_adapters(self.adapters, self.lightning, fuse=self.fuse)
+        self._use_adapters()
         if config.compile:
             self.loaded.compile()
-        infos = [info for info in map(self.loaded.info, self.adapters) if info is not None]
+        infos = [info for info in map(self.loaded.info, config.adapters) if info is not None]
+        #: The working resolution and prompt: the config's, else the adapters'.
         self.resolution = config.resolution or next((i.resolution for i in infos if i.resolution), DEFAULT_RESOLUTION)
         self.prompt = config.prompt or next((i.prompt for i in infos if i.prompt), None)
-        self.steps = config.steps_or_default()
-        self.guidance = config.guidance_or_default()
-        self.negative_prompt = config.negative_prompt
         self.max_batch = config.batch
-        self.register = config.register
         self._reference = FlowBackend()  # predicts each generated frame, for registration
         self._latents: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    @property
+    def lightning(self) -> AdapterSpec | None:
+        return self.config.lightning
+
+    @property
+    def steps(self) -> int:
+        return self.config.steps_or_default()
+
+    @property
+    def guidance(self) -> float:
+        return self.config.guidance_or_default()
+
+    def _use_adapters(self) -> None:
+        self.loaded.use_adapters(list(self.config.adapters), self.config.lightning, fuse=self.config.fuse)
 
     @property
     def layout(self) -> str:
@@ -175,7 +109,7 @@ class QwenEditBackend:
         if any(abs(r.t - 0.5) > 1e-9 for r in requests):
             raise VFIError("The qwen-edit backend makes midpoints only (t = 0.5).")
         # The pipeline is shared per process: make sure our adapters are the active ones.
-        self.loaded.use_adapters(self.adapters, self.lightning, fuse=self.fuse)
+        self._use_adapters()
         conds = [
             build_conditioning(
                 r.first, r.last, t=r.t, layout=self.layout, resolution=self.resolution, prompt=self.prompt
@@ -188,6 +122,7 @@ class QwenEditBackend:
         ]
         generators = [torch.Generator("cpu").manual_seed(r.seed) for r in requests]
         # Per-step progress: never drawn here, but the app's gr.Progress(track_tqdm=True) shows it.
+        config = self.config
         steps = tqdm(total=self.steps, desc=f"denoising {len(requests)} frame(s)", unit="steps", disable=True)
         images = generate(
             self.loaded,
@@ -195,14 +130,14 @@ class QwenEditBackend:
             generators,
             steps=self.steps,
             true_cfg_scale=self.guidance,
-            negative_prompt=self.negative_prompt,
+            negative_prompt=config.negative_prompt,
             keyframe_latents=latents,
-            lightning=self.lightning is not None,
+            lightning=config.fast,
             callback_on_step_end=lambda step, total: steps.update(1),
         )
         steps.close()
         frames = [to_frame(image, (r.first.shape[1], r.first.shape[0])) for image, r in zip(images, requests)]
-        if not self.register:
+        if not config.register:
             return frames
         references = self._reference.interpolate(requests)
         return [register_to(frame, reference)[0] for frame, reference in zip(frames, references)]

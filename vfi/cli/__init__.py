@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
+from vfi.backends.qwen_config import add_options
 from vfi.cli import commands
 from vfi.errors import VFIError
 from vfi.io.images import MISMATCH_MODES
 from vfi.modes.retime import parse_rate
 from vfi.modes.scenes import SCENE_THRESHOLD
 from vfi.qwen.conditioning import LAYOUTS
-from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, MEMORY_MODES
+from vfi.run_spec import SPECS
 from vfi.signals import Terminated, sigterm_as_interrupt
 
 USER_ERROR = 2
@@ -38,44 +39,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", default="flow", choices=BACKEND_NAMES, help="interpolation backend (default: flow)"
     )
-    qwen = parser.add_argument_group("qwen-edit backend")
-    qwen.add_argument(
-        "--base-model",
-        default=DEFAULT_BASE_MODEL,
-        metavar="ID_OR_DIR",
-        help=f"base Qwen-Image-Edit(-Plus) pipeline: Hub id or folder (default: {DEFAULT_BASE_MODEL})",
-    )
-    qwen.add_argument(
-        "--adapter",
-        action="append",
-        default=[],
-        metavar="ID_OR_DIR[@SCALE]",
-        help="interpolation LoRA adapter (repeatable); none runs the base model alone",
-    )
-    qwen.add_argument("--lightning", metavar="ID_OR_DIR[@SCALE]", help="few-step LoRA stacked for a fast mode")
-    qwen.add_argument(
-        "--resolution",
-        type=int,
-        help="working resolution: longest side, multiple of 32 (default: the adapter's, else 512)",
-    )
-    qwen.add_argument("--steps", type=int, help="denoising steps (default 30, 8 with --lightning)")
-    qwen.add_argument("--guidance", type=float, help="true CFG scale; 1 turns CFG off (default 4, 1 with --lightning)")
-    qwen.add_argument("--prompt", help="override the adapter's prompt")
-    qwen.add_argument("--batch", type=int, default=4, help="frames per pipeline call (default 4)")
-    qwen.add_argument(
-        "--memory",
-        default="auto",
-        choices=MEMORY_MODES,
-        help="GPU memory mode: CPU offload of whole models or of every layer (default: from free memory)",
-    )
-    qwen.add_argument("--fuse", action="store_true", help="fuse the adapters into the weights (faster, fixed adapters)")
-    qwen.add_argument("--compile", action="store_true", help="torch.compile the transformer")
-    qwen.add_argument(
-        "--no-register",
-        dest="register",
-        action="store_false",
-        help="keep generated frames as the model made them (default: undo its global shift/zoom jitter)",
-    )
+    add_options(parser.add_argument_group("qwen-edit backend"))
     hybrid = parser.add_argument_group("hybrid mode")
     hybrid.add_argument(
         "--refine",
@@ -111,7 +75,10 @@ def _inputs(args: argparse.Namespace) -> list[Path]:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    """The parsed options (defaults included), input paths absolute, without the command function."""
+    """The parsed options (defaults included), input paths absolute, without the command function: the typed
+    spec's (:mod:`vfi.run_spec`) for the commands the app runs too."""
+    if args.command in SPECS:
+        return SPECS[args.command].from_options(vars(args), commands.qwen_config(args)).settings()
     inputs = INPUTS[args.command]
 
     def absolute(name: str, value: object) -> object:
@@ -120,11 +87,6 @@ def _settings(args: argparse.Namespace) -> dict:
         return [str(Path(v).resolve()) for v in value] if isinstance(value, list) else str(Path(value).resolve())
 
     return {name: absolute(name, value) for name, value in vars(args).items() if name != "run"}
-
-
-def run_settings(argv: Sequence[str]) -> dict:
-    """What ``--manifest`` records as the settings of ``python -m vfi ARGV`` (the app records its runs so)."""
-    return _settings(build_parser().parse_args(list(argv)))
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:

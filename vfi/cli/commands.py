@@ -11,39 +11,26 @@ import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from vfi.backends import Backend, create_backend
+from vfi.backends import GENERATIVE, Backend, create_backend
+from vfi.backends.qwen_config import QwenEditConfig
 from vfi.errors import VFIError
 from vfi.io.files import write_json
 from vfi.manifest import clip_seeds, frame_seeds
-
-if TYPE_CHECKING:
-    from vfi.backends.qwen_edit import QwenEditConfig
 
 
 def qwen_config(args: argparse.Namespace) -> QwenEditConfig | None:
     """The generative backend's ``QwenEditConfig`` from the options (unset ones: the adapter's or the defaults);
     None when the backend is not ``qwen-edit``."""
-    from vfi.backends.qwen_edit import QwenEditConfig
-
-    if args.backend != "qwen-edit":
-        return None
-    return QwenEditConfig(
-        base_model=args.base_model, adapters=tuple(args.adapter), lightning=args.lightning,
-        resolution=args.resolution, steps=args.steps, guidance=args.guidance, prompt=args.prompt,
-        batch=args.batch, memory=args.memory, fuse=args.fuse, compile=args.compile, register=args.register,
-    )  # fmt: skip
+    return QwenEditConfig.from_options(vars(args)) if args.backend == GENERATIVE else None
 
 
 def make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
     """The main backend and the optional refine backend (hybrid mode) the options ask for."""
     if args.generative_depth is not None and args.refine is None:
         raise VFIError("--generative-depth needs --refine (hybrid mode).")
-    config = qwen_config(args)
-    options = {"config": config} if config is not None else {}
     refine = create_backend(args.refine) if args.refine else None
-    return create_backend(args.backend, **options), refine
+    return create_backend(args.backend, qwen_config(args)), refine
 
 
 def tiny_model(args: argparse.Namespace) -> dict:
@@ -137,7 +124,7 @@ def _frame_seed(text: str) -> tuple[int, int]:
 
 
 def sequence(args: argparse.Namespace) -> dict:
-    from vfi.app.jobs import Capabilities
+    from vfi.backends import Capabilities
     from vfi.interpolate import check_seed
     from vfi.io.video import write_gif, write_mp4, write_png_frames
     from vfi.modes.storyboard import Storyboard, load_storyboard, make_storyboard, read_prompts
@@ -164,9 +151,8 @@ def sequence(args: argparse.Namespace) -> dict:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from vfi.app.jobs import side_by_side
     from vfi.interpolate import InterpolationSettings, interpolate_frames
-    from vfi.io.images import match_keyframes
+    from vfi.io.images import match_keyframes, side_by_side
     from vfi.io.video import write_mp4
     from vfi.quality.metrics import describe_agreement
 

@@ -11,7 +11,7 @@ import io
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,3 +283,9 @@ def label_frame(frame: np.ndarray, text: str) -> np.ndarray:
     cv2.rectangle(out, (0, 0), (w + 12, h + base + 12), (0, 0, 0), -1)
     cv2.putText(out, text, (6, h + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+def side_by_side(runs: Sequence[Sequence[np.ndarray]], names: Sequence[str]) -> list[np.ndarray]:
+    """Frames of several runs of equal length, each labelled with its name, next to each other."""
+    labelled = [[label_frame(frame, name) for frame in frames] for name, frames in zip(names, runs)]
+    return [np.concatenate(row, axis=1) for row in zip(*labelled)]

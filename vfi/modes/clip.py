@@ -18,7 +18,6 @@ from fractions import Fraction
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,9 +35,6 @@ from vfi.interpolate import (
 from vfi.io.images import MIN_SIDE
 from vfi.io.video import MAX_FPS, ClipInfo, check_duration, probe_clip, read_frames, write_mp4
 from vfi.modes.scenes import SCENE_THRESHOLD, CutDetector, FrameSummary
-
-if TYPE_CHECKING:
-    from vfi.modes.report import ClipReport
 
 FACTORS = (2, 4, 8)
 #: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
@@ -121,8 +117,6 @@ class ClipResult:
     scene_cuts: int
     duplicates: int
     notes: tuple[str, ...] = ()
-    #: The quality report, when one was asked for.
-    report: ClipReport | None = None
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ class Storyboard:
     def frames_to_make(self, backend: Backend, refine: Backend | None = None) -> int:
         """How many frames the backends make (raises VFIError if a transition asks the impossible).
 
-        ``backend`` may be a ``vfi.app.jobs.Capabilities``: this is checked before any model loads.
+        ``backend`` may be a ``vfi.backends.Capabilities``: this is checked before any model loads.
         """
         if any(self.prompts) and backend.name != "qwen-edit":
             raise VFIError(f"Prompts per transition need the qwen-edit backend; {backend.name} takes no prompt.")

@@ -15,8 +15,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from vfi.backends.qwen_edit import DEFAULT_GUIDANCE as GUIDANCE
-from vfi.backends.qwen_edit import DEFAULT_STEPS as STEPS
+from vfi.backends.qwen_config import DEFAULT_GUIDANCE as GUIDANCE
+from vfi.backends.qwen_config import DEFAULT_STEPS as STEPS
 from vfi.qwen.adapters import WEIGHT_NAME, AdapterInfo
 from vfi.qwen.conditioning import DEFAULT_RESOLUTION, VL_AREA, prompt_text
 from vfi.training.loop import CARD_NAME, STRIP_NAME

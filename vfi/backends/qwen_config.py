@@ -1,0 +1,193 @@
+"""The generative backend's settings, :class:`QwenEditConfig`: the one definition of its options.
+
+Each field that users may set carries its command-line option in its metadata (flag, help, argparse
+arguments); the CLI's options, a manifest's settings and command line, and the cost model all derive from
+the fields, so a new option is added here once. Light to import: no torch, no backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from vfi.errors import VFIError
+from vfi.qwen.adapters import AdapterSpec
+from vfi.qwen.conditioning import check_resolution
+from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, MEMORY_MODES
+
+#: Denoising steps and CFG scale when neither the user nor the adapter sets them (with Lightning: its own).
+DEFAULT_STEPS, DEFAULT_GUIDANCE = 30, 4.0
+LIGHTNING_STEPS, LIGHTNING_GUIDANCE = 8, 1.0
+
+
+def _option(flag: str, help: str, **argparse_options: Any) -> dict[str, Any]:
+    """A field's metadata: its command-line ``flag`` and the rest of its ``add_argument`` arguments."""
+    return {"cli": {"flag": flag, "help": help, **argparse_options}}
+
+
+@dataclass(frozen=True)
+class QwenEditConfig:
+    """Settings of :class:`~vfi.backends.qwen_edit.QwenEditBackend`, built alike by the CLI and the app.
+
+    None for ``resolution``, ``steps``, ``guidance`` or ``prompt`` means the adapter's value, else the
+    defaults above (:meth:`steps_or_default`, :meth:`guidance_or_default`; the resolution is known once the
+    adapters are loaded). ``device``, ``dtype``, ``memory``: see :func:`vfi.qwen.pipeline.load_pipeline`.
+    """
+
+    base_model: str = field(
+        default=DEFAULT_BASE_MODEL,
+        metadata=_option(
+            "--base-model",
+            f"base Qwen-Image-Edit(-Plus) pipeline: Hub id or folder (default: {DEFAULT_BASE_MODEL})",
+            metavar="ID_OR_DIR",
+        ),
+    )
+    adapters: tuple[AdapterSpec, ...] = field(
+        default=(),
+        metadata=_option(
+            "--adapter",
+            "interpolation LoRA adapter (repeatable); none runs the base model alone",
+            action="append",
+            metavar="ID_OR_DIR[@SCALE]",
+        ),
+    )
+    lightning: AdapterSpec | None = field(
+        default=None,
+        metadata=_option("--lightning", "few-step LoRA stacked for a fast mode", metavar="ID_OR_DIR[@SCALE]"),
+    )
+    resolution: int | None = field(
+        default=None,
+        metadata=_option(
+            "--resolution",
+            "working resolution: longest side, multiple of 32 (default: the adapter's, else 512)",
+            type=int,
+        ),
+    )
+    steps: int | None = field(
+        default=None,
+        metadata=_option(
+            "--steps", f"denoising steps (default {DEFAULT_STEPS}, {LIGHTNING_STEPS} with --lightning)", type=int
+        ),
+    )
+    guidance: float | None = field(
+        default=None,
+        metadata=_option(
+            "--guidance",
+            f"true CFG scale; 1 turns CFG off (default {DEFAULT_GUIDANCE:g}, {LIGHTNING_GUIDANCE:g} with --lightning)",
+            type=float,
+        ),
+    )
+    prompt: str | None = field(default=None, metadata=_option("--prompt", "override the adapter's prompt"))
+    negative_prompt: str = " "
+    batch: int = field(default=4, metadata=_option("--batch", "frames per pipeline call (default 4)", type=int))
+    device: str | None = None
+    dtype: str | None = None
+    memory: str = field(
+        default="auto",
+        metadata=_option(
+            "--memory",
+            "GPU memory mode: CPU offload of whole models or of every layer (default: from free memory)",
+            choices=MEMORY_MODES,
+        ),
+    )
+    fuse: bool = field(
+        default=False,
+        metadata=_option("--fuse", "fuse the adapters into the weights (faster, fixed adapters)", action="store_true"),
+    )
+    compile: bool = field(
+        default=False, metadata=_option("--compile", "torch.compile the transformer", action="store_true")
+    )
+    register: bool = field(
+        default=True,
+        metadata=_option(
+            "--no-register",
+            "keep generated frames as the model made them (default: undo its global shift/zoom jitter)",
+            action="store_false",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        # Specs may come as "ID_OR_DIR[@scale]" strings (CLI, environment): parsed once, here.
+        parse = AdapterSpec.parse
+        object.__setattr__(
+            self, "adapters", tuple(a if isinstance(a, AdapterSpec) else parse(a) for a in self.adapters)
+        )
+        if isinstance(self.lightning, str):
+            object.__setattr__(self, "lightning", parse(self.lightning))
+        if not self.base_model:
+            raise VFIError("base_model must name a Hub repo id or a folder.")
+        if self.resolution is not None:
+            check_resolution(self.resolution)
+        if self.steps is not None and not 2 <= self.steps <= 200:
+            raise VFIError(f"steps must be between 2 and 200, got {self.steps}.")
+        if self.guidance is not None and not 0.0 <= self.guidance <= 30.0:
+            raise VFIError(f"guidance must be between 0 and 30, got {self.guidance}.")
+        if not 1 <= self.batch <= 64:
+            raise VFIError(f"batch must be between 1 and 64, got {self.batch}.")
+
+    @property
+    def fast(self) -> bool:
+        """Whether a few-step (Lightning) LoRA is stacked."""
+        return self.lightning is not None
+
+    def steps_or_default(self) -> int:
+        return self.steps or (LIGHTNING_STEPS if self.fast else DEFAULT_STEPS)
+
+    def guidance_or_default(self) -> float:
+        return self.guidance if self.guidance is not None else (LIGHTNING_GUIDANCE if self.fast else DEFAULT_GUIDANCE)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> QwenEditConfig:
+        """The config of parsed command-line ``options`` (``vars(args)``)."""
+        return cls(**{f.name: options[dest] for f, dest in option_fields()})
+
+
+def option_fields() -> Iterator[tuple[dataclasses.Field, str]]:
+    """Each field of :class:`QwenEditConfig` that is a command-line option, with its ``argparse`` dest."""
+    for f in dataclasses.fields(QwenEditConfig):
+        if "cli" in f.metadata:
+            yield f, f.metadata["cli"]["flag"].removeprefix("--no-").removeprefix("--").replace("-", "_")
+
+
+def add_options(group: argparse._ActionsContainer) -> None:
+    """Add every option of :class:`QwenEditConfig` to a parser (or an argument group)."""
+    for f, dest in option_fields():
+        spec = {key: value for key, value in f.metadata["cli"].items() if key != "flag"}
+        default = list(f.default) if spec.get("action") == "append" else f.default
+        group.add_argument(f.metadata["cli"]["flag"], dest=dest, default=default, **spec)
+
+
+def _spelt(value: Any) -> Any:
+    """A config value as the command line spells it (adapters as ``ID_OR_DIR@SCALE``)."""
+    if isinstance(value, AdapterSpec):
+        return f"{value.reference}@{value.scale:g}"
+    if isinstance(value, tuple):
+        return [_spelt(item) for item in value]
+    return value
+
+
+def config_options(config: QwenEditConfig) -> dict[str, Any]:
+    """``config`` as parsed command-line options (dest → value): what a manifest records."""
+    return {dest: _spelt(getattr(config, f.name)) for f, dest in option_fields()}
+
+
+def config_argv(config: QwenEditConfig | None) -> list[str]:
+    """The command-line options that make ``config`` (those off their default; none for other backends)."""
+    if config is None:
+        return []
+    argv = []
+    for f, _ in option_fields():
+        value, option = _spelt(getattr(config, f.name)), f.metadata["cli"]
+        flag, action = option["flag"], option.get("action")
+        if value == _spelt(f.default):
+            continue
+        if action in ("store_true", "store_false"):
+            argv.append(flag)
+        elif action == "append":
+            argv += [token for item in value for token in (flag, item)]
+        else:
+            argv += [flag, str(value)]
+    return argv
