@@ -142,7 +142,7 @@ def build_manifest(
         "seeds": seeds,
         "packages": package_versions(),
         "timings": {
-            "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
+            "started": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(timespec="seconds"),
             "seconds": round(seconds, 3),
         },
     }
