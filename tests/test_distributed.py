@@ -102,7 +102,7 @@ def test_two_processes_make_the_clip_of_one(tmp_path: Path, clip: Path) -> None:
 @pytest.mark.slow
 def test_two_processes_evaluate_and_make_the_storyboard_of_one(tmp_path: Path) -> None:
     for i, step in enumerate((2, 3, 4, 5, 6)):
-        write_triplet(tmp_path / "data" / f"t{i}", panned_triplet(step=step))
+        write_triplet(tmp_path / "data" / f"t{i}", panned_triplet(shift=step))
     keyframes = [_png(tmp_path / f"k{i}.png", textured_image(96, 128, seed=i)) for i in range(4)]
     runs = {}
     for processes in (1, 2):
