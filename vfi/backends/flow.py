@@ -17,6 +17,7 @@ large frames, which have the time to spare, are also interpolated with flow esti
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,7 +27,8 @@ import numpy as np
 from vfi.backends.base import FrameRequest
 from vfi.errors import VFIError
 
-cv2.setNumThreads(2)
+if "OPENCV_FOR_THREADS_NUM" not in os.environ:  # else capped by the user (--threads, vfi.distributed.limit_threads)
+    cv2.setNumThreads(2)
 
 _PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,

@@ -8,14 +8,17 @@ temporary names and rename on success), also after Ctrl-C (exit 130) or SIGTERM 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
 from vfi.backends.qwen_config import add_options
 from vfi.cli import commands
+from vfi.distributed import is_main, limit_threads
 from vfi.errors import VFIError
 from vfi.io.images import MISMATCH_MODES
 from vfi.modes.retime import parse_rate
@@ -23,6 +26,9 @@ from vfi.modes.scenes import SCENE_THRESHOLD
 from vfi.qwen.conditioning import LAYOUTS
 from vfi.run_spec import SPECS
 from vfi.signals import Terminated, sigterm_as_interrupt
+
+if TYPE_CHECKING:
+    from vfi.modes.batch import BatchItem
 
 USER_ERROR = 2
 
@@ -51,6 +57,32 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="G",
         help="recursion levels the main backend makes before --refine takes over (default 1)",
+    )
+
+
+def _add_clip_options(parser: argparse.ArgumentParser) -> None:
+    """The options of clip mode (``clip`` and ``batch``)."""
+    parser.add_argument("--factor", type=int, default=2, choices=(2, 4, 8), help="frame-rate multiplier (default 2)")
+    parser.add_argument("--slowmo", action="store_true", help="keep the input fps: the clip plays factor× slower")
+    parser.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    parser.add_argument(
+        "--fps", type=parse_rate, metavar="RATE",
+        help="target frame rate instead of --factor: any rational (60, 59.94, 60000/1001); duration and audio kept",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scene-threshold", type=float, default=SCENE_THRESHOLD, metavar="S",
+        help=f"scene-change score (0–1) above which frames are a cut, never interpolated across (default {SCENE_THRESHOLD})",
+    )  # fmt: skip
+    parser.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="trim: start here (default 0)")
+    parser.add_argument("--end", type=float, metavar="SECONDS", help="trim: end here (default: the clip's end)")
+
+
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads this process uses (OpenCV, torch, OpenMP); one per core when launched on several",
     )
 
 
@@ -91,7 +123,7 @@ def _settings(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     """Run the command; with ``--manifest``, hash the inputs first and write the manifest after."""
-    if not getattr(args, "manifest", None):
+    if not getattr(args, "manifest", None) or not is_main():
         args.run(args)
         return
     import time
@@ -137,6 +169,36 @@ def _cmd_replay(args: argparse.Namespace) -> dict:
         print(f"note: the run used {change}", file=sys.stderr)
     replayed = argparse.Namespace(**{**values, "command": command})
     return _REPLAYABLE[command](replayed)
+
+
+def _cmd_batch(args: argparse.Namespace) -> dict:
+    """Clip mode on every video of ``IN``; outputs complete with the same settings are skipped."""
+    from vfi.distributed import main_value
+    from vfi.modes.batch import is_complete, plan_batch, remove_partials, run_batch
+
+    items = plan_batch(args.source, args.out_dir)
+    options = {name: value for name, value in vars(args).items() if name not in ("source", "out_dir")}
+
+    def clip_args(item: BatchItem) -> argparse.Namespace:
+        values = {**options, "command": "clip", "run": commands.clip}
+        return argparse.Namespace(**values, input=item.input, output=item.output, report=None, manifest=item.manifest)
+
+    def make(item: BatchItem) -> None:
+        if is_main():
+            item.output.parent.mkdir(parents=True, exist_ok=True)
+            remove_partials(item)
+        _run(clip_args(item), ["clip", str(item.input), "-o", str(item.output)])
+
+    def log(line: str) -> None:
+        if is_main():
+            print(line, file=sys.stderr)
+
+    complete = main_value(lambda: [is_complete(item, _settings(clip_args(item))) for item in items])
+    summary = run_batch(items, complete, make, log=log)
+    log(f"batch: {summary}")
+    if summary.failed:
+        raise VFIError(f"{len(summary.failed)} of {len(items)} videos failed (listed above).")
+    return {}
 
 
 _REPLAYABLE = {
@@ -195,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     seq.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
     seq.add_argument("--gif", type=Path, help="also write a looping GIF")
     _add_manifest_option(seq)
+    _add_threads_option(seq)
     _add_backend_options(seq)
     seq.set_defaults(run=commands.sequence)
 
@@ -214,31 +277,29 @@ def build_parser() -> argparse.ArgumentParser:
     clip = sub.add_parser("clip", help="interpolate every pair of frames of a video")
     clip.add_argument("input", type=Path, help="input video")
     clip.add_argument("-o", "--output", type=Path, required=True, help="output MP4")
-    clip.add_argument("--factor", type=int, default=2, choices=(2, 4, 8), help="frame-rate multiplier (default 2)")
-    clip.add_argument("--slowmo", action="store_true", help="keep the input fps: the clip plays factor× slower")
-    clip.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
-    clip.add_argument(
-        "--fps", type=parse_rate, metavar="RATE",
-        help="target frame rate instead of --factor: any rational (60, 59.94, 60000/1001); duration and audio kept",
-    )  # fmt: skip
-    clip.add_argument(
-        "--scene-threshold", type=float, default=SCENE_THRESHOLD, metavar="S",
-        help=f"scene-change score (0–1) above which frames are a cut, never interpolated across (default {SCENE_THRESHOLD})",
-    )  # fmt: skip
-    clip.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="trim: start here (default 0)")
-    clip.add_argument("--end", type=float, metavar="SECONDS", help="trim: end here (default: the clip's end)")
+    _add_clip_options(clip)
     clip.add_argument(
         "--report", type=Path, metavar="R.json",
         help="also drop every other frame (every factor-th kept), rebuild it and write PSNR/SSIM as JSON",
     )  # fmt: skip
     _add_manifest_option(clip)
+    _add_threads_option(clip)
     _add_backend_options(clip)
     clip.set_defaults(run=commands.clip)
+
+    batch = sub.add_parser("batch", help="clip mode on every video of a folder or list file, resumably")
+    batch.add_argument("source", type=Path, metavar="IN", help="folder of videos (searched recursively) or list file")
+    batch.add_argument("-o", "--out-dir", type=Path, required=True, help="output folder: one MP4 and manifest each")
+    _add_clip_options(batch)
+    _add_threads_option(batch)
+    _add_backend_options(batch)
+    batch.set_defaults(run=_cmd_batch)
 
     ev = sub.add_parser("evaluate", help="PSNR/SSIM/speed on triplet folders")
     ev.add_argument("data_dir", type=Path, help="folder searched recursively for triplets")
     ev.add_argument("--json", type=Path, help="write the results as JSON")
     _add_manifest_option(ev)
+    _add_threads_option(ev)
     _add_backend_options(ev)
     ev.set_defaults(run=commands.evaluate)
 
@@ -271,9 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sigterm_as_interrupt():
             argv = sys.argv[1:] if argv is None else list(argv)
             args = build_parser().parse_args(argv)
+            if getattr(args, "threads", None) is not None:
+                limit_threads(args.threads)
             _run(args, argv)
     except VFIError as error:
-        print(f"error: {error}", file=sys.stderr)
+        where = "" if is_main() else f" (process {os.environ.get('RANK')})"
+        print(f"error{where}: {error}", file=sys.stderr)
         return USER_ERROR
     except Terminated:
         print("error: terminated (SIGTERM); no partial output was left.", file=sys.stderr)

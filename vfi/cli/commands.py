@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vfi.backends import GENERATIVE, Backend, create_backend
 from vfi.backends.qwen_config import QwenEditConfig
+from vfi.distributed import is_main
 from vfi.errors import VFIError
 from vfi.io.files import write_json
 from vfi.manifest import clip_seeds, frame_seeds
@@ -55,7 +56,9 @@ class _ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=self._desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=total, desc=self._desc, unit="frame", file=sys.stderr, dynamic_ncols=True, disable=not is_main()
+            )
         self._bar.total = total
         self._bar.update(done - self._bar.n)
 
@@ -141,13 +144,16 @@ def sequence(args: argparse.Namespace) -> dict:
     backend, refine = make_backends(args)
     with _ProgressBar("interpolating") as bar:
         take = make_storyboard(keyframes, backend, storyboard, refine=refine, frame_seeds=chosen_seeds, on_progress=bar)
+    seeds = {"run_seed": args.seed, "frames": [node.seed for node in take.nodes]}
+    if not is_main():  # launched on several processes: the main one writes
+        return seeds
     write_mp4(take.frames, args.output, fps=args.fps)
     if args.gif:
         write_gif(take.frames, args.gif, fps=args.fps)
     if args.frames_dir:
         write_png_frames(take.frames, args.frames_dir)
     print(f"wrote {len(take.frames)} frames ({len(keyframes)} keyframes) to {args.output}", file=sys.stderr)
-    return {"run_seed": args.seed, "frames": [node.seed for node in take.nodes]}
+    return seeds
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -185,6 +191,8 @@ def clip(args: argparse.Namespace) -> dict:
     backend, refine = make_backends(args)
     with _ProgressBar("interpolating") as bar:
         result = interpolate_clip(plan, args.output, backend, refine=refine, on_progress=bar)
+    if not is_main():  # launched on several processes: the main one wrote the clip and writes the report
+        return clip_seeds(settings.seed)
     _print_notes(result.notes)
     print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
     if args.report:
@@ -204,6 +212,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     backend, refine = make_backends(args)
     with _ProgressBar("evaluating") as bar:
         report = evaluate(args.data_dir, backend, refine=refine, on_progress=bar)
+    if not is_main():  # launched on several processes: the main one writes
+        return {"run_seed": 0}
     print(format_table(report))
     if args.json:
         write_json(report.to_dict(), args.json)

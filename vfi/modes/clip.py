@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vfi.backends.base import Backend
+from vfi.distributed import is_main, map_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import (
     MAX_FRAMES,
@@ -39,6 +40,8 @@ from vfi.modes.scenes import SCENE_THRESHOLD, CutDetector, FrameSummary
 FACTORS = (2, 4, 8)
 #: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
 MAX_DUPLICATE_RUN = 3
+#: Segments each process makes per round when launched on several (:func:`vfi.distributed.map_ordered`).
+SEGMENTS_PER_ROUND = 4
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,17 @@ def check_clip(clip: str | os.PathLike | ClipInfo, settings: ClipSettings) -> Cl
     return plan_clip(clip, settings).info
 
 
+@dataclass(frozen=True)
+class _Segment:
+    """``intervals`` input intervals from input frame ``index``: interpolated from ``first`` to ``last``, or ``first``
+    held (a scene cut: ``last`` is None)."""
+
+    index: int
+    first: np.ndarray
+    last: np.ndarray | None
+    intervals: int
+
+
 class _ClipInterpolator:
     """Turns the input frames into the output frames, segment by segment (a segment = one or more intervals)."""
 
@@ -247,6 +261,7 @@ class _ClipInterpolator:
         self.backend, self.settings, self.refine, self.progress = backend, settings, refine, progress
         self.per_interval = count_generated(self._pair_settings(1), backend, refine)
         self.duplicates = 0
+        self.last: np.ndarray | None = None
         self._is_cut = is_cut
 
     def _pair_settings(self, intervals: int) -> InterpolationSettings | None:
@@ -282,7 +297,8 @@ class _ClipInterpolator:
         elif generated < planned:
             self.progress.advance(planned - generated)
 
-    def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def _segments(self, frames: Iterable[np.ndarray]) -> Iterator[_Segment]:
+        """The segments of the clip in order (cuts held, duplicates bridged); then :attr:`last` is its last frame."""
         source = iter(frames)
         ahead: deque[FrameSummary] = deque()
 
@@ -300,8 +316,7 @@ class _ClipInterpolator:
                 break
             self.progress.check_cancel()
             if self._is_cut(current, ahead[0]):
-                yield from [current.image] * self.settings.factor
-                self._settle(1, 0)
+                yield _Segment(index, current.image, None, 1)
                 previous, current, index = current, ahead.popleft(), index + 1
                 continue
             in_pause = previous is not None and previous.duplicates(current, self.settings.duplicate_threshold)
@@ -310,19 +325,34 @@ class _ClipInterpolator:
             for _ in range(intervals - 1):
                 ahead.popleft()
             target = ahead.popleft()
-            pair = self._pair_settings(intervals)
-            yield from interpolate_pair(
-                current.image,
-                target.image,
-                self.backend,
-                pair,
-                refine=self.refine,
-                pair_index=index,
-                progress=self.progress,
-            )
-            self._settle(intervals, count_generated(pair, self.backend, self.refine))
+            yield _Segment(index, current.image, target.image, intervals)
             previous, current, index = current, target, index + intervals
-        yield current.image
+        self.last = current.image
+
+    def _make(self, segment: _Segment, progress: Progress) -> tuple[list[np.ndarray], int, int]:
+        """A segment's output frames (its first frame and the in-betweens), the frames a backend made for it and its
+        intervals."""
+        if segment.last is None:
+            return [segment.first] * self.settings.factor, 0, 1
+        pair = self._pair_settings(segment.intervals)
+        frames = interpolate_pair(
+            segment.first,
+            segment.last,
+            self.backend,
+            pair,
+            refine=self.refine,
+            pair_index=segment.index,
+            progress=progress,
+        )
+        return list(frames), count_generated(pair, self.backend, self.refine), segment.intervals
+
+    def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """The output frames; launched on several processes, the segments are shared (:mod:`vfi.distributed`)."""
+        made = map_ordered(self._segments(frames), self._make, self.progress, per_process=SEGMENTS_PER_ROUND)
+        for segment_frames, generated, intervals in made:
+            yield from segment_frames
+            self._settle(intervals, generated)
+        yield self.last
 
 
 def interpolate_clip(
@@ -379,7 +409,10 @@ def interpolate_clip(
         else:
             frames, note = _retimed(plan, source, backend, refine, progress, is_cut)
             notes.extend([note] if note else [])
-        write_mp4(counted(frames), output_path, fps, crf=settings.crf, **audio)
+        if is_main():
+            write_mp4(counted(frames), output_path, fps, crf=settings.crf, **audio)
+        else:  # the main process writes; this one makes its share of the frames
+            deque(counted(frames), maxlen=0)
     duplicates = interpolator.duplicates if interpolator else 0
     return ClipResult(Path(output_path), written, fps, written / fps, keep_audio, is_cut.cuts, duplicates, tuple(notes))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vfi.backends.base import Backend
+from vfi.distributed import map_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import (
     InterpolationSettings,
@@ -196,16 +197,21 @@ def _render(
             f"The storyboard has {len(storyboard.transitions)} transitions but {len(keyframes)} keyframes were given."
         )
     prompts = storyboard.prompts or ("",) * len(storyboard.transitions)
-    frames: list[np.ndarray] = []
-    nodes: list[Node] = []
-    for index, (settings, prompt) in enumerate(zip(storyboard.transitions, prompts)):
+
+    def transition(index: int, progress: Progress) -> tuple[list[np.ndarray], list[Node]]:
+        settings = storyboard.transitions[index]
         pair_seeds = {t: seeds.get(index, {}).get(t, node_seed(settings.seed, index, t)) for t in settings.times}
         made = interpolate_pair(
-            keyframes[index], keyframes[index + 1], _backend_for(backend, prompt), settings, refine=refine,
+            keyframes[index], keyframes[index + 1], _backend_for(backend, prompts[index]), settings, refine=refine,
             pair_index=index, progress=progress, seeds=pair_seeds, keep=keep.get(index, {}),
         )  # fmt: skip
+        return list(made), [Node(index, Fraction(0), None), *(Node(index, t, pair_seeds[t]) for t in settings.times)]
+
+    frames: list[np.ndarray] = []
+    nodes: list[Node] = []
+    for made, made_nodes in map_ordered(range(len(storyboard.transitions)), transition, progress):
         frames.extend(made)
-        nodes += [Node(index, Fraction(0), None), *(Node(index, t, pair_seeds[t]) for t in settings.times)]
+        nodes.extend(made_nodes)
     frames.append(keyframes[-1])
     nodes.append(Node(len(storyboard.transitions), Fraction(0), None))
     return Take(tuple(frames), tuple(nodes))

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from vfi.backends.base import Backend
+from vfi.distributed import map_ordered
 from vfi.errors import VFIError
-from vfi.interpolate import InterpolationSettings, interpolate_pair
+from vfi.interpolate import InterpolationSettings, Progress, interpolate_pair
 from vfi.io.images import load_image
 from vfi.io.triplets import Triplet, find_triplets
 from vfi.quality.metrics import MeanScores, psnr, ssim
@@ -102,22 +103,27 @@ def evaluate(
 ) -> EvaluationReport:
     """Score ``backend`` (optionally with a ``refine`` backend, hybrid mode) on every triplet under ``root``.
 
-    One untimed warm-up call on the first triplet comes first; every frame is then timed on its own.
+    One untimed warm-up call on the first triplet comes first (on each process, when launched on several: the
+    triplets are shared, see :mod:`vfi.distributed`); every frame is then timed on its own.
     ``on_progress(done, total)`` is called after each triplet.
     """
     triplets = find_triplets(root)
-    rows = []
-    for index, triplet in enumerate(triplets):
+    warmed = False
+
+    def score(triplet: Triplet, progress: Progress) -> TripletScore:
+        nonlocal warmed
         first, middle, last = load_triplet(triplet)
-        if index == 0:
+        if not warmed:
             _middle(first, last, backend, refine)
+            warmed = True
         start = time.perf_counter()
         made = _middle(first, last, backend, refine)
         ms = (time.perf_counter() - start) * 1000.0
+        progress.advance()
         size = f"{middle.shape[1]}×{middle.shape[0]}"
-        rows.append(TripletScore(triplet.name, size, psnr(made, middle), ssim(made, middle), ms))
-        if on_progress is not None:
-            on_progress(index + 1, len(triplets))
+        return TripletScore(triplet.name, size, psnr(made, middle), ssim(made, middle), ms)
+
+    rows = map_ordered(triplets, score, Progress(len(triplets), on_progress))
     return EvaluationReport(backend.name, tuple(rows))
 
 
