@@ -20,6 +20,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, nothing phoned home
+if __name__ == "__main__" and not os.environ.get("GRADIO_TEMP_DIR"):
+    # Before gradio is imported: its modules read the variable once (MCP ``data:`` inputs, uploads, its cache), so
+    # all it writes lands in this process's folder and goes with it on shutdown (``jobs.remove_output_root``).
+    from vfi.app.jobs import upload_cache
+
+    os.environ["GRADIO_TEMP_DIR"] = str(upload_cache())
 
 import gradio as gr  # noqa: E402
 
@@ -135,8 +141,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from None
     for folder in jobs.sweep_stale_output_roots():
         log.info("removed %s, left by an app process that is gone", folder)
-    if not os.environ.get("GRADIO_TEMP_DIR"):  # Gradio's upload cache goes (and is swept) with our outputs
-        os.environ["GRADIO_TEMP_DIR"] = str(jobs.upload_cache())
     defaults = _preload(config) if config.preload and config.generative else None
     demo = build_app(config, defaults)
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
