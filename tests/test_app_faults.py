@@ -160,12 +160,13 @@ def _mcp_keyframes(url: str, first: Path, last: Path) -> str:
         return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
     async def call() -> str:
-        async with streamablehttp_client(url + "gradio_api/mcp/") as (read, write, _):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                result = await session.call_tool(
-                    "keyframes", {"first": data_url(first), "last": data_url(last), "depth": 1, "backend": "flow"}
-                )
+        arguments = {"first": data_url(first), "last": data_url(last), "depth": 1, "backend": "flow"}
+        async with (
+            streamablehttp_client(url + "gradio_api/mcp/") as (read, write, _),
+            ClientSession(read, write) as mcp,
+        ):
+            await mcp.initialize()
+            result = await mcp.call_tool("keyframes", arguments)
         assert not result.isError, result.content
         return " ".join(getattr(part, "text", "") for part in result.content)
 
