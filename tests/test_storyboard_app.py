@@ -74,6 +74,7 @@ def test_the_order_preview_skips_what_is_not_an_image_number_yet():
     [
         (lambda c: _storyboard(c, order="1,1,2"), "order must list each image number"),
         (lambda c: _storyboard(c, depth="1,2,3"), "one value or one per transition"),
+        (lambda c: _storyboard(c, depth=""), "^depth is empty; give one depth"),  # as in the CLI
         (lambda c: _storyboard(c, prompts="walk\nrun"), "need the qwen-edit backend"),
         (lambda c: c.predict(1, "1", 10, api_name="/reroll"), "locked"),
         (lambda c: c.predict(0, "", 10, api_name="/reroll"), "keyframe"),

@@ -125,7 +125,7 @@ def storyboard(
     """Keyframes in order → MP4, gallery (path, label), PNG zip, a summary and the job to re-roll from."""
     paths = ordered(files, order)
     lines = parse_prompts(prompts)
-    board = Storyboard.build(len(paths), depth or 3, int(frames_per_pair or 0) or None, int(seed), lines)
+    board = Storyboard.build(len(paths), depth, int(frames_per_pair or 0) or None, int(seed), lines)
     keyframes, notes = load_storyboard(paths)
     job = StoryboardJob(
         backend, call.config.backend_config(backend, advanced), None, keyframes=tuple(keyframes),
