@@ -30,7 +30,7 @@ if __name__ == "__main__" and not os.environ.get("GRADIO_TEMP_DIR"):
 import gradio as gr  # noqa: E402
 
 from ui.clip import clip_tab  # noqa: E402
-from ui.common import CANCELS, STOP_WAIT_S, session  # noqa: E402
+from ui.common import CANCELS, CSS, STOP_WAIT_S, session  # noqa: E402
 from ui.compare import compare_tab  # noqa: E402
 from ui.keyframes import keyframes_tab  # noqa: E402
 from ui.storyboard import storyboard_tab  # noqa: E402
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:  # also an MCP server: /gradio_api/mcp/sse, tools keyframes and clip (README, "Use it from an agent")
         with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
             demo.launch(server_name=config.host, server_port=config.port, show_error=True, mcp_server=True,
-                        max_file_size=config.max_upload_mb * 2**20)  # fmt: skip
+                        max_file_size=config.max_upload_mb * 2**20, css=CSS)  # fmt: skip
     finally:
         CANCELS.stop_all(wait_s=STOP_WAIT_S)
         jobs.remove_output_root()
