@@ -20,11 +20,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, nothing phoned home
+if __name__ == "__main__" and not os.environ.get("GRADIO_TEMP_DIR"):
+    # Before gradio is imported: its modules read the variable once (MCP ``data:`` inputs, uploads, its cache), so
+    # all it writes lands in this process's folder and goes with it on shutdown (``jobs.remove_output_root``).
+    from vfi.app.jobs import upload_cache
+
+    os.environ["GRADIO_TEMP_DIR"] = str(upload_cache())
 
 import gradio as gr  # noqa: E402
 
 from ui.clip import clip_tab  # noqa: E402
-from ui.common import CANCELS, STOP_WAIT_S, session  # noqa: E402
+from ui.common import CANCELS, CSS, STOP_WAIT_S, session  # noqa: E402
 from ui.compare import compare_tab  # noqa: E402
 from ui.keyframes import keyframes_tab  # noqa: E402
 from ui.storyboard import storyboard_tab  # noqa: E402
@@ -136,15 +142,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from None
     for folder in jobs.sweep_stale_output_roots():
         log.info("removed %s, left by an app process that is gone", folder)
-    if not os.environ.get("GRADIO_TEMP_DIR"):  # Gradio's upload cache goes (and is swept) with our outputs
-        os.environ["GRADIO_TEMP_DIR"] = str(jobs.upload_cache())
     defaults = _preload(config) if config.preload and config.generative else None
     demo = build_app(config, defaults)
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     try:  # also an MCP server: /gradio_api/mcp/sse, tools keyframes and clip (README, "Use it from an agent")
         with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
             demo.launch(server_name=config.host, server_port=config.port, show_error=True, mcp_server=True,
-                        max_file_size=config.max_upload_mb * 2**20)  # fmt: skip
+                        max_file_size=config.max_upload_mb * 2**20, css=CSS)  # fmt: skip
     finally:
         CANCELS.stop_all(wait_s=STOP_WAIT_S)
         jobs.remove_output_root()

@@ -78,7 +78,7 @@ def running_app(
         **os.environ,
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
-        "GRADIO_TEMP_DIR": str(log_path.parent / "gradio"),
+        "GRADIO_TEMP_DIR": "",  # the app's default: gradio's files in the app's own folder, gone with it
         **(env or {}),
     }
     with open(log_path, "w") as log:

@@ -1,12 +1,29 @@
-"""Shared fixtures: synthetic frames with known motion, written where tests can load them."""
+"""Shared fixtures: synthetic frames with known motion, written where tests can load them.
+
+Every temporary file of a test run (this process's, gradio's and gradio_client's, and those of the app servers and
+CLIs it starts) goes under :data:`TEMP_ROOT`, removed when the run ends; pytest's own ``tmp_path`` stays where it is.
+Set here, before any test module imports gradio (it reads ``GRADIO_TEMP_DIR`` once, on import).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scenes import panned_triplet
+
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+TEMP_ROOT = Path(tempfile.mkdtemp(prefix="vfi-tests-"))
+os.environ["TMPDIR"] = tempfile.tempdir = str(TEMP_ROOT)
+os.environ["GRADIO_TEMP_DIR"] = str(TEMP_ROOT / "gradio")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(TEMP_ROOT, ignore_errors=True)
 
 
 @pytest.fixture

@@ -126,6 +126,16 @@ STREAM_RECORDER = """
 """
 
 
+def _gallery_fits(driver, elem_id: str) -> None:
+    """Every column of the gallery is in view (no sideways scrolling) and no caption (frame, t, seed) is cut."""
+    script = f"""
+        const grid = document.querySelector('#{elem_id} .grid-container');
+        const cut = [...grid.querySelectorAll('.caption-label')].filter(c => c.scrollWidth > c.clientWidth);
+        return {{hidden: grid.scrollWidth - grid.clientWidth, cut: cut.map(c => c.textContent)}};
+    """
+    assert driver.execute_script(script) == {"hidden": 0, "cut": []}
+
+
 def _no_error_toast(driver) -> None:
     from selenium.webdriver.common.by import By
 
@@ -163,6 +173,7 @@ def test_keyframes_tab(browser, app_url, tmp_path):
     seen = browser.execute_script("return window.vfiGallerySeen")
     assert [2, False] in seen and seen.index([2, False]) < seen.index(next(s for s in seen if s[0] == 9)), seen
     assert "9 frames" in browser.find_element(By.ID, "info-keyframes").text
+    _gallery_fits(browser, "gallery-keyframes")
     _no_error_toast(browser)
     _screenshot(browser, tmp_path, "keyframes")
 
@@ -210,6 +221,7 @@ def test_compare_tab(browser, app_url, tmp_path):
     slider = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#slider-compare img"), "the image slider")
     assert len(slider) >= 2  # the two middle frames, one over the other
     assert "PSNR" in browser.find_element(By.ID, "info-compare").text
+    assert "Left vs right" not in browser.find_element(By.ID, "video-compare").text  # no label over the frames' names
     _no_error_toast(browser)
     _screenshot(browser, tmp_path, "compare")
 
@@ -250,7 +262,7 @@ def _value(driver, elem_id: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, f"#{elem_id} input, #{elem_id} textarea").get_attribute("value")
 
 
-def test_storyboard_tab_reroll_and_lock(browser, app_url, tmp_path):
+def test_storyboard_tab_picks_an_in_between_and_an_error_keeps_the_last_outputs(browser, app_url, tmp_path):
     from selenium.webdriver.common.by import By
 
     browser.get(app_url)
@@ -263,15 +275,22 @@ def test_storyboard_tab_reroll_and_lock(browser, app_url, tmp_path):
     _playable_video(browser, "video-storyboard")
     thumbs = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery-storyboard img"), "the frames")
     assert len(thumbs) == 9  # depth 2 in both transitions: 4 + 4 + the last keyframe
-    thumbs[1].click()  # pick frame 1 and lock it
-    _wait(browser, lambda d: _value(d, "sb-picked") == "1", "frame 1 picked")
+    _gallery_fits(browser, "gallery-storyboard")
+    assert _value(browser, "sb-picked") == "1"  # the first in-between, not keyframe 0
+    _click(browser, "sb-reroll")  # at once: on flow it cannot change anything, and says so
+    _wait(
+        browser,
+        lambda d: any("deterministic; re-roll has no effect" in t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast-body")),
+        "the notice that re-roll has no effect",
+    )  # fmt: skip
+    for elem_id in ("video-storyboard", "gallery-storyboard"):  # the last good run stays, no "Error" box over it
+        assert "Error" not in browser.find_element(By.ID, elem_id).text
+    _playable_video(browser, "video-storyboard")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#gallery-storyboard img")) == 9
+    browser.find_elements(By.CSS_SELECTOR, "#gallery-storyboard img")[2].click()  # pick frame 2 and lock it
+    _wait(browser, lambda d: _value(d, "sb-picked") == "2", "frame 2 picked")
     _click(browser, "sb-lock")
-    _wait(browser, lambda d: _value(d, "sb-locked") == "1", "frame 1 locked")
-    browser.find_element(By.CSS_SELECTOR, "#sb-picked input").clear()
-    browser.find_element(By.CSS_SELECTOR, "#sb-picked input").send_keys("3")
-    _click(browser, "sb-reroll")
-    _wait(browser, lambda d: "Re-rolled frame 3" in d.find_element(By.ID, "info-storyboard").text, "the re-roll")
-    _no_error_toast(browser)
+    _wait(browser, lambda d: _value(d, "sb-locked") == "2", "frame 2 locked")
     _screenshot(browser, tmp_path, "storyboard")
 
 

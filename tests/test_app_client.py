@@ -401,3 +401,13 @@ def test_stop_mid_run_ends_a_streamed_generative_run(tiny_app):
     stopped = [f for f in folders if (f / "preview" / "frame_0016.png").exists()]  # the depth-4 run's keyframe
     assert len(stopped) == 1 and not (stopped[0] / "interpolated.mp4").exists()
     assert len(list((stopped[0] / "preview").glob("*.png"))) < 17  # stopped before the last level
+
+
+def test_the_tests_keep_their_temporary_files_in_their_own_root(client):
+    import tempfile
+
+    from conftest import TEMP_ROOT
+
+    video, *_ = keyframes(client, *_pair("coffee"), depth=1)
+    assert Path(video).is_relative_to(TEMP_ROOT / "gradio")  # gradio_client's downloads, not /tmp/gradio
+    assert Path(tempfile.gettempdir()) == TEMP_ROOT  # its scratch folders, and the app's and CLIs' it starts

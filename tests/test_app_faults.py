@@ -147,6 +147,32 @@ def test_a_streamed_keyframes_run_stops_on_stop_and_on_cancel_before_its_files(s
         assert not (folder / "interpolated.mp4").exists(), how
 
 
+def _mcp_keyframes(url: str, first: Path, last: Path) -> str:
+    """Call the app's MCP tool ``keyframes`` with the keyframes as ``data:`` URLs (as an agent sends files);
+    return the text of its answer."""
+    import asyncio
+    import base64
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    def data_url(path: Path) -> str:
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+    async def call() -> str:
+        arguments = {"first": data_url(first), "last": data_url(last), "depth": 1, "backend": "flow"}
+        async with (
+            streamablehttp_client(url + "gradio_api/mcp/") as (read, write, _),
+            ClientSession(read, write) as mcp,
+        ):
+            await mcp.initialize()
+            result = await mcp.call_tool("keyframes", arguments)
+        assert not result.isError, result.content
+        return " ".join(getattr(part, "text", "") for part in result.content)
+
+    return asyncio.run(call())
+
+
 def test_sigterm_cleans_up_and_start_up_sweeps_folders_of_dead_processes(tmp_path):
     tmp = tmp_path / "tmp"
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -155,12 +181,14 @@ def test_sigterm_cleans_up_and_start_up_sweeps_folders_of_dead_processes(tmp_pat
     for folder in (stale, live):
         (folder / "request").mkdir(parents=True)
         (folder / "request" / "interpolated.mp4").write_bytes(b"old")
-    env = {"TMPDIR": str(tmp), "GRADIO_TEMP_DIR": ""}  # the app's default: its uploads in its own folder
-    with running_app(tmp_path / "app.log", "--backend", "flow", env=env) as url:
+    with running_app(tmp_path / "app.log", "--backend", "flow", env={"TMPDIR": str(tmp)}) as url:
         server = server_process(url)
         assert not stale.exists() and live.exists()  # only the folder of a process that is gone is swept
         first, last = (handle_file(str(EXAMPLES / f"coffee_{end}.png")) for end in ("first", "last"))
-        Client(url, verbose=False).predict(first, last, depth=1, backend="flow", api_name="/keyframes")
+        Client(url, verbose=False, download_files=str(tmp_path / "downloads")).predict(
+            first, last, depth=1, backend="flow", api_name="/keyframes"
+        )
+        assert "frames" in _mcp_keyframes(url, EXAMPLES / "rocket_first.png", EXAMPLES / "rocket_last.png")
         (root,) = tmp.glob(f"vfi-app-{server.pid}-*")
         assert list(root.glob("requests/*/interpolated.mp4")) and list(root.glob("uploads/*/coffee_first.png"))
         server.send_signal(signal.SIGTERM)

@@ -54,6 +54,8 @@ def test_pair_writes_mp4_gif_and_frames(tmp_path, keyframe_files):
     # The first and last PNG frames are the keyframes, unchanged.
     np.testing.assert_array_equal(np.asarray(Image.open(frames_dir / "frame_0000.png")), np.asarray(Image.open(first)))
     np.testing.assert_array_equal(np.asarray(Image.open(frames_dir / "frame_0004.png")), np.asarray(Image.open(last)))
+    # Progress: frames done of the total and the time left; no rate (a level's frames come at once: "45875 frame/s").
+    assert "3/3 frames [" in result.stderr and " left]" in result.stderr and "/s" not in result.stderr
 
 
 def test_pair_with_a_frame_count(tmp_path, keyframe_files):

@@ -62,6 +62,12 @@ def test_cli_sequence_user_errors(tmp_path, three_keyframes):
     assert not Path(out).exists()
 
 
+def test_an_empty_depth_is_refused_in_the_cli_as_in_the_app(tmp_path, three_keyframes):
+    result = run_cli("sequence", *map(str, three_keyframes), "-o", str(tmp_path / "o.mp4"), "--depth", " ")
+    assert_user_error(result)
+    assert "error: depth is empty; give one depth for all transitions (e.g. 3)" in result.stderr
+
+
 def test_uniform_storyboard_equals_chained_pairs(three_keyframes):
     keyframes, _ = load_storyboard(three_keyframes)
     take = make_storyboard(keyframes, FlowBackend(), Storyboard.build(3, depth=2))

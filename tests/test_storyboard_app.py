@@ -52,16 +52,21 @@ def test_a_keyframe_of_another_shape_is_fitted_and_the_summary_says_so(client, t
     assert "Keyframe 3 (600×256) was scaled and center-cropped to the first's 384×256" in info
 
 
-def test_reroll_and_lock_keep_the_other_frames(client):
-    _, before, *_ = _storyboard(client, depth="2")
+def test_lock_toggles_and_reroll_on_a_deterministic_backend_says_it_has_no_effect(client):
+    *_, info = _storyboard(client, depth="2")
+    assert info.endswith("The flow backend is deterministic; re-roll has no effect.")
     locked = client.predict("", 1, api_name="/lock")
     assert locked == "1" and client.predict(locked, 1, api_name="/lock") == ""
-    _, after, _, info, *_ = client.predict(2, "1", 10, api_name="/reroll")
-    assert "Re-rolled frame 2" in info and "made again [2]," in info  # flow makes each frame from the keyframes
-    captions = [item["caption"] for item in after]
-    assert captions[1].endswith("(locked)") and captions[2] != before[2]["caption"]  # a new seed
-    for index in (0, 1, 4, 5, 6, 7, 8):
-        np.testing.assert_array_equal(load_image(after[index]["image"]), load_image(before[index]["image"]))
+    with pytest.raises(AppError, match=r"^The flow backend is deterministic; re-roll has no effect\.$"):
+        client.predict(2, "1", 10, api_name="/reroll")  # a new seed would make the same pixels
+
+
+def test_the_order_preview_skips_what_is_not_an_image_number_yet():
+    from vfi.app.storyboard import preview
+
+    files = ["a.png", "b.png", "c.png"]
+    assert preview(files, "3,x") == [("c.png", "image 3")]  # typed on each keystroke: no error, no traceback logged
+    assert preview(files, "two") == preview(files, "") == [(f, f"image {i}") for i, f in enumerate(files, 1)]
 
 
 @pytest.mark.parametrize(
@@ -69,6 +74,7 @@ def test_reroll_and_lock_keep_the_other_frames(client):
     [
         (lambda c: _storyboard(c, order="1,1,2"), "order must list each image number"),
         (lambda c: _storyboard(c, depth="1,2,3"), "one value or one per transition"),
+        (lambda c: _storyboard(c, depth=""), "^depth is empty; give one depth"),  # as in the CLI
         (lambda c: _storyboard(c, prompts="walk\nrun"), "need the qwen-edit backend"),
         (lambda c: c.predict(1, "1", 10, api_name="/reroll"), "locked"),
         (lambda c: c.predict(0, "", 10, api_name="/reroll"), "keyframe"),

@@ -99,6 +99,10 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+#: The class of the frame galleries, and the page's CSS: their captions (frame, t, seed) wrap instead of being cut.
+GALLERY_CLASS = "vfi-frames"
+CSS = f".{GALLERY_CLASS} .caption-label {{ white-space: normal; overflow-wrap: anywhere; max-width: 100%; }}"
+
 #: How long Stop waits for the run to end, to say how far it got.
 STOP_WAIT_S = 30
 

@@ -42,7 +42,9 @@ def compare_tab(config: AppConfig, new_call: NewCall, advanced_inputs: list) -> 
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
         run, stop = run_stop_buttons("compare", "Compare")
         with gr.Row():
-            video = gr.Video(label="Left vs right (in sync)", autoplay=True, loop=True, elem_id="video-compare")
+            # no label over the video: it would cover the left setting's name drawn on the frames
+            video = gr.Video(label="Left vs right (in sync)", show_label=False, autoplay=True, loop=True,
+                             elem_id="video-compare")  # fmt: skip
             slider = gr.ImageSlider(label="Middle frame: drag to wipe left ↔ right", type="numpy", elem_id="slider-compare")  # fmt: skip
         metrics = gr.Markdown(elem_id="info-compare")
         gallery = gr.Gallery(label="Middle frames", columns=2, height=320, elem_id="gallery-compare")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ui.common import (
+    GALLERY_CLASS,
     PROGRESS,
     NewCall,
     documented,
@@ -72,7 +73,8 @@ Returns:
         run, stop = run_stop_buttons("keyframes", "Interpolate")
         with gr.Row():
             video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-keyframes")
-            gallery = gr.Gallery(label="Frames", columns=6, height=320, elem_id="gallery-keyframes")
+            gallery = gr.Gallery(label="Frames", columns=4, height=320, elem_id="gallery-keyframes",
+                                 elem_classes=GALLERY_CLASS)  # fmt: skip
         with gr.Row():
             zip_file = gr.File(label="All frames (PNG, zip)")
             gif = gr.File(label="GIF")

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui.common import PROGRESS, NewCall, queue_options, run_action, run_stop_buttons, user_errors, wire_stop
+from ui.common import (
+    GALLERY_CLASS,
+    PROGRESS,
+    NewCall,
+    queue_options,
+    run_action,
+    run_stop_buttons,
+    user_errors,
+    wire_stop,
+)
 from vfi.app import storyboard as storyboard_actions
 from vfi.app.config import Advanced, AppConfig
 
@@ -39,7 +48,8 @@ def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, a
         with gr.Row():
             files = gr.File(label="Keyframes (several images)", file_count="multiple", file_types=["image"],
                             type="filepath", elem_id="sb-files")  # fmt: skip
-            keys = gr.Gallery(label="Order of play", columns=6, height=200, elem_id="sb-order-preview")
+            keys = gr.Gallery(label="Order of play", columns=4, height=200, elem_id="sb-order-preview",
+                              elem_classes=GALLERY_CLASS)  # fmt: skip
         with gr.Row():
             order = gr.Textbox("", label="Order (image numbers, e.g. 2,1,3; empty = upload order)", elem_id="sb-order")
             depth = gr.Textbox("2", label="Depth: one for all, or one per transition (e.g. 3,2,3)", elem_id="sb-depth")
@@ -50,9 +60,10 @@ def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, a
         run, stop = run_stop_buttons("storyboard", "Make storyboard")
         with gr.Row():
             video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-storyboard")
-            gallery = gr.Gallery(label="Frames (click one to pick it)", columns=6, height=320, elem_id="gallery-storyboard")  # fmt: skip
+            gallery = gr.Gallery(label="Frames (click one to pick it)", columns=4, height=320, elem_id="gallery-storyboard",
+                                 elem_classes=GALLERY_CLASS)  # fmt: skip
         with gr.Row():
-            picked = gr.Number(None, precision=0, minimum=0, label="Picked frame", elem_id="sb-picked")
+            picked = gr.Number(1, precision=0, minimum=0, label="Picked frame", elem_id="sb-picked")  # an in-between
             locked = gr.Textbox("", label="Locked frames", elem_id="sb-locked")
             reroll_button = gr.Button("Re-roll picked frame", elem_id="sb-reroll")
             lock_button = gr.Button("Lock / unlock picked frame", elem_id="sb-lock")
@@ -64,10 +75,10 @@ def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, a
         outputs = [video, gallery, zip_file, info, state]
         event = run.click(
             storyboard, [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed], outputs,
-            api_name="storyboard", **queue_options(config),
+            api_name="storyboard", show_progress_on=info, **queue_options(config),
         )  # fmt: skip
         gallery.select(pick, None, picked, queue=False, api_visibility="private")
         rerolled = reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll",
-                                       **queue_options(config))  # fmt: skip
+                                       show_progress_on=info, **queue_options(config))  # fmt: skip
         wire_stop(stop, "storyboard", [event, rerolled], info)
         lock_button.click(lock, [locked, picked], locked, api_name="lock", queue=False)

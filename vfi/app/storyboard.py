@@ -81,10 +81,12 @@ def ordered(files: Sequence[str] | None, order: str | None) -> list[str]:
 
 
 def preview(files: Sequence[str] | None, order: str | None) -> list[tuple[str, str]]:
-    """The keyframes as they will play: gallery items labelled with their upload number."""
+    """The keyframes as they will play: gallery items labelled with their upload number. Run on each keystroke:
+    what is not an image number (yet) is left out, and the run says what is wrong with the order."""
     if not files:
         return []
-    numbers = parse_indices(order, "order") if order else list(range(1, len(files) + 1))
+    parts = (order or "").replace(" ", "").split(",")
+    numbers = [int(part) for part in parts if part.isascii() and part.isdigit()] or range(1, len(files) + 1)
     return [(files[n - 1], f"image {n}") for n in numbers if 1 <= n <= len(files)]
 
 
@@ -96,6 +98,10 @@ def toggle_lock(locked: str | None, index: float | None) -> str:
     return ", ".join(map(str, sorted(frames)))
 
 
+def _deterministic(backend: str) -> str:
+    return f"The {backend} backend is deterministic; re-roll has no effect."
+
+
 def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequence[int],
           seconds: float) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
     outputs = jobs.keyframe_outputs(take.frames, jobs.request_folder(call.session), fps, call.report)
@@ -104,7 +110,8 @@ def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequen
     gallery = [(str(p), take.label(i) + (" (locked)" if i in marks else "")) for i, p in enumerate(out.frames)]
     info = (
         f"{len(take.frames)} frames from {len(job.keyframes)} keyframes, {len(take.frames) / fps:.2f} s at "
-        f"{fps:g} fps — made in {seconds:.1f} s with {job.backend}. Pick a frame to re-roll or lock it."
+        f"{fps:g} fps — made in {seconds:.1f} s with {job.backend}. "
+        + ("Pick a frame to re-roll or lock it." if job.generative else _deterministic(job.backend))
     ) + note_lines(job.notes)
     if job.rerolling:
         redone = redo_indices(job.take, job.storyboard, Capabilities(job.backend), job.reroll[0], locked)
@@ -119,7 +126,7 @@ def storyboard(
     """Keyframes in order → MP4, gallery (path, label), PNG zip, a summary and the job to re-roll from."""
     paths = ordered(files, order)
     lines = parse_prompts(prompts)
-    board = Storyboard.build(len(paths), depth or 3, int(frames_per_pair or 0) or None, int(seed), lines)
+    board = Storyboard.build(len(paths), depth, int(frames_per_pair or 0) or None, int(seed), lines)
     keyframes, notes = load_storyboard(paths)
     job = StoryboardJob(
         backend, call.config.backend_config(backend, advanced), None, keyframes=tuple(keyframes),
@@ -141,6 +148,9 @@ def reroll_frame(
         raise VFIError("Pick a frame in the gallery first.")
     frames = tuple(parse_indices(locked, "locked frames"))
     job = replace(previous, reroll=(int(index), random.randrange(2**32)), locked=frames, cancel_key=call.cancel_key)
+    job.frames_to_make()  # a keyframe or a locked frame is refused first
+    if not job.generative:  # a new seed would make the same pixels
+        raise VFIError(_deterministic(job.backend))
     with call.admit(job.memory_bytes()):
         start = time.monotonic()
         take: Any = call.run(job)

@@ -46,7 +46,10 @@ def tiny_model(args: argparse.Namespace) -> dict:
 
 
 class _ProgressBar:
-    """A tqdm bar on stderr, fed by ``(done, total)`` progress callbacks; created on the first call."""
+    """A tqdm bar on stderr, fed by ``(done, total)`` progress callbacks; created on the first call. It shows frames
+    done of the total and the time left, not a rate (frames come a level at a time: "45875 frame/s")."""
+
+    FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} frames [{elapsed} elapsed, {remaining} left]"
 
     def __init__(self, desc: str) -> None:
         self._desc = desc
@@ -57,7 +60,8 @@ class _ProgressBar:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=total, desc=self._desc, unit="frame", file=sys.stderr, dynamic_ncols=True, disable=not is_main()
+                total=total, desc=self._desc, bar_format=self.FORMAT, file=sys.stderr, dynamic_ncols=True,
+                disable=not is_main(),
             )
         self._bar.total = total
         self._bar.update(done - self._bar.n)

@@ -41,6 +41,10 @@ def parse_depths(text: str | int | Sequence[int]) -> tuple[int, ...]:
         return (text,)
     if not isinstance(text, str):
         return tuple(int(d) for d in text)
+    if not text.strip():  # the app's field and the CLI's --depth alike: no hidden default behind an empty value
+        raise VFIError(
+            "depth is empty; give one depth for all transitions (e.g. 3) or one per transition (e.g. 3,2,3)."
+        )
     try:
         depths = tuple(int(part) for part in text.replace(" ", "").split(","))
     except ValueError:
