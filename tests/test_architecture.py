@@ -12,7 +12,7 @@ VFI = Path(__file__).resolve().parent.parent / "vfi"
 
 #: The layers the front ends (app and CLI) build on.
 LIBRARY = {"vfi.errors", "vfi.io", "vfi.qwen", "vfi.backends", "vfi.interpolate", "vfi.quality", "vfi.modes"}
-LIBRARY |= {"vfi.manifest", "vfi.run_spec"}
+LIBRARY |= {"vfi.manifest", "vfi.run_spec", "vfi.distributed"}
 #: What each part of vfi/ may import besides itself (a part: a subpackage, or a top-level module).
 LAYERS = {
     "vfi": {"vfi.errors"},
@@ -22,8 +22,9 @@ LAYERS = {
     "vfi.qwen": {"vfi.errors", "vfi.io"},
     "vfi.backends": {"vfi.errors", "vfi.io", "vfi.qwen"},
     "vfi.interpolate": {"vfi.errors", "vfi.backends"},
-    "vfi.quality": {"vfi.errors", "vfi.io", "vfi.backends", "vfi.interpolate"},
-    "vfi.modes": {"vfi.errors", "vfi.io", "vfi.backends", "vfi.interpolate", "vfi.quality"},
+    "vfi.distributed": {"vfi.errors", "vfi.interpolate"},
+    "vfi.quality": {"vfi.errors", "vfi.io", "vfi.backends", "vfi.interpolate", "vfi.distributed"},
+    "vfi.modes": {"vfi.errors", "vfi.io", "vfi.backends", "vfi.interpolate", "vfi.quality", "vfi.distributed"},
     "vfi.manifest": {"vfi.errors", "vfi.io", "vfi.qwen", "vfi.backends", "vfi.interpolate", "vfi.modes"},
     "vfi.run_spec": {"vfi.errors", "vfi.qwen", "vfi.backends", "vfi.modes"},
     "vfi.testing": {"vfi.errors", "vfi.io", "vfi.qwen"},

@@ -28,7 +28,7 @@ from vfi.run_spec import SPECS
 from vfi.signals import Terminated, sigterm_as_interrupt
 
 if TYPE_CHECKING:
-    from vfi.modes.batch import BatchItem
+    from vfi.cli.batch import BatchItem
 
 USER_ERROR = 2
 
@@ -173,8 +173,8 @@ def _cmd_replay(args: argparse.Namespace) -> dict:
 
 def _cmd_batch(args: argparse.Namespace) -> dict:
     """Clip mode on every video of ``IN``; outputs complete with the same settings are skipped."""
+    from vfi.cli.batch import is_complete, plan_batch, remove_partials, run_batch
     from vfi.distributed import main_value
-    from vfi.modes.batch import is_complete, plan_batch, remove_partials, run_batch
 
     items = plan_batch(args.source, args.out_dir)
     options = {name: value for name, value in vars(args).items() if name not in ("source", "out_dir")}

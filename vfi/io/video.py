@@ -23,6 +23,8 @@ from vfi.errors import VFIError
 from vfi.io.files import atomic_dir, atomic_path, check_output
 
 MAX_FPS = 240.0
+#: The file endings taken as videos where a folder is searched for clips (training data, ``vfi batch``).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 #: The files :func:`write_png_frames` writes (its folder may hold nothing else: it is replaced whole).
 FRAME_NAME = re.compile(r"frame_\d{4,}\.png")
 #: A clip is variable-frame-rate if a frame interval differs from the typical one by more than this.

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from vfi.errors import VFIError
+from vfi.io.video import VIDEO_SUFFIXES
 from vfi.modes.scenes import SCENE_THRESHOLD, FrameSummary, is_scene_cut
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 MANIFEST = "dataset.json"
 _FEATURE_SIDE = 8
 
@@ -479,7 +479,6 @@ def build_validation_set(
 
 __all__ = [
     "MANIFEST",
-    "VIDEO_SUFFIXES",
     "DataSettings",
     "Dataset",
     "Sample",

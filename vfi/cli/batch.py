@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vfi.errors import VFIError
-from vfi.training.data import VIDEO_SUFFIXES
+from vfi.io.video import VIDEO_SUFFIXES
 
 #: Settings that do not change an output (not compared when deciding whether it is complete).
 VOLATILE_SETTINGS = ("threads",)
