@@ -21,6 +21,7 @@ from vfi.modes.storyboard import (
     load_storyboard,
     make_storyboard,
     parse_prompts,
+    parse_whole,
     redo_indices,
     reroll,
 )
@@ -63,7 +64,7 @@ class StoryboardJob(Job):
 def parse_indices(text: str | None, name: str) -> list[int]:
     """``"3, 1, 2"`` → ``[3, 1, 2]``; empty → ``[]``."""
     try:
-        return [int(part) for part in (text or "").replace(" ", "").split(",") if part]
+        return [parse_whole(part) for part in (text or "").replace(" ", "").split(",") if part]
     except ValueError:
         raise VFIError(f"{name} must be frame numbers separated by commas (e.g. 2,1,3), got {text!r}.") from None
 

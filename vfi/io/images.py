@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from vfi.errors import VFIError
+from vfi.io.files import check_input
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -75,8 +76,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         path = Path(source)
         if not path.exists():
             raise VFIError(f"Image file not found: {path}.")
-        if not path.is_file():
-            raise VFIError(f"{path} is not a file.")
+        check_input(path, f"Image file {path.name}")  # a folder, a device, a pipe or a socket
         if path.stat().st_size == 0:  # named by its file name only: an app's upload path is the server's business
             raise VFIError(f"Image file {path.name} is empty.")
         return _open_and_convert(path, f"Image file {path.name}", max_pixels)

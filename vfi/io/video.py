@@ -20,7 +20,7 @@ from typing import IO
 import numpy as np
 
 from vfi.errors import VFIError
-from vfi.io.files import atomic_dir, atomic_path, check_output
+from vfi.io.files import atomic_dir, atomic_path, check_input, check_output
 
 MAX_FPS = 240.0
 #: The files :func:`write_png_frames` writes (its folder may hold nothing else: it is replaced whole).
@@ -147,9 +147,7 @@ def probe_clip(path: str | os.PathLike, *, max_seconds: float | None = None) -> 
     A variable-frame-rate clip is decoded once to count its frames; ``max_seconds`` refuses a longer clip
     before that, from the container's packet times.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VFIError(f"The video {path.name} does not exist.")
+    path = check_input(path, f"The video {Path(path).name}")
     cmd = [
         ffmpeg_exe(),
         "-hide_banner",
