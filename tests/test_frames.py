@@ -318,5 +318,5 @@ def test_mismatched_keyframes_are_fitted_or_padded_and_the_note_says_so(mode: st
     assert pair.note == f"The last keyframe (64×64) was {how} the first's 64×48 (aspect ratios differ by 33.3%)."
     border = pair.last[:, :8]
     assert (border == 0).all() if mode == "pad" else border.any()
-    with pytest.raises(VFIError, match="mismatch must be one of fit, pad, refuse, got 'crop'"):
+    with pytest.raises(VFIError, match="mismatch must be one of auto, fit, pad, refuse, got 'crop'"):
         match_keyframes(first, last, mismatch="crop")

@@ -214,9 +214,8 @@ def check_manifest(manifest: Any, path: str | os.PathLike) -> None:
     every input file the settings name recorded in ``inputs`` with its sha256."""
     if _depth(manifest) > MAX_NESTING:
         raise VFIError(f"{path} is nested more than {MAX_NESTING} levels deep; it is not a vfi manifest.")
-    if not isinstance(manifest, dict) or manifest.get("vfi_manifest") != MANIFEST_VERSION or _is_bool(
-        manifest.get("vfi_manifest")
-    ):
+    version = manifest.get("vfi_manifest") if isinstance(manifest, dict) else None
+    if type(version) is not int or version != MANIFEST_VERSION:
         raise VFIError(f"{path} is not a vfi manifest (version {MANIFEST_VERSION}).")
     command = manifest.get("command")
     if command not in INPUT_SETTINGS:
@@ -248,38 +247,88 @@ def check_manifest(manifest: Any, path: str | os.PathLike) -> None:
 #: Each replayable command's input settings (a manifest hashes them; replay refuses changed ones), the first one
 #: required.
 INPUT_SETTINGS = {
-    "pair": ("first", "last"), "sequence": ("keyframes", "prompts"), "clip": ("input",), "evaluate": ("data_dir",)
-}  # fmt: skip
+    "pair": ("first", "last"),
+    "sequence": ("keyframes", "prompts"),
+    "clip": ("input",),
+    "evaluate": ("data_dir",),
+}
 #: Largest manifest read (a sequence of 64 keyframes at depth 8 records about 16,000 seeds: about 1 MiB).
 MAX_MANIFEST_BYTES = 16 << 20
 #: Deepest nesting of lists and objects in a manifest (it needs 4).
 MAX_NESTING = 16
 
 _KIND_WORDS = {
-    "object": "an object", "hashes": "an object of file path → sha256 (64 hex digits)", "texts": "a list of text",
-    "versions": "an object of package → version text or null", "text": "text", "text?": "text or null",
-    "int": "a whole number of at least 0", "int?": "a whole number of at least 0, or null", "bool": "true or false",
-    "number": "a number of at least 0", "number?": "a number of at least 0, or null", "path": "a file path",
-    "rate?": "a frame rate (text like 60000/1001, or a number), or null", "paths": "a list of file paths",
-    "depths": "a depth (whole number), a list of them, or text like 3,2,3", "object?": "an object or null",
+    "object": "an object",
+    "hashes": "an object of file path → sha256 (64 hex digits)",
+    "texts": "a list of text",
+    "versions": "an object of package → version text or null",
+    "text": "text",
+    "text?": "text or null",
+    "int": "a whole number of at least 0",
+    "int?": "a whole number of at least 0, or null",
+    "bool": "true or false",
+    "number": "a number of at least 0",
+    "number?": "a number of at least 0, or null",
+    "path": "a file path",
+    "rate?": "a frame rate (text like 60000/1001, or a number), or null",
+    "paths": "a list of file paths",
+    "depths": "a depth (whole number), a list of them, or text like 3,2,3",
+    "object?": "an object or null",
     "scalar": "text, a number, true, false, null or a list of them",
-}  # fmt: skip
+}
 #: (key, kind, required) of the manifest's top level.
 _TOP_LEVEL = (
-    ("settings", "object", True), ("inputs", "hashes", True), ("argv", "texts", False), ("backend", "object?", False),
-    ("seeds", "object", False), ("packages", "versions", False), ("timings", "object", False),
-)  # fmt: skip
+    ("settings", "object", True),
+    ("inputs", "hashes", True),
+    ("argv", "texts", False),
+    ("backend", "object?", False),
+    ("seeds", "object", False),
+    ("packages", "versions", False),
+    ("timings", "object", False),
+)
 #: The kind of each setting (as the CLI parses it); commands where one differs in :data:`_COMMAND_SETTINGS`.
 _SETTINGS = {
-    "command": "text", "first": "path", "last": "path", "keyframes": "paths", "input": "path", "data_dir": "path",
-    "prompts": "text?", "output": "text?", "gif": "text?", "frames_dir": "text?", "json": "text?", "report": "text?",
-    "manifest": "text?", "depth": "int", "frames": "int?", "frames_per_pair": "int?", "fps": "number", "seed": "int",
-    "frame_seed": "texts", "mismatch": "text", "factor": "int", "slowmo": "bool", "scene_threshold": "number",
-    "start": "number", "end": "number?", "backend": "text", "base_model": "text", "adapter": "texts",
-    "lightning": "text?", "resolution": "int?", "steps": "int?", "guidance": "number?", "prompt": "text?",
-    "batch": "int", "memory": "text", "fuse": "bool", "compile": "bool", "register": "bool", "refine": "text?",
+    "command": "text",
+    "first": "path",
+    "last": "path",
+    "keyframes": "paths",
+    "input": "path",
+    "data_dir": "path",
+    "prompts": "text?",
+    "output": "text?",
+    "gif": "text?",
+    "frames_dir": "text?",
+    "json": "text?",
+    "report": "text?",
+    "manifest": "text?",
+    "depth": "int",
+    "frames": "int?",
+    "frames_per_pair": "int?",
+    "fps": "number",
+    "seed": "int",
+    "frame_seed": "texts",
+    "mismatch": "text",
+    "factor": "int",
+    "slowmo": "bool",
+    "scene_threshold": "number",
+    "start": "number",
+    "end": "number?",
+    "backend": "text",
+    "base_model": "text",
+    "adapter": "texts",
+    "lightning": "text?",
+    "resolution": "int?",
+    "steps": "int?",
+    "guidance": "number?",
+    "prompt": "text?",
+    "batch": "int",
+    "memory": "text",
+    "fuse": "bool",
+    "compile": "bool",
+    "register": "bool",
+    "refine": "text?",
     "generative_depth": "int?",
-}  # fmt: skip
+}
 _COMMAND_SETTINGS = {"sequence": {"depth": "depths"}, "clip": {"fps": "rate?"}}
 
 
@@ -289,10 +338,10 @@ def _is(value: Any, kind: str) -> bool:
         return value is None or _is(value, kind[:-1])
     if kind in ("int", "number"):
         number = isinstance(value, int) if kind == "int" else isinstance(value, int | float) and math.isfinite(value)
-        return number and not _is_bool(value) and value >= 0
+        return number and not isinstance(value, bool) and value >= 0
     if kind in ("text", "path"):
         return isinstance(value, str) and (kind == "text" or value != "")
-    if kind in ("texts", "paths"):
+    if kind in ("texts", "paths", "ints"):
         return isinstance(value, list) and all(_is(item, kind[:-1]) for item in value)
     if kind == "hashes":
         return isinstance(value, dict) and all(isinstance(v, str) and _SHA256.fullmatch(v) for v in value.values())
@@ -301,7 +350,7 @@ def _is(value: Any, kind: str) -> bool:
     if kind == "rate":
         return _is(value, "text") or _is(value, "number")
     if kind == "depths":
-        return _is(value, "text") or _is(value, "int") or (isinstance(value, list) and all(_is(v, "int") for v in value))
+        return _is(value, "text") or _is(value, "int") or _is(value, "ints")
     if kind == "scalar":
         items = value if isinstance(value, list) else [value]
         return all(isinstance(v, str | int | float | bool | None) for v in items)
@@ -309,10 +358,6 @@ def _is(value: Any, kind: str) -> bool:
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
 
 
 def _depth(value: Any) -> int:

@@ -99,6 +99,16 @@ MAIN_OUTPUT = {"pair": "output", "sequence": "output", "clip": "output", "evalua
 OUTPUTS = ("output", "gif", "frames_dir", "json", "report", "manifest")
 
 
+def _add_mismatch_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mismatch",
+        default="auto",
+        choices=MISMATCH_MODES,
+        help="keyframes of different aspect ratios: crop (fit) or pad each to the first, or refuse; default auto: "
+        "fit unless the ratios are more than 2x apart, then refuse",
+    )
+
+
 def _add_manifest_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--manifest", type=Path, metavar="FILE",
@@ -201,10 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
     pair.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
     pair.add_argument("--gif", type=Path, help="also write a looping GIF")
-    pair.add_argument(
-        "--mismatch", default="fit", choices=MISMATCH_MODES,
-        help="keyframes of different aspect ratios: crop (fit) or pad the last to the first, or refuse (default: fit)",
-    )  # fmt: skip
+    _add_mismatch_option(pair)
     _add_manifest_option(pair)
     _add_backend_options(pair)
     pair.set_defaults(run=commands.pair)
@@ -228,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     seq.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
     seq.add_argument("--gif", type=Path, help="also write a looping GIF")
+    _add_mismatch_option(seq)
     _add_manifest_option(seq)
     _add_backend_options(seq)
     seq.set_defaults(run=commands.sequence)
@@ -242,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--depth", type=int, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)")
     cmp.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
     cmp.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    _add_mismatch_option(cmp)
     _add_backend_options(cmp)
     cmp.set_defaults(run=commands.compare)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from vfi.backends import Backend, create_backend
 from vfi.errors import VFIError
 from vfi.io.files import write_json
+from vfi.io.video import check_fps
 from vfi.manifest import clip_seeds, frame_seeds
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ def pair(args: argparse.Namespace) -> dict:
         seed=args.seed,
         generative_depth=args.generative_depth,
     )
+    check_fps(args.fps)
     _check_outputs(args.output, args.gif, args.manifest, inputs=(args.first, args.last), frames_dir=args.frames_dir)
     pair = match_keyframes(args.first, args.last, mismatch=args.mismatch)
     first, last = pair.first, pair.last
@@ -152,9 +154,10 @@ def sequence(args: argparse.Namespace) -> dict:
     chosen_seeds = dict(map(_frame_seed, args.frame_seed))
     for index, seed in chosen_seeds.items():
         storyboard.in_between(index), check_seed(seed)
+    check_fps(args.fps)
     inputs = (*args.keyframes, args.prompts)
     _check_outputs(args.output, args.gif, args.manifest, inputs=inputs, frames_dir=args.frames_dir)
-    keyframes, notes = load_storyboard(args.keyframes)
+    keyframes, notes = load_storyboard(args.keyframes, mismatch=args.mismatch)
     _print_notes(notes)
     backend, refine = make_backends(args)
     with _ProgressBar("interpolating") as bar:
@@ -176,8 +179,9 @@ def compare(args: argparse.Namespace) -> None:
     from vfi.quality.metrics import describe_agreement
 
     settings = InterpolationSettings(depth=args.depth, seed=args.seed, generative_depth=args.generative_depth)
+    check_fps(args.fps)
     _check_outputs(args.output, inputs=(args.first, args.last))
-    pair = match_keyframes(args.first, args.last)
+    pair = match_keyframes(args.first, args.last, mismatch=args.mismatch)
     _print_notes([pair.note])
     keyframes = (pair.first, pair.last)
     runs = []

@@ -177,15 +177,18 @@ class Take:
         return f"{index}: t={node.transition + float(node.t):.3g} seed {node.seed}"
 
 
-def load_storyboard(paths: Sequence[str | Path]) -> tuple[list[np.ndarray], list[str]]:
+def load_storyboard(paths: Sequence[str | Path], mismatch: str = "auto") -> tuple[list[np.ndarray], list[str]]:
     """The keyframes, each one of another size fitted to the first, and a note for each one that was (see
-    :func:`vfi.io.images.match_keyframes`)."""
+    :func:`vfi.io.images.match_keyframes` for ``mismatch``)."""
     from vfi.io.images import load_image, match_keyframes
 
     if not 2 <= len(paths) <= MAX_KEYFRAMES:
         raise VFIError(f"A storyboard needs 2 to {MAX_KEYFRAMES} keyframes, got {len(paths)}.")
     first = load_image(paths[0])
-    pairs = [match_keyframes(first, path, name=f"Keyframe {i}") for i, path in enumerate(paths[1:], start=2)]
+    pairs = [
+        match_keyframes(first, path, mismatch=mismatch, name=f"Keyframe {i}")
+        for i, path in enumerate(paths[1:], start=2)
+    ]
     return [first, *(pair.last for pair in pairs)], [pair.note for pair in pairs if pair.note]
 
 
