@@ -14,7 +14,6 @@ from scenes import panned_triplet, write_triplet
 from test_cli import assert_user_error
 
 from vfi.errors import VFIError
-from vfi.io.files import read_json_limited, read_text_limited
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "examples" / "clip.mp4"
@@ -78,6 +77,8 @@ def test_devices_pipes_folders_and_huge_text_inputs_are_refused_unread(tmp_path,
 
 
 def test_the_bounded_reader_reads_text_and_json_and_says_what_is_wrong(tmp_path):
+    from vfi.io.files import read_json_limited, read_text_limited
+
     (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
     assert read_json_limited(tmp_path / "ok.json", 100, "list") == {"a": [1, 2]}
     assert read_text_limited("/proc/version", 1 << 16, "text")  # a size-0 /proc file is read (bounded) all the same
