@@ -218,3 +218,21 @@ def test_clip_info_waits_in_the_queue():
     demo = app.build_app(app.AppConfig("flow"))
     (info,) = [fn for fn in demo.fns.values() if fn.api_name == "clip_info"]
     assert info.queue is not False
+
+
+def test_a_clip_fps_below_the_lowest_is_refused_before_work_naming_no_server_path(served):
+    url, _, _ = served
+    client = Client(url, verbose=False)
+    clip = Path(__file__).resolve().parents[1] / "examples" / "clip.mp4"
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(str(clip)), 2, False, "flow", fps="0.0001", api_name="/clip")
+    assert str(error.value) == "fps must be a number from 0.1 to 240, got 0.0001."
+
+
+def test_no_app_error_names_a_server_path():
+    from ui.common import without_paths
+
+    message = "ffmpeg could not write /tmp/a/vfi-app-1-x/requests/b/.o.partial.video.mp4: Invalid argument."
+    assert without_paths(message) == "ffmpeg could not write .o.partial.video.mp4: Invalid argument."
+    for kept in ("fps 60000/1001 is fine.", "Image file 1x1.png is too small.", "Pick 2 / 3."):
+        assert without_paths(kept) == kept

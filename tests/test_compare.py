@@ -34,7 +34,8 @@ def test_agreement_is_over_the_in_betweens_only(triplet):
 def test_cli_compare_says_how_a_mismatched_last_keyframe_was_fitted(tmp_path, keyframe_files):
     Image.fromarray(np.full((40, 200, 3), 128, np.uint8)).save(tmp_path / "wide.png")
     out = tmp_path / "cmp.mp4"
-    result = run_cli("compare", str(keyframe_files[0]), str(tmp_path / "wide.png"), "-o", str(out), "--depth", "1")
+    args = ("-o", str(out), "--depth", "1", "--mismatch", "fit")  # beyond 2× apart: fitted only when asked for
+    result = run_cli("compare", str(keyframe_files[0]), str(tmp_path / "wide.png"), *args)
     assert result.returncode == 0, result.stderr
     assert "note: The last keyframe (200×40) was scaled and center-cropped to the first's 128×96" in result.stderr
 

@@ -318,5 +318,15 @@ def test_mismatched_keyframes_are_fitted_or_padded_and_the_note_says_so(mode: st
     assert pair.note == f"The last keyframe (64×64) was {how} the first's 64×48 (aspect ratios differ by 33.3%)."
     border = pair.last[:, :8]
     assert (border == 0).all() if mode == "pad" else border.any()
-    with pytest.raises(VFIError, match="mismatch must be one of fit, pad, refuse, got 'crop'"):
+    with pytest.raises(VFIError, match="mismatch must be one of auto, fit, pad, refuse, got 'crop'"):
         match_keyframes(first, last, mismatch="crop")
+
+
+def test_keyframes_more_than_twice_apart_in_aspect_are_fitted_only_when_asked() -> None:
+    first, last = textured_image(240, 320), textured_image(900, 100)
+    with pytest.raises(VFIError, match=r"^The last keyframe \(100×900\) and the first \(320×240\) have aspect ratios"):
+        match_keyframes(first, last)
+    assert "center-cropped" in match_keyframes(first, last, mismatch="fit").note
+    assert "padded" in match_keyframes(first, last, mismatch="pad").note
+    near = match_keyframes(first, textured_image(160, 320))  # 2× apart exactly: still fitted by default
+    assert near.last.shape == first.shape and "center-cropped" in near.note

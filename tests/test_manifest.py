@@ -31,7 +31,7 @@ def test_pair_manifest_records_the_run_and_replay_remakes_it_bit_for_bit(tmp_pat
     record = json.loads(manifest.read_text())
     assert record["command"] == "pair" and record["backend"]["name"] == "flow"
     assert record["inputs"] == {str(first.resolve()): sha256(first), str(last.resolve()): sha256(last)}
-    assert record["settings"]["depth"] == 3 and record["settings"]["mismatch"] == "fit"
+    assert record["settings"]["depth"] == 3 and record["settings"]["mismatch"] == "auto"
     assert [s["t"] for s in record["seeds"]["frames"]] == [str(Fraction(i, 8)) for i in range(1, 8)]
     assert record["packages"]["numpy"] == np.__version__ and record["timings"]["seconds"] > 0
     replayed = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b"))
@@ -162,3 +162,125 @@ def test_replay_takes_copies_of_the_inputs_that_hash_the_same(tmp_path, keyframe
     assert_user_error(swapped)
     assert f"The input {copies / 'my_last.png'} is not the file the manifest recorded as {first}" in swapped.stderr
     assert_user_error(run_cli("replay", str(manifest), "-o", str(tmp_path / "c.mp4"), "--inputs", mine[0]))
+
+
+@pytest.fixture(scope="module")
+def pair_manifest(tmp_path_factory) -> dict:
+    """A good pair manifest (flow) whose inputs exist."""
+    folder = tmp_path_factory.mktemp("good")
+    rng = np.random.default_rng(0)
+    first, last = folder / "first.png", folder / "last.png"
+    for path in (first, last):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(path)
+    args = ("-o", str(folder / "a.mp4"), "--depth", "1", "--manifest", str(folder / "m.json"))
+    made = run_cli("pair", str(first), str(last), *args)
+    assert made.returncode == 0, made.stderr
+    return json.loads((folder / "m.json").read_text())
+
+
+def _set(path: str, value):
+    """A change to a manifest: ``value`` at the dotted ``path`` (``...`` deletes it)."""
+
+    def change(record: dict) -> dict:
+        *parents, key = path.split(".")
+        for parent in parents:
+            record = record[parent]
+        if value is ...:
+            del record[key]
+        else:
+            record[key] = value
+
+    return change
+
+
+def _as_sequence(settings: dict):
+    """A change to a pair manifest: the same keyframes as a sequence run, with ``settings``."""
+
+    def change(record: dict) -> None:
+        pair = record["settings"]
+        keyframes = [pair.pop("first"), pair.pop("last")]
+        record["command"] = "sequence"
+        pair.update(command="sequence", keyframes=keyframes, depth="1", **settings)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set("settings", [1]), "The manifest's 'settings' must be an object, got [1]."),
+        (_set("settings", ...), "The manifest's 'settings' must be an object, got null."),
+        (_set("settings.depth", "three"), "setting 'depth' must be a whole number of at least 0, got \"three\"."),
+        (_set("settings.depth", {"a": 1}), "setting 'depth' must be a whole number"),
+        (_set("settings.depth", -1), "setting 'depth' must be a whole number of at least 0"),
+        (_set("settings.depth", True), "setting 'depth' must be a whole number"),
+        (_set("settings.first", 42), "setting 'first' must be a file path, got 42."),
+        (_set("settings.first", ...), "settings lack 'first', the input of a pair run"),
+        (_set("settings.keyframes", "a.png"), "setting 'keyframes' must be a list of file paths"),
+        (_set("settings.frame_seed", [5]), "setting 'frame_seed' must be a list of text, got [5]."),
+        (_set("settings.fps", "fast"), "setting 'fps' must be a number of at least 0"),
+        (_set("settings.newer", {"x": [1]}), "setting 'newer' must be text, a number"),
+        (_set("packages", "x"), "The manifest's 'packages' must be an object of package"),
+        (_set("argv", [1]), "The manifest's 'argv' must be a list of text"),
+        (_set("inputs", {"/a": "not a hash"}), "The manifest's 'inputs' must be an object of file path"),
+        (_set("inputs", {}), "settings name the input /"),
+        (
+            _as_sequence({"prompts": "/etc/shadow"}),
+            "settings name the input /etc/shadow but its inputs record no sha256",
+        ),
+        (_set("vfi_manifest", True), "is not a vfi manifest (version 1)"),
+        (_set("command", "compare"), "command 'compare' cannot be replayed"),
+        (_set("settings.command", "clip"), "settings are of a 'clip' run, not 'pair'"),
+        (_set("seeds", {"a": json.loads("[" * 20 + "]" * 20)}), "nested more than 16 levels deep"),
+    ],
+)
+def test_replay_checks_the_manifest_against_its_schema_in_one_sentence(
+    tmp_path, pair_manifest, capsys, change, message
+):
+    import copy
+
+    from vfi.cli import main
+
+    record = copy.deepcopy(pair_manifest)
+    change(record)
+    (tmp_path / "m.json").write_text(json.dumps(record))
+    status = main(["replay", str(tmp_path / "m.json"), "-o", str(tmp_path / "b.mp4")])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "b.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000 + "]" * 100_000, '{"vfi_manifest": NaN}', '{"a": Infinity}'], ids=["deep", "nan", "inf"]
+)
+def test_replay_refuses_deep_nesting_and_non_json_numbers_in_one_sentence(tmp_path, text):
+    (tmp_path / "m.json").write_text(text)
+    result = run_cli("replay", str(tmp_path / "m.json"), "-o", str(tmp_path / "b.mp4"))
+    assert_user_error(result)
+    assert "is not valid JSON" in result.stderr
+
+
+def test_a_sequence_manifest_records_its_prompts_file_and_replay_checks_it(tmp_path, keyframe_files):
+    first, last = keyframe_files
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n")
+    manifest = tmp_path / "m.json"
+    args = ("-o", str(tmp_path / "a.mp4"), "--depth", "1", "--prompts", str(prompts), "--manifest", str(manifest))
+    made = run_cli("sequence", str(first), str(last), *args)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(manifest.read_text())["inputs"][str(prompts.resolve())] == sha256(prompts)
+    prompts.write_text("\n\n")
+    result = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"))
+    assert_user_error(result)
+    assert f"The input {prompts.resolve()} is not the file the manifest recorded" in result.stderr
+
+
+def test_replay_refuses_a_file_added_to_an_input_folder(tmp_path):
+    data = tmp_path / "data"
+    write_triplet(data / "t1", panned_triplet())
+    manifest = tmp_path / "m.json"
+    assert run_cli("evaluate", str(data), "--manifest", str(manifest)).returncode == 0
+    write_triplet(data / "t2", panned_triplet())
+    result = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.json"))
+    assert_user_error(result)
+    assert "is not recorded in the manifest" in result.stderr

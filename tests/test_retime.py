@@ -146,3 +146,22 @@ def test_a_long_variable_rate_clip_trimmed_under_the_limit_is_taken(tmp_path: Pa
         plan_clip(vfr, ClipSettings(max_seconds=5))  # refused at the probe, before it is decoded
     plan = plan_clip(vfr, ClipSettings(end=4.0, max_seconds=5))
     assert len(plan.frame_range) == 120
+
+
+@pytest.mark.parametrize("fps", ["0.0001", "1/100000", "0.05"])
+def test_a_target_fps_below_the_lowest_is_refused_before_any_work(tmp_path, fps):
+    from vfi.io.video import MIN_FPS
+
+    with pytest.raises(VFIError, match=f"fps must be a number from {MIN_FPS:g} to 240"):
+        ClipSettings(fps=parse_rate(fps))
+    result = run_cli("clip", str(EXAMPLE), "-o", str(tmp_path / "o.mp4"), "--fps", fps)
+    assert_user_error(result)
+    assert "fps must be a number from 0.1 to 240" in result.stderr and "partial" not in result.stderr
+    with pytest.raises(VFIError, match="fps must be a number from 0.1"):
+        write_mp4([np.zeros((16, 16, 3), np.uint8)] * 2, tmp_path / "x.mp4", fps=0.0001)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rates_are_read_in_ascii_digits_only():
+    with pytest.raises(VFIError, match="is not a number"):
+        parse_rate("٦٠")

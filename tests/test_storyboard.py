@@ -176,3 +176,68 @@ def test_cli_frame_seeds_remake_a_reroll(tmp_path, tiny_base, three_keyframes):
         np.testing.assert_array_equal(a, b)
     second_keyframe = ["--depth", "2,1", "--frame-seed", "4=1"]
     assert_user_error(run_cli("sequence", *map(str, three_keyframes), "-o", str(tmp_path / "x.mp4"), *second_keyframe))
+
+
+@pytest.mark.parametrize("bad", ["1=²", "²=1", "1=٣", "1=-2", "1=2=3"])
+def test_cli_frame_seeds_are_ascii_digits_or_one_sentence(tmp_path, three_keyframes, bad):
+    result = run_cli("sequence", *map(str, three_keyframes), "-o", str(tmp_path / "o.mp4"), "--frame-seed", bad)
+    assert_user_error(result)
+    assert "--frame-seed must be FRAME=SEED in digits 0-9" in result.stderr
+
+
+def test_depths_and_frame_lists_take_ascii_digits_only():
+    from vfi.app.storyboard import parse_indices
+    from vfi.modes.storyboard import parse_depths
+
+    assert parse_depths(" 3, 2 ") == (3, 2) and parse_indices("2, 1", "order") == [2, 1]
+    for text in ("٣", "2,³"):
+        with pytest.raises(VFIError, match="depth must be whole numbers"):
+            parse_depths(text)
+        with pytest.raises(VFIError, match="order must be frame numbers"):
+            parse_indices(text, "order")
+
+
+def _made_storyboard():
+    """The app's storyboard action on two examples (flow, depth 1: frames 0, 1, 2) and its job."""
+    from vfi.app import actions
+    from vfi.app import storyboard as storyboard_actions
+    from vfi.app.config import Advanced, AppConfig
+
+    call = actions.Call(AppConfig(backend="flow"), lambda job: job.run(lambda *_: None, lambda: False), None, "k")
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    files = [str(examples / name) for name in ("astronaut_first.png", "astronaut_last.png")]
+    *_, job = storyboard_actions.storyboard(call, files, "", "1", 0, 10, "", "flow", Advanced(), 0)
+    return call, job
+
+
+def test_lock_needs_a_storyboard_and_one_of_its_frames():
+    from vfi.app.storyboard import toggle_lock
+
+    with pytest.raises(VFIError, match="Make a storyboard first, then pick a frame to lock."):
+        toggle_lock(None, "", 99999)
+    _, job = _made_storyboard()
+    assert toggle_lock(job, "", 1) == "1" and toggle_lock(job, "1", 1) == ""
+    for index in (3, 99999, 2**40, -1, 1.5, float("nan"), float("inf")):
+        with pytest.raises(VFIError, match=r"^There is no frame .*; the frames are numbered 0 to 2\.$"):
+            toggle_lock(job, "", index)
+
+
+def test_a_storyboard_fps_is_checked_before_any_work():
+    from vfi.app import storyboard as storyboard_actions
+    from vfi.app.config import Advanced
+
+    call, _ = _made_storyboard()
+    files = [str(Path(__file__).resolve().parent.parent / "examples" / "astronaut_first.png")] * 2
+    with pytest.raises(VFIError, match="fps must be a number from 0.1 to 240"):
+        storyboard_actions.storyboard(call, files, "", "1", 0, 0.0001, "", "flow", Advanced(), 0)
+
+
+def test_cli_sequence_refuses_keyframes_more_than_twice_apart_in_shape_unless_asked(tmp_path, three_keyframes):
+    tall = tmp_path / "tall.png"
+    Image.fromarray(np.full((900, 100, 3), 128, np.uint8)).save(tall)
+    out = tmp_path / "o.mp4"
+    result = run_cli("sequence", str(three_keyframes[0]), str(tall), "-o", str(out), "--depth", "1")
+    assert_user_error(result)
+    assert "Keyframe 2 (100×900)" in result.stderr and "more than 2× apart" in result.stderr
+    asked = run_cli("sequence", str(three_keyframes[0]), str(tall), "-o", str(out), "--depth", "1", "--mismatch", "pad")
+    assert asked.returncode == 0 and "padded with black" in asked.stderr, asked.stderr

@@ -106,3 +106,13 @@ def test_generative_storyboard_with_prompts_and_a_reroll(tiny_app):  # noqa: F81
         np.testing.assert_array_equal(frames[1][index], frames[0][index])
     with pytest.raises(AppError, match="one line per transition"):  # three prompts for two transitions
         client.predict(files, "", "1", prompts="a\nb\nc", api_name="/storyboard", **generative)
+
+
+def test_lock_answers_one_sentence_without_a_storyboard_or_out_of_range(client, tmp_path):
+    fresh = Client(client.src, verbose=False)  # a new session: no storyboard made yet
+    with pytest.raises(AppError, match="Make a storyboard first"):
+        fresh.predict("", 99999, api_name="/lock")
+    _storyboard(client, depth="1")
+    for index in (99999, 2**40):
+        with pytest.raises(AppError, match=f"There is no frame {index}; the frames are numbered 0 to 4."):
+            client.predict("", index, api_name="/lock")

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import re
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -64,6 +65,14 @@ async def stream_action(call: actions.Call, action: Callable, *args) -> AsyncIte
         yield update
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with each absolute path cut to its file name: an app error never names a server path."""
+    return _ABSOLUTE_PATH.sub(r"\1", message)
+
+
 @contextlib.contextmanager
 def shown_as_gr_error(name: str) -> Iterator[None]:
     """User errors become ``gr.Error`` (one sentence); anything else is logged and shown as a short message."""
@@ -72,7 +81,7 @@ def shown_as_gr_error(name: str) -> Iterator[None]:
     except gr.Error:
         raise
     except VFIError as error:  # Cancelled included: "Stopped after N of M frames."
-        raise gr.Error(str(error), print_exception=False) from None
+        raise gr.Error(without_paths(str(error)), print_exception=False) from None
     except Exception:
         log.exception("unexpected error in %s", name)
         raise gr.Error("Something went wrong on the server; the details are in its log.") from None

@@ -37,7 +37,8 @@ Args:
 {backend_and_advanced}
     seed: run seed (the same seed gives the same video).
     randomize: pick a random seed.
-    mismatch: keyframes of different shapes: fit (center-crop the last to the first), pad, or refuse.
+    mismatch: keyframes of different shapes: auto (fit unless the aspect ratios are more than 2× apart, then
+        refuse), fit (center-crop the last to the first), pad, or refuse.
     hybrid: the model makes the middle frame, the flow backend the rest.
 
 Returns:
@@ -46,7 +47,7 @@ Returns:
 """)
     @user_errors
     async def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution,
-                        steps, guidance, prompt, seed, randomize, mismatch="fit", hybrid=False,
+                        steps, guidance, prompt, seed, randomize, mismatch="auto", hybrid=False,
                         request: gr.Request = None, progress=PROGRESS):  # fmt: skip
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = new_call(request, progress, "keyframes")
@@ -67,8 +68,9 @@ Returns:
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
             randomize = gr.Checkbox(value=False, label="Randomize seed")
             mismatch = gr.Dropdown(
-                [("Fit: crop the last to the first", "fit"), ("Pad the last to the first", "pad"), ("Refuse", "refuse")],
-                value="fit", label="Keyframes of different shapes",
+                [("Fit unless more than 2× apart in shape", "auto"), ("Fit: crop the last to the first", "fit"),
+                 ("Pad the last to the first", "pad"), ("Refuse", "refuse")],
+                value="auto", label="Keyframes of different shapes",
             )  # fmt: skip
         run, stop = run_stop_buttons("keyframes", "Interpolate")
         with gr.Row():

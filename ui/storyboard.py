@@ -35,9 +35,9 @@ def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, a
         return await run_action(call, storyboard_actions.reroll_frame, previous, index, locked, fps)
 
     @user_errors
-    async def lock(locked, index):
+    async def lock(previous, locked, index):
         """Lock the picked frame (a re-roll never changes it), or unlock it (no run: nothing to stop)."""
-        return storyboard_actions.toggle_lock(locked, index)
+        return storyboard_actions.toggle_lock(previous, locked, index)
 
     def pick(event: gr.SelectData) -> int:
         return event.index
@@ -81,4 +81,4 @@ def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, a
         rerolled = reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll",
                                        show_progress_on=info, **queue_options(config))  # fmt: skip
         wire_stop(stop, "storyboard", [event, rerolled], info)
-        lock_button.click(lock, [locked, picked], locked, api_name="lock", queue=False)
+        lock_button.click(lock, [state, locked, picked], locked, api_name="lock", queue=False)

@@ -4,6 +4,7 @@ single in-betweens. No gradio here; the take (frames and seeds) lives in the pag
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -16,12 +17,14 @@ from vfi.app.config import Advanced
 from vfi.app.jobs import Job
 from vfi.backends import Capabilities
 from vfi.errors import VFIError
+from vfi.io.video import check_fps
 from vfi.modes.storyboard import (
     Storyboard,
     Take,
     load_storyboard,
     make_storyboard,
     parse_prompts,
+    parse_whole,
     redo_indices,
     reroll,
 )
@@ -64,7 +67,7 @@ class StoryboardJob(Job):
 def parse_indices(text: str | None, name: str) -> list[int]:
     """``"3, 1, 2"`` → ``[3, 1, 2]``; empty → ``[]``."""
     try:
-        return [int(part) for part in (text or "").replace(" ", "").split(",") if part]
+        return [parse_whole(part) for part in (text or "").replace(" ", "").split(",") if part]
     except ValueError:
         raise VFIError(f"{name} must be frame numbers separated by commas (e.g. 2,1,3), got {text!r}.") from None
 
@@ -90,11 +93,22 @@ def preview(files: Sequence[str] | None, order: str | None) -> list[tuple[str, s
     return [(files[n - 1], f"image {n}") for n in numbers if 1 <= n <= len(files)]
 
 
-def toggle_lock(locked: str | None, index: float | None) -> str:
-    """The locked frame list with frame ``index`` added, or removed if it was there."""
+def picked_frame(previous: StoryboardJob | None, index: float | None, action: str) -> int:
+    """The gallery frame ``index`` of the last storyboard, refused in one sentence before one is made, when none
+    is picked, or when it is not one of its frames (``action``: "re-roll" or "lock", for the sentence)."""
+    if previous is None or previous.take is None:
+        raise VFIError(f"Make a storyboard first, then pick a frame to {action}.")
     if index is None:
         raise VFIError("Pick a frame in the gallery first.")
-    frames = set(parse_indices(locked, "locked frames")) ^ {int(index)}
+    count = len(previous.take.frames)
+    if not (isinstance(index, int | float) and math.isfinite(index) and index == int(index) and 0 <= index < count):
+        raise VFIError(f"There is no frame {index}; the frames are numbered 0 to {count - 1}.")
+    return int(index)
+
+
+def toggle_lock(previous: StoryboardJob | None, locked: str | None, index: float | None) -> str:
+    """The locked frame list with frame ``index`` of the last storyboard added, or removed if it was there."""
+    frames = set(parse_indices(locked, "locked frames")) ^ {picked_frame(previous, index, "lock")}
     return ", ".join(map(str, sorted(frames)))
 
 
@@ -125,6 +139,7 @@ def storyboard(
 ) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
     """Keyframes in order → MP4, gallery (path, label), PNG zip, a summary and the job to re-roll from."""
     paths = ordered(files, order)
+    check_fps(float(fps))
     lines = parse_prompts(prompts)
     board = Storyboard.build(len(paths), depth, int(frames_per_pair or 0) or None, int(seed), lines)
     keyframes, notes = load_storyboard(paths)
@@ -142,12 +157,9 @@ def reroll_frame(
     call: Call, previous: StoryboardJob | None, index: float | None, locked: str | None, fps: float
 ) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
     """Frame ``index`` of the last storyboard made again with a new seed (and the frames made from it)."""
-    if previous is None or previous.take is None:
-        raise VFIError("Make a storyboard first, then pick a frame to re-roll.")
-    if index is None:
-        raise VFIError("Pick a frame in the gallery first.")
+    index = picked_frame(previous, index, "re-roll")
     frames = tuple(parse_indices(locked, "locked frames"))
-    job = replace(previous, reroll=(int(index), random.randrange(2**32)), locked=frames, cancel_key=call.cancel_key)
+    job = replace(previous, reroll=(index, random.randrange(2**32)), locked=frames, cancel_key=call.cancel_key)
     job.frames_to_make()  # a keyframe or a locked frame is refused first
     if not job.generative:  # a new seed would make the same pixels
         raise VFIError(_deterministic(job.backend))

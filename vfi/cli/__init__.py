@@ -21,6 +21,7 @@ from vfi.cli import commands
 from vfi.distributed import is_main, limit_threads
 from vfi.errors import VFIError
 from vfi.io.images import MISMATCH_MODES
+from vfi.manifest import INPUT_SETTINGS
 from vfi.modes.retime import parse_rate
 from vfi.modes.scenes import SCENE_THRESHOLD
 from vfi.qwen.conditioning import LAYOUTS
@@ -88,10 +89,20 @@ def _add_threads_option(parser: argparse.ArgumentParser) -> None:
 
 #: Each command's input options (a manifest hashes them; replay refuses changed ones) and its main output
 #: (replay's -o).
-INPUTS = {"pair": ("first", "last"), "sequence": ("keyframes",), "clip": ("input",), "evaluate": ("data_dir",)}
+INPUTS = INPUT_SETTINGS
 MAIN_OUTPUT = {"pair": "output", "sequence": "output", "clip": "output", "evaluate": "json"}
 #: Options that name files a run writes (cleared on replay, except the main output).
 OUTPUTS = ("output", "gif", "frames_dir", "json", "report", "manifest")
+
+
+def _add_mismatch_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mismatch",
+        default="auto",
+        choices=MISMATCH_MODES,
+        help="keyframes of different aspect ratios: crop (fit) or pad each to the first, or refuse; default auto: "
+        "fit unless the ratios are more than 2x apart, then refuse",
+    )
 
 
 def _add_manifest_option(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +114,7 @@ def _add_manifest_option(parser: argparse.ArgumentParser) -> None:
 
 def _inputs(args: argparse.Namespace) -> list[Path]:
     values = [getattr(args, name) for name in INPUTS[args.command]]
-    return [Path(v) for value in values for v in (value if isinstance(value, list) else [value])]
+    return [Path(v) for value in values for v in (value if isinstance(value, list) else [value]) if v is not None]
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -143,14 +154,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
 
 def _cmd_replay(args: argparse.Namespace) -> dict:
     """Remake the run a manifest describes, writing to ``-o`` (and ``--frames-dir``) instead."""
-    from vfi.manifest import changed_packages, load_manifest
+    from vfi.io.files import check_apart
+    from vfi.manifest import changed_packages, load_manifest, with_inputs
 
+    check_apart([args.output, args.frames_dir], [args.manifest_in, *(args.inputs or ())])
     manifest = load_manifest(args.manifest_in, args.inputs)
-    command = manifest.get("command")
-    if command not in _REPLAYABLE:
-        raise VFIError(
-            f"The manifest's command {command!r} cannot be replayed; this version replays {', '.join(_REPLAYABLE)}."
-        )
+    command = manifest["command"]
     if args.frames_dir is not None and command not in ("pair", "sequence"):
         raise VFIError("--frames-dir replays pair and sequence runs only.")
     placeholders = [command, *("-" * len(INPUTS[command])), *(["-o", "-"] if MAIN_OUTPUT[command] == "output" else [])]
@@ -160,9 +169,9 @@ def _cmd_replay(args: argparse.Namespace) -> dict:
     values[MAIN_OUTPUT[command]], values["frames_dir"] = args.output, args.frames_dir
     for name in INPUTS[command]:
         value = values[name]
-        values[name] = [Path(v) for v in value] if isinstance(value, list) else Path(value)
+        values[name] = [Path(v) for v in value] if isinstance(value, list) else value and Path(value)
     if args.inputs is not None:  # load_manifest checked that they hash as the recorded ones
-        values.update(zip(INPUTS[command], args.inputs))
+        values.update(with_inputs(command, manifest["settings"], args.inputs))
     if isinstance(values.get("fps"), str):
         values["fps"] = parse_rate(values["fps"])
     for change in changed_packages(manifest):
@@ -229,10 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
     pair.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
     pair.add_argument("--gif", type=Path, help="also write a looping GIF")
-    pair.add_argument(
-        "--mismatch", default="fit", choices=MISMATCH_MODES,
-        help="keyframes of different aspect ratios: crop (fit) or pad the last to the first, or refuse (default: fit)",
-    )  # fmt: skip
+    _add_mismatch_option(pair)
     _add_manifest_option(pair)
     _add_backend_options(pair)
     pair.set_defaults(run=commands.pair)
@@ -256,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     seq.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
     seq.add_argument("--gif", type=Path, help="also write a looping GIF")
+    _add_mismatch_option(seq)
     _add_manifest_option(seq)
     _add_threads_option(seq)
     _add_backend_options(seq)
@@ -271,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--depth", type=int, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)")
     cmp.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
     cmp.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    _add_mismatch_option(cmp)
     _add_backend_options(cmp)
     cmp.set_defaults(run=commands.compare)
 

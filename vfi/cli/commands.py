@@ -17,6 +17,7 @@ from vfi.backends.qwen_config import QwenEditConfig
 from vfi.distributed import is_main
 from vfi.errors import VFIError
 from vfi.io.files import write_json
+from vfi.io.video import check_fps
 from vfi.manifest import clip_seeds, frame_seeds
 
 
@@ -74,12 +75,13 @@ class _ProgressBar:
             self._bar.close()
 
 
-def _check_outputs(*files: Path | None, frames_dir: Path | None = None) -> None:
-    """Fail before any work when an output cannot be written (see :mod:`vfi.io.files`), or when two outputs
-    are the same file."""
-    from vfi.io.files import check_output
+def _check_outputs(*files: Path | None, inputs: Iterable[Path | None], frames_dir: Path | None = None) -> None:
+    """Fail before any work when an output cannot be written (see :mod:`vfi.io.files`), when two outputs
+    are the same file, or when an output is one of the ``inputs``."""
+    from vfi.io.files import check_apart, check_output
     from vfi.io.video import check_frames_dir
 
+    check_apart([*files, frames_dir], inputs)
     targets = [check_output(path).resolve() for path in files if path is not None]
     if len(set(targets)) < len(targets):
         raise VFIError("Two outputs name the same file; give each its own.")
@@ -98,7 +100,8 @@ def pair(args: argparse.Namespace) -> dict:
         seed=args.seed,
         generative_depth=args.generative_depth,
     )
-    _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
+    check_fps(args.fps)
+    _check_outputs(args.output, args.gif, args.manifest, inputs=(args.first, args.last), frames_dir=args.frames_dir)
     pair = match_keyframes(args.first, args.last, mismatch=args.mismatch)
     first, last = pair.first, pair.last
     _print_notes([pair.note])
@@ -123,11 +126,14 @@ def _print_notes(notes: Iterable[str | None]) -> None:
 
 
 def _frame_seed(text: str) -> tuple[int, int]:
-    """``"3=1234"`` → ``(3, 1234)``."""
+    """``"3=1234"`` → ``(3, 1234)`` (ASCII digits only)."""
+    from vfi.modes.storyboard import parse_whole
+
     frame, _, seed = text.partition("=")
-    if not (frame.strip().isdigit() and seed.strip().isdigit()):
-        raise VFIError(f"--frame-seed must be FRAME=SEED (e.g. 3=1234), got {text!r}.")
-    return int(frame), int(seed)
+    try:
+        return parse_whole(frame), parse_whole(seed)
+    except ValueError:
+        raise VFIError(f"--frame-seed must be FRAME=SEED in digits 0-9 (e.g. 3=1234), got {text!r}.") from None
 
 
 def sequence(args: argparse.Namespace) -> dict:
@@ -142,8 +148,10 @@ def sequence(args: argparse.Namespace) -> dict:
     chosen_seeds = dict(map(_frame_seed, args.frame_seed))
     for index, seed in chosen_seeds.items():
         storyboard.in_between(index), check_seed(seed)
-    _check_outputs(args.output, args.gif, args.manifest, frames_dir=args.frames_dir)
-    keyframes, notes = load_storyboard(args.keyframes)
+    check_fps(args.fps)
+    inputs = (*args.keyframes, args.prompts)
+    _check_outputs(args.output, args.gif, args.manifest, inputs=inputs, frames_dir=args.frames_dir)
+    keyframes, notes = load_storyboard(args.keyframes, mismatch=args.mismatch)
     _print_notes(notes)
     backend, refine = make_backends(args)
     with _ProgressBar("interpolating") as bar:
@@ -167,8 +175,9 @@ def compare(args: argparse.Namespace) -> None:
     from vfi.quality.metrics import describe_agreement
 
     settings = InterpolationSettings(depth=args.depth, seed=args.seed, generative_depth=args.generative_depth)
-    _check_outputs(args.output)
-    pair = match_keyframes(args.first, args.last)
+    check_fps(args.fps)
+    _check_outputs(args.output, inputs=(args.first, args.last))
+    pair = match_keyframes(args.first, args.last, mismatch=args.mismatch)
     _print_notes([pair.note])
     keyframes = (pair.first, pair.last)
     runs = []
@@ -186,7 +195,7 @@ def compare(args: argparse.Namespace) -> None:
 def clip(args: argparse.Namespace) -> dict:
     from vfi.modes.clip import ClipSettings, interpolate_clip, plan_clip
 
-    _check_outputs(args.output, args.report, args.manifest)
+    _check_outputs(args.output, args.report, args.manifest, inputs=(args.input,))
     settings = ClipSettings(
         factor=args.factor, slowmo=args.slowmo, seed=args.seed, generative_depth=args.generative_depth,
         fps=args.fps, scene_threshold=args.scene_threshold, start=args.start, end=args.end,
@@ -212,7 +221,7 @@ def clip(args: argparse.Namespace) -> dict:
 def evaluate(args: argparse.Namespace) -> dict:
     from vfi.quality.evaluate import evaluate, format_table
 
-    _check_outputs(args.json, args.manifest)
+    _check_outputs(args.json, args.manifest, inputs=(args.data_dir,))
     backend, refine = make_backends(args)
     with _ProgressBar("evaluating") as bar:
         report = evaluate(args.data_dir, backend, refine=refine, on_progress=bar)

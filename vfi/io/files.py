@@ -1,5 +1,9 @@
-"""Output paths: checked before any work, written atomically (a temporary name beside the target, renamed
-into place on success).
+"""Input and output paths: checked before any work; text inputs read with a size limit; outputs written
+atomically (a temporary name beside the target, renamed into place on success).
+
+An input is an existing regular file (or a folder where the command takes one); devices, pipes and sockets
+are refused with that reason, and a text or JSON input above its size limit is refused unread. An output
+that is one of the run's inputs (through a symlink, a hard link or ``..``) is refused before any work.
 
 An output is a new path or an existing regular file; folders, devices, pipes and sockets are refused. A
 symlink is followed: the file it points to is replaced and the link stays. Any failure to write becomes a
@@ -10,13 +14,96 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from vfi.errors import VFIError
+
+
+def check_input(path: str | os.PathLike, label: str, *, folder: bool = False) -> Path:
+    """Refuse, before any work, an input that is missing, a folder (unless ``folder``), a device, a pipe or a
+    socket; ``label`` names it in the sentence (e.g. "The prompts file p.txt")."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise VFIError(f"{label} does not exist.") from None
+    except OSError as error:
+        raise VFIError(f"{label} cannot be read: {_reason(error)}.") from None
+    if stat.S_ISDIR(mode) and not folder:
+        raise VFIError(f"{label} is not a file (it is a folder).")
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise VFIError(f"{label} is not a regular file (a device, pipe or socket); give a file.")
+    return path
+
+
+def read_text_limited(path: str | os.PathLike, limit: int, what: str) -> str:
+    """The UTF-8 text of the input file ``path`` (``what`` names it, e.g. "prompts file"), refused in one sentence
+    when it is not a regular file (:func:`check_input`), larger than ``limit`` bytes, or not UTF-8; never reads
+    more than ``limit`` + 1 bytes (a file that grows, or a /proc file of size 0, is bounded too)."""
+    label = f"The {what} {path}"
+    check_input(path, label)
+    try:  # O_NONBLOCK: a file swapped for a pipe after the check cannot block the open
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise VFIError(f"{label} cannot be read: {_reason(error)}.") from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise VFIError(f"{label} is not a regular file (a device, pipe or socket); give a file.")
+        try:
+            data = file.read(limit + 1)
+        except OSError as error:
+            raise VFIError(f"{label} cannot be read: {_reason(error)}.") from None
+    if len(data) > limit:
+        raise VFIError(f"{label} is larger than the {_size(limit)} limit for a {what}.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VFIError(f"{label} is not UTF-8 text.") from None
+
+
+def read_json_limited(path: str | os.PathLike, limit: int, what: str) -> Any:
+    """The parsed JSON of the input file ``path`` (read as :func:`read_text_limited` does); refused in one sentence
+    when it is not JSON (NaN and Infinity included) or nests past Python's recursion limit."""
+    import json
+
+    text = read_text_limited(path, limit, what)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
+        raise VFIError(f"The {what} {path} is not valid JSON.") from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _size(count: int) -> str:
+    return f"{count >> 20} MiB" if count >= 1 << 20 else f"{count >> 10} KiB" if count >= 1 << 10 else f"{count} bytes"
+
+
+def check_apart(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Refuse, before any work, an output that is one of the run's inputs (the same file through a symlink, a hard
+    link or ``..``), lies inside an input folder, or is a folder holding an input."""
+    sources = [(Path(p), Path(p).resolve()) for p in inputs if p is not None]
+    for output in (Path(p) for p in outputs if p is not None):
+        target = output.resolve()
+        for given, source in sources:
+            if _same_file(target, source) or target.is_relative_to(source) or source.is_relative_to(target):
+                raise VFIError(f"The output {output} would overwrite the input {given}; give another output path.")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (same device and inode: hard links too); False if either is missing."""
+    try:
+        return os.path.samestat(a.stat(), b.stat())
+    except OSError:
+        return False
 
 
 def check_parent(path: str | os.PathLike) -> None:

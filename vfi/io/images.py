@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from vfi.errors import VFIError
+from vfi.io.files import check_input
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -75,8 +76,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         path = Path(source)
         if not path.exists():
             raise VFIError(f"Image file not found: {path}.")
-        if not path.is_file():
-            raise VFIError(f"{path} is not a file.")
+        check_input(path, f"Image file {path.name}")  # a folder, a device, a pipe or a socket
         if path.stat().st_size == 0:  # named by its file name only: an app's upload path is the server's business
             raise VFIError(f"Image file {path.name} is empty.")
         return _open_and_convert(path, f"Image file {path.name}", max_pixels)
@@ -123,8 +123,13 @@ def _cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 #: How :func:`match_keyframes` treats a last keyframe whose aspect ratio differs from the first's beyond the
-#: tolerance: scale and center-crop it to the first's size, scale it inside and pad with black, or refuse.
-MISMATCH_MODES = ("fit", "pad", "refuse")
+#: tolerance: fit it if the ratios are at most :data:`MAX_AUTO_MISMATCH` apart and refuse beyond (auto, the
+#: default), scale and center-crop it to the first's size whatever its shape, scale it inside and pad with black,
+#: or refuse.
+MISMATCH_MODES = ("auto", "fit", "pad", "refuse")
+#: The largest relative aspect-ratio difference ``auto`` fits (1.0: one ratio twice the other); beyond it only an
+#: explicit ``fit`` or ``pad`` changes the keyframe that much.
+MAX_AUTO_MISMATCH = 1.0
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ def match_keyframes(
     first: ImageSource,
     last: ImageSource,
     *,
-    mismatch: str = "fit",
+    mismatch: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     tolerance: float = DEFAULT_TOLERANCE,
     name: str = "The last keyframe",
@@ -163,6 +168,11 @@ def match_keyframes(
         raise VFIError(
             f"The keyframes cannot be matched: the last is {lw}×{lh}, the first {w}×{h}, and their aspect "
             f"ratios differ by {difference:.1%} (more than the {tolerance:.1%} tolerance)."
+        )
+    if difference > MAX_AUTO_MISMATCH and mismatch == "auto":
+        raise VFIError(
+            f"{name} ({lw}×{lh}) and the first ({w}×{h}) have aspect ratios more than 2× apart ({difference:.0%}); "
+            "choose mismatch fit or pad to change it that much anyway."
         )
     if difference > tolerance and mismatch == "pad":
         how, fitted = "scaled to fit inside and padded with black to", pad_to(last_rgb, w, h)

@@ -20,11 +20,13 @@ from typing import IO
 import numpy as np
 
 from vfi.errors import VFIError
-from vfi.io.files import atomic_dir, atomic_path, check_output
+from vfi.io.files import atomic_dir, atomic_path, check_input, check_output
 
 MAX_FPS = 240.0
 #: The file endings taken as videos where a folder is searched for clips (training data, ``vfi batch``).
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+#: The lowest frame rate written (one frame every 10 s): ffmpeg's rationals go no finer (see :func:`fps_arg`).
+MIN_FPS = 0.1
 #: The files :func:`write_png_frames` writes (its folder may hold nothing else: it is replaced whole).
 FRAME_NAME = re.compile(r"frame_\d{4,}\.png")
 #: A clip is variable-frame-rate if a frame interval differs from the typical one by more than this.
@@ -66,9 +68,10 @@ def fps_arg(fps: float) -> str:
     return f"{rate.numerator}/{rate.denominator}"
 
 
-def _check_fps(fps: float) -> None:
-    if not (isinstance(fps, int | float) and math.isfinite(fps) and 0 < fps <= MAX_FPS):
-        raise VFIError(f"fps must be a number above 0 and at most {MAX_FPS:g}, got {fps!r}.")
+def check_fps(fps: float | Fraction) -> None:
+    """Refuse a frame rate outside :data:`MIN_FPS` to :data:`MAX_FPS` (in one sentence, before any work)."""
+    if not (isinstance(fps, int | float | Fraction) and math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise VFIError(f"fps must be a number from {MIN_FPS:g} to {MAX_FPS:g}, got {float(fps)!r}.")
 
 
 def _last_line(text: str) -> str:
@@ -149,9 +152,7 @@ def probe_clip(path: str | os.PathLike, *, max_seconds: float | None = None) -> 
     A variable-frame-rate clip is decoded once to count its frames; ``max_seconds`` refuses a longer clip
     before that, from the container's packet times.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VFIError(f"The video {path.name} does not exist.")
+    path = check_input(path, f"The video {Path(path).name}")
     cmd = [
         ffmpeg_exe(),
         "-hide_banner",
@@ -302,9 +303,8 @@ def _pipe_to_ffmpeg(
                 proc.wait()
         if code != 0:
             log.seek(0)
-            raise VFIError(
-                f"ffmpeg could not write {output_args[-1]}: {_last_line(log.read().decode(errors='replace'))}."
-            )
+            name = Path(output_args[-1]).name  # a temporary name: never a server path in an app error
+            raise VFIError(f"ffmpeg could not write {name}: {_last_line(log.read().decode(errors='replace'))}.")
     return count
 
 
@@ -329,7 +329,7 @@ def write_mp4(
     the video's length, starting ``audio_start`` seconds into it (a trimmed clip). Written atomically: on any error, including one raised by ``frames``, no file
     is left behind.
     """
-    _check_fps(fps)
+    check_fps(fps)
     if not (isinstance(crf, int) and 0 <= crf <= 51):
         raise VFIError(f"crf must be an integer from 0 to 51, got {crf!r}.")
     path = Path(path)
@@ -366,7 +366,7 @@ def _add_audio(video: Path, audio_from: str | os.PathLike, start: float, duratio
 
 def write_gif(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float, *, max_width: int = 640) -> Path:
     """Write a looping GIF with one adaptive palette for the whole clip, scaled down to ``max_width``."""
-    _check_fps(fps)
+    check_fps(fps)
     if max_width < 2:
         raise VFIError(f"max_width must be at least 2, got {max_width}.")
     path = Path(path)

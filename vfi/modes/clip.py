@@ -34,7 +34,7 @@ from vfi.interpolate import (
     interpolate_pair,
 )
 from vfi.io.images import MIN_SIDE
-from vfi.io.video import MAX_FPS, ClipInfo, check_duration, probe_clip, read_frames, write_mp4
+from vfi.io.video import MAX_FPS, ClipInfo, check_duration, check_fps, probe_clip, read_frames, write_mp4
 from vfi.modes.scenes import SCENE_THRESHOLD, CutDetector, FrameSummary
 
 FACTORS = (2, 4, 8)
@@ -81,8 +81,9 @@ class ClipSettings:
 
     def __post_init__(self) -> None:
         if self.fps is not None:
-            if not (isinstance(self.fps, Fraction | int) and 0 < self.fps <= MAX_FPS):
-                raise VFIError(f"fps must be a rational number above 0 and at most {MAX_FPS:g}, got {self.fps}.")
+            if not isinstance(self.fps, Fraction | int):
+                raise VFIError(f"fps must be a rational number, got {self.fps!r}.")
+            check_fps(self.fps)
             if self.slowmo:
                 raise VFIError("Give a target fps or slow motion, not both.")
         if not (isinstance(self.start, int | float) and 0 <= self.start < math.inf):

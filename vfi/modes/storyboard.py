@@ -35,6 +35,19 @@ from vfi.interpolate import (
 MAX_KEYFRAMES = 64
 
 
+#: Largest prompts file read (one line per transition: 63 lines at most).
+MAX_PROMPTS_BYTES = 1 << 20
+
+
+def parse_whole(text: str) -> int:
+    """A whole number written in ASCII digits (``"12"``, `` 3 ``); anything else (``"²"``, ``"-1"``, ``"1e3"``)
+    raises ``ValueError``."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"not a whole number in ASCII digits: {text!r}")
+    return int(text)
+
+
 def parse_depths(text: str | int | Sequence[int]) -> tuple[int, ...]:
     """``"3,2,3"`` (or 3, or [3, 2, 3]) → ``(3, 2, 3)``: one depth for all transitions or one per transition."""
     if isinstance(text, int):
@@ -46,7 +59,7 @@ def parse_depths(text: str | int | Sequence[int]) -> tuple[int, ...]:
             "depth is empty; give one depth for all transitions (e.g. 3) or one per transition (e.g. 3,2,3)."
         )
     try:
-        depths = tuple(int(part) for part in text.replace(" ", "").split(","))
+        depths = tuple(parse_whole(part) for part in text.replace(" ", "").split(","))
     except ValueError:
         raise VFIError(f"depth must be whole numbers separated by commas (e.g. 3 or 3,2,3), got {text!r}.") from None
     return depths
@@ -60,11 +73,10 @@ def parse_prompts(text: str | None) -> tuple[str, ...]:
 
 
 def read_prompts(path: str | Path) -> tuple[str, ...]:
-    """A prompts file (see :func:`parse_prompts`)."""
-    try:
-        return parse_prompts(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise VFIError(f"Cannot read the prompts file {path}: {getattr(error, 'strerror', None) or error}.") from None
+    """A prompts file (see :func:`parse_prompts`) of at most :data:`MAX_PROMPTS_BYTES`."""
+    from vfi.io.files import read_text_limited
+
+    return parse_prompts(read_text_limited(path, MAX_PROMPTS_BYTES, "prompts file"))
 
 
 @dataclass(frozen=True)
@@ -170,15 +182,18 @@ class Take:
         return f"{index}: t={node.transition + float(node.t):.3g} seed {node.seed}"
 
 
-def load_storyboard(paths: Sequence[str | Path]) -> tuple[list[np.ndarray], list[str]]:
+def load_storyboard(paths: Sequence[str | Path], mismatch: str = "auto") -> tuple[list[np.ndarray], list[str]]:
     """The keyframes, each one of another size fitted to the first, and a note for each one that was (see
-    :func:`vfi.io.images.match_keyframes`)."""
+    :func:`vfi.io.images.match_keyframes` for ``mismatch``)."""
     from vfi.io.images import load_image, match_keyframes
 
     if not 2 <= len(paths) <= MAX_KEYFRAMES:
         raise VFIError(f"A storyboard needs 2 to {MAX_KEYFRAMES} keyframes, got {len(paths)}.")
     first = load_image(paths[0])
-    pairs = [match_keyframes(first, path, name=f"Keyframe {i}") for i, path in enumerate(paths[1:], start=2)]
+    pairs = [
+        match_keyframes(first, path, mismatch=mismatch, name=f"Keyframe {i}")
+        for i, path in enumerate(paths[1:], start=2)
+    ]
     return [first, *(pair.last for pair in pairs)], [pair.note for pair in pairs if pair.note]
 
 

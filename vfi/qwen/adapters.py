@@ -238,14 +238,12 @@ class AdapterInfo:
     @classmethod
     def load(cls, folder: str | os.PathLike) -> AdapterInfo:
         """Read ``folder/vfi_adapter.json``."""
+        from vfi.io.files import read_json_limited
+
         path = Path(folder) / ADAPTER_INFO_FILE
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise VFIError(f"{path} is missing: the adapter does not say what it was trained for.") from None
-        except (OSError, ValueError) as error:
-            raise VFIError(f"{path} is not readable JSON ({error}).") from None
-        return cls.from_dict(data)
+        if not path.exists():
+            raise VFIError(f"{path} is missing: the adapter does not say what it was trained for.")
+        return cls.from_dict(read_json_limited(path, 1 << 20, "adapter info file"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

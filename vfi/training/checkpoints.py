@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vfi.errors import VFIError
-from vfi.io.files import atomic_dir, atomic_path
+from vfi.io.files import atomic_dir, atomic_path, read_json_limited
 from vfi.qwen.adapters import WEIGHT_NAME
 
 STATE_FILE = "trainer_state.json"
@@ -151,4 +151,4 @@ def find_checkpoint(output_dir: Path, which: str | None) -> Path | None:
 
 def read_state(folder: Path) -> dict:
     """The trainer state saved with a checkpoint (step, validation history, flow baseline)."""
-    return json.loads((folder / STATE_FILE).read_text())
+    return read_json_limited(folder / STATE_FILE, 64 << 20, "trainer state")

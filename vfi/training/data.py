@@ -36,6 +36,8 @@ from vfi.io.video import VIDEO_SUFFIXES
 from vfi.modes.scenes import SCENE_THRESHOLD, FrameSummary, is_scene_cut
 
 MANIFEST = "dataset.json"
+#: Largest dataset list read (a few thousand samples take well under 16 MiB).
+MAX_LIST_BYTES = 64 << 20
 _FEATURE_SIDE = 8
 
 
@@ -179,7 +181,10 @@ class Dataset:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Dataset:
-        data = json.loads((Path(folder) / MANIFEST).read_text())
+        """Read ``folder/dataset.json`` (at most :data:`MAX_LIST_BYTES`)."""
+        from vfi.io.files import read_json_limited
+
+        data = read_json_limited(Path(folder) / MANIFEST, MAX_LIST_BYTES, "dataset list")
         return cls(
             tuple(map(Sample.from_dict, data["train"])),
             tuple(map(Sample.from_dict, data["validation"])),
