@@ -215,5 +215,10 @@ def test_storyboard_actions_hold_their_memory_while_they_run(tmp_path: Path, mon
     examples = Path(__file__).resolve().parent.parent / "examples"
     files = [str(examples / name) for name in ("astronaut_first.png", "astronaut_last.png")]
     *_, previous = storyboard_actions.storyboard(call, files, "", "1", 0, 10, "", "flow", Advanced(), 0)
+    with pytest.raises(VFIError, match="deterministic"):  # refused before it is admitted
+        storyboard_actions.reroll_frame(call, previous, 1, "", 10)
+    assert len(admitted) == 1
+    # A re-roll a generative backend would make (flow stands in for its pixels) is admitted like the storyboard.
+    monkeypatch.setattr(storyboard_actions.StoryboardJob, "generative", property(lambda job: True))
     storyboard_actions.reroll_frame(call, previous, 1, "", 10)
     assert len(admitted) == 2 and all(nbytes > 0 for nbytes in admitted) and running == [True, False] * 2

@@ -89,12 +89,13 @@ def _size(count: int) -> str:
 
 def check_apart(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:
     """Refuse, before any work, an output that is one of the run's inputs (the same file through a symlink, a hard
-    link or ``..``), lies inside an input folder, or is a folder holding an input."""
+    link or ``..``), a file already inside an input folder, or a folder holding an input."""
     sources = [(Path(p), Path(p).resolve()) for p in inputs if p is not None]
     for output in (Path(p) for p in outputs if p is not None):
         target = output.resolve()
         for given, source in sources:
-            if _same_file(target, source) or target.is_relative_to(source) or source.is_relative_to(target):
+            inside = target.is_relative_to(source) and (target == source or target.exists())
+            if _same_file(target, source) or inside or source.is_relative_to(target):
                 raise VFIError(f"The output {output} would overwrite the input {given}; give another output path.")
 
 
