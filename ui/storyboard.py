@@ -62,12 +62,15 @@ def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, a
         gr.on([files.change, order.change], storyboard_actions.preview, [files, order], keys, queue=False,
               api_visibility="private")  # fmt: skip
         outputs = [video, gallery, zip_file, info, state]
+        # Off the MCP tools (still callable by gradio_client): Gradio 6.31's MCP server turns data URLs into files
+        # only where its schema holds one file, so a list of files never arrives as files.
         event = run.click(
             storyboard, [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed], outputs,
-            api_name="storyboard", **queue_options(config),
+            api_name="storyboard", api_visibility="undocumented", **queue_options(config),
         )  # fmt: skip
         gallery.select(pick, None, picked, queue=False, api_visibility="private")
+        # Re-roll and lock work on this session's storyboard (gr.State, which an MCP call has not): off the MCP tools.
         rerolled = reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll",
-                                       **queue_options(config))  # fmt: skip
+                                       api_visibility="undocumented", **queue_options(config))  # fmt: skip
         wire_stop(stop, "storyboard", [event, rerolled], info)
-        lock_button.click(lock, [locked, picked], locked, api_name="lock", queue=False)
+        lock_button.click(lock, [locked, picked], locked, api_name="lock", queue=False, api_visibility="undocumented")
