@@ -8,16 +8,19 @@ config :mod:`vfi.app.config`.
 
 from __future__ import annotations
 
-try:  # ZeroGPU wants ``spaces`` imported before anything that could touch CUDA.
-    import spaces
-except ImportError:
-    spaces = None
-
 import functools
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import replace
+
+try:  # ZeroGPU wants ``spaces`` imported before anything that could touch CUDA.
+    import spaces
+except ImportError:
+    spaces = None
+except AssertionError:  # spaces 0.51: SPACES_ZERO_GPU set off a ZeroGPU Space (no SPACES_ZERO_DEVICE_API_URL)
+    logging.getLogger("vfi.app").warning("SPACES_ZERO_GPU is set but this is not a ZeroGPU Space; running locally.")
+    spaces = None
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, nothing phoned home
 
@@ -135,12 +138,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from None
     for folder in jobs.sweep_stale_output_roots():
         log.info("removed %s, left by an app process that is gone", folder)
-    if not os.environ.get("GRADIO_TEMP_DIR"):  # Gradio's upload cache goes (and is swept) with our outputs
-        os.environ["GRADIO_TEMP_DIR"] = str(jobs.upload_cache())
+    if not os.environ.get("GRADIO_TEMP_DIR"):  # Gradio serves our outputs in place (no copy), sweeps them and uploads
+        os.environ["GRADIO_TEMP_DIR"] = str(jobs.output_root())
     defaults = _preload(config) if config.preload and config.generative else None
     demo = build_app(config, defaults)
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
-    try:  # also an MCP server: /gradio_api/mcp/sse, tools keyframes and clip (README, "Use it from an agent")
+    try:  # also an MCP server: streamable HTTP at /gradio_api/mcp/ (SSE at /gradio_api/mcp/sse) (README, "Use it from an agent")
         with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
             demo.launch(server_name=config.host, server_port=config.port, show_error=True, mcp_server=True,
                         max_file_size=config.max_upload_mb * 2**20)  # fmt: skip

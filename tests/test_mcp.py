@@ -127,3 +127,13 @@ def test_a_bad_input_comes_back_as_one_sentence(mcp_url, tool, arguments):
     assert "Traceback" not in text and "\n" not in text and "/tmp" not in text, text
     assert result.isError or tool == "clip_info", text
     assert len(re.findall(r"[.!?](\s|$)", text)) <= 1, text
+
+
+def test_each_output_is_written_once(tmp_path):
+    # Without GRADIO_TEMP_DIR (as on a Space), Gradio's cache is the app's output folder: outputs are served in place.
+    env = {"GRADIO_TEMP_DIR": "", "TMPDIR": str(tmp_path)}
+    with running_app(tmp_path / "app.log", "--backend", "flow", env=env) as url:
+        result = run(url + "gradio_api/mcp/", lambda s: s.call_tool("keyframes", {**pair("rocket"), "depth": 1}))
+        assert not result.isError
+        written = [p.name for p in tmp_path.rglob("*") if p.name.startswith(("interpolated.", "frames."))]
+    assert sorted(written) == ["frames.zip", "interpolated.gif", "interpolated.mp4"], written

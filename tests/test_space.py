@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,19 @@ def test_deploy_space_uploads_an_allow_list_and_sets_the_variables(monkeypatch, 
     variables = {args[1]: args[2] for args, _ in calls["add_space_variable"]}
     assert variables == {"VFI_ADAPTER": "me/vfi-lora@0.9", "VFI_LIGHTNING": "lightx2v/Qwen-Image-Lightning"}
     assert calls["request_space_hardware"] == [(("me/vfi", "zero-a10g"), {})]
+
+
+def test_zero_gpu_flag_off_a_space_says_so_and_runs_locally(tmp_path):
+    # A stand-in for spaces 0.51.3, which asserts SPACES_ZERO_DEVICE_API_URL on import when SPACES_ZERO_GPU is set
+    # (spaces/config.py); the real package is not installed here.
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "spaces" / "__init__.py").write_text(
+        "import os\nassert os.getenv('SPACES_ZERO_DEVICE_API_URL'), 'SPACES_ZERO_DEVICE_API_URL env must be set'\n"
+    )
+    env = {**os.environ, "SPACES_ZERO_GPU": "true", "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    env.pop("SPACES_ZERO_DEVICE_API_URL", None)
+    done = subprocess.run([sys.executable, "-c", "import app; print(app.spaces, app.run_on_gpu is app.run_model)"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.split() == ["None", "True"], done.stderr
+    assert "Traceback" not in done.stderr
+    assert "SPACES_ZERO_GPU is set but this is not a ZeroGPU Space; running locally." in done.stderr
