@@ -142,3 +142,23 @@ def test_mcp_support_is_pinned_the_way_gradio_declares_it():
     for bound in bounds:  # a direct pin of mcp or pydantic must lie within gradio's range
         pinned = [s.version for s in pins[bound.name.lower()].specifier if s.operator == "=="]
         assert all(bound.specifier.contains(v) for v in pinned), (bound, pins[bound.name.lower()])
+
+
+def _report(name: str, version: str, requires: list[str], extras: list[str] | None = None) -> dict:
+    """One entry of ``pip install --report``."""
+    return {"metadata": {"name": name, "version": version, "requires_dist": requires}, "requested_extras": extras}
+
+
+def test_the_space_requirements_check_finds_what_pip_check_would():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from check_space_requirements import broken
+
+    gradio = _report("gradio", "6.31.0", ['mcp<2,>=1.21; extra == "mcp"', 'pydantic<=2.12.5; extra == "mcp"'], ["mcp"])
+    mcp = _report("mcp", "1.30.0", ["pydantic<3,>=2.11", 'pywin32>=310; sys_platform == "win32"'])
+    assert broken([gradio, mcp, _report("pydantic", "2.12.5", [])], "3.12") == []
+    assert broken([gradio, mcp, _report("pydantic", "2.14.4", [])], "3.12") == [
+        'gradio requires pydantic<=2.12.5; extra == "mcp", but pydantic 2.14.4 is installed'
+    ]
+    assert broken([gradio, _report("pydantic", "2.12.5", [])], "3.12") == [
+        'gradio requires mcp<2,>=1.21; extra == "mcp", which is not installed'
+    ]
