@@ -20,9 +20,12 @@ pytestmark = pytest.mark.slow
 mcp = pytest.importorskip("mcp")
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-#: Every tool an agent should see. Off the list: re-roll and lock (they need a session's storyboard) and storyboard
-#: (Gradio's MCP server does not turn a list of data URLs into files).
-TOOLS = {"keyframes", "clip", "clip_info", "compare"}
+#: Not yet: Gradio 6.31's MCP server turns a data URL into a file only where its schema holds one file (a list's
+#: items are never converted, and the list's schema points at $defs the tool drops), so storyboard fails over MCP;
+#: it stays listed because hiding it would also take it off the API page (gradio_client then refuses keywords).
+STORYBOARD_GAP = "Gradio 6.31's MCP server does not convert a list of data URLs into files"
+#: Every tool an agent should see; re-roll and lock need a session's storyboard and stay off the list.
+TOOLS = {"keyframes", "clip", "clip_info", "storyboard", "compare"}
 FILE_URL = re.compile(r"https?://[^\s'\"]+/gradio_api/file=[^\s'\"]+")
 #: What each returned file must be: the Content-Type served (a zip may go as a plain download) and its content.
 KINDS = {
@@ -52,6 +55,16 @@ CALLS = [
     ("clip", {"video": data_url(EXAMPLES / "clip.mp4"), "factor": 8, "end": 0.5}, 8 * 5 + 1),
     ("clip", {"video": data_url(EXAMPLES / "clip.mp4"), "fps": "24", "end": 1, "report": True}, 24),
     ("clip_info", {"video": data_url(EXAMPLES / "clip.mp4"), "factor": 8}, None),
+    pytest.param(
+        "storyboard",
+        {
+            "files": [data_url(EXAMPLES / f"{n}.png") for n in ("astronaut_first", "astronaut_last", "coffee_first")],
+            "order": "2,1,3",
+            "depth": "1,2",
+        },
+        1 + 2 + 4,
+        marks=pytest.mark.xfail(strict=True, reason=STORYBOARD_GAP),
+    ),
     ("compare", {**pair("coffee"), "depth": 1}, 3),
 ]
 
@@ -88,7 +101,7 @@ def test_the_tools_an_agent_sees_are_documented_in_sentences(mcp_url):
     assert tools["clip"].inputSchema["properties"]["factor"]["type"] == "integer"
 
 
-@pytest.mark.parametrize(("tool", "arguments", "frames"), CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(CALLS)])
+@pytest.mark.parametrize(("tool", "arguments", "frames"), CALLS)
 def test_every_tool_works_and_its_files_download(mcp_url, tmp_path, tool, arguments, frames):
     result = run(mcp_url, lambda s: s.call_tool(tool, arguments))
     texts = [c.text for c in result.content if c.type == "text"]

@@ -4,16 +4,39 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui.common import PROGRESS, NewCall, queue_options, run_action, run_stop_buttons, user_errors, wire_stop
+from ui.common import (
+    PROGRESS,
+    NewCall,
+    documented,
+    queue_options,
+    run_action,
+    run_stop_buttons,
+    user_errors,
+    wire_stop,
+)
 from vfi.app import storyboard as storyboard_actions
 from vfi.app.config import Advanced, AppConfig
 
 
 def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, advanced_inputs: list) -> None:
+    @documented("""Make one video from several keyframes: each keyframe appears once, unchanged, with frames in between. Over MCP this tool does not work yet, because Gradio 6.31's MCP server does not turn a list of data URLs (data:image/png;base64,...) into files; an agent can call the keyframes tool for each transition instead, and gradio_client calls work.
+
+Args:
+    files: the keyframes (two or more image files).
+    order: the order of play as image numbers, e.g. 2,1,3 (empty: the order given).
+    depth: recursion depth 1-4, one for all transitions or one per transition (e.g. 3,2,3).
+    frames_per_pair: or exactly this many frames per transition (flow, crossfade; 0 = use depth).
+    fps: frame rate of the output video.
+    prompts: one prompt per transition, one per line (generative backend; empty: the adapter's).
+{backend_and_advanced}
+    seed: run seed (the same seed gives the same video).
+
+Returns:
+    The MP4, the frames (gallery), a zip of PNG frames with the run's manifest, and a summary.
+""")
     @user_errors
     async def storyboard(files, order, depth, frames_per_pair, fps, prompts, backend, adapter, strength, fast, resolution,
                    steps, guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Several keyframes in order → one video (MP4, frame gallery, PNG zip, summary)."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = new_call(request, progress, "storyboard")
         return await run_action(call, storyboard_actions.storyboard, files, order, depth, frames_per_pair, fps, prompts,
@@ -62,11 +85,9 @@ def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, a
         gr.on([files.change, order.change], storyboard_actions.preview, [files, order], keys, queue=False,
               api_visibility="private")  # fmt: skip
         outputs = [video, gallery, zip_file, info, state]
-        # Off the MCP tools (still callable by gradio_client): Gradio 6.31's MCP server turns data URLs into files
-        # only where its schema holds one file, so a list of files never arrives as files.
         event = run.click(
             storyboard, [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed], outputs,
-            api_name="storyboard", api_visibility="undocumented", **queue_options(config),
+            api_name="storyboard", **queue_options(config),
         )  # fmt: skip
         gallery.select(pick, None, picked, queue=False, api_visibility="private")
         # Re-roll and lock work on this session's storyboard (gr.State, which an MCP call has not): off the MCP tools.
