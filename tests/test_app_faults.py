@@ -162,7 +162,7 @@ def test_sigterm_cleans_up_and_start_up_sweeps_folders_of_dead_processes(tmp_pat
         first, last = (handle_file(str(EXAMPLES / f"coffee_{end}.png")) for end in ("first", "last"))
         Client(url, verbose=False).predict(first, last, depth=1, backend="flow", api_name="/keyframes")
         (root,) = tmp.glob(f"vfi-app-{server.pid}-*")
-        assert list(root.glob("requests/*/interpolated.mp4")) and list(root.glob("*/coffee_first.png"))  # Gradio's cache
+        assert list(root.glob("requests/*/interpolated.mp4")) and list(root.glob("*/coffee_first.png"))
         server.send_signal(signal.SIGTERM)
         server.wait(30)
     assert list(tmp.glob("vfi-app-*")) == [live]  # outputs and uploads gone with the process
