@@ -8,24 +8,28 @@ config :mod:`vfi.app.config`.
 
 from __future__ import annotations
 
-try:  # ZeroGPU wants ``spaces`` imported before anything that could touch CUDA.
-    import spaces
-except ImportError:
-    spaces = None
-
 import functools
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import replace
 
+try:  # ZeroGPU wants ``spaces`` imported before anything that could touch CUDA.
+    import spaces
+except ImportError:
+    spaces = None
+except AssertionError:  # spaces 0.51: SPACES_ZERO_GPU set off a ZeroGPU Space (no SPACES_ZERO_DEVICE_API_URL)
+    logging.getLogger("vfi.app").warning("SPACES_ZERO_GPU is set but this is not a ZeroGPU Space; running locally.")
+    spaces = None
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline start, nothing phoned home
 if __name__ == "__main__" and not os.environ.get("GRADIO_TEMP_DIR"):
     # Before gradio is imported: its modules read the variable once (MCP ``data:`` inputs, uploads, its cache), so
-    # all it writes lands in this process's folder and goes with it on shutdown (``jobs.remove_output_root``).
-    from vfi.app.jobs import upload_cache
+    # all it writes lands in this process's folder and goes with it on shutdown (``jobs.remove_output_root``), and
+    # it serves our outputs in place (each written once, no copy).
+    from vfi.app.jobs import output_root
 
-    os.environ["GRADIO_TEMP_DIR"] = str(upload_cache())
+    os.environ["GRADIO_TEMP_DIR"] = str(output_root())
 
 import gradio as gr  # noqa: E402
 
@@ -145,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     defaults = _preload(config) if config.preload and config.generative else None
     demo = build_app(config, defaults)
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
-    try:  # also an MCP server: /gradio_api/mcp/sse, tools keyframes and clip (README, "Use it from an agent")
+    try:  # also an MCP server: streamable HTTP at /gradio_api/mcp/ (SSE at /gradio_api/mcp/sse) (README, "Use it from an agent")
         with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
             demo.launch(server_name=config.host, server_port=config.port, show_error=True, mcp_server=True,
                         max_file_size=config.max_upload_mb * 2**20, css=CSS)  # fmt: skip

@@ -2,10 +2,11 @@
 
     python scripts/deploy_space.py OWNER/NAME [--adapter ID[@SCALE]] [--lightning ID] [--hardware zero-a10g] [--private]
 
-Creates the Space (Gradio SDK), uploads the app from an allow-list (never .venv, tests, caches or outputs),
-sets the ``VFI_*`` variables the app reads, requests the hardware and prints the Space's URL. The Space's
-``requirements.txt`` is this repository's with torch/torchvision at a version ZeroGPU supports, plus ``spaces``.
-Uses ``huggingface_hub`` (log in first with ``hf auth login`` or set ``HF_TOKEN``).
+Checks every argument first (adapters with the app's own parser; they must be Hub ids, as a Space cannot read
+local files), then creates the Space (Gradio SDK), uploads the app from an allow-list (never .venv, tests, caches or
+outputs), sets the ``VFI_*`` variables the app reads, requests the hardware and prints the Space's URL. The Space's
+``requirements.txt`` is this repository's without comments, torch/torchvision at a version ZeroGPU supports, plus
+``spaces``. Uses ``huggingface_hub`` (log in first with ``hf auth login`` or set ``HF_TOKEN``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the app's own parsers (vfi imports neither torch nor gradio)
+
+from vfi.app.config import parse_adapters  # noqa: E402
+from vfi.errors import VFIError  # noqa: E402
+from vfi.qwen.adapters import AdapterSpec, is_hub_id  # noqa: E402
+
 #: What the Space needs, relative to the repository root (folders with everything in them).
 ALLOW = ("app.py", "README.md", "ui", "vfi", "examples")
 #: Never uploaded, even inside an allowed folder.
@@ -37,9 +44,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hardware", default="zero-a10g", help="Space hardware (default: zero-a10g, ZeroGPU)")
     parser.add_argument("--private", action="store_true", help="create the Space private")
     args = parser.parse_args(argv)
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", args.space):
-        parser.error(f"the Space must be OWNER/NAME, got {args.space!r}")
+    try:
+        check_args(args)
+    except VFIError as error:
+        parser.error(str(error))
     return args
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, in one sentence, any argument the Hub or the Space's app would refuse later."""
+    from huggingface_hub import SpaceHardware
+
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", args.space):
+        raise VFIError(f"The Space must be OWNER/NAME, got {args.space!r}.")
+    for flag in ("adapter", "lightning", "base_model"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            raise VFIError(f"--{flag.replace('_', '-')} is empty; leave it out or name a Hub repo.")
+    specs = [*parse_adapters(args.adapter), *([AdapterSpec.parse(args.lightning)] if args.lightning else [])]
+    sources = [spec.source for spec in specs] + ([args.base_model] if args.base_model else [])
+    for source in sources:
+        if not is_hub_id(source):
+            raise VFIError(f"{source} is not a Hub repo id (OWNER/NAME); a Space cannot read local files.")
+    hardware = [h.value for h in SpaceHardware]
+    if args.hardware not in hardware:
+        raise VFIError(f"--hardware {args.hardware!r} is not a Space hardware ({', '.join(hardware)}).")
 
 
 def space_variables(args: argparse.Namespace) -> dict[str, str]:
@@ -49,11 +77,14 @@ def space_variables(args: argparse.Namespace) -> dict[str, str]:
 
 
 def space_requirements(text: str) -> str:
-    """``requirements.txt`` for the Space: torch/torchvision at ZeroGPU's versions, plus ``spaces``."""
+    """``requirements.txt`` for the Space: the requirements without comments (ours speak of this machine's disk),
+    torch/torchvision at ZeroGPU's versions, plus ``spaces``."""
     lines = []
     for line in text.splitlines():
-        name = re.split(r"[=<>!~\[; ]", line.strip(), maxsplit=1)[0].lower()
-        lines.append(SPACE_PINS.get(name, line))
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name = re.split(r"[=<>!~\[; ]", line, maxsplit=1)[0].lower()
+            lines.append(SPACE_PINS.get(name, line))
     return "\n".join([*lines, *SPACE_EXTRAS]) + "\n"
 
 
@@ -96,11 +127,20 @@ def deploy(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import httpx2  # huggingface_hub's HTTP library: its errors are the network's and the Hub's
+
     args = parse_args(argv)
     try:
         url = deploy(args)
-    except Exception as error:  # the Hub's errors (auth, quota, hardware) as one line
-        print(f"error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", file=sys.stderr)
+    except httpx2.TransportError as error:
+        reason = type(error).__name__
+        print(
+            f"error: could not reach the Hugging Face Hub ({reason}); check the network and try again.", file=sys.stderr
+        )
+        return 2
+    except Exception as error:  # the Hub's answers (auth, quota, hardware) as one line
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"error: the Hub refused the deployment: {reason}", file=sys.stderr)
         return 2
     print(url)
     return 0

@@ -9,6 +9,7 @@ from ui.common import (
     EXAMPLES,
     PROGRESS,
     NewCall,
+    api_schema,
     documented,
     queue_options,
     run_action,
@@ -27,11 +28,24 @@ PSNR_AXES = ("time (s)", "PSNR (dB)")
 def clip_tab(
     config: AppConfig, new_call: NewCall, backend: gr.Dropdown, advanced_inputs: list, defaults: Advanced
 ) -> None:
+    @documented("""Say what a clip is (size, frame rate, length, audio) and what the clip tool will make of it, or why it cannot. {files}
+
+Args:
+    video: the clip (a video file, up to 60 s).
+    factor: 2, 4 or 8.
+    slowmo: keep the frame rate and play factor× slower instead.
+    fps: or a target frame rate (60, 59.94, 60000/1001; empty: use the factor).
+    scene_threshold: scene-cut threshold (0.05-1); no frames are made across a cut.
+    start: start of the part to interpolate, in seconds.
+    end: its end in seconds (0: the clip's end).
+
+Returns:
+    A short description of the clip and of the clip the clip tool would make.
+""")
     def clip_info(video, factor, slowmo, fps="", scene_threshold=SCENE_THRESHOLD, start=0, end=0) -> str:
-        """What the uploaded clip is, what clip mode will make of it, or why it cannot."""
         return actions.describe_clip(video, factor, slowmo, fps, scene_threshold, start, end)
 
-    @documented("""Make a clip smoother: factor× the frame rate (or factor× slower), audio kept.
+    @documented("""Make a clip smoother: factor× the frame rate (or factor× slower), audio kept. {files}
 
 Args:
     video: the input clip (a video file, up to 60 s).
@@ -45,8 +59,7 @@ Args:
     report: also make the quality report (drop frames, rebuild them, score them).
 
 Returns:
-    The interpolated MP4, a summary, the run's manifest and the quality report (JSON files) and the
-    report's PSNR over time.
+    The interpolated MP4, a summary, the run's manifest and quality report as JSON files, and the report's PSNR over time.
 """)
     @user_errors
     async def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt, fps="",
@@ -65,6 +78,7 @@ Returns:
             clip_out = gr.Video(label="Interpolated clip", autoplay=True, elem_id="video-clip")
         with gr.Row():
             factor = gr.Radio([("×2", 2), ("×4", 4), ("×8", 8)], value=2, label="Frame-rate factor")
+            api_schema(factor, {"type": "integer", "enum": [2, 4, 8]})  # Gradio's says string
             slowmo = gr.Checkbox(value=False, label="Slow motion (keep the fps: plays factor× slower)")
             fps = gr.Textbox("", label="Or a target fps (60, 59.94, 60000/1001; empty: use the factor)")
         with gr.Row():

@@ -11,7 +11,7 @@ import re
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import gradio as gr
 
@@ -26,6 +26,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Marks the progress parameter of an event function (Gradio gives each call its own tracker).
 PROGRESS = gr.Progress(track_tqdm=True)
 CANCELS = CancelRegistry()
+C = TypeVar("C", bound=gr.components.Component)
 
 
 class NewCall(Protocol):
@@ -38,9 +39,17 @@ def session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None)
 
 
+#: Gradio releases whose queue :func:`client_alive` reads. Gradio has no public way to tell an event function that its
+#: client has gone (6.31: the queue only marks the event dead; a cancelled event is a public ``CancelledError``).
+QUEUE_INTERNALS = (6,)
+
+
 def client_alive() -> Callable[[], bool]:
     """Whether the client of the event being processed is still there (Gradio marks the event dead when the
-    client's stream closes); call it in the event's task."""
+    client's stream closes); call it in the event's task. On a Gradio whose queue it was not written for, always
+    true: a run then goes on until it ends, is cancelled or is stopped."""
+    if int(gr.__version__.split(".")[0]) not in QUEUE_INTERNALS:
+        return lambda: True
     from gradio.context import LocalContext
 
     blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
@@ -174,22 +183,42 @@ def queue_options(config: AppConfig) -> dict:
     return {"concurrency_id": "gpu", "concurrency_limit": 1} if config.generative else {"concurrency_limit": 4}
 
 
-#: The arguments both the keyframes and the clip endpoint take after their own (API docs, MCP tool schemas).
-BACKEND_AND_ADVANCED_ARGS = """backend: flow (optical flow, CPU), crossfade, or qwen-edit (the generative model, where configured).
-adapter: the interpolation adapter (generative backend).
+#: How an agent gives a file (MCP tools): Gradio's MCP server takes data URLs and public http(s) URLs only.
+FILES = (
+    "Give each file as a base64 data URL (data:image/png;base64,... or data:video/mp4;base64,...), which is how a "
+    "local file is sent, or as an http(s) URL the server can reach (not localhost); plain paths are refused."
+)
+#: The Advanced section's arguments, which every generating endpoint takes (API docs, MCP tool schemas).
+ADVANCED_ARGS = """adapter: the interpolation adapter (generative backend).
 strength: the adapter's strength.
 fast: fast mode (the Lightning adapter, few steps).
 resolution: working resolution of the model, longest side in pixels.
 steps: denoising steps.
 guidance: true CFG scale (1 = off).
 prompt: prompt (empty: the adapter's own)."""
+#: The arguments the keyframes, clip and storyboard endpoints take after their own.
+BACKEND_AND_ADVANCED_ARGS = (
+    "backend: flow (optical flow, CPU), crossfade, or qwen-edit (the generative model, where configured).\n"
+    + ADVANCED_ARGS
+)
 
 
 def documented(text: str) -> Callable[[Callable], Callable]:
-    """Set an endpoint function's docstring (Gradio's API page and MCP tools read its Args)."""
+    """Set an endpoint function's docstring (Gradio's API page and MCP tools read its Args; each line under
+    ``Returns:`` is one item of the list Gradio joins with commas, so write the returns as one line)."""
 
     def document(fn: Callable) -> Callable:
-        fn.__doc__ = text.replace("{backend_and_advanced}", textwrap.indent(BACKEND_AND_ADVANCED_ARGS, "    "))
+        fn.__doc__ = (
+            text.replace("{backend_and_advanced}", textwrap.indent(BACKEND_AND_ADVANCED_ARGS, "    "))
+            .replace("{files}", FILES)
+            .replace("{advanced}", textwrap.indent(ADVANCED_ARGS, "    "))
+        )
         return fn
 
     return document
+
+
+def api_schema(component: C, schema: dict) -> C:
+    """``component`` with ``schema`` as its API type (API page, MCP tool schema), where Gradio's is wrong."""
+    component.api_info = lambda: schema
+    return component

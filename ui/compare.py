@@ -7,6 +7,7 @@ import gradio as gr
 from ui.common import (
     PROGRESS,
     NewCall,
+    documented,
     example_pairs,
     keyframe_image,
     queue_options,
@@ -20,11 +21,24 @@ from vfi.app.config import Advanced, AppConfig
 
 
 def compare_tab(config: AppConfig, new_call: NewCall, advanced_inputs: list) -> None:
+    @documented("""Interpolate the same two keyframes with two settings and show them side by side, so they play in sync. {files}
+
+Args:
+    first: the first keyframe (an image file).
+    last: the last keyframe (an image file of the same aspect ratio).
+    preset_a: the left setting.
+    preset_b: the right setting.
+    depth: recursion depth 1-4: 2^depth - 1 frames in between.
+    fps: frame rate of the output video.
+{advanced}
+    seed: run seed (the same seed gives the same video).
+
+Returns:
+    The side-by-side MP4, both middle frames (gallery), the two middle frames for a wipe slider, and PSNR/SSIM between the two.
+""")
     @user_errors
     async def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps,
                       guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Both settings side by side in one video (so they play in sync), their middle frames (gallery and slider)
-        and PSNR/SSIM between the two."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = new_call(request, progress, "compare")
         return await run_action(call, actions.compare, first, last, preset_a, preset_b, depth, fps, advanced, seed)

@@ -25,7 +25,7 @@ def keyframes_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, ad
                   defaults: Advanced) -> None:  # fmt: skip
     @documented("""Make the frames between two keyframes and return them as a video.
 
-Streams: the frame gallery fills in as each recursion level finishes; the MP4 comes first of the files.
+Streams: the frame gallery fills in as each recursion level finishes; the MP4 comes first of the files. {files}
 
 Args:
     first: the first keyframe (an image file).
@@ -42,8 +42,7 @@ Args:
     hybrid: the model makes the middle frame, the flow backend the rest.
 
 Returns:
-    The MP4, the frames (gallery), a zip of PNG frames (with the run's manifest), a GIF, the seed used and a
-    summary (saying how mismatched keyframes were fitted).
+    The MP4, the frames (gallery), a zip of PNG frames with the run's manifest, a GIF, the seed used and a summary that says how mismatched keyframes were fitted.
 """)
     @user_errors
     async def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution,

@@ -8,6 +8,7 @@ from ui.common import (
     GALLERY_CLASS,
     PROGRESS,
     NewCall,
+    documented,
     queue_options,
     run_action,
     run_stop_buttons,
@@ -19,10 +20,24 @@ from vfi.app.config import Advanced, AppConfig
 
 
 def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, advanced_inputs: list) -> None:
+    @documented("""Make one video from several keyframes: each keyframe appears once, unchanged, with frames in between. Over MCP this tool does not work yet, because Gradio 6.31's MCP server does not turn a list of data URLs (data:image/png;base64,...) into files; an agent can call the keyframes tool for each transition instead, and gradio_client calls work.
+
+Args:
+    files: the keyframes (two or more image files).
+    order: the order of play as image numbers, e.g. 2,1,3 (empty: the order given).
+    depth: recursion depth 1-4, one for all transitions or one per transition (e.g. 3,2,3).
+    frames_per_pair: or exactly this many frames per transition (flow, crossfade; 0 = use depth).
+    fps: frame rate of the output video.
+    prompts: one prompt per transition, one per line (generative backend; empty: the adapter's).
+{backend_and_advanced}
+    seed: run seed (the same seed gives the same video).
+
+Returns:
+    The MP4, the frames (gallery), a zip of PNG frames with the run's manifest, and a summary.
+""")
     @user_errors
     async def storyboard(files, order, depth, frames_per_pair, fps, prompts, backend, adapter, strength, fast, resolution,
                    steps, guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
-        """Several keyframes in order → one video (MP4, frame gallery, PNG zip, summary)."""
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = new_call(request, progress, "storyboard")
         return await run_action(call, storyboard_actions.storyboard, files, order, depth, frames_per_pair, fps, prompts,
@@ -78,7 +93,11 @@ def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, a
             api_name="storyboard", show_progress_on=info, **queue_options(config),
         )  # fmt: skip
         gallery.select(pick, None, picked, queue=False, api_visibility="private")
+        # Re-roll and lock work on this session's storyboard (gr.State, which an MCP call has not): off the MCP tools.
         rerolled = reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll",
-                                       show_progress_on=info, **queue_options(config))  # fmt: skip
+                                       show_progress_on=info, api_visibility="undocumented",
+                                       **queue_options(config))  # fmt: skip
         wire_stop(stop, "storyboard", [event, rerolled], info)
-        lock_button.click(lock, [state, locked, picked], locked, api_name="lock", queue=False)
+        lock_button.click(
+            lock, [state, locked, picked], locked, api_name="lock", queue=False, api_visibility="undocumented"
+        )

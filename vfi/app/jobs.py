@@ -308,11 +308,6 @@ def remove_output_root() -> None:
         shutil.rmtree(output_root(), ignore_errors=True)
 
 
-def upload_cache() -> Path:
-    """Where the app keeps the web server's uploads and file cache: in this process's folder, so they go with it."""
-    return output_root() / "uploads"
-
-
 def request_folder(session: str | None) -> Path:
     """A fresh folder for one request's outputs (never shared); folders older than the TTL are swept away."""
     requests = output_root() / "requests"
