@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,20 @@ def test_adapter_info_round_trip_and_checks(tmp_path):
     local.mkdir()
     info.check(str(local), "side-by-side")  # a local copy of the Hub model
 
+
+
+def test_a_hub_cache_snapshot_base_is_its_repo(tmp_path):
+    """``snapshot_download`` returns ``…/models--OWNER--NAME/snapshots/<sha>``: that is OWNER/NAME."""
+    snapshot = tmp_path / "hub" / "models--Qwen--Qwen-Image-Edit-2509" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    info = AdapterInfo("Qwen/Qwen-Image-Edit-2509", "multi")
+    info.check(str(snapshot), "multi")
+    info.check("Qwen/Qwen-Image-Edit-2509:" + "b" * 40, "multi")  # a pinned revision is the same model
+    AdapterInfo(str(snapshot), "multi").check("qwen/qwen-image-edit-2509", "multi")
+    other = Path(str(snapshot).replace("2509", "2511"))
+    other.mkdir(parents=True)
+    with pytest.raises(VFIError, match="trained on Qwen/Qwen-Image-Edit-2509, not on"):
+        info.check(str(other), "multi")
 
 @pytest.mark.parametrize(
     ("data", "match"),

@@ -96,11 +96,10 @@ def adapter_sources(config: QwenEditConfig | None) -> list[dict[str, Any]]:
 
 def _snapshot_commit(folder: Path) -> str | None:
     """The commit of a Hub-cache folder (``…/models--OWNER--NAME/snapshots/<commit>/…``), None elsewhere."""
-    parts = folder.parts
-    for i in range(1, len(parts) - 1):
-        if parts[i] == "snapshots" and parts[i - 1].startswith("models--"):
-            return parts[i + 1]
-    return None
+    from vfi.qwen.adapters import hub_snapshot
+
+    snapshot = hub_snapshot(folder)
+    return snapshot[1] if snapshot else None
 
 
 def frame_seeds(seed: int, pairs: int, times: Iterable[Fraction]) -> list[dict[str, Any]]:
