@@ -202,3 +202,19 @@ def test_hub_files_missing_offline_are_one_sentence(hub_cache, tmp_path, text):
     with pytest.raises(VFIError, match="Could not fetch the adapter .* from the Hugging Face Hub") as error:
         fetch_adapter(AdapterSpec.parse(text))
     assert "\n" not in str(error.value)
+
+
+def test_lightning_steps_come_from_the_file_name_when_not_given():
+    from vfi.app.jobs import Job
+    from vfi.backends.qwen_edit import LIGHTNING_STEPS, QwenEditConfig
+
+    four = QwenEditConfig(lightning=f"lightx2v/Qwen-Image-Lightning/{LIGHTNING_FILE}")
+    assert four.steps_or_default() == 4 and "4 denoising steps" in four.steps_note()
+    assert Job("qwen-edit", four).frame_seconds() == Job("qwen-edit", QwenEditConfig(steps=4, guidance=1)).frame_seconds()
+    local = QwenEditConfig(lightning="./Qwen-Image-Lightning-8steps-V1.1.safetensors@0.9")
+    assert local.steps_or_default() == 8
+    given = QwenEditConfig(lightning=f"lightx2v/Qwen-Image-Lightning/{LIGHTNING_FILE}", steps=6)
+    assert given.steps_or_default() == 6 and given.steps_note() is None
+    unnamed = QwenEditConfig(lightning="lightx2v/Qwen-Image-Lightning")
+    assert unnamed.steps_or_default() == LIGHTNING_STEPS and unnamed.steps_note() is None
+    assert QwenEditConfig().steps_note() is None

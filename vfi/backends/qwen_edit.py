@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,9 @@ from vfi.qwen.registration import register_to
 log = logging.getLogger("vfi")
 
 DEFAULT_STEPS, DEFAULT_GUIDANCE = 30, 4.0
+#: Steps with a Lightning LoRA whose file name does not say (``…-Lightning-4steps-V1.0-bf16.safetensors`` does).
 LIGHTNING_STEPS = 8
+_STEPS_IN_NAME = re.compile(r"-(\d+)steps-")
 #: Keyframe latents kept between calls (a recursion level reuses the previous level's frames).
 LATENT_CACHE_SIZE = 64
 
@@ -95,8 +99,20 @@ class QwenEditConfig:
         """Whether a few-step (Lightning) LoRA is stacked."""
         return self.lightning is not None
 
+    def lightning_steps(self) -> int | None:
+        """The step count the Lightning file is distilled for, from its name (``-4steps-``); None if unnamed."""
+        if self.lightning is None:
+            return None
+        match = _STEPS_IN_NAME.search(Path(self.lightning.weight_name or self.lightning.source).name)
+        return min(max(int(match.group(1)), 2), 200) if match else None
+
     def steps_or_default(self) -> int:
-        return self.steps or (LIGHTNING_STEPS if self.fast else DEFAULT_STEPS)
+        return self.steps or ((self.lightning_steps() or LIGHTNING_STEPS) if self.fast else DEFAULT_STEPS)
+
+    def steps_note(self) -> str | None:
+        """What the summary says when the step count comes from the Lightning file's name."""
+        steps = None if self.steps else self.lightning_steps()
+        return f"{steps} denoising steps, as the Lightning file's name says (--steps overrides)." if steps else None
 
     def guidance_or_default(self) -> float:
         return self.guidance if self.guidance is not None else (1.0 if self.fast else DEFAULT_GUIDANCE)

@@ -58,7 +58,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="working resolution: longest side, multiple of 32 (default: the adapter's, else 512)",
     )
-    qwen.add_argument("--steps", type=int, help="denoising steps (default 30, 8 with --lightning)")
+    qwen.add_argument("--steps", type=int, help="denoising steps (default 30; with --lightning the N of its file name's -Nsteps-, else 8)")
     qwen.add_argument("--guidance", type=float, help="true CFG scale; 1 turns CFG off (default 4, 1 with --lightning)")
     qwen.add_argument("--prompt", help="override the adapter's prompt")
     qwen.add_argument("--batch", type=int, default=4, help="frames per pipeline call (default 4)")

@@ -42,6 +42,7 @@ def make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
         raise VFIError("--generative-depth needs --refine (hybrid mode).")
     config = qwen_config(args)
     options = {"config": config} if config is not None else {}
+    _print_notes([config.steps_note() if config is not None else None])
     refine = create_backend(args.refine) if args.refine else None
     return create_backend(args.backend, **options), refine
 
