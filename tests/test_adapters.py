@@ -25,7 +25,6 @@ def test_adapter_info_round_trip_and_checks(tmp_path):
     info.check(str(local), "side-by-side")  # a local copy of the Hub model
 
 
-
 def test_a_hub_cache_snapshot_base_is_its_repo(tmp_path):
     """``snapshot_download`` returns ``…/models--OWNER--NAME/snapshots/<sha>``: that is OWNER/NAME."""
     snapshot = tmp_path / "hub" / "models--Qwen--Qwen-Image-Edit-2509" / "snapshots" / ("a" * 40)
@@ -38,6 +37,7 @@ def test_a_hub_cache_snapshot_base_is_its_repo(tmp_path):
     other.mkdir(parents=True)
     with pytest.raises(VFIError, match="trained on Qwen/Qwen-Image-Edit-2509, not on"):
         info.check(str(other), "multi")
+
 
 @pytest.mark.parametrize(
     ("data", "match"),
@@ -210,7 +210,9 @@ def test_lightning_steps_come_from_the_file_name_when_not_given():
 
     four = QwenEditConfig(lightning=f"lightx2v/Qwen-Image-Lightning/{LIGHTNING_FILE}")
     assert four.steps_or_default() == 4 and "4 denoising steps" in four.steps_note()
-    assert Job("qwen-edit", four).frame_seconds() == Job("qwen-edit", QwenEditConfig(steps=4, guidance=1)).frame_seconds()
+    assert (
+        Job("qwen-edit", four).frame_seconds() == Job("qwen-edit", QwenEditConfig(steps=4, guidance=1)).frame_seconds()
+    )
     local = QwenEditConfig(lightning="./Qwen-Image-Lightning-8steps-V1.1.safetensors@0.9")
     assert local.steps_or_default() == 8
     given = QwenEditConfig(lightning=f"lightx2v/Qwen-Image-Lightning/{LIGHTNING_FILE}", steps=6)
