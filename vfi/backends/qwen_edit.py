@@ -25,7 +25,7 @@ from vfi.backends.flow import FlowBackend
 from vfi.errors import VFIError
 from vfi.qwen.adapters import AdapterSpec
 from vfi.qwen.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resolution, to_frame
-from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, LoadedPipeline, encode_image, generate, load_pipeline
+from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, FUSE_SEQUENTIAL, LoadedPipeline, encode_image, generate, load_pipeline
 from vfi.qwen.registration import register_to
 
 log = logging.getLogger("vfi")
@@ -93,6 +93,8 @@ class QwenEditConfig:
             raise VFIError(f"guidance must be between 0 and 30, got {self.guidance}.")
         if not 1 <= self.batch <= 64:
             raise VFIError(f"batch must be between 1 and 64, got {self.batch}.")
+        if self.fuse and self.memory == "sequential":
+            raise VFIError(FUSE_SEQUENTIAL)
 
     @property
     def fast(self) -> bool:
