@@ -55,3 +55,135 @@ def test_fuse_with_sequential_offload_is_refused_in_one_sentence():
                             memory="sequential")  # fmt: skip
     with pytest.raises(VFIError, match="does not work with sequential CPU offload"):
         loaded.use_adapters([AdapterSpec("nobody/never-fetched")], fuse=True)
+
+
+def _square(value: int, size: int = 64):
+    import numpy as np
+
+    return np.full((size, size, 3), value, np.uint8)
+
+
+class _SeenByProcessor:
+    """Stands in for ``pipe.processor``: records the images each call gets, then runs the real one."""
+
+    def __init__(self, processor) -> None:
+        self.processor, self.images = processor, []
+
+    def __call__(self, *args, **kwargs):
+        self.images.append(kwargs.get("images"))
+        return self.processor(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.processor, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["side-by-side", "multi"])
+def test_keyframe_order_in_the_condition_tokens(tiny_models, tmp_path, monkeypatch, layout):
+    """Black first, white last: after the noise tokens the transformer sees the first keyframe's latents, then
+    the last's (side-by-side: the left latent columns, then the right); the VL encoder sees [first, last];
+    training caches the very tensor inference feeds."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from vfi.qwen.conditioning import build_conditioning
+    from vfi.qwen.pipeline import encode_image, generate, load_pipeline
+    from vfi.training.data import Sample
+    from vfi.training.loop import cache_samples
+
+    loaded = load_pipeline(str(tiny_models[layout]["base"]), device="cpu")
+    pipe = loaded.pipe
+    loaded.use_adapters([])
+    black, white = _square(0), _square(255)
+    cond = build_conditioning(black, white, layout=layout, resolution=64, prompt="between")
+    seen = _SeenByProcessor(pipe.processor)
+    monkeypatch.setattr(pipe, "processor", seen)
+    inputs = []
+    hook = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: inputs.append(kwargs["hidden_states"].clone()), with_kwargs=True
+    )
+    try:
+        generate(loaded, [cond], [torch.Generator().manual_seed(0)], steps=2)
+    finally:
+        hook.remove()
+
+    noise_tokens = (64 // 16) ** 2
+    condition = inputs[0][:, noise_tokens:]
+    first, last = (encode_image(loaded, Image.fromarray(frame)) for frame in (black, white))
+    assert not torch.allclose(first, last)
+    if layout == "multi":
+        pack = [pipe._pack_latents(lat, 1, lat.shape[1], lat.shape[3], lat.shape[4]) for lat in (first, last)]
+        torch.testing.assert_close(condition, torch.cat(pack, dim=1))
+    else:
+        columns = first.shape[-1]
+        joined = pipe._unpack_latents(condition, 64, 2 * 64, pipe.vae_scale_factor)  # (1, C, 1, h, 2w)
+        torch.testing.assert_close(joined[..., :columns], first)
+        torch.testing.assert_close(joined[..., columns:], last)
+    assert all(torch.equal(step[:, noise_tokens:], condition) for step in inputs)
+
+    (images,) = seen.images
+    images = images if isinstance(images, list) else [images]
+    pixels = [np.asarray(image.convert("L"), float) for image in images]
+    if layout == "multi":
+        assert len(pixels) == 2 and pixels[0].max() < 10 and pixels[1].min() > 245
+    else:
+        (both,) = pixels
+        half = both.shape[1] // 2
+        assert both[:, :half].max() < 10 and both[:, half:].min() > 245
+
+    for name, frame in (("first", black), ("middle", _square(128)), ("last", white)):
+        Image.fromarray(frame).save(tmp_path / f"{name}.png")
+    sample = Sample("order", tmp_path / "first.png", tmp_path / "middle.png", tmp_path / "last.png")
+    (cached,) = cache_samples(loaded, [sample], resolution=64, prompt="between", cache_dir=tmp_path / "cache")
+    torch.testing.assert_close(load_file(str(cached))["cond"], condition[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("guidance", [1.0, 4.0])
+def test_generate_gives_the_stock_pipelines_pixels(tiny_models, triplet, monkeypatch, dtype, guidance):
+    """``generate`` == ``QwenImageEditPlusPipeline.__call__`` at the same working size, decoded pixels
+    compared, in bf16 too (stock de-normalises with ``latents / (1 / std) + mean``) and with CFG."""
+    import diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus as plus
+    import numpy as np
+    import torch
+
+    from vfi.qwen.conditioning import build_conditioning
+    from vfi.qwen.pipeline import generate, load_pipeline
+
+    loaded = load_pipeline(str(tiny_models["multi"]["base"]), device="cpu", dtype=dtype)
+    loaded.use_adapters([])
+    first, _, last = triplet
+    cond = build_conditioning(first, last, layout="multi", resolution=64, prompt="the frame in between")
+    (ours,) = generate(loaded, [cond], [torch.Generator().manual_seed(3)], steps=2, true_cfg_scale=guidance)
+    monkeypatch.setattr(plus, "calculate_dimensions", lambda area, ratio: (cond.width, cond.height))
+    (stock,) = loaded.pipe(
+        image=list(cond.keyframes), prompt=cond.prompt, negative_prompt=" ", width=cond.width, height=cond.height,
+        num_inference_steps=2, true_cfg_scale=guidance, generator=torch.Generator().manual_seed(3),
+    ).images  # fmt: skip
+    difference = np.abs(np.asarray(ours, int) - np.asarray(stock, int))
+    assert difference.max() == 0, difference.max()
+
+
+@pytest.mark.slow
+def test_a_batch_is_decoded_one_frame_at_a_time(tiny_models, triplet, monkeypatch):
+    """The VAE decoder's activations grow with the batch (≈6 GiB a frame at 2048², estimated): one at a time."""
+    import numpy as np
+    import torch
+
+    from vfi.qwen.conditioning import build_conditioning
+    from vfi.qwen.pipeline import generate, load_pipeline
+
+    loaded = load_pipeline(str(tiny_models["side-by-side"]["base"]), device="cpu")
+    loaded.use_adapters([])
+    first, _, last = triplet
+    cond = build_conditioning(first, last, layout="side-by-side", resolution=64)
+    alone = generate(loaded, [cond], [torch.Generator().manual_seed(1)], steps=2)
+    decoded = []
+    decode = loaded.pipe.vae.decode
+    monkeypatch.setattr(loaded.pipe.vae, "decode", lambda z, **kw: decoded.append(z.shape[0]) or decode(z, **kw))
+    batch = generate(loaded, [cond] * 3, [torch.Generator().manual_seed(s) for s in (1, 2, 3)], steps=2)
+    assert decoded == [1, 1, 1]
+    assert np.abs(np.asarray(batch[0], int) - np.asarray(alone[0], int)).max() <= 1

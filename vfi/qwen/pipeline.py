@@ -400,12 +400,21 @@ def generate(
         if not bool(torch.isfinite(latents).all()):
             raise VFIError("The model produced invalid (NaN) values; try float32 or more steps.")
 
-        # 6. Decode.
+        # 6. Decode, one frame at a time (the decoder's activations grow with the batch: ≈6 GiB a frame at 2048²).
         latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor).to(pipe.vae.dtype)
-        z_dim = pipe.vae.config.z_dim
-        mean = torch.tensor(pipe.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents)
-        std = torch.tensor(pipe.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(latents)
-        decoded = pipe.vae.decode(latents * std + mean, return_dict=False)[0][:, :, 0]
-        images = pipe.image_processor.postprocess(decoded, output_type="pil")
+        images = [_decode_latents(pipe, latents[i : i + 1])[0] for i in range(latents.shape[0])]
     pipe.maybe_free_model_hooks()
     return images
+
+
+def _decode_latents(pipe: Any, latents: Any) -> list[Any]:
+    """Normalised latents (B, C, 1, h, w) → PIL images, de-normalised exactly as the stock pipelines do: ``std``
+    cast to the latents' dtype, inverted there, divided by (``latents * std`` rounds otherwise in bf16: up to
+    9 levels apart on the tiny decoder)."""
+    import torch
+
+    shape = (1, pipe.vae.config.z_dim, 1, 1, 1)
+    mean = torch.tensor(pipe.vae.config.latents_mean).view(shape).to(latents.device, latents.dtype)
+    inverse_std = 1.0 / torch.tensor(pipe.vae.config.latents_std).view(shape).to(latents.device, latents.dtype)
+    decoded = pipe.vae.decode(latents / inverse_std + mean, return_dict=False)[0][:, :, 0]
+    return pipe.image_processor.postprocess(decoded, output_type="pil")
