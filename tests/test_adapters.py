@@ -220,3 +220,21 @@ def test_lightning_steps_come_from_the_file_name_when_not_given():
     unnamed = QwenEditConfig(lightning="lightx2v/Qwen-Image-Lightning")
     assert unnamed.steps_or_default() == LIGHTNING_STEPS and unnamed.steps_note() is None
     assert QwenEditConfig().steps_note() is None
+
+
+def test_a_local_adapter_is_named_by_its_content(tmp_path, monkeypatch):
+    """``./x`` and ``/abs/x`` are one adapter; the same file retrained in place is another."""
+    import os
+
+    from vfi.qwen.adapters import WEIGHT_NAME
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / WEIGHT_NAME).write_bytes(b"weights of run 1")
+    monkeypatch.chdir(tmp_path)
+    relative, absolute = AdapterSpec.parse("./adapter@0.5"), AdapterSpec.parse(str(folder))
+    assert relative.name == absolute.name == AdapterSpec(str(folder / WEIGHT_NAME)).name
+    before = absolute.name
+    (folder / WEIGHT_NAME).write_bytes(b"weights of run 2")
+    os.utime(folder / WEIGHT_NAME, ns=(1, 2))  # even if the clock did not move between the two writes
+    assert AdapterSpec.parse("./adapter").name != before

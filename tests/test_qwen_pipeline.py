@@ -187,3 +187,59 @@ def test_a_batch_is_decoded_one_frame_at_a_time(tiny_models, triplet, monkeypatc
     batch = generate(loaded, [cond] * 3, [torch.Generator().manual_seed(s) for s in (1, 2, 3)], steps=2)
     assert decoded == [1, 1, 1]
     assert np.abs(np.asarray(batch[0], int) - np.asarray(alone[0], int)).max() <= 1
+
+
+@pytest.mark.slow
+def test_a_local_adapter_loads_once_per_content(tiny_models, triplet, tmp_path, monkeypatch):
+    import shutil
+
+    import numpy as np
+
+    from vfi.backends.base import FrameRequest
+    from vfi.backends.qwen_edit import QwenEditBackend
+    from vfi.testing.tiny_model import build_tiny_adapter
+
+    base = str(tiny_models["side-by-side"]["base"])
+    shutil.copytree(tiny_models["side-by-side"]["adapter"], tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)
+    options = {"resolution": 64, "steps": 2, "guidance": 1.0, "device": "cpu", "register": False}
+    request = FrameRequest(triplet[0], triplet[2], 0.5, 0)
+    relative = QwenEditBackend(base, ["./mine"], **options)
+    loaded = len(relative.loaded.adapters)
+    before = relative.interpolate([request])[0]
+    QwenEditBackend(base, [str(tmp_path / "mine")], **options)
+    assert len(relative.loaded.adapters) == loaded  # the same file: not loaded again
+    retrained = build_tiny_adapter(tiny_models["side-by-side"]["base"], tmp_path / "retrained", seed=5)
+    shutil.copyfile(
+        retrained / "pytorch_lora_weights.safetensors", tmp_path / "mine" / "pytorch_lora_weights.safetensors"
+    )
+    after = QwenEditBackend(base, ["./mine"], **options).interpolate([request])[0]
+    assert len(relative.loaded.adapters) == loaded + 1
+    assert np.abs(after.astype(int) - before).max() > 0
+
+
+@pytest.mark.slow
+def test_a_pinned_hub_base_loads_offline_and_the_manifest_records_its_commit(tiny_models, tmp_path, monkeypatch):
+    """``--base-model OWNER/NAME:REVISION`` loads that snapshot; the manifest records the commit it resolved."""
+    import huggingface_hub.constants as constants
+    from hub_files import fill_hub_cache
+
+    from vfi.backends.qwen_edit import QwenEditConfig
+    from vfi.manifest import build_manifest
+    from vfi.qwen.pipeline import load_pipeline, resolve_base
+
+    folder = tiny_models["multi"]["base"]
+    files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    commit = "d" * 40
+    fill_hub_cache(tmp_path / "hub", "tiny/qwen-edit-plus", commit, files, refs=("main", "v1"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    loaded = load_pipeline("tiny/qwen-edit-plus:v1", device="cpu")
+    assert loaded.layout == "multi"
+    assert resolve_base("tiny/qwen-edit-plus") == resolve_base(f"tiny/qwen-edit-plus:{commit}")
+    assert resolve_base("tiny/qwen-edit-plus")[1] == commit
+    config = QwenEditConfig(base_model="tiny/qwen-edit-plus:v1")
+    manifest = build_manifest("pair", {"backend": "qwen-edit"}, [], {}, config, {}, 0.0, 1.0)
+    assert manifest["backend"]["base_revision"] == commit
+    with pytest.raises(VFIError, match="Could not load the base model tiny/qwen-edit-plus at revision v9"):
+        resolve_base("tiny/qwen-edit-plus:v9")

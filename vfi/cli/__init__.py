@@ -42,8 +42,8 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     qwen.add_argument(
         "--base-model",
         default=DEFAULT_BASE_MODEL,
-        metavar="ID_OR_DIR",
-        help=f"base Qwen-Image-Edit(-Plus) pipeline: Hub id or folder (default: {DEFAULT_BASE_MODEL})",
+        metavar="ID[:REVISION]_OR_DIR",
+        help=f"base Qwen-Image-Edit(-Plus) pipeline: Hub id[:revision] or folder (default: {DEFAULT_BASE_MODEL})",
     )
     qwen.add_argument(
         "--adapter",
@@ -58,7 +58,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="working resolution: longest side, multiple of 32 (default: the adapter's, else 512)",
     )
-    qwen.add_argument("--steps", type=int, help="denoising steps (default 30; with --lightning the N of its file name's -Nsteps-, else 8)")
+    qwen.add_argument("--steps", type=int, help="denoising steps (default 30; Lightning: its name's -Nsteps-, else 8)")
     qwen.add_argument("--guidance", type=float, help="true CFG scale; 1 turns CFG off (default 4, 1 with --lightning)")
     qwen.add_argument("--prompt", help="override the adapter's prompt")
     qwen.add_argument("--batch", type=int, default=4, help="frames per pipeline call (default 4)")

@@ -94,9 +94,23 @@ class AdapterSpec:
 
     @property
     def name(self) -> str:
-        """A stable adapter name for this source/revision/file."""
+        """A stable adapter name: for a local file its content (so ``./x`` and ``/abs/x`` are one adapter, and a
+        file retrained in place is another), for a Hub adapter its source/revision/file."""
+        if _is_local(self.source):
+            folder, weight, _ = _fetch_local(self)
+            file = (folder / weight).resolve()
+            stat = file.stat()
+            return f"vfi_{_content_digest(str(file), stat.st_size, stat.st_mtime_ns)[:10]}"
         digest = hashlib.sha1(f"{self.source}|{self.revision}|{self.weight_name}".encode()).hexdigest()[:10]
         return f"vfi_{digest}"
+
+
+@functools.lru_cache(maxsize=64)
+def _content_digest(path: str, size: int, mtime_ns: int) -> str:
+    """The sha256 of a file, hashed again only when its size or modification time changes."""
+    from vfi.manifest import sha256
+
+    return sha256(path)
 
 
 def hub_errors() -> tuple[type[BaseException], ...]:

@@ -2,7 +2,8 @@
 
 API:
 
-- ``load_pipeline(base_model, *, device=None, dtype=None, memory="auto") -> LoadedPipeline``: cached per
+- ``load_pipeline(base_model, *, device=None, dtype=None, memory="auto") -> LoadedPipeline``: ``base_model`` is a
+  folder or ``OWNER/NAME[:REVISION]`` (``resolve_base`` gives the folder and the snapshot commit); cached per
   (base, dtype, device, memory mode); a second call with the same key returns the same object. The class
   comes from the model's ``model_index.json`` (``QwenImageEditPipeline`` → layout ``side-by-side``,
   ``QwenImageEditPlusPipeline`` → ``multi``). ``base_loads()`` counts real loads (tests).
@@ -23,15 +24,17 @@ API:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vfi.errors import VFIError
-from vfi.qwen.adapters import AdapterInfo, AdapterSpec, fetch_adapter, hub_errors
+from vfi.qwen.adapters import AdapterInfo, AdapterSpec, fetch_adapter, hub_errors, hub_snapshot
 from vfi.qwen.conditioning import Conditioning
 
 log = logging.getLogger("vfi")
@@ -226,18 +229,48 @@ def load_pipeline(
     return loaded
 
 
+def resolve_base(base_model: str) -> tuple[str, str | None]:
+    """(folder to load, its Hub snapshot commit or None) of a base model: a folder, or ``OWNER/NAME[:REVISION]``
+    fetched into the Hugging Face cache (once per process and cache: what loaded is what a manifest records)."""
+    if os.path.isdir(base_model):
+        snapshot = hub_snapshot(base_model) or hub_snapshot(Path(base_model).resolve())
+        return base_model, snapshot[1] if snapshot else None
+    repo, colon, revision = base_model.partition(":")
+    if base_model.startswith((".", "/", "~")) or repo.count("/") != 1 or (colon and not revision):
+        raise VFIError(
+            f"The base model {base_model} is neither a folder nor a Hub repo id (owner/name, optionally :revision)."
+        )
+    from huggingface_hub import constants
+
+    return _download_base(repo, revision or None, constants.HF_HUB_CACHE)
+
+
+@functools.cache
+def _download_base(repo: str, revision: str | None, cache: str) -> tuple[str, str | None]:
+    from diffusers import DiffusionPipeline
+
+    try:
+        folder = str(DiffusionPipeline.download(repo, revision=revision, use_safetensors=True))
+    except hub_errors() as error:
+        at = f" at revision {revision}" if revision else ""
+        raise VFIError(
+            f"Could not load the base model {repo}{at} from the Hugging Face Hub ({type(error).__name__}): "
+            "check the name, the revision, the connection and that its weights are safetensors."
+        ) from None
+    snapshot = hub_snapshot(folder)
+    return folder, snapshot[1] if snapshot else None
+
+
 def _load_base(base_model: str, torch_dtype: Any) -> Any:
     from diffusers import DiffusionPipeline
 
-    if not os.path.isdir(base_model) and (base_model.startswith((".", "/")) or base_model.count("/") != 1):
-        raise VFIError(f"The base model {base_model} is neither a folder nor a Hub repo id (owner/name).")
+    folder, _ = resolve_base(base_model)
     try:
-        pipe = DiffusionPipeline.from_pretrained(base_model, dtype=torch_dtype, use_safetensors=True)
+        pipe = DiffusionPipeline.from_pretrained(folder, dtype=torch_dtype, use_safetensors=True)
     except hub_errors() as error:
-        where = "folder" if os.path.isdir(base_model) else "Hugging Face Hub"
         raise VFIError(
-            f"Could not load the base model {base_model} from the {where} ({type(error).__name__}): "
-            "check the name, the connection and that its weights are safetensors."
+            f"Could not load the base model {base_model} from the folder {folder} ({type(error).__name__}): "
+            "check that its weights are safetensors."
         ) from None
     _LOADS["base"] += 1
     return pipe
