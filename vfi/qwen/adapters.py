@@ -94,15 +94,15 @@ class AdapterSpec:
 
     @property
     def name(self) -> str:
-        """A stable adapter name: for a local file its content (so ``./x`` and ``/abs/x`` are one adapter, and a
-        file retrained in place is another), for a Hub adapter its source/revision/file."""
+        """A stable adapter name: for a local adapter the content of its weights and info file (so ``./x`` and
+        ``/abs/x`` are one adapter, and a file retrained in place is another), for a Hub one source/revision/file."""
         if _is_local(self.source):
             folder, weight, _ = _fetch_local(self)
-            file = (folder / weight).resolve()
-            stat = file.stat()
-            return f"vfi_{_content_digest(str(file), stat.st_size, stat.st_mtime_ns)[:10]}"
-        digest = hashlib.sha1(f"{self.source}|{self.revision}|{self.weight_name}".encode()).hexdigest()[:10]
-        return f"vfi_{digest}"
+            files = [folder / weight, *([folder / ADAPTER_INFO_FILE] if (folder / ADAPTER_INFO_FILE).is_file() else [])]
+            key = "|".join(_content_digest(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        else:
+            key = f"{self.source}|{self.revision}|{self.weight_name}"
+        return f"vfi_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
 @functools.lru_cache(maxsize=64)
