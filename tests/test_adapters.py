@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,20 @@ def test_adapter_info_round_trip_and_checks(tmp_path):
     local = tmp_path / "Qwen-Image-Edit"
     local.mkdir()
     info.check(str(local), "side-by-side")  # a local copy of the Hub model
+
+
+def test_a_hub_cache_snapshot_base_is_its_repo(tmp_path):
+    """``snapshot_download`` returns ``…/models--OWNER--NAME/snapshots/<sha>``: that is OWNER/NAME."""
+    snapshot = tmp_path / "hub" / "models--Qwen--Qwen-Image-Edit-2509" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    info = AdapterInfo("Qwen/Qwen-Image-Edit-2509", "multi")
+    info.check(str(snapshot), "multi")
+    info.check("Qwen/Qwen-Image-Edit-2509:" + "b" * 40, "multi")  # a pinned revision is the same model
+    AdapterInfo(str(snapshot), "multi").check("qwen/qwen-image-edit-2509", "multi")
+    other = Path(str(snapshot).replace("2509", "2511"))
+    other.mkdir(parents=True)
+    with pytest.raises(VFIError, match="trained on Qwen/Qwen-Image-Edit-2509, not on"):
+        info.check(str(other), "multi")
 
 
 @pytest.mark.parametrize(
@@ -187,3 +202,39 @@ def test_hub_files_missing_offline_are_one_sentence(hub_cache, tmp_path, text):
     with pytest.raises(VFIError, match="Could not fetch the adapter .* from the Hugging Face Hub") as error:
         fetch_adapter(AdapterSpec.parse(text))
     assert "\n" not in str(error.value)
+
+
+def test_lightning_steps_come_from_the_file_name_when_not_given():
+    from vfi.app.jobs import Job
+    from vfi.backends.qwen_edit import LIGHTNING_STEPS, QwenEditConfig
+
+    four = QwenEditConfig(lightning=f"lightx2v/Qwen-Image-Lightning/{LIGHTNING_FILE}")
+    assert four.steps_or_default() == 4 and "4 denoising steps" in four.steps_note()
+    assert (
+        Job("qwen-edit", four).frame_seconds() == Job("qwen-edit", QwenEditConfig(steps=4, guidance=1)).frame_seconds()
+    )
+    local = QwenEditConfig(lightning="./Qwen-Image-Lightning-8steps-V1.1.safetensors@0.9")
+    assert local.steps_or_default() == 8
+    given = QwenEditConfig(lightning=f"lightx2v/Qwen-Image-Lightning/{LIGHTNING_FILE}", steps=6)
+    assert given.steps_or_default() == 6 and given.steps_note() is None
+    unnamed = QwenEditConfig(lightning="lightx2v/Qwen-Image-Lightning")
+    assert unnamed.steps_or_default() == LIGHTNING_STEPS and unnamed.steps_note() is None
+    assert QwenEditConfig().steps_note() is None
+
+
+def test_a_local_adapter_is_named_by_its_content(tmp_path, monkeypatch):
+    """``./x`` and ``/abs/x`` are one adapter; the same file retrained in place is another."""
+    import os
+
+    from vfi.qwen.adapters import WEIGHT_NAME
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / WEIGHT_NAME).write_bytes(b"weights of run 1")
+    monkeypatch.chdir(tmp_path)
+    relative, absolute = AdapterSpec.parse("./adapter@0.5"), AdapterSpec.parse(str(folder))
+    assert relative.name == absolute.name == AdapterSpec(str(folder / WEIGHT_NAME)).name
+    before = absolute.name
+    (folder / WEIGHT_NAME).write_bytes(b"weights of run 2")
+    os.utime(folder / WEIGHT_NAME, ns=(1, 2))  # even if the clock did not move between the two writes
+    assert AdapterSpec.parse("./adapter").name != before

@@ -222,3 +222,54 @@ def test_storyboard_actions_hold_their_memory_while_they_run(tmp_path: Path, mon
     monkeypatch.setattr(storyboard_actions.StoryboardJob, "generative", property(lambda job: True))
     storyboard_actions.reroll_frame(call, previous, 1, "", 10)
     assert len(admitted) == 2 and all(nbytes > 0 for nbytes in admitted) and running == [True, False] * 2
+
+
+def _forked(function):
+    """ZeroGPU's GPU call, emulated: ``function`` runs in a fork of this process, whose changes die with it."""
+    import multiprocessing
+
+    def call(*args):
+        context = multiprocessing.get_context("fork")
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(target=lambda: writer.send(function(*args)))
+        process.start()
+        result = reader.recv()
+        process.join()
+        return result
+
+    return call
+
+
+@pytest.mark.slow
+def test_zerogpu_calls_switch_adapters_loaded_in_the_main_process(tiny_models, tmp_path) -> None:
+    """Fast mode on and off and another adapter, each streamed through emulated ZeroGPU calls: no call loads an
+    adapter from disk (they were loaded in the main process) and each call's frames follow its own switch."""
+    from vfi.qwen.pipeline import load_pipeline
+    from vfi.testing.tiny_model import build_tiny_adapter
+
+    base = tiny_models["side-by-side"]["base"]
+    adapter, other = tiny_models["side-by-side"]["adapter"], build_tiny_adapter(base, tmp_path / "other", seed=7)
+    lightning = build_tiny_adapter(base, tmp_path / "Qwen-Image-Lightning-2steps-", seed=8)
+    first, last = (np.full((64, 64, 3), v, np.uint8) for v in (30, 220))
+    loaded_in_calls: list[set] = []
+
+    def gpu(job, requests):  # runs in the forked "GPU process"
+        before = set(load_pipeline(str(base), device="cpu").adapters)
+        frames = job.make(requests)
+        return frames, set(load_pipeline(str(base), device="cpu").adapters) - before
+
+    def on_gpu(job, requests):
+        frames, loaded = _forked(gpu)(job, requests)
+        loaded_in_calls.append(loaded)
+        return frames
+
+    def middle(spec, fast: bool) -> np.ndarray:
+        config = QwenEditConfig(str(base), (AdapterSpec(str(spec)),), lightning=str(lightning) if fast else None,
+                                resolution=64, steps=2, guidance=1.0, device="cpu", register=False)  # fmt: skip
+        job = jobs.Job("qwen-edit", config, InterpolationSettings(depth=1), keyframes=(first, last))
+        return list(jobs.stream_frames(job, 300, on_gpu))[-1][1]
+
+    runs = [middle(adapter, False), middle(adapter, True), middle(other, False), middle(adapter, False)]
+    assert loaded_in_calls == [set()] * 4
+    assert np.array_equal(runs[0], runs[3])
+    assert all(np.abs(runs[0].astype(int) - run).max() > 0 for run in runs[1:3])

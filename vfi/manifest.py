@@ -4,7 +4,8 @@ package versions; ``python -m vfi replay MANIFEST -o OUT`` remakes the run from 
 A manifest is JSON: ``command`` (``pair``, ``clip``, ``evaluate``…) and ``settings`` (every option of that
 command, defaults included, as the CLI parsed them: replay does not depend on today's defaults), ``argv``
 (the equivalent command line), ``inputs`` (absolute path → sha256; a folder input lists every file in it),
-``backend`` with its config and adapters (source, scale, resolved revision, sha256 of each file),
+``backend`` with its config, adapters (source, scale, resolved revision, sha256 of each file) and the base
+model's resolved revision (``base_revision``: the Hub snapshot's commit),
 ``seeds`` (the run seed and each made frame's seed), ``packages``, ``timings``. Replay refuses inputs whose
 hashes differ. The app writes the same manifest for its runs.
 """
@@ -97,13 +98,22 @@ def adapter_sources(config: QwenEditConfig | None) -> list[dict[str, Any]]:
     return sources
 
 
+def base_revision(config: QwenEditConfig | None) -> str | None:
+    """The Hub snapshot commit the base model resolved to (``--base-model OWNER/NAME[:REVISION]`` or a cache
+    snapshot folder); None for another folder or backend."""
+    if config is None:
+        return None
+    from vfi.qwen.pipeline import resolve_base
+
+    return resolve_base(config.base_model)[1]
+
+
 def _snapshot_commit(folder: Path) -> str | None:
     """The commit of a Hub-cache folder (``…/models--OWNER--NAME/snapshots/<commit>/…``), None elsewhere."""
-    parts = folder.parts
-    for i in range(1, len(parts) - 1):
-        if parts[i] == "snapshots" and parts[i - 1].startswith("models--"):
-            return parts[i + 1]
-    return None
+    from vfi.qwen.adapters import hub_snapshot
+
+    snapshot = hub_snapshot(folder)
+    return snapshot[1] if snapshot else None
 
 
 def frame_seeds(seed: int, pairs: int, times: Iterable[Fraction]) -> list[dict[str, Any]]:
@@ -134,6 +144,7 @@ def build_manifest(
         "name": settings.get("backend"),
         "config": _jsonable(dataclasses.asdict(config)) if config is not None else None,
         "adapters": adapter_sources(config),
+        "base_revision": base_revision(config),
     }
     return {
         "vfi_manifest": MANIFEST_VERSION,

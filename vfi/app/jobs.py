@@ -120,7 +120,8 @@ class Job:
         return 1.5 * config.steps_or_default() * STEP_SECONDS_1024 * ((config.resolution or 1024) / 1024) ** 2 * cfg
 
     def gpu_seconds(self, frames: int | None = None) -> int:
-        """Estimated GPU time of a call making ``frames`` frames (default: the whole job), plus loading."""
+        """Estimated GPU time of a call making ``frames`` frames (default: the whole job), plus loading (the
+        weights' move to the GPU; adapters are loaded before the call, :func:`prepare_adapters`)."""
         return int(LOAD_SECONDS + self.frame_seconds() * (self.frames_to_make() if frames is None else frames))
 
     def make(self, requests: Sequence[FrameRequest], on_progress: Callable[[int, int], None] | None = None) -> list:
@@ -205,7 +206,19 @@ def execute(job: Job, max_gpu_seconds: int, run: Callable[[Job], T], run_on_gpu:
     if not job.generative:
         return run(job)
     check_gpu_seconds(job.gpu_seconds(), max_gpu_seconds)
+    prepare_adapters(job)
     return run_on_gpu(job)
+
+
+def prepare_adapters(job: Job) -> None:
+    """Load a generative job's pipeline and adapters, and switch to them, here, before its GPU calls.
+
+    On a ZeroGPU Space each GPU call runs in a fork of this (main) process: what a call loads or switches dies
+    with it, so it would read the adapter from disk again on every call. Loaded here, a call only finds them
+    active (or, after another job switched, calls ``set_adapters``: no GPU time the estimate has to cover).
+    """
+    if job.generative:
+        job.create_backend()
 
 
 def gpu_batches(job: Job, requests: Sequence[FrameRequest], max_gpu_seconds: int) -> list[list[FrameRequest]]:
@@ -245,7 +258,9 @@ def stream_frames(
         if local is not None:
             yield run_requests(local, requests, progress)
             return
-        for batch in gpu_batches(job, requests, max_gpu_seconds):
+        batches = gpu_batches(job, requests, max_gpu_seconds)
+        prepare_adapters(job)
+        for batch in batches:
             progress.check_cancel()
             yield run_on_gpu(job, batch)
             progress.advance(len(batch))

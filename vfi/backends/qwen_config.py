@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vfi.errors import VFIError
 from vfi.qwen.adapters import AdapterSpec
 from vfi.qwen.conditioning import check_resolution
-from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, MEMORY_MODES
+from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, FUSE_SEQUENTIAL, MEMORY_MODES
 
 #: Denoising steps and CFG scale when neither the user nor the adapter sets them (with Lightning: its own).
 DEFAULT_STEPS, DEFAULT_GUIDANCE = 30, 4.0
+#: With a Lightning LoRA whose file name does not say its steps (``…-Lightning-4steps-V1.0-bf16.safetensors`` does).
 LIGHTNING_STEPS, LIGHTNING_GUIDANCE = 8, 1.0
+_STEPS_IN_NAME = re.compile(r"-(\d+)steps-")
 
 
 def _option(flag: str, help: str, **argparse_options: Any) -> dict[str, Any]:
@@ -41,8 +45,8 @@ class QwenEditConfig:
         default=DEFAULT_BASE_MODEL,
         metadata=_option(
             "--base-model",
-            f"base Qwen-Image-Edit(-Plus) pipeline: Hub id or folder (default: {DEFAULT_BASE_MODEL})",
-            metavar="ID_OR_DIR",
+            f"base Qwen-Image-Edit(-Plus) pipeline: Hub id[:revision] or folder (default: {DEFAULT_BASE_MODEL})",
+            metavar="ID[:REVISION]_OR_DIR",
         ),
     )
     adapters: tuple[AdapterSpec, ...] = field(
@@ -69,7 +73,9 @@ class QwenEditConfig:
     steps: int | None = field(
         default=None,
         metadata=_option(
-            "--steps", f"denoising steps (default {DEFAULT_STEPS}, {LIGHTNING_STEPS} with --lightning)", type=int
+            "--steps",
+            f"denoising steps (default {DEFAULT_STEPS}; Lightning: its name's -Nsteps-, else {LIGHTNING_STEPS})",
+            type=int,
         ),
     )
     guidance: float | None = field(
@@ -127,14 +133,28 @@ class QwenEditConfig:
             raise VFIError(f"guidance must be between 0 and 30, got {self.guidance}.")
         if not 1 <= self.batch <= 64:
             raise VFIError(f"batch must be between 1 and 64, got {self.batch}.")
+        if self.fuse and self.memory == "sequential":
+            raise VFIError(FUSE_SEQUENTIAL)
 
     @property
     def fast(self) -> bool:
         """Whether a few-step (Lightning) LoRA is stacked."""
         return self.lightning is not None
 
+    def lightning_steps(self) -> int | None:
+        """The step count the Lightning file is distilled for, from its name (``-4steps-``); None if unnamed."""
+        if self.lightning is None:
+            return None
+        match = _STEPS_IN_NAME.search(Path(self.lightning.weight_name or self.lightning.source).name)
+        return min(max(int(match.group(1)), 2), 200) if match else None
+
     def steps_or_default(self) -> int:
-        return self.steps or (LIGHTNING_STEPS if self.fast else DEFAULT_STEPS)
+        return self.steps or ((self.lightning_steps() or LIGHTNING_STEPS) if self.fast else DEFAULT_STEPS)
+
+    def steps_note(self) -> str | None:
+        """What the summary says when the step count comes from the Lightning file's name."""
+        steps = None if self.steps else self.lightning_steps()
+        return f"{steps} denoising steps, as the Lightning file's name says (--steps overrides)." if steps else None
 
     def guidance_or_default(self) -> float:
         return self.guidance if self.guidance is not None else (LIGHTNING_GUIDANCE if self.fast else DEFAULT_GUIDANCE)

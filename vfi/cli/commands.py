@@ -31,8 +31,10 @@ def make_backends(args: argparse.Namespace) -> tuple[Backend, Backend | None]:
     """The main backend and the optional refine backend (hybrid mode) the options ask for."""
     if args.generative_depth is not None and args.refine is None:
         raise VFIError("--generative-depth needs --refine (hybrid mode).")
+    config = qwen_config(args)
+    _print_notes([config.steps_note() if config is not None else None])
     refine = create_backend(args.refine) if args.refine else None
-    return create_backend(args.backend, qwen_config(args)), refine
+    return create_backend(args.backend, config), refine
 
 
 def tiny_model(args: argparse.Namespace) -> dict:

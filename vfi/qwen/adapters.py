@@ -94,9 +94,23 @@ class AdapterSpec:
 
     @property
     def name(self) -> str:
-        """A stable adapter name for this source/revision/file."""
-        digest = hashlib.sha1(f"{self.source}|{self.revision}|{self.weight_name}".encode()).hexdigest()[:10]
-        return f"vfi_{digest}"
+        """A stable adapter name: for a local adapter the content of its weights and info file (so ``./x`` and
+        ``/abs/x`` are one adapter, and a file retrained in place is another), for a Hub one source/revision/file."""
+        if _is_local(self.source):
+            folder, weight, _ = _fetch_local(self)
+            files = [folder / weight, *([folder / ADAPTER_INFO_FILE] if (folder / ADAPTER_INFO_FILE).is_file() else [])]
+            key = "|".join(_content_digest(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        else:
+            key = f"{self.source}|{self.revision}|{self.weight_name}"
+        return f"vfi_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+@functools.lru_cache(maxsize=64)
+def _content_digest(path: str, size: int, mtime_ns: int) -> str:
+    """The sha256 of a file, hashed again only when its size or modification time changes."""
+    from vfi.manifest import sha256
+
+    return sha256(path)
 
 
 def hub_errors() -> tuple[type[BaseException], ...]:
@@ -192,16 +206,37 @@ def _fetch_hub(spec: AdapterSpec, cache: str) -> tuple[Path, str, AdapterInfo | 
     return path.parent, path.name, info
 
 
+def hub_snapshot(path: str | os.PathLike) -> tuple[str, str] | None:
+    """(``OWNER/NAME``, commit) of a path in a Hugging Face cache snapshot
+    (``…/models--OWNER--NAME/snapshots/<commit>[/…]``, what ``snapshot_download`` returns), None elsewhere."""
+    parts = Path(path).parts
+    for i in range(1, len(parts) - 1):
+        if parts[i] == "snapshots" and parts[i - 1].startswith("models--"):
+            owner_name = parts[i - 1].removeprefix("models--").split("--", 1)
+            if len(owner_name) == 2 and all(owner_name):
+                return "/".join(owner_name), parts[i + 1]
+    return None
+
+
+def _hub_repo(reference: str) -> str | None:
+    """The Hub repo a base-model reference names: ``OWNER/NAME[:REVISION]`` or a cache snapshot folder."""
+    if os.path.isdir(reference):
+        snapshot = hub_snapshot(reference) or hub_snapshot(Path(reference).resolve())
+        return snapshot[0].lower() if snapshot else None
+    return reference.strip("/").partition(":")[0].lower()
+
+
 def _same_base(a: str, b: str) -> bool:
-    """Whether two base-model references (Hub ids or local folders) name the same model, as far as we can tell."""
-    local_a, local_b = os.path.isdir(a), os.path.isdir(b)
-    if local_a and local_b:
+    """Whether two base-model references (Hub ids, cache snapshots or local folders) name the same model, as
+    far as we can tell."""
+    repo_a, repo_b = _hub_repo(a), _hub_repo(b)
+    if repo_a and repo_b:
+        return repo_a == repo_b
+    if repo_a is None and repo_b is None:
         return Path(a).resolve() == Path(b).resolve()
-    if local_a != local_b:  # a local copy of a Hub model: compare the folder name with the repo name
-        folder, repo = (a, b) if local_a else (b, a)
-        name = Path(folder).resolve().name.lower()
-        return name == repo.strip("/").split("/")[-1].lower()
-    return a.strip("/").lower() == b.strip("/").lower()
+    # a local copy of a Hub model: compare the folder name with the repo name
+    folder, repo = (a, repo_b) if repo_a is None else (b, repo_a)
+    return Path(folder).resolve().name.lower() == repo.split("/")[-1]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 API:
 
-- ``load_pipeline(base_model, *, device=None, dtype=None, memory="auto") -> LoadedPipeline``: cached per
+- ``load_pipeline(base_model, *, device=None, dtype=None, memory="auto") -> LoadedPipeline``: ``base_model`` is a
+  folder or ``OWNER/NAME[:REVISION]`` (``resolve_base`` gives the folder and the snapshot commit); cached per
   (base, dtype, device, memory mode); a second call with the same key returns the same object. The class
   comes from the model's ``model_index.json`` (``QwenImageEditPipeline`` → layout ``side-by-side``,
   ``QwenImageEditPlusPipeline`` → ``multi``). ``base_loads()`` counts real loads (tests).
@@ -23,15 +24,17 @@ API:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vfi.errors import VFIError
-from vfi.qwen.adapters import AdapterInfo, AdapterSpec, fetch_adapter, hub_errors
+from vfi.qwen.adapters import AdapterInfo, AdapterSpec, fetch_adapter, hub_errors, hub_snapshot
 from vfi.qwen.conditioning import Conditioning
 
 log = logging.getLogger("vfi")
@@ -57,8 +60,25 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+#: GPU memory a denoising call needs beside the weights: per frame at 1024² (≈13k tokens × 3072 wide in bf16)
+#: a block holds its input, q/k/v, the attention output and the 4×-wide MLP (≈1 GiB), × the default batch of 4.
+ACTIVATION_BYTES = 4 * 2**30
+#: Why ``fuse`` and sequential offload do not mix (said before anything is loaded where possible).
+FUSE_SEQUENTIAL = (
+    "Fusing adapters (fuse) does not work with sequential CPU offload (memory sequential, or auto on a GPU "
+    "too small for the transformer), whose weights stay off the GPU until each layer runs: use memory model "
+    "or none, or do not fuse."
+)
+
+
 def _choose_memory_mode(pipe: Any, device: str) -> str:
-    """'none' if the whole pipeline fits in free GPU memory, 'model' if its largest part does, else 'sequential'."""
+    """'none' if the whole pipeline plus :data:`ACTIVATION_BYTES` fits in free GPU memory, 'model' (one
+    component on the GPU at a time) if its largest part does, else 'sequential' (layer by layer).
+
+    Qwen-Image-Edit in bf16: transformer 20.4B parameters = 38.1 GiB, text encoder 8.3B = 15.4 GiB, VAE 0.2 GiB.
+    An 80 GB card runs it whole; a 48 GB one (≈44.5 GiB free) holds the transformer and 4 GiB of activations:
+    'model'; a 40 GB one (≈39.4 GiB free) cannot: 'sequential'.
+    """
     import torch
 
     free, _ = torch.cuda.mem_get_info(torch.device(device))
@@ -67,9 +87,9 @@ def _choose_memory_mode(pipe: Any, device: str) -> str:
         for module in pipe.components.values()
         if isinstance(module, torch.nn.Module)
     ]
-    if sum(sizes) * 1.2 < free:
+    if sum(sizes) + ACTIVATION_BYTES < free:
         return "none"
-    return "model" if max(sizes) * 1.3 < free else "sequential"
+    return "model" if max(sizes) + ACTIVATION_BYTES < free else "sequential"
 
 
 @dataclass(eq=False)
@@ -116,6 +136,8 @@ class LoadedPipeline:
         self, adapters: Sequence[AdapterSpec] = (), lightning: AdapterSpec | None = None, *, fuse: bool = False
     ) -> None:
         """Make exactly these adapters (at their scales) active; load the ones not loaded yet."""
+        if fuse and self.memory == "sequential":
+            raise VFIError(FUSE_SEQUENTIAL)
         wanted = [(self._load_adapter(spec, check=True), spec.scale) for spec in adapters]
         if lightning is not None:
             wanted.append((self._load_adapter(lightning, check=False), lightning.scale))
@@ -207,18 +229,48 @@ def load_pipeline(
     return loaded
 
 
+def resolve_base(base_model: str) -> tuple[str, str | None]:
+    """(folder to load, its Hub snapshot commit or None) of a base model: a folder, or ``OWNER/NAME[:REVISION]``
+    fetched into the Hugging Face cache (once per process and cache: what loaded is what a manifest records)."""
+    if os.path.isdir(base_model):
+        snapshot = hub_snapshot(base_model) or hub_snapshot(Path(base_model).resolve())
+        return base_model, snapshot[1] if snapshot else None
+    repo, colon, revision = base_model.partition(":")
+    if base_model.startswith((".", "/", "~")) or repo.count("/") != 1 or (colon and not revision):
+        raise VFIError(
+            f"The base model {base_model} is neither a folder nor a Hub repo id (owner/name, optionally :revision)."
+        )
+    from huggingface_hub import constants
+
+    return _download_base(repo, revision or None, constants.HF_HUB_CACHE)
+
+
+@functools.cache
+def _download_base(repo: str, revision: str | None, cache: str) -> tuple[str, str | None]:
+    from diffusers import DiffusionPipeline
+
+    try:
+        folder = str(DiffusionPipeline.download(repo, revision=revision, use_safetensors=True))
+    except hub_errors() as error:
+        at = f" at revision {revision}" if revision else ""
+        raise VFIError(
+            f"Could not load the base model {repo}{at} from the Hugging Face Hub ({type(error).__name__}): "
+            "check the name, the revision, the connection and that its weights are safetensors."
+        ) from None
+    snapshot = hub_snapshot(folder)
+    return folder, snapshot[1] if snapshot else None
+
+
 def _load_base(base_model: str, torch_dtype: Any) -> Any:
     from diffusers import DiffusionPipeline
 
-    if not os.path.isdir(base_model) and (base_model.startswith((".", "/")) or base_model.count("/") != 1):
-        raise VFIError(f"The base model {base_model} is neither a folder nor a Hub repo id (owner/name).")
+    folder, _ = resolve_base(base_model)
     try:
-        pipe = DiffusionPipeline.from_pretrained(base_model, dtype=torch_dtype, use_safetensors=True)
+        pipe = DiffusionPipeline.from_pretrained(folder, dtype=torch_dtype, use_safetensors=True)
     except hub_errors() as error:
-        where = "folder" if os.path.isdir(base_model) else "Hugging Face Hub"
         raise VFIError(
-            f"Could not load the base model {base_model} from the {where} ({type(error).__name__}): "
-            "check the name, the connection and that its weights are safetensors."
+            f"Could not load the base model {base_model} from the folder {folder} ({type(error).__name__}): "
+            "check that its weights are safetensors."
         ) from None
     _LOADS["base"] += 1
     return pipe
@@ -381,12 +433,21 @@ def generate(
         if not bool(torch.isfinite(latents).all()):
             raise VFIError("The model produced invalid (NaN) values; try float32 or more steps.")
 
-        # 6. Decode.
+        # 6. Decode, one frame at a time (the decoder's activations grow with the batch: ≈6 GiB a frame at 2048²).
         latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor).to(pipe.vae.dtype)
-        z_dim = pipe.vae.config.z_dim
-        mean = torch.tensor(pipe.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents)
-        std = torch.tensor(pipe.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(latents)
-        decoded = pipe.vae.decode(latents * std + mean, return_dict=False)[0][:, :, 0]
-        images = pipe.image_processor.postprocess(decoded, output_type="pil")
+        images = [_decode_latents(pipe, latents[i : i + 1])[0] for i in range(latents.shape[0])]
     pipe.maybe_free_model_hooks()
     return images
+
+
+def _decode_latents(pipe: Any, latents: Any) -> list[Any]:
+    """Normalised latents (B, C, 1, h, w) → PIL images, de-normalised exactly as the stock pipelines do: ``std``
+    cast to the latents' dtype, inverted there, divided by (``latents * std`` rounds otherwise in bf16: up to
+    9 levels apart on the tiny decoder)."""
+    import torch
+
+    shape = (1, pipe.vae.config.z_dim, 1, 1, 1)
+    mean = torch.tensor(pipe.vae.config.latents_mean).view(shape).to(latents.device, latents.dtype)
+    inverse_std = 1.0 / torch.tensor(pipe.vae.config.latents_std).view(shape).to(latents.device, latents.dtype)
+    decoded = pipe.vae.decode(latents / inverse_std + mean, return_dict=False)[0][:, :, 0]
+    return pipe.image_processor.postprocess(decoded, output_type="pil")
