@@ -12,8 +12,8 @@ from PIL import Image
 from scenes import panned_triplet, write_triplet
 from test_cli import assert_user_error, run_cli
 
+from vfi.io.files import sha256
 from vfi.io.video import read_frames
-from vfi.manifest import sha256
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "clip.mp4"
 

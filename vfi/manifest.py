@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vfi.errors import VFIError
+from vfi.io.files import sha256
 
 if TYPE_CHECKING:
     from vfi.backends.qwen_config import QwenEditConfig
@@ -37,14 +37,6 @@ PACKAGES = (
     "numpy", "opencv-python-headless", "opencv-python", "pillow", "imageio-ffmpeg", "torch", "diffusers",
     "transformers", "peft", "huggingface-hub", "safetensors", "accelerate", "gradio",
 )  # fmt: skip
-
-
-def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hash_inputs(paths: Iterable[str | os.PathLike]) -> dict[str, str]:

@@ -12,6 +12,7 @@ symlink is followed: the file it points to is replaced and the link stays. Any f
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -215,3 +216,12 @@ def _reason(error: OSError) -> str:
     """The operating system's words for ``error``, lower-cased to continue a sentence."""
     reason = error.strerror or str(error)
     return reason[:1].lower() + reason[1:]
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -108,7 +108,7 @@ class AdapterSpec:
 @functools.lru_cache(maxsize=64)
 def _content_digest(path: str, size: int, mtime_ns: int) -> str:
     """The sha256 of a file, hashed again only when its size or modification time changes."""
-    from vfi.manifest import sha256
+    from vfi.io.files import sha256
 
     return sha256(path)
 
