@@ -218,6 +218,11 @@ def run(paths: tuple[Path, ...] = PHOTOS) -> Iterator[Result]:
             yield Result(name, case, *run_case(photo, case, flow))
 
 
+def _db(value: float) -> float | None:
+    """A PSNR for JSON: rounded, None where infinite (identical images)."""
+    return round(value, 3) if np.isfinite(value) else None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help="photos or triplet folders (default: examples/*_first.png)")
@@ -240,16 +245,16 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "group": r.case.group,
                 "name": f"{r.photo}: {r.case.label}",
-                "before_db": round(r.before_db, 3),
-                "after_db": round(r.after_db, 3),
-                "reference_db": round(r.reference_db, 3),
-                "forced_db": round(r.forced_db, 3),
+                "before_db": _db(r.before_db),
+                "after_db": _db(r.after_db),
+                "reference_db": _db(r.reference_db),
+                "forced_db": _db(r.forced_db),
             }
         )
     if args.json:
         args.json.write_text(json.dumps({"cases": rows}, indent=1) + "\n")
     for group in dict.fromkeys(row["group"] for row in rows):
-        changes = [row["after_db"] - row["before_db"] for row in rows if row["group"] == group]
+        changes = [r["after_db"] - r["before_db"] for r in rows if r["group"] == group and r["after_db"] is not None]
         print(f"{group:<12} {len(changes):3d} cases, change min {min(changes):+.2f} dB, max {max(changes):+.2f} dB")
 
 
