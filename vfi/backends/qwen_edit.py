@@ -3,7 +3,9 @@
 One :func:`vfi.qwen.pipeline.generate` call per batch (the recursion sends one level per call, chunked by
 ``max_batch``); per-frame generators from ``FrameRequest.seed``; each keyframe VAE-encoded once per run.
 Each generated frame is then re-registered (global shift + zoom) to the flow backend's prediction of the
-same frame, which removes the model's known pixel shift/zoom jitter (``vfi.qwen.registration``).
+same frame, which removes the model's known pixel shift/zoom jitter (``vfi.qwen.registration``), and an
+implausible one (blank, saturated, NaN, far from a confident flow prediction) is replaced by the flow frame
+(``vfi.qwen.fallback``; the backend's ``fallbacks`` lists them).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,15 @@ from vfi.backends.flow import FlowBackend
 from vfi.errors import VFIError
 from vfi.qwen.adapters import AdapterSpec
 from vfi.qwen.conditioning import DEFAULT_RESOLUTION, build_conditioning, check_resolution, to_frame
-from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, LoadedPipeline, encode_image, generate, load_pipeline
+from vfi.qwen.fallback import implausible
+from vfi.qwen.pipeline import (
+    DEFAULT_BASE_MODEL,
+    LoadedPipeline,
+    NonFiniteOutput,
+    encode_image,
+    generate,
+    load_pipeline,
+)
 from vfi.qwen.registration import register_to
 
 log = logging.getLogger("vfi")
@@ -52,7 +62,8 @@ class QwenEditConfig:
     :meth:`guidance_or_default`; the resolution is known once the adapters are loaded).
     ``batch``: most frames per pipeline call. ``device``, ``dtype``, ``memory``: see
     :func:`vfi.qwen.pipeline.load_pipeline`; ``fuse`` fuses the adapters, ``compile`` compiles the transformer,
-    ``register`` re-registers each generated frame to the flow prediction.
+    ``register`` re-registers each generated frame to the flow prediction; ``fallback`` replaces an
+    implausible one by the flow frame.
     """
 
     base_model: str = DEFAULT_BASE_MODEL
@@ -70,6 +81,13 @@ class QwenEditConfig:
     fuse: bool = False
     compile: bool = False
     register: bool = True
+    fallback: bool = field(
+        default=True,
+        metadata={
+            "help": "replace an implausible generated frame (blank, saturated, NaN, far from a confident flow "
+            "prediction) by the flow frame"
+        },
+    )
 
     def __post_init__(self) -> None:
         # Specs may come as "ID_OR_DIR[@scale]" strings (CLI, environment): parsed once, here.
@@ -142,8 +160,10 @@ class QwenEditBackend:
         self.guidance = config.guidance_or_default()
         self.negative_prompt = config.negative_prompt
         self.max_batch = config.batch
-        self.register = config.register
-        self._reference = FlowBackend()  # predicts each generated frame, for registration
+        self.register, self.fallback = config.register, config.fallback
+        #: The frames replaced by the flow frame: {"seed", "t", "reason"} each, in the order made.
+        self.fallbacks: list[dict[str, Any]] = []
+        self._reference = FlowBackend()  # predicts each generated frame, for registration and fallback
         self._latents: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     @property
@@ -167,13 +187,40 @@ class QwenEditBackend:
         return self._latents[key]
 
     def interpolate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
-        import torch
-        from tqdm import tqdm
-
         if not requests:
             return []
         if any(abs(r.t - 0.5) > 1e-9 for r in requests):
             raise VFIError("The qwen-edit backend makes midpoints only (t = 0.5).")
+        frames = self._generate(requests)
+        if not (self.register or self.fallback):
+            return frames
+        out = []
+        for r, frame, prediction in zip(requests, frames, self._reference.predict(requests)):
+            if frame is not None and self.register:
+                frame = register_to(frame, prediction.frame, (r.first, r.last))[0]
+            reason = "non-finite (NaN) values" if frame is None else self.fallback and implausible(frame, prediction)
+            if reason:
+                log.warning("Generated frame (seed %d) fell back to the flow frame: %s.", r.seed, reason)
+                self.fallbacks.append({"seed": r.seed, "t": r.t, "reason": reason})
+                frame = prediction.frame
+            out.append(frame)
+        return out
+
+    def _generate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray | None]:
+        """The generated frames at the keyframes' size; with ``fallback``, None for those with NaN values."""
+        try:
+            return self._generate_batch(requests)
+        except NonFiniteOutput:
+            if not self.fallback:
+                raise
+            if len(requests) == 1:
+                return [None]
+            return [frame for r in requests for frame in self._generate([r])]  # which ones: one at a time
+
+    def _generate_batch(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
+        import torch
+        from tqdm import tqdm
+
         # The pipeline is shared per process: make sure our adapters are the active ones.
         self.loaded.use_adapters(self.adapters, self.lightning, fuse=self.fuse)
         conds = [
@@ -201,8 +248,4 @@ class QwenEditBackend:
             callback_on_step_end=lambda step, total: steps.update(1),
         )
         steps.close()
-        frames = [to_frame(image, (r.first.shape[1], r.first.shape[0])) for image, r in zip(images, requests)]
-        if not self.register:
-            return frames
-        references = self._reference.interpolate(requests)
-        return [register_to(frame, reference)[0] for frame, reference in zip(frames, references)]
+        return [to_frame(image, (r.first.shape[1], r.first.shape[0])) for image, r in zip(images, requests)]

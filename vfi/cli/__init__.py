@@ -76,6 +76,13 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="keep generated frames as the model made them (default: undo its global shift/zoom jitter)",
     )
+    qwen.add_argument(
+        "--fallback",
+        choices=("on", "off"),
+        default="on",
+        help="replace an implausible generated frame (blank, saturated, NaN, far from a confident flow prediction) "
+        "by the flow frame (default on)",
+    )
     hybrid = parser.add_argument_group("hybrid mode")
     hybrid.add_argument(
         "--refine",
@@ -139,10 +146,13 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     inputs = hash_inputs(_inputs(args))
     started, clock = time.time(), time.perf_counter()
     seeds = args.run(args)
+    fell_back = (seeds or {}).pop("fallbacks", [])
     config = commands.qwen_config(args)
     manifest = build_manifest(
         args.command, _settings(args), list(argv), inputs, config, seeds, started, time.perf_counter() - clock
     )
+    if config is not None:  # the generated frames replaced by the flow frame, and why
+        manifest["fallbacks"] = fell_back
     write_manifest(manifest, args.manifest)
     print(f"wrote the manifest {args.manifest}", file=sys.stderr)
 

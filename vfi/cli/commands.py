@@ -33,6 +33,7 @@ def qwen_config(args: argparse.Namespace) -> QwenEditConfig | None:
         base_model=args.base_model, adapters=tuple(args.adapter), lightning=args.lightning,
         resolution=args.resolution, steps=args.steps, guidance=args.guidance, prompt=args.prompt,
         batch=args.batch, memory=args.memory, fuse=args.fuse, compile=args.compile, register=args.register,
+        fallback=args.fallback == "on",
     )  # fmt: skip
 
 
@@ -119,7 +120,17 @@ def pair(args: argparse.Namespace) -> dict:
     if args.frames_dir:
         write_png_frames(frames, args.frames_dir)
     print(f"wrote {len(frames)} frames to {args.output}", file=sys.stderr)
-    return {"run_seed": settings.seed, "frames": frame_seeds(settings.seed, 1, settings.times)}
+    return {"run_seed": settings.seed, "frames": frame_seeds(settings.seed, 1, settings.times), **fallbacks(backend)}
+
+
+def fallbacks(backend: Backend) -> dict:
+    """Print which generated frames fell back to the flow frame and why (one ``note:`` each); for the manifest,
+    ``{"fallbacks": [{"seed", "t", "reason"}, ...]}`` (empty when none did)."""
+    records = list(getattr(backend, "fallbacks", ()))
+    _print_notes(
+        f"the generated frame with seed {f['seed']} fell back to the flow frame: {f['reason']}" for f in records
+    )
+    return {"fallbacks": records} if records else {}
 
 
 def _print_notes(notes: Iterable[str | None]) -> None:
@@ -160,7 +171,7 @@ def sequence(args: argparse.Namespace) -> dict:
     if args.frames_dir:
         write_png_frames(take.frames, args.frames_dir)
     print(f"wrote {len(take.frames)} frames ({len(keyframes)} keyframes) to {args.output}", file=sys.stderr)
-    return {"run_seed": args.seed, "frames": [node.seed for node in take.nodes]}
+    return {"run_seed": args.seed, "frames": [node.seed for node in take.nodes], **fallbacks(backend)}
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -200,6 +211,7 @@ def clip(args: argparse.Namespace) -> dict:
     with _ProgressBar("interpolating") as bar:
         result = interpolate_clip(plan, args.output, backend, refine=refine, on_progress=bar)
     _print_notes(result.notes)
+    fell_back = fallbacks(backend)
     print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
     if args.report:
         from vfi.modes.report import report_clip
@@ -208,7 +220,7 @@ def clip(args: argparse.Namespace) -> dict:
             report = report_clip(plan, backend, refine=refine, on_progress=bar)
         write_json(report.to_dict(), args.report)
         print(report.summary(), file=sys.stderr)
-    return clip_seeds(settings.seed)
+    return {**clip_seeds(settings.seed), **fell_back}
 
 
 def evaluate(args: argparse.Namespace) -> dict:

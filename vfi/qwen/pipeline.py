@@ -283,6 +283,10 @@ def shift_mu(scheduler_config: dict, seq_len: int) -> float:
     )
 
 
+class NonFiniteOutput(VFIError):
+    """The denoised latents hold NaN or infinite values."""
+
+
 def generate(
     loaded: LoadedPipeline,
     conditionings: Sequence[Conditioning],
@@ -379,7 +383,7 @@ def generate(
                 callback_on_step_end(index + 1, len(timesteps))
 
         if not bool(torch.isfinite(latents).all()):
-            raise VFIError("The model produced invalid (NaN) values; try float32 or more steps.")
+            raise NonFiniteOutput("The model produced invalid (NaN) values; try float32 or more steps.")
 
         # 6. Decode.
         latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor).to(pipe.vae.dtype)
