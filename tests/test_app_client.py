@@ -325,6 +325,7 @@ def tiny_app(tmp_path_factory) -> str:
     env = {
         "VFI_BACKEND": "qwen-edit", "VFI_BASE_MODEL": str(pipeline), "VFI_ADAPTER": f"{adapter}@1.0",
         "TMPDIR": str(root / "tmp"),  # where the app's request folders go (test_stop_mid_run looks in them)
+        "VFI_FALLBACK": "off",  # random weights make garbage frames: the fallback would replace them all
     }  # fmt: skip
     with running_app(root / "app.log", env=env, timeout=180) as url:
         yield url, str(adapter), root / "tmp"

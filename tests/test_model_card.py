@@ -43,7 +43,14 @@ def test_card_snippet_gives_what_vfi_gives(tiny_models, triplet, tmp_path, monke
     exec(compile(code, "model card", "exec"), {})
     snippet = np.asarray(Image.open(tmp_path / "middle.png"))
 
-    options = {"resolution": info.resolution, "steps": 2, "guidance": 1.0, "device": "cpu", "register": False}
+    options = {
+        "resolution": info.resolution,
+        "steps": 2,
+        "guidance": 1.0,
+        "device": "cpu",
+        "register": False,
+        "fallback": False,
+    }
     vfi = QwenEditBackend(base, [adapter], **options).interpolate([FrameRequest(first, last, 0.5, 0)])[0]
     assert snippet.shape == vfi.shape
     # multi: the same computation; side-by-side: vfi encodes each frame alone, so only the seam may differ

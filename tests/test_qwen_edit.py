@@ -12,6 +12,7 @@ pytestmark = pytest.mark.slow  # torch + diffusers import and the tiny pipelines
 
 from vfi.backends.base import FrameRequest  # noqa: E402
 from vfi.backends.crossfade import CrossfadeBackend  # noqa: E402
+from vfi.backends.flow import FlowBackend  # noqa: E402
 from vfi.backends.qwen_edit import QwenEditBackend  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
 from vfi.interpolate import InterpolationSettings, interpolate_pair  # noqa: E402
@@ -19,7 +20,8 @@ from vfi.qwen.pipeline import base_loads, load_pipeline  # noqa: E402
 from vfi.testing.tiny_model import build_tiny_adapter, build_tiny_pipeline  # noqa: E402
 
 LAYOUTS = ("side-by-side", "multi")
-FAST = {"resolution": 64, "steps": 2, "guidance": 1.0, "device": "cpu"}
+# The tiny random pipelines make garbage by design: the fallback, tested on its own below, is off elsewhere.
+FAST = {"resolution": 64, "steps": 2, "guidance": 1.0, "device": "cpu", "fallback": False}
 
 
 @pytest.fixture(scope="session")
@@ -440,3 +442,63 @@ def test_prompt_fits_the_rotary_table_at_the_largest_resolution(tiny, layout, si
     text, positions = _rope_positions(pipe, cond)
     print(f"{layout} {cond.width}x{cond.height}: {text} text tokens, {positions} of 4096 rotary positions")
     assert positions <= 4096 - 1024
+
+
+@pytest.fixture(scope="module")
+def nan_adapter(tiny, tmp_path_factory) -> Path:
+    """An adapter for the multi layout whose weights blow the latents up to NaN (garbage out)."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = build_tiny_adapter(tiny["multi"]["base"], tmp_path_factory.mktemp("nan") / "a", seed=3)
+    weights = folder / "pytorch_lora_weights.safetensors"
+    tensors = load_file(weights)
+    save_file({k: v * np.float32(1e30) if "lora_B" in k else v for k, v in tensors.items()}, weights)
+    return folder
+
+
+def test_a_garbage_frame_falls_back_to_the_flow_frame(tiny, nan_adapter, triplet):
+    first, _, last = triplet
+    requests = [FrameRequest(first, last, 0.5, seed) for seed in (7, 8)]
+    backend = _backend(tiny, "multi", str(nan_adapter), fallback=True)
+    frames = backend.interpolate(requests)
+    flow = FlowBackend().interpolate(requests)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, flow))
+    assert backend.fallbacks == [{"seed": s, "t": 0.5, "reason": "non-finite (NaN) values"} for s in (7, 8)]
+    with pytest.raises(VFIError, match="NaN"):
+        _backend(tiny, "multi", str(nan_adapter), fallback=False).interpolate(requests[:1])
+
+
+def test_a_good_frame_does_not_fall_back(tiny, triplet, monkeypatch):
+    """The pipeline made the true middle: it is kept (registered), not replaced by the flow frame."""
+    from PIL import Image
+
+    import vfi.backends.qwen_edit as qwen_edit
+
+    first, middle, last = triplet
+    monkeypatch.setattr(qwen_edit, "generate", lambda loaded, conds, *a, **k: [Image.fromarray(middle)] * len(conds))
+    backend = _backend(tiny, "multi", str(tiny["multi"]["a"]), fallback=True)
+    frame = backend.interpolate([FrameRequest(first, last, 0.5, 7)])[0]
+    assert backend.fallbacks == []
+    assert np.array_equal(frame, middle)
+
+
+def test_cli_fallback_is_noted_and_in_the_manifest_and_off_turns_it_off(
+    tiny, nan_adapter, keyframe_files, tmp_path, capsys
+):
+    import json
+
+    from vfi.cli import main
+
+    common = [*map(str, keyframe_files), "--backend", "qwen-edit", "--base-model", str(tiny["multi"]["base"])]
+    common += ["--adapter", str(nan_adapter), "--resolution", "64", "--steps", "2", "--guidance", "1"]
+    manifest = tmp_path / "run.json"
+    assert main(["pair", *common, "-o", str(tmp_path / "a.mp4"), "--manifest", str(manifest)]) == 0
+    assert "fell back to the flow frame: non-finite (NaN) values" in capsys.readouterr().err
+    record = json.loads(manifest.read_text())
+    made = record["seeds"]["frames"]  # every generated frame fell back
+    assert len(record["fallbacks"]) == len(made) and {f["reason"] for f in record["fallbacks"]} == {
+        "non-finite (NaN) values"
+    }
+    assert record["backend"]["config"]["fallback"] is True
+    assert main(["pair", *common, "-o", str(tmp_path / "b.mp4"), "--fallback", "off"]) == 2
+    assert "NaN" in capsys.readouterr().err

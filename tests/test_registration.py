@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scenes import textured_image
 
-from benchmarks.registration import PHOTOS, cases, run_case
+from benchmarks.registration import PHOTOS, WRONG_REFERENCE, cases, run_case
 from vfi.backends.flow import FlowBackend
 from vfi.io.images import load_image
 from vfi.quality.metrics import psnr
@@ -139,10 +139,11 @@ def flow() -> FlowBackend:
 
 @pytest.mark.parametrize("path", PHOTOS, ids=lambda p: p.stem)
 def test_a_wrong_reference_costs_a_near_perfect_frame_at_most_0_3_db(path, flow):
-    """Keyframes up to 1.8x zoom or 20 degrees apart: the flow prediction is wrong, the frame is right."""
+    """Keyframes up to 1.8x zoom or 20 degrees apart, a reference off by 2-16 px, a pan beyond the flow's
+    reach, a repeated texture: the reference is wrong, the frame is right."""
     photo = load_image(path)
-    grid = [case for case in cases() if case.kind == "wrong reference"]
-    assert len(grid) >= 16
+    grid = [case for case in cases() if case.group in WRONG_REFERENCE]
+    assert {case.group for case in grid} == set(WRONG_REFERENCE) and len(grid) >= 28
     for case in grid:
         _, before, after, _, _ = run_case(photo, case, flow)
         assert after >= before - 0.3, (case.label, before, after)
@@ -151,7 +152,7 @@ def test_a_wrong_reference_costs_a_near_perfect_frame_at_most_0_3_db(path, flow)
 @pytest.mark.parametrize("path", PHOTOS, ids=lambda p: p.stem)
 def test_a_3_to_6_px_shift_of_the_generated_frame_is_removed(path, flow):
     photo = load_image(path)
-    for case in (case for case in cases() if case.kind == "jitter"):
+    for case in (case for case in cases() if case.group == "jitter"):
         _, before, after, _, motion = run_case(photo, case, flow)
         assert_close(motion, GlobalMotion(*case.jitter), shift_tol=0.1, scale_tol=0.001)
         assert after > 35 and after > before + 10, (case.label, before, after)
@@ -171,3 +172,32 @@ def test_largest_displacement_is_at_a_corner():
     assert GlobalMotion(dx=3.0, dy=-4.0).largest_displacement(100, 50) == pytest.approx(5.0)
     assert GlobalMotion(scale=1.02).largest_displacement(101, 51) == pytest.approx(0.02 * np.hypot(50, 25))
     assert GlobalMotion(dx=1.0, scale=1.02).largest_displacement(101, 1) == pytest.approx(2.0)
+
+
+def panned_keyframes(pan: float = 8.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first, middle, last): centre crops of a texture panned by ``pan`` px, split evenly about the middle."""
+    first, middle = moved_pair(GlobalMotion(dx=-pan / 2))
+    return first, middle, moved_pair(GlobalMotion(dx=pan / 2))[0]
+
+
+@pytest.mark.parametrize("shift", [(2.0, 0.0), (0.0, -5.0), (12.0, 0.0)])
+def test_a_reference_off_by_a_translation_is_not_followed(shift):
+    """The frame is right and the reference is off: the keyframes put the frame at their midpoint."""
+    first, middle, last = panned_keyframes()
+    reference = moved_pair(GlobalMotion(*shift))[0]
+    registered, motion = register_to(middle, reference, (first, last))
+    assert motion == GlobalMotion()
+    np.testing.assert_array_equal(registered, middle)
+
+
+def test_the_keyframes_confirm_a_jitter():
+    first, middle, last = panned_keyframes()
+    jittered = moved_pair(GlobalMotion(dx=3.0, dy=-2.0))[0]
+    _, motion = register_to(jittered, middle, (first, last))
+    assert_close(motion, GlobalMotion(dx=3.0, dy=-2.0))
+
+
+def test_a_correction_beyond_the_known_jitter_is_not_applied():
+    moving, reference = moved_pair(GlobalMotion(dx=-15.0, dy=6.0))  # 16 px: the reference's error, not jitter
+    assert_close(estimate_global_motion(moving, reference), GlobalMotion(dx=-15.0, dy=6.0))
+    assert register_to(moving, reference)[1] == GlobalMotion()

@@ -116,6 +116,7 @@ def test_reroll_redoes_exactly_the_node_and_its_descendants(three_keyframes):
             reroll(take, keyframes, backend, board, bad, seed=1, locked=[1])
 
 
+# Random weights make garbage frames: the fallback (tests/test_qwen_edit.py) would replace them all by the flow frame.
 TINY_OPTIONS = {"resolution": 64, "steps": 2, "guidance": 1.0}
 
 
@@ -132,7 +133,7 @@ def test_reroll_on_the_generative_backend(tiny_base, three_keyframes):
     """The tiny random Qwen-Image-Edit pipeline is seed-sensitive: re-rolled frames change, the rest do not."""
     from vfi.backends.qwen_edit import QwenEditBackend
 
-    backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu", register=False)
+    backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu", fallback=False, register=False)
     keyframes, _ = load_storyboard(three_keyframes)
     board = Storyboard.build(3, depth="2,1", prompts=["", "a different prompt"])
     take = make_storyboard(keyframes, backend, board)
@@ -158,7 +159,7 @@ def test_cli_frame_seeds_remake_a_reroll(tmp_path, tiny_base, three_keyframes):
     """``--frame-seed`` with the seed a re-roll chose gives the re-rolled take, frame for frame."""
     from vfi.backends.qwen_edit import QwenEditBackend
 
-    backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu")
+    backend = QwenEditBackend(str(tiny_base), **TINY_OPTIONS, device="cpu", fallback=False)
     keyframes, _ = load_storyboard(three_keyframes)
     board = Storyboard.build(3, depth="2,1", seed=5)
     rerolled = reroll(make_storyboard(keyframes, backend, board), keyframes, backend, board, 2, seed=4242)
@@ -167,7 +168,7 @@ def test_cli_frame_seeds_remake_a_reroll(tmp_path, tiny_base, three_keyframes):
     result = run_cli(
         "sequence", *map(str, three_keyframes), "-o", str(tmp_path / "o.mp4"), "--depth", "2,1", "--seed", "5",
         "--frame-seed", "2=4242", "--frames-dir", str(frames_dir), "--backend", "qwen-edit",
-        "--base-model", str(tiny_base), *options,
+        "--base-model", str(tiny_base), *options, "--fallback", "off",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     made = [np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))]

@@ -15,7 +15,8 @@ from vfi.backends.qwen_edit import QwenEditBackend  # noqa: E402
 from vfi.quality.metrics import psnr  # noqa: E402
 from vfi.qwen.pipeline import load_pipeline  # noqa: E402
 
-FAST = {"resolution": 64, "steps": 2, "guidance": 1.0, "device": "cpu"}
+# Random weights make garbage frames: the fallback (tests/test_qwen_edit.py) is off here.
+FAST = {"resolution": 64, "steps": 2, "guidance": 1.0, "device": "cpu", "fallback": False}
 #: The scheduler config of Qwen/Qwen-Image-Edit, -2509 and -2511 (scheduler/scheduler_config.json).
 REAL_SCHEDULER = {
     "base_image_seq_len": 256,

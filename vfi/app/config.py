@@ -77,6 +77,7 @@ class AppConfig:
     max_gpu_seconds: int = 300
     max_upload_mb: int = MAX_UPLOAD_MB
     memory_budget_mb: int = MEMORY_BUDGET_MB
+    fallback: bool = True  # QwenEditConfig.fallback
     host: str | None = None
     port: int | None = None
 
@@ -127,7 +128,7 @@ class AppConfig:
             **({"base_model": self.base_model} if self.base_model else {}),
             adapters=chosen, lightning=self.lightning if advanced.fast else None,
             resolution=advanced.resolution, steps=advanced.steps, guidance=advanced.guidance,
-            prompt=advanced.prompt.strip() or None,
+            prompt=advanced.prompt.strip() or None, fallback=self.fallback,
         )  # fmt: skip
 
     def compare_presets(self) -> dict[str, tuple[str, bool]]:
@@ -171,6 +172,8 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
                         help="largest upload accepted, in MiB")  # fmt: skip
     parser.add_argument("--memory-budget-mb", type=int, default=int(env("VFI_MEMORY_BUDGET_MB", MEMORY_BUDGET_MB)),
                         help="memory the requests may hold at once, in MiB (more wait their turn)")  # fmt: skip
+    parser.add_argument("--fallback", choices=("on", "off"), default=env("VFI_FALLBACK", "on"),
+                        help="replace implausible generated frames by the flow frame (default on)")  # fmt: skip
     parser.add_argument("--host", help="server address (default: GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="server port (default: GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
@@ -182,5 +185,5 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
         backend=backend, base_model=args.base_model, adapters=adapters,
         lightning=args.lightning, preload=preload, max_gpu_seconds=args.max_gpu_seconds,
         max_upload_mb=args.max_upload_mb, memory_budget_mb=args.memory_budget_mb,
-        host=args.host, port=args.port,
+        host=args.host, port=args.port, fallback=args.fallback == "on",
     )  # fmt: skip

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -293,15 +293,26 @@ class FlowBackend:
         self._coarse_dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
     def interpolate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
-        cache: dict[tuple[int, int], list[_PairState]] = {}
+        return [_mean([member.frame_at(r.t) for member in members]) for r, members in self._states(requests)]
+
+    def predict(self, requests: Sequence[FrameRequest]) -> list[FlowPrediction]:
+        """:meth:`interpolate`'s frames with the two keyframes warped to t before blending (where they agree,
+        the flow is confident)."""
         out = []
+        for r, members in self._states(requests):
+            parts = [member.warped_at(r.t) for member in members]
+            frames = [cv2.blendLinear(*part) for part in parts]
+            out.append(FlowPrediction(_mean(frames), _mean([p[0] for p in parts]), _mean([p[1] for p in parts])))
+        return out
+
+    def _states(self, requests: Sequence[FrameRequest]) -> Iterator[tuple[FrameRequest, list[_PairState]]]:
+        """Each request with its pair's states, computed once per keyframe pair."""
+        cache: dict[tuple[int, int], list[_PairState]] = {}
         for r in requests:
             key = (id(r.first), id(r.last))
             if key not in cache:
                 cache[key] = self._members(r.first, r.last)
-            frames = [member.frame_at(r.t) for member in cache[key]]
-            out.append(frames[0] if len(frames) == 1 else cv2.addWeighted(frames[0], 0.5, frames[1], 0.5, 0))
-        return out
+            yield r, cache[key]
 
     def _members(self, first: np.ndarray, last: np.ndarray) -> list[_PairState]:
         """The pair's state and, on frames of at least ``ensemble_pixels``, the state from the turned pair's
@@ -410,6 +421,20 @@ class FlowBackend:
 
 
 @dataclass(frozen=True)
+class FlowPrediction:
+    """A frame at t and the two keyframes warped there (``first``, ``last``) that it blends."""
+
+    frame: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+
+def _mean(frames: list[np.ndarray]) -> np.ndarray:
+    """The one frame, or the rounded mean of two (the ensemble's members)."""
+    return frames[0] if len(frames) == 1 else cv2.addWeighted(frames[0], 0.5, frames[1], 0.5, 0)
+
+
+@dataclass(frozen=True)
 class _PairState:
     """Per-pair work shared by every t of one call: the keyframes, both flows, visibilities and fast-block
     masks (flow scale; the masks are None when the search is off)."""
@@ -424,8 +449,13 @@ class _PairState:
     fast1: np.ndarray | None
 
     def frame_at(self, t: float) -> np.ndarray:
+        return cv2.blendLinear(*self.warped_at(t))
+
+    def warped_at(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Both keyframes warped to ``t`` and their blend weights there."""
         if self.f01 is None:  # identical keyframes
-            return np.array(self.first, copy=True)
+            ones = np.ones(self.first.shape[:2], np.float32)
+            return np.array(self.first, copy=True), np.array(self.last, copy=True), ones, ones
         # The first→last motion at each pixel at time t, from the flows at the same place (linear-motion
         # approximation, as in Super-SloMo/RIFE), then the flow from time t back to each keyframe.
         motion = (1 - t) * self.f01 - t * self.f10
@@ -450,9 +480,7 @@ class _PairState:
             motion, w0, w1 = (_resize(a, width, height) for a in (motion, w0, w1))
             ft0 = -t * motion
             ft1 = np.multiply(motion, 1 - t, out=motion)  # in place: a third frame-sized flow would raise the peak
-        warped0 = _warp(self.first, ft0, cv2.INTER_CUBIC)
-        warped1 = _warp(self.last, ft1, cv2.INTER_CUBIC)
-        return cv2.blendLinear(warped0, warped1, w0, w1)
+        return _warp(self.first, ft0, cv2.INTER_CUBIC), _warp(self.last, ft1, cv2.INTER_CUBIC), w0, w1
 
 
 def _turn(a: np.ndarray | None) -> np.ndarray | None:

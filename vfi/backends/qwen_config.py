@@ -27,6 +27,13 @@ LIGHTNING_STEPS, LIGHTNING_GUIDANCE = 8, 1.0
 _STEPS_IN_NAME = re.compile(r"-(\d+)steps-")
 
 
+def on_off(text: str) -> bool:
+    """``on``/``off`` as a command-line option spells a switch that is on by default."""
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"give on or off, got {text!r}")
+    return text == "on"
+
+
 def _option(flag: str, help: str, **argparse_options: Any) -> dict[str, Any]:
     """A field's metadata: its command-line ``flag`` and the rest of its ``add_argument`` arguments."""
     return {"cli": {"flag": flag, "help": help, **argparse_options}}
@@ -115,6 +122,18 @@ class QwenEditConfig:
         ),
     )
 
+    fallback: bool = field(
+        default=True,
+        metadata=_option(
+            "--fallback",
+            "replace an implausible generated frame (blank, saturated, NaN, far from a confident flow prediction) "
+            "by the flow frame (default on)",
+            type=on_off,
+            choices=(True, False),
+            metavar="{on,off}",
+        ),
+    )
+
     def __post_init__(self) -> None:
         # Specs may come as "ID_OR_DIR[@scale]" strings (CLI, environment): parsed once, here.
         parse = AdapterSpec.parse
@@ -189,6 +208,11 @@ def _spelt(value: Any) -> Any:
     return value
 
 
+def _word(value: Any) -> str:
+    """A value as one command-line word (a switch as ``on``/``off``)."""
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
 def config_options(config: QwenEditConfig) -> dict[str, Any]:
     """``config`` as parsed command-line options (dest → value): what a manifest records."""
     return {dest: _spelt(getattr(config, f.name)) for f, dest in option_fields()}
@@ -209,5 +233,5 @@ def config_argv(config: QwenEditConfig | None) -> list[str]:
         elif action == "append":
             argv += [token for item in value for token in (flag, item)]
         else:
-            argv += [flag, str(value)]
+            argv += [flag, _word(value)]
     return argv

@@ -3,7 +3,9 @@
 One :func:`vfi.qwen.pipeline.generate` call per batch (the recursion sends one level per call, chunked by
 ``max_batch``); per-frame generators from ``FrameRequest.seed``; each keyframe VAE-encoded once per run.
 Each generated frame is then re-registered (global shift + zoom) to the flow backend's prediction of the
-same frame, which removes the model's known pixel shift/zoom jitter (``vfi.qwen.registration``).
+same frame, which removes the model's known pixel shift/zoom jitter (``vfi.qwen.registration``), and an
+implausible one (blank, saturated, NaN, far from a confident flow prediction) is replaced by the flow frame
+(``vfi.qwen.fallback``; the backend's ``fallbacks`` lists them).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from vfi.backends.qwen_config import QwenEditConfig
 from vfi.errors import VFIError
 from vfi.qwen.adapters import AdapterSpec
 from vfi.qwen.conditioning import DEFAULT_RESOLUTION, build_conditioning, to_frame
-from vfi.qwen.pipeline import LoadedPipeline, encode_image, generate, load_pipeline
+from vfi.qwen.fallback import implausible
+from vfi.qwen.pipeline import LoadedPipeline, NonFiniteOutput, encode_image, generate, load_pipeline
 from vfi.qwen.registration import register_to
 
 log = logging.getLogger("vfi")
@@ -62,7 +65,9 @@ class QwenEditBackend:
         self.resolution = config.resolution or next((i.resolution for i in infos if i.resolution), DEFAULT_RESOLUTION)
         self.prompt = config.prompt or next((i.prompt for i in infos if i.prompt), None)
         self.max_batch = config.batch
-        self._reference = FlowBackend()  # predicts each generated frame, for registration
+        #: The frames replaced by the flow frame: {"seed", "t", "reason"} each, in the order made.
+        self.fallbacks: list[dict[str, Any]] = []
+        self._reference = FlowBackend()  # predicts each generated frame, for registration and fallback
         self._latents: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     @property
@@ -101,13 +106,40 @@ class QwenEditBackend:
         return self._latents[key]
 
     def interpolate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
-        import torch
-        from tqdm import tqdm
-
         if not requests:
             return []
         if any(abs(r.t - 0.5) > 1e-9 for r in requests):
             raise VFIError("The qwen-edit backend makes midpoints only (t = 0.5).")
+        frames = self._generate(requests)
+        if not (self.config.register or self.config.fallback):
+            return frames
+        out = []
+        for r, frame, prediction in zip(requests, frames, self._reference.predict(requests)):
+            if frame is not None and self.config.register:
+                frame = register_to(frame, prediction.frame, (r.first, r.last))[0]
+            reason = "non-finite (NaN) values" if frame is None else self.config.fallback and implausible(frame, prediction)
+            if reason:
+                log.warning("Generated frame (seed %d) fell back to the flow frame: %s.", r.seed, reason)
+                self.fallbacks.append({"seed": r.seed, "t": r.t, "reason": reason})
+                frame = prediction.frame
+            out.append(frame)
+        return out
+
+    def _generate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray | None]:
+        """The generated frames at the keyframes' size; with ``fallback``, None for those with NaN values."""
+        try:
+            return self._generate_batch(requests)
+        except NonFiniteOutput:
+            if not self.config.fallback:
+                raise
+            if len(requests) == 1:
+                return [None]
+            return [frame for r in requests for frame in self._generate([r])]  # which ones: one at a time
+
+    def _generate_batch(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
+        import torch
+        from tqdm import tqdm
+
         # The pipeline is shared per process: make sure our adapters are the active ones.
         self._use_adapters()
         conds = [
@@ -136,8 +168,4 @@ class QwenEditBackend:
             callback_on_step_end=lambda step, total: steps.update(1),
         )
         steps.close()
-        frames = [to_frame(image, (r.first.shape[1], r.first.shape[0])) for image, r in zip(images, requests)]
-        if not config.register:
-            return frames
-        references = self._reference.interpolate(requests)
-        return [register_to(frame, reference)[0] for frame, reference in zip(frames, references)]
+        return [to_frame(image, (r.first.shape[1], r.first.shape[0])) for image, r in zip(images, requests)]

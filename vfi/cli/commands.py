@@ -118,7 +118,17 @@ def pair(args: argparse.Namespace) -> dict:
     if args.frames_dir:
         write_png_frames(frames, args.frames_dir)
     print(f"wrote {len(frames)} frames to {args.output}", file=sys.stderr)
-    return {"run_seed": settings.seed, "frames": frame_seeds(settings.seed, 1, settings.times)}
+    return {"run_seed": settings.seed, "frames": frame_seeds(settings.seed, 1, settings.times), **fallbacks(backend)}
+
+
+def fallbacks(backend: Backend) -> dict:
+    """Print which generated frames fell back to the flow frame and why (one ``note:`` each); for the manifest,
+    ``{"fallbacks": [{"seed", "t", "reason"}, ...]}`` (empty when none did)."""
+    records = list(getattr(backend, "fallbacks", ()))
+    _print_notes(
+        f"the generated frame with seed {f['seed']} fell back to the flow frame: {f['reason']}" for f in records
+    )
+    return {"fallbacks": records} if records else {}
 
 
 def _print_notes(notes: Iterable[str | None]) -> None:
@@ -167,7 +177,7 @@ def sequence(args: argparse.Namespace) -> dict:
     if args.frames_dir:
         write_png_frames(take.frames, args.frames_dir)
     print(f"wrote {len(take.frames)} frames ({len(keyframes)} keyframes) to {args.output}", file=sys.stderr)
-    return seeds
+    return {**seeds, **fallbacks(backend)}
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -209,6 +219,7 @@ def clip(args: argparse.Namespace) -> dict:
     if not is_main():  # launched on several processes: the main one wrote the clip and writes the report
         return clip_seeds(settings.seed)
     _print_notes(result.notes)
+    fell_back = fallbacks(backend)
     print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
     if args.report:
         from vfi.modes.report import report_clip
@@ -217,7 +228,7 @@ def clip(args: argparse.Namespace) -> dict:
             report = report_clip(plan, backend, refine=refine, on_progress=bar)
         write_json(report.to_dict(), args.report)
         print(report.summary(), file=sys.stderr)
-    return clip_seeds(settings.seed)
+    return {**clip_seeds(settings.seed), **fell_back}
 
 
 def evaluate(args: argparse.Namespace) -> dict:

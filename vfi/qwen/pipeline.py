@@ -335,6 +335,10 @@ def shift_mu(scheduler_config: dict, seq_len: int) -> float:
     )
 
 
+class NonFiniteOutput(VFIError):
+    """The denoised latents hold NaN or infinite values."""
+
+
 def generate(
     loaded: LoadedPipeline,
     conditionings: Sequence[Conditioning],
@@ -431,7 +435,7 @@ def generate(
                 callback_on_step_end(index + 1, len(timesteps))
 
         if not bool(torch.isfinite(latents).all()):
-            raise VFIError("The model produced invalid (NaN) values; try float32 or more steps.")
+            raise NonFiniteOutput("The model produced invalid (NaN) values; try float32 or more steps.")
 
         # 6. Decode, one frame at a time (the decoder's activations grow with the batch: ≈6 GiB a frame at 2048²).
         latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor).to(pipe.vae.dtype)

@@ -14,6 +14,14 @@ most :data:`MAX_RESIDUAL_RATIO` of the disagreement before is left). A shifted o
 reference passes easily; a good frame against a wrong reference does not, since a global motion cannot
 explain what the reference got wrong.
 
+A reference wrong by a global translation (a flow prediction off by a shift: a pan it misjudged, a
+repeated texture) is a shifted copy of the right frame, so it passes those checks, and following it would
+drag a right frame by the reference's own error. So a correction's shift is also capped near the model's
+known jitter (:data:`MAX_CORRECTION_PX` or :data:`MAX_CORRECTION_FRACTION` of the longer side) and, given
+the keyframes, applied only where they confirm it: the frame's global motion to each keyframe puts it off their global midpoint by the same
+motion (within :data:`CONFIRM_PX` or :data:`CONFIRM_RATIO` of the correction). A jittered frame is off
+their midpoint; a right frame against a shifted reference is not.
+
 Convention: :class:`GlobalMotion` maps the reference onto the moving frame, i.e.
 ``apply_global_motion(reference, estimate_global_motion(moving, reference)) ≈ moving``.
 """
@@ -44,6 +52,16 @@ MIN_CORRECTION_PX = 1.0
 #: shift leaves under 0.25 of it (under 0.4 for a blurred frame); a good frame against a flow prediction
 #: wrong about zoom (1.1-1.8x) or rotation (2.5-20 degrees), above 0.55 wherever the correction is 1 px or more.
 MAX_RESIDUAL_RATIO = 0.5
+#: Corrections shifting the frame's centre by more than this many pixels or this fraction of its longer side,
+#: whichever is larger, are not applied: Qwen-Image-Edit's jitter is a few pixels at its working size (about
+#: 1% of the side); larger shifts are the reference's error.
+MAX_CORRECTION_PX = 8.0
+MAX_CORRECTION_FRACTION = 0.02
+#: Given the keyframes, a correction is applied only if the keyframes' own estimate of how far the frame is
+#: off their global midpoint differs from it by at most this many (full-size) pixels at any corner ...
+CONFIRM_PX = 1.0
+#: ... or by at most this fraction of the correction's own largest displacement, whichever is larger.
+CONFIRM_RATIO = 0.25
 
 _TILE_MIN_RESPONSE = 0.05  # tiles matching worse than this are left out of the coarse fit
 _MIN_TILES = 5  # of the 3×3 tiles, this many must match (coarse fit) and agree after alignment (confidence)
@@ -137,16 +155,42 @@ def estimate_global_motion(moving: np.ndarray, reference: np.ndarray, *, max_sca
     return motion
 
 
-def register_to(moving: np.ndarray, reference: np.ndarray, **kw: float) -> tuple[np.ndarray, GlobalMotion]:
+def register_to(
+    moving: np.ndarray,
+    reference: np.ndarray,
+    keyframes: tuple[np.ndarray, np.ndarray] | None = None,
+    **kw: float,
+) -> tuple[np.ndarray, GlobalMotion]:
     """``moving`` warped so that its global geometry matches ``reference``, and the motion that was undone.
 
-    The estimate (:func:`estimate_global_motion`) is applied only if it is trustworthy (see the module
+    The estimate (:func:`estimate_global_motion`) is applied only if it is trustworthy, small enough and,
+    given the (first, last) ``keyframes`` ``moving`` lies between, confirmed by them (see the module
     docstring); otherwise ``moving`` comes back unchanged (a copy) with the identity.
     """
     motion = estimate_global_motion(moving, reference, **kw)
-    if not _trustworthy(moving, reference, motion):
+    height, width = moving.shape[:2]
+    if (
+        math.hypot(motion.dx, motion.dy) > max(MAX_CORRECTION_PX, MAX_CORRECTION_FRACTION * max(width, height))
+        or not _trustworthy(moving, reference, motion)
+        or (keyframes is not None and not _confirmed(moving, keyframes, motion, **kw))
+    ):
         motion = GlobalMotion()
     return apply_global_motion(moving, motion.inverse()), motion
+
+
+def _confirmed(moving: np.ndarray, keyframes: tuple[np.ndarray, np.ndarray], motion: GlobalMotion, **kw: float) -> bool:
+    """Whether the keyframes put ``moving`` off their global midpoint by about ``motion``: the mean of its
+    global motions to the two keyframes (their own motion cancels out) is ``motion`` within
+    :data:`CONFIRM_PX` or :data:`CONFIRM_RATIO` of its displacement at every corner."""
+    to_first, to_last = (estimate_global_motion(moving, keyframe, **kw) for keyframe in keyframes)
+    offset = GlobalMotion(
+        dx=(to_first.dx + to_last.dx) / 2,
+        dy=(to_first.dy + to_last.dy) / 2,
+        scale=math.sqrt(to_first.scale * to_last.scale),
+    )
+    height, width = moving.shape[:2]
+    miss = _compose(motion, offset.inverse()).largest_displacement(width, height)
+    return miss <= max(CONFIRM_PX, CONFIRM_RATIO * motion.largest_displacement(width, height))
 
 
 def _trustworthy(moving: np.ndarray, reference: np.ndarray, motion: GlobalMotion) -> bool:
