@@ -206,7 +206,7 @@ def test_hub_files_missing_offline_are_one_sentence(hub_cache, tmp_path, text):
 
 def test_lightning_steps_come_from_the_file_name_when_not_given():
     from vfi.app.jobs import Job
-    from vfi.backends.qwen_edit import LIGHTNING_STEPS, QwenEditConfig
+    from vfi.backends.qwen_config import LIGHTNING_STEPS, QwenEditConfig
 
     four = QwenEditConfig(lightning=f"lightx2v/Qwen-Image-Lightning/{LIGHTNING_FILE}")
     assert four.steps_or_default() == 4 and "4 denoising steps" in four.steps_note()

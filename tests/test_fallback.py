@@ -9,8 +9,8 @@ import pytest
 from scenes import panned_triplet
 
 from vfi.backends.base import FrameRequest
+from vfi.backends.fallback import implausible
 from vfi.backends.flow import FlowBackend
-from vfi.qwen.fallback import implausible
 from vfi.qwen.registration import GlobalMotion, apply_global_motion
 
 

@@ -30,6 +30,7 @@ SET = QwenEditConfig(
     fuse=True,
     compile=True,
     register=False,
+    fallback=False,
 )
 
 

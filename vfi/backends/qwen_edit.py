@@ -5,7 +5,7 @@ One :func:`vfi.qwen.pipeline.generate` call per batch (the recursion sends one l
 Each generated frame is then re-registered (global shift + zoom) to the flow backend's prediction of the
 same frame, which removes the model's known pixel shift/zoom jitter (``vfi.qwen.registration``), and an
 implausible one (blank, saturated, NaN, far from a confident flow prediction) is replaced by the flow frame
-(``vfi.qwen.fallback``; the backend's ``fallbacks`` lists them).
+(``vfi.backends.fallback``; the backend's ``fallbacks`` lists them).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from vfi.backends.base import FrameRequest
+from vfi.backends.fallback import implausible
 from vfi.backends.flow import FlowBackend
 from vfi.backends.qwen_config import QwenEditConfig
 from vfi.errors import VFIError
 from vfi.qwen.adapters import AdapterSpec
 from vfi.qwen.conditioning import DEFAULT_RESOLUTION, build_conditioning, to_frame
-from vfi.qwen.fallback import implausible
 from vfi.qwen.pipeline import LoadedPipeline, NonFiniteOutput, encode_image, generate, load_pipeline
 from vfi.qwen.registration import register_to
 
