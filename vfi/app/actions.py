@@ -69,7 +69,7 @@ class Call:
         )
 
 
-def uploaded_keyframes(first: str | None, last: str | None, mismatch: str = "fit") -> KeyframePair:
+def uploaded_keyframes(first: str | None, last: str | None, mismatch: str = "auto") -> KeyframePair:
     """The two uploaded keyframes, loaded, normalised and matched (see :func:`vfi.io.images.match_keyframes`)."""
     if not first or not last:
         raise VFIError("Upload both keyframes: the first and the last image.")
@@ -96,16 +96,17 @@ def write_manifest(spec: RunSpec, job: Job, seeds: dict, started: float, folder:
 
 def keyframes(
     call: Call, first: str | None, last: str | None, depth: float, count: float | None, fps: float, playback: str,
-    backend: str, advanced: Advanced, seed: float, randomize: bool, mismatch: str = "fit", hybrid: bool = False,
+    backend: str, advanced: Advanced, seed: float, randomize: bool, mismatch: str = "auto", hybrid: bool = False,
 ) -> Iterator[tuple[str | None, list[tuple[str, str]], str | None, str | None, int, str]]:  # fmt: skip
     """Frames between two keyframes, streamed: yields (MP4, gallery (path, label), PNG zip (with the run's
     manifest), GIF, seed used, summary) as each recursion level finishes (the gallery fills in), then as the
     outputs are written (the MP4 first). The summary says how a mismatched last keyframe was fitted.
     ``hybrid``: the generative backend makes the first level, the flow backend the rest."""
     from vfi.interpolate import InterpolationSettings
-    from vfi.io.video import frame_name, write_png
+    from vfi.io.video import check_fps, frame_name, write_png
     from vfi.manifest import frame_seeds
 
+    check_fps(float(fps))
     pair = uploaded_keyframes(first, last, mismatch)
     count, fps = int(count or 0), float(fps)
     seed = random.randrange(2**32) if randomize else int(seed)

@@ -17,6 +17,7 @@ from vfi.app.config import Advanced
 from vfi.app.jobs import Job
 from vfi.backends import Capabilities
 from vfi.errors import VFIError
+from vfi.io.numbers import parse_whole
 from vfi.io.video import check_fps
 from vfi.modes.storyboard import (
     Storyboard,
@@ -24,7 +25,6 @@ from vfi.modes.storyboard import (
     load_storyboard,
     make_storyboard,
     parse_prompts,
-    parse_whole,
     redo_indices,
     reroll,
 )

@@ -139,7 +139,7 @@ def _print_notes(notes: Iterable[str | None]) -> None:
 
 def _frame_seed(text: str) -> tuple[int, int]:
     """``"3=1234"`` → ``(3, 1234)`` (ASCII digits only)."""
-    from vfi.modes.storyboard import parse_whole
+    from vfi.io.numbers import parse_whole
 
     frame, _, seed = text.partition("=")
     try:

@@ -20,6 +20,7 @@ import numpy as np
 from vfi.backends.base import Backend
 from vfi.errors import VFIError
 from vfi.interpolate import MAX_DEPTH, InterpolationSettings, Progress, count_generated, interpolate_pair
+from vfi.io.numbers import parse_decimal
 from vfi.modes.scenes import CutDetector, FrameSummary
 
 
@@ -27,8 +28,8 @@ def parse_rate(text: str | float | Fraction) -> Fraction:
     """A frame rate as an exact fraction: ``"60"``, ``"25/2"``, ``"60000/1001"``, or a decimal; a decimal
     within 0.01 of an NTSC rate N·1000/1001 (``"29.97"``, ``"59.94"``, ``"23.976"``) is that rate."""
     try:
-        if not str(text).isascii():  # Fraction reads any Unicode digit ("٦٠" is 60)
-            raise ValueError(text)
+        for part in str(text).split("/", 1):
+            parse_decimal(part)  # Fraction also reads any Unicode digit ("٦٠" is 60) and "6_0"
         rate = Fraction(str(text).strip())
     except (ValueError, ZeroDivisionError):
         raise VFIError(f"The frame rate {text!r} is not a number (e.g. 60, 59.94 or 60000/1001).") from None
