@@ -69,7 +69,7 @@ def test_an_image_data_url_is_decoded_within_its_limit():
     ("url", "message"),
     [
         (PNG_URL, r"^Image 2 is larger than the 107 bytes limit for an image\.$"),
-        ("https://example.com/a.png", r"^Image 2 is not a base64 image data URL \(data:image/png;base64,\.\.\.\); http\(s\) URLs are not fetched\.$"),  # noqa: E501
+        ("https://example.com/a.png", r"^Image 2 is not a base64 image data URL .*; http\(s\) URLs are not fetched\.$"),
         ("/tmp/a.png", r"^Image 2 is not a base64 image data URL \(data:image/png;base64,\.\.\.\)\.$"),
         ("data:text/plain;base64,aGVsbG8=", "is not a base64 image data URL"),
         ("data:image/png,rawbytes", "is not a base64 image data URL"),
