@@ -163,8 +163,6 @@ def storyboard_from_data_urls(
 ) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
     """:func:`storyboard` of keyframes sent as base64 image data URLs, in the order they play, each at most
     ``limit`` bytes (an agent's: nothing is fetched)."""
-    if not isinstance(images, list | tuple):
-        raise VFIError("images must be a list of base64 image data URLs (data:image/png;base64,...).")
     keyframes = [decode_image_data_url(url, f"Image {i}", limit) for i, url in enumerate(images, start=1)]
     return storyboard(call, keyframes, "", depth, frames_per_pair, fps, prompts, backend, advanced, seed)
 
