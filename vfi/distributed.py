@@ -15,7 +15,8 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import islice
+from functools import partial
+from itertools import islice, repeat
 from typing import Any, TypeVar
 
 from vfi.errors import VFIError
@@ -87,8 +88,13 @@ def map_ordered(
 
 
 def zip_ordered(
-    items: Iterable[T], make: Callable[[T, Progress], R], progress: Progress, *, per_process: int = 1
-) -> Iterator[tuple[T, R]]:
+    items: Iterable[T],
+    make: Callable[[T, Progress], R],
+    progress: Progress,
+    *,
+    per_process: int = 1,
+    to_main: bool = False,
+) -> Iterator[tuple[T, R | None]]:
     """Each item with ``make(item, progress)``, in item order: only the results travel between processes, so a
     caller keeps what it already has (the input frames) out of them.
 
@@ -96,7 +102,8 @@ def zip_ordered(
     ``per_process`` × processes; each process makes its share of a round with a progress of its own, and every
     process gets the round's results in order while ``progress`` advances by the frames all of them made. A
     round's results are gathered in the background while the next round is made, so a process that is a little
-    slower in one round does not hold the others up.
+    slower in one round does not hold the others up. ``to_main``: the results travel to the main process only
+    (where only it uses them, e.g. the frames it writes); the others get None for each item.
     """
     if world_size() <= 1:
         for item in items:
@@ -105,6 +112,7 @@ def zip_ordered(
     from accelerate.utils import gather_object
 
     state, source = _state(), iter(items)
+    gather = partial(_gather_to_main, state) if to_main else gather_object
     mine = total = 0
     with ThreadPoolExecutor(max_workers=1) as sender:  # one thread: the gathers keep their order on every process
         previous: tuple[list[T], Future, BaseException | None] | None = None
@@ -112,7 +120,7 @@ def zip_ordered(
             batch = list(islice(source, per_process * state.num_processes))
             share, failure = _make_share(state, batch, make)
             ready = _results(state, *previous) if previous else []
-            previous = (batch, sender.submit(gather_object, share), failure) if batch else None
+            previous = (batch, sender.submit(gather, share), failure) if batch else None
             mine, total = mine + len(share), total + len(batch)
             for item, (result, made) in ready:
                 progress.advance(made)
@@ -139,6 +147,23 @@ def _make_share(
                 mine.append((index, False, (state.process_index, isinstance(error, VFIError), str(error))))
                 return mine, error
     return mine, None
+
+
+def _gather_to_main(state: Any, share: list[tuple[int, bool, Any]]) -> list[tuple[int, bool, Any]]:
+    """Every process's ``share`` as :func:`_make_share` made it, with the results on the main process only (None on
+    the others): every process learns which items were made (with how many frames) or failed, and only then do
+    the results go to the main one."""
+    import torch.distributed as dist
+
+    shares: list[Any] = [None] * state.num_processes
+    dist.all_gather_object(shares, [(index, ok, value[1] if ok else value) for index, ok, value in share])
+    entries = [entry for process_share in shares for entry in process_share]
+    if not all(ok for _, ok, _ in entries):
+        return entries  # raised by _results on every process
+    results: list[Any] | None = [None] * state.num_processes if state.is_main_process else None
+    dist.gather_object([value[0] for _, _, value in share], results, dst=0)
+    made = (result for process_results in results for result in process_results) if results else repeat(None)
+    return [(index, True, (next(made), frames)) for index, _, frames in entries]
 
 
 def _results(state: Any, batch: list[T], gathering: Future, failure: BaseException | None) -> list[tuple[T, Any]]:

@@ -346,8 +346,11 @@ class _ClipInterpolator:
 
     def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """The output frames; launched on several processes, the segments are shared (:mod:`vfi.distributed`)."""
-        made = zip_ordered(self._segments(frames), self._make, self.progress, per_process=PAIRS_PER_ROUND)
-        for segment, (in_betweens, generated) in made:
+        made = zip_ordered(self._segments(frames), self._make, self.progress, per_process=PAIRS_PER_ROUND, to_main=True)
+        for segment, result in made:
+            if result is None:  # launched on several processes, the main one gets the frames (and writes them)
+                continue
+            in_betweens, generated = result
             yield segment.first
             yield from in_betweens if segment.last is not None else [segment.first] * (self.settings.factor - 1)
             self._settle(segment.intervals, generated)

@@ -126,8 +126,10 @@ def retime_frames(
         return dict(zip(settings.times, islice(pair, 1, None)))
 
     count = 0
-    for interval, made in zip_ordered(intervals(), make, progress, per_process=PAIRS_PER_ROUND):
+    for interval, made in zip_ordered(intervals(), make, progress, per_process=PAIRS_PER_ROUND, to_main=True):
+        count += 1
+        if made is None:  # launched on several processes, the main one gets the frames (and writes them)
+            continue
         for t in interval.times:
             yield interval.first if t == 0 or interval.cut else made[t]
-        count += 1
     yield from [last] * len(wanted.get(count, []))
