@@ -8,7 +8,6 @@ temporary names and rename on success), also after Ctrl-C (exit 130) or SIGTERM 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
 from vfi.backends.qwen_config import add_options
 from vfi.cli import commands
-from vfi.distributed import is_main, limit_threads
+from vfi.distributed import is_main, limit_threads, tell
 from vfi.errors import VFIError
 from vfi.io.images import MISMATCH_MODES
 from vfi.io.numbers import parse_decimal, parse_whole
@@ -354,13 +353,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 limit_threads(args.threads)
             _run(args, argv)
     except VFIError as error:
-        where = "" if is_main() else f" (process {os.environ.get('RANK')})"
-        print(f"error{where}: {error}", file=sys.stderr)
+        tell(f"error: {error}")
         return USER_ERROR
     except Terminated:
-        print("error: terminated (SIGTERM); no partial output was left.", file=sys.stderr)
+        tell("error: terminated (SIGTERM); no partial output was left.")
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("error: interrupted.", file=sys.stderr)
+        tell("error: interrupted.")
         return 130
     return 0
