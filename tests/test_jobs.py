@@ -17,6 +17,7 @@ from vfi.cli import build_parser
 from vfi.cli.commands import qwen_config
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
+from vfi.io import outputs
 from vfi.io.video import probe_clip
 from vfi.qwen.adapters import AdapterSpec
 
@@ -127,7 +128,7 @@ def test_a_stream_yields_the_keyframes_then_each_level_and_stops_between_calls()
 def test_outputs_come_mp4_first(tmp_path) -> None:
     frames = [np.full((32, 48, 3), v, np.uint8) for v in range(0, 250, 25)]
     reports = []
-    steps = list(jobs.keyframe_outputs(frames, tmp_path, 10.0, lambda done, **kw: reports.append((done, kw["desc"]))))
+    steps = list(outputs.keyframe_outputs(frames, tmp_path, 10.0, lambda done, **kw: reports.append((done, kw["desc"]))))
     assert [(s.video.exists(), len(s.frames), s.archive is not None, s.gif is not None) for s in steps] == [
         (True, 0, False, False), (True, 10, True, False), (True, 10, True, True),
     ]  # fmt: skip

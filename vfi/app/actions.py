@@ -23,6 +23,7 @@ from vfi.app.jobs import Job
 from vfi.backends import GENERATIVE
 from vfi.errors import Cancelled, VFIError
 from vfi.io.files import write_json
+from vfi.io.outputs import keyframe_outputs
 from vfi.manifest import clip_seeds
 from vfi.run_spec import BackendSpec, ClipSpec, PairSpec, RunSpec
 
@@ -150,7 +151,7 @@ def keyframes(
 
         check_stop()
         manifest = write_manifest(spec, job, seeds, started, folder)
-        for out in jobs.keyframe_outputs(frames, folder, fps, call.report):
+        for out in keyframe_outputs(frames, folder, fps, call.report):
             check_stop()
             if out.frames:
                 gallery = [(str(p), p.stem) for p in out.frames]

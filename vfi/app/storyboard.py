@@ -17,6 +17,7 @@ from vfi.app.config import Advanced
 from vfi.app.jobs import Job
 from vfi.backends import Capabilities
 from vfi.errors import VFIError
+from vfi.io.outputs import keyframe_outputs
 from vfi.io.video import check_fps
 from vfi.modes.storyboard import (
     Storyboard,
@@ -118,7 +119,7 @@ def _deterministic(backend: str) -> str:
 
 def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequence[int],
           seconds: float) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
-    outputs = jobs.keyframe_outputs(take.frames, jobs.request_folder(call.session), fps, call.report)
+    outputs = keyframe_outputs(take.frames, jobs.request_folder(call.session), fps, call.report)
     out = next(out for out in outputs if out.archive is not None)  # the MP4, PNGs and zip (no GIF here)
     marks = set(locked)
     gallery = [(str(p), take.label(i) + (" (locked)" if i in marks else "")) for i, p in enumerate(out.frames)]
