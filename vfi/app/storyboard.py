@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from vfi.app import jobs
 from vfi.app.actions import Call, note_lines
 from vfi.app.config import Advanced
@@ -35,8 +37,9 @@ from vfi.modes.storyboard import (
 class StoryboardJob(Job):
     """A storyboard run (``take`` None), or a re-roll of frame ``reroll[0]`` of ``take`` with seed ``reroll[1]``."""
 
-    storyboard: Storyboard | None = None
     take: Take | None = None
+    keyframes: tuple[np.ndarray, ...] = ()
+    storyboard: Storyboard | None = None
     reroll: tuple[int, int] | None = None
     locked: tuple[int, ...] = ()
     notes: tuple[str, ...] = ()  # how keyframes of another size were fitted to the first
@@ -145,9 +148,8 @@ def storyboard(
     board = Storyboard.build(len(paths), depth, int(frames_per_pair or 0) or None, int(seed), lines)
     keyframes, notes = load_storyboard(paths)
     job = StoryboardJob(
-        backend, call.config.backend_config(backend, advanced), None, keyframes=tuple(keyframes),
-        cancel_key=call.cancel_key, storyboard=board, notes=tuple(notes),
-    )  # fmt: skip
+        **call.job_fields(backend, advanced), keyframes=tuple(keyframes), storyboard=board, notes=tuple(notes)
+    )
     with call.admit(job.memory_bytes()):
         start = time.monotonic()
         take = call.run(job)
@@ -161,7 +163,7 @@ def reroll_frame(
     index = picked_frame(previous, index, "re-roll")
     frames = tuple(parse_indices(locked, "locked frames"))
     job = replace(previous, reroll=(index, random.randrange(2**32)), locked=frames, cancel_key=call.cancel_key)
-    job.frames_to_make()  # a keyframe or a locked frame is refused first
+    job.check()  # a keyframe or a locked frame is refused first
     if not job.generative:  # a new seed would make the same pixels
         raise VFIError(_deterministic(job.backend))
     with call.admit(job.memory_bytes()):
