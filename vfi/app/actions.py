@@ -118,8 +118,6 @@ def keyframes(
     outputs are written (the MP4 first). The summary says how a mismatched last keyframe was fitted and which
     generated frames fell back to the flow frame. ``hybrid``: the generative backend makes the first level, the
     flow backend the rest."""
-    from vfi.manifest import frame_seeds
-
     request = KeyframesRequest.from_ui(
         first, last, depth, count, fps, playback, backend, advanced, seed, randomize, mismatch, hybrid
     )
@@ -136,16 +134,14 @@ def keyframes(
         notes = note_lines([pair.note]) + fallback_lines(stream.fallbacks)
         summary = _keyframes_summary(request, len(frames), time.monotonic() - start) + notes
         call.check_stop(len(made) - len(chain))
-        seeds = {"run_seed": request.settings.seed, "playback": request.playback}
-        seeds["frames"] = frame_seeds(request.settings.seed, len(chain) - 1, request.settings.times)
+        seeds = request.seeds(len(chain) - 1)
         manifest = write_manifest(request.spec(job.config), job, seeds, started, folder, stream.fallbacks)
-        previews = _gallery(folder / "preview", range(len(made)))
         for out in keyframe_outputs(frames, folder, request.fps, call.report):
             call.check_stop(len(made) - len(chain))
             if out.archive is not None and out.gif is None:  # the zip was just written: the manifest goes in it
                 with zipfile.ZipFile(out.archive, "a") as archive:
                     archive.write(manifest, "manifest.json")
-            gallery = [(str(p), p.stem) for p in out.frames] or previews
+            gallery = [(str(p), p.stem) for p in out.frames] or _gallery(folder / "preview", range(len(made)))
             archive_path, gif = (str(out.archive) if out.archive else None), (str(out.gif) if out.gif else None)
             info = summary if gif else f"{summary} Writing the other files…"
             yield str(out.video), gallery, archive_path, gif, request.settings.seed, info

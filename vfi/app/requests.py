@@ -73,6 +73,13 @@ class KeyframesRequest:
         """The backend that fills in after the generative level in hybrid mode."""
         return HYBRID_REFINE if self.settings.generative_depth else None
 
+    def seeds(self, pairs: int) -> dict[str, Any]:
+        """The manifest's seeds record of a run over ``pairs`` pairs (two for a loop)."""
+        from vfi.manifest import frame_seeds
+
+        seed = self.settings.seed
+        return {"run_seed": seed, "playback": self.playback, "frames": frame_seeds(seed, pairs, self.settings.times)}
+
     def spec(self, config: QwenEditConfig | None) -> PairSpec:
         """The run as the manifest records it (``python -m vfi pair``)."""
         settings = self.settings
