@@ -1,7 +1,7 @@
 """The vfi Gradio app (local and as a Hugging Face Space): ``python app.py [--host H] [--port P]``.
 
 UI wiring only: the page and its GPU functions; each tab is built in :mod:`ui` (``ui/keyframes.py``, …), what
-it does is :mod:`vfi.app.actions`, jobs (cost, streaming in GPU calls) :mod:`vfi.app.jobs`, running and stopping them
+it does is :mod:`vfi.app.actions`, jobs (typed per mode, streaming in GPU calls) :mod:`vfi.app.jobs`, running and stopping them
 :mod:`vfi.app.concurrency`, the configuration (flags over environment variables, see README) and UI values → backend
 config :mod:`vfi.app.config`.
 """
@@ -41,7 +41,7 @@ from ui.storyboard import storyboard_tab  # noqa: E402
 from vfi.app import actions, jobs  # noqa: E402
 from vfi.app.concurrency import memory_budget  # noqa: E402
 from vfi.app.config import FAST_GUIDANCE, FAST_STEPS, NO_ADAPTER, STATUS, Advanced, AppConfig, parse_args  # noqa: E402
-from vfi.app.jobs import Job  # noqa: E402
+from vfi.app.jobs import Job, KeyframesJob, Made  # noqa: E402
 from vfi.backends import GENERATIVE  # noqa: E402
 from vfi.errors import VFIError  # noqa: E402
 from vfi.signals import sigterm_as_interrupt  # noqa: E402
@@ -57,7 +57,7 @@ def run_model(job: Job, progress: gr.Progress | None = None):
     return job.run(jobs.EtaProgress(progress), lambda: CANCELS.stopped(job.cancel_key))
 
 
-def make_frames(job: Job, requests: list) -> list:
+def make_frames(job: KeyframesJob, requests: list) -> Made:
     """The GPU work of one call of a streamed job: the generative backend's frames for ``requests``."""
     return job.make(requests)
 

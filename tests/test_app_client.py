@@ -112,13 +112,13 @@ def test_configuration_from_flags_and_environment(monkeypatch):
 
 def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
     import app
-    from vfi.app.jobs import Job
+    from vfi.app.jobs import KeyframesJob
     from vfi.backends.qwen_edit import QwenEditConfig
 
     first, last = _loaded_pair("astronaut")
     user = SimpleNamespace(session_hash="user-1")
     key = app.CANCELS.start(user.session_hash, "keyframes")
-    work = Job("crossfade", None, InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key)
+    work = KeyframesJob("crossfade", None, InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key)
     assert app.CANCELS.stop(user.session_hash, "keyframes") == ""  # the run has not begun: nothing to say yet
     with pytest.raises(Cancelled, match="Stopped after 0 of 10 frames"):
         app.run_model(work)
@@ -127,7 +127,7 @@ def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
     work = replace(work, cancel_key=app.CANCELS.start(user.session_hash, "keyframes"))  # the user's next action
     assert len(app.execute(work, app.AppConfig("flow"), None)) == 12
     heavy = QwenEditConfig(steps=50, resolution=1024, guidance=4.0)
-    work = Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
+    work = KeyframesJob("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
     assert work.gpu_seconds() > 1000  # 15 frames × 50 steps × CFG at 1024²
     with pytest.raises(VFIError, match="needs about .* s of GPU time"):
         app.execute(work, app.AppConfig("flow", max_gpu_seconds=300), None)  # run whole: refused before loading

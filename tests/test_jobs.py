@@ -12,11 +12,14 @@ import vfi.modes.clip
 from vfi.app import actions, jobs
 from vfi.app.concurrency import MemoryBudget
 from vfi.app.config import Advanced, AppConfig
+from vfi.app.jobs import KeyframesJob
+from vfi.app.plan import LOAD_SECONDS, STEP_SECONDS_1024
 from vfi.backends.qwen_edit import QwenEditConfig
 from vfi.cli import build_parser
 from vfi.cli.commands import qwen_config
 from vfi.errors import Cancelled, VFIError
 from vfi.interpolate import InterpolationSettings
+from vfi.io import outputs
 from vfi.io.video import probe_clip
 from vfi.qwen.adapters import AdapterSpec
 
@@ -78,10 +81,10 @@ def test_cli_and_app_build_the_same_config() -> None:
 
 def test_gpu_cost_follows_the_config_defaults() -> None:
     pair = (np.zeros((32, 32, 3), np.uint8),) * 2
-    fast = jobs.Job("qwen-edit", QwenEditConfig(lightning="org/fast", resolution=1024), InterpolationSettings(), pair)
-    full = jobs.Job("qwen-edit", QwenEditConfig(resolution=512), InterpolationSettings(depth=2), pair)
-    assert fast.gpu_seconds() == int(jobs.LOAD_SECONDS + 1.5 * 8 * jobs.STEP_SECONDS_1024)  # 1 frame, 8 steps, no CFG
-    assert full.gpu_seconds() == int(jobs.LOAD_SECONDS + 1.5 * 30 * jobs.STEP_SECONDS_1024 / 4 * 2 * 3)
+    fast = KeyframesJob("qwen-edit", QwenEditConfig(lightning="org/fast", resolution=1024), InterpolationSettings(), pair)
+    full = KeyframesJob("qwen-edit", QwenEditConfig(resolution=512), InterpolationSettings(depth=2), pair)
+    assert fast.gpu_seconds() == int(LOAD_SECONDS + 1.5 * 8 * STEP_SECONDS_1024)  # 1 frame, 8 steps, no CFG
+    assert full.gpu_seconds() == int(LOAD_SECONDS + 1.5 * 30 * STEP_SECONDS_1024 / 4 * 2 * 3)
 
 
 def test_playback() -> None:
@@ -97,28 +100,28 @@ def test_playback() -> None:
 def test_deep_generative_runs_are_split_into_gpu_calls_that_fit_the_limit() -> None:
     first, last = (np.full((64, 96, 3), v, np.uint8) for v in (0, 200))
     heavy = QwenEditConfig(steps=50, resolution=1024, guidance=4.0, batch=4)  # 90 s per frame with the margin
-    job = jobs.Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
+    job = KeyframesJob("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
     assert job.gpu_seconds() > 1000 and job.gpu_seconds(3) == 300
-    sizes = [len(batch) for batch in jobs.gpu_batches(job, list(range(8)), 300)]
+    sizes = [len(batch) for batch in job.check(300).gpu_batches(list(range(8)))]
     assert sizes == [3, 3, 2]  # level 4's eight frames in three calls, each under 300 s
     light = QwenEditConfig(steps=8, resolution=512, guidance=1.0, batch=4)
-    light_job = jobs.Job("qwen-edit", light, InterpolationSettings(depth=4), keyframes=(first, last))
-    assert [len(b) for b in jobs.gpu_batches(light_job, list(range(8)), 300)] == [4, 4]  # one backend batch a call
+    light_job = KeyframesJob("qwen-edit", light, InterpolationSettings(depth=4), keyframes=(first, last))
+    assert [len(b) for b in light_job.check(300).gpu_batches(list(range(8)))] == [4, 4]  # one backend batch a call
     with pytest.raises(VFIError, match="needs about 120 s of GPU time in one call"):
-        jobs.gpu_batches(job, list(range(8)), 100)
-    hybrid = jobs.Job("qwen-edit", heavy, InterpolationSettings(depth=4, generative_depth=1), keyframes=(first, last),
+        job.check(100).gpu_batches(list(range(8)))
+    hybrid = KeyframesJob("qwen-edit", heavy, InterpolationSettings(depth=4, generative_depth=1), keyframes=(first, last),
                       refine="flow")  # fmt: skip
     assert hybrid.frames_to_make() == 1  # the model makes the middle frame only; flow makes the other 14
     with pytest.raises(VFIError, match="refine must be one of"):
-        jobs.Job("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last), refine="qwen-edit")
+        KeyframesJob("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last), refine="qwen-edit")
 
 
 def test_a_stream_yields_the_keyframes_then_each_level_and_stops_between_calls() -> None:
     first, last = (np.full((64, 96, 3), v, np.uint8) for v in (0, 200))
-    job = jobs.Job("crossfade", None, InterpolationSettings(depth=None, frames=3), keyframes=(first, last, first))
-    updates = list(jobs.stream_frames(job, 300, jobs.Job.make))
+    job = KeyframesJob("crossfade", None, InterpolationSettings(depth=None, frames=3), keyframes=(first, last, first))
+    updates = list(jobs.FrameStream(job, 300, KeyframesJob.make))
     assert [sorted(u) for u in updates] == [[0, 4, 8], [1, 2, 3, 5, 6, 7]]
-    stream = jobs.stream_frames(job, 300, jobs.Job.make, should_cancel=lambda: True)
+    stream = jobs.FrameStream(job, 300, KeyframesJob.make, should_cancel=lambda: True)
     assert sorted(next(stream)) == [0, 4, 8]  # the keyframes are shown before any work
     with pytest.raises(Cancelled):
         next(stream)
@@ -127,7 +130,7 @@ def test_a_stream_yields_the_keyframes_then_each_level_and_stops_between_calls()
 def test_outputs_come_mp4_first(tmp_path) -> None:
     frames = [np.full((32, 48, 3), v, np.uint8) for v in range(0, 250, 25)]
     reports = []
-    steps = list(jobs.keyframe_outputs(frames, tmp_path, 10.0, lambda done, **kw: reports.append((done, kw["desc"]))))
+    steps = list(outputs.keyframe_outputs(frames, tmp_path, 10.0, lambda done, **kw: reports.append((done, kw["desc"]))))
     assert [(s.video.exists(), len(s.frames), s.archive is not None, s.gif is not None) for s in steps] == [
         (True, 0, False, False), (True, 10, True, False), (True, 10, True, True),
     ]  # fmt: skip
@@ -166,7 +169,7 @@ def test_the_memory_budget_queues_requests_that_do_not_fit_together() -> None:
 
 def test_memory_estimate_of_the_largest_keyframes() -> None:
     first = np.zeros((4000, 6000, 3), np.uint8)  # pages never touched
-    job = jobs.Job("flow", None, InterpolationSettings(depth=3), keyframes=(first, first))
+    job = KeyframesJob("flow", None, InterpolationSettings(depth=3), keyframes=(first, first))
     pixels = 6000 * 4000
     assert job.memory_bytes() == pixels * (jobs.KEPT_BYTES_PER_PIXEL * 9 + jobs.WORK_BYTES_PER_PIXEL)
 
@@ -266,8 +269,8 @@ def test_zerogpu_calls_switch_adapters_loaded_in_the_main_process(tiny_models, t
     def middle(spec, fast: bool) -> np.ndarray:
         config = QwenEditConfig(str(base), (AdapterSpec(str(spec)),), lightning=str(lightning) if fast else None,
                                 resolution=64, steps=2, guidance=1.0, device="cpu", register=False)  # fmt: skip
-        job = jobs.Job("qwen-edit", config, InterpolationSettings(depth=1), keyframes=(first, last))
-        return list(jobs.stream_frames(job, 300, on_gpu))[-1][1]
+        job = KeyframesJob("qwen-edit", config, InterpolationSettings(depth=1), keyframes=(first, last))
+        return list(jobs.FrameStream(job, 300, on_gpu))[-1][1]
 
     runs = [middle(adapter, False), middle(adapter, True), middle(other, False), middle(adapter, False)]
     assert loaded_in_calls == [set()] * 4

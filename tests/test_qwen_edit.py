@@ -502,3 +502,31 @@ def test_cli_fallback_is_noted_and_in_the_manifest_and_off_turns_it_off(
     assert record["backend"]["config"]["fallback"] is True
     assert main(["pair", *common, "-o", str(tmp_path / "b.mp4"), "--fallback", "off"]) == 2
     assert "NaN" in capsys.readouterr().err
+
+
+def test_the_app_says_which_frames_fell_back_and_records_them(tiny, nan_adapter, keyframe_files):
+    """Keyframes tab: the summary lists the generated frames replaced by the flow frame and why, and the manifest
+    in the zip records them, also when the frames are made in another process (a ZeroGPU call, emulated)."""
+    import json
+    import zipfile
+    from dataclasses import replace
+
+    from test_jobs import _call, _forked
+
+    from vfi.app import actions
+    from vfi.app.config import Advanced, AppConfig
+    from vfi.app.jobs import KeyframesJob
+    from vfi.qwen.adapters import AdapterSpec
+
+    config = AppConfig("qwen-edit", base_model=str(tiny["multi"]["base"]), adapters=(AdapterSpec(str(nan_adapter)),))
+    call = replace(_call(config), make_on_gpu=_forked(KeyframesJob.make))
+    advanced = Advanced(str(nan_adapter), 1.0, False, 64, 2, 1.0, "")
+    paths = [str(path) for path in keyframe_files]
+    updates = actions.keyframes(call, *paths, 2, 0, 8, "once", "qwen-edit", advanced, 5, False)
+    *_, (_, _, archive, _, _, summary) = updates
+    with zipfile.ZipFile(archive) as files:
+        record = json.loads(files.read("manifest.json"))
+    assert len(record["fallbacks"]) == 3 and {f["reason"] for f in record["fallbacks"]} == {"non-finite (NaN) values"}
+    assert {f["seed"] for f in record["fallbacks"]} == {frame["seed"] for frame in record["seeds"]["frames"]}
+    for fallback in record["fallbacks"]:
+        assert f"The generated frame with seed {fallback['seed']} fell back to the flow frame: non-finite" in summary

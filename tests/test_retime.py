@@ -124,16 +124,16 @@ def test_cli_timing_errors_are_one_line(tmp_path: Path, args: str) -> None:
 
 
 def test_the_gpu_estimate_counts_what_a_midpoint_only_backend_makes_at_a_target_fps() -> None:
-    from vfi.app.jobs import Job
+    from vfi.app.jobs import ClipJob
     from vfi.backends import Capabilities
 
     plan = plan_clip(EXAMPLE, ClipSettings(fps=Fraction(30)))  # 12 → 30 fps: depth 1, a midpoint per interval
     assert (plan.midpoint_depth, plan.midpoint_frames, plan.frames_to_make) == (1, 23, 46)
-    assert Job("qwen-edit", settings=plan.settings, clip=(plan, "out.mp4")).frames_to_make() == 23
-    assert Job("flow", settings=plan.settings, clip=(plan, "out.mp4"), report=True).frames_to_make() == 46 + 11
+    assert ClipJob("qwen-edit", settings=plan.settings, clip=(plan, "out.mp4")).frames_to_make() == 23
+    assert ClipJob("flow", settings=plan.settings, clip=(plan, "out.mp4"), report=True).frames_to_make() == 46 + 11
     deeper = plan_clip(EXAMPLE, ClipSettings(fps=Fraction(48)))
     assert (deeper.midpoint_depth, deeper.midpoint_frames) == (2, 23 * 3)
-    hybrid = Job("qwen-edit", settings=plan.settings, clip=(plan, "out.mp4"), refine="flow")
+    hybrid = ClipJob("qwen-edit", settings=plan.settings, clip=(plan, "out.mp4"), refine="flow")
     assert not plan.midpoints_only(Capabilities("qwen-edit"), Capabilities("flow"))  # the run keeps its refine
     assert hybrid.frames_to_make() == plan.frames_to_make  # at most: the levels past generative_depth are flow's
 

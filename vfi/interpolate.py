@@ -270,6 +270,57 @@ def interpolate_pair(
         yield known[t]
 
 
+class Levels:
+    """The frames of every consecutive pair of ``keyframes``, made one :func:`stages` step at a time.
+
+    :meth:`requests` gives a stage's requests for all pairs (in order); :meth:`add` takes their frames in that
+    order, in one or more chunks, and says where each lands in the output sequence. Frames and seeds are those of
+    :func:`interpolate_frames`. ``backend``/``refine`` need only ``name`` and ``supports_any_t``.
+    """
+
+    def __init__(
+        self,
+        keyframes: Sequence[np.ndarray],
+        backend: Backend,
+        settings: InterpolationSettings,
+        refine: Backend | None = None,
+    ) -> None:
+        if len(keyframes) < 2:
+            raise VFIError("There are no frames to interpolate.")
+        if any(frame.shape != keyframes[0].shape for frame in keyframes):
+            raise VFIError("The keyframes differ in size.")
+        self.settings = settings
+        self.stages = stages(settings, backend, refine)
+        self._parents = node_parents(settings, backend, refine)
+        self._known = [{Fraction(0): a, Fraction(1): b} for a, b in zip(keyframes, keyframes[1:])]
+        self._position = {t: i + 1 for i, t in enumerate(settings.times)}
+        self._pending: list[tuple[int, Fraction]] = []
+        #: The keyframes by their index in the output sequence.
+        self.keyframes = {index * settings.frames_per_pair: frame for index, frame in enumerate(keyframes)}
+
+    def requests(self, stage: Stage) -> list[FrameRequest]:
+        """The requests of ``stage`` for every pair; the previous stage's frames must all have been added."""
+        self.finish_stage()
+        self._pending = [(p, t) for p in range(len(self._known)) for t in stage.times]
+        seed = self.settings.seed
+        return [r for p, pair in enumerate(self._known) for r in _requests(pair, stage.times, self._parents, seed, p)]
+
+    def add(self, frames: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
+        """The next ``frames`` of the current stage, in request order → the new output frames by index."""
+        nodes, self._pending = self._pending[: len(frames)], self._pending[len(frames) :]
+        new: dict[int, np.ndarray] = {}
+        for (p, t), frame in zip(nodes, frames, strict=True):
+            self._known[p][t] = frame
+            if t in self._position:
+                new[p * self.settings.frames_per_pair + self._position[t]] = frame
+        return new
+
+    def finish_stage(self) -> None:
+        """Refuse a stage whose frames were not all made (a backend returned too few)."""
+        if self._pending:
+            raise RuntimeError(f"{len(self._pending)} frames of a stage were not made")
+
+
 def interpolate_levels(
     keyframes: Sequence[np.ndarray],
     backend: Backend,
@@ -278,37 +329,15 @@ def interpolate_levels(
     *,
     refine: Backend | None = None,
 ) -> Iterator[dict[int, np.ndarray]]:
-    """Interpolate every consecutive pair of ``keyframes`` stage by stage (one recursion level at a time).
-
-    ``make(stage, requests)`` makes the frames of one stage for all pairs, in request order, in one or
-    more chunks (the caller decides how: on a GPU, in several calls, with progress and cancelling). Yields
-    the keyframes first, then each chunk's frames, keyed by their index in the output sequence; frames and
-    seeds are those of :func:`interpolate_frames`. ``backend``/``refine`` need only ``name`` and
-    ``supports_any_t``.
-    """
-    if len(keyframes) < 2:
-        raise VFIError("There are no frames to interpolate.")
-    if any(frame.shape != keyframes[0].shape for frame in keyframes):
-        raise VFIError("The keyframes differ in size.")
-    per_pair = settings.frames_per_pair
-    known = [{Fraction(0): a, Fraction(1): b} for a, b in zip(keyframes, keyframes[1:])]
-    yield {index * per_pair: frame for index, frame in enumerate(keyframes)}
-    position = {t: i + 1 for i, t in enumerate(settings.times)}
-    parents = node_parents(settings, backend, refine)
-    for stage in stages(settings, backend, refine):
-        nodes = [(p, t) for p in range(len(known)) for t in stage.times]
-        requests = [r for p, pair in enumerate(known) for r in _requests(pair, stage.times, parents, settings.seed, p)]
-        done = 0
+    """Interpolate every consecutive pair of ``keyframes`` stage by stage (:class:`Levels`): yields the keyframes
+    first, then the frames of each chunk ``make(stage, requests)`` yields for a stage, keyed by output index."""
+    levels = Levels(keyframes, backend, settings, refine)
+    yield levels.keyframes
+    for stage in levels.stages:
+        requests = levels.requests(stage)
         for chunk in make(stage, requests):
-            new: dict[int, np.ndarray] = {}
-            for (p, t), frame in zip(nodes[done : done + len(chunk)], chunk):
-                known[p][t] = frame
-                if t in position:
-                    new[p * per_pair + position[t]] = frame
-            done += len(chunk)
-            yield new
-        if done != len(requests):
-            raise RuntimeError(f"{done} frames were made for {len(requests)} requests")
+            yield levels.add(chunk)
+        levels.finish_stage()
 
 
 def interpolate_frames(

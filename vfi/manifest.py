@@ -130,15 +130,17 @@ def build_manifest(
     seeds: dict[str, Any],
     started: float,
     seconds: float,
+    fallbacks: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The manifest of a finished run (``started``: its Unix time, ``seconds``: how long it took)."""
+    """The manifest of a finished run (``started``: its Unix time, ``seconds``: how long it took); a generative
+    run also records ``fallbacks``, the generated frames replaced by the flow frame and why."""
     backend = {
         "name": settings.get("backend"),
         "config": _jsonable(dataclasses.asdict(config)) if config is not None else None,
         "adapters": adapter_sources(config),
         "base_revision": base_revision(config),
     }
-    return {
+    record = {
         "vfi_manifest": MANIFEST_VERSION,
         "command": command,
         "settings": {key: _jsonable(value) for key, value in settings.items()},
@@ -152,6 +154,9 @@ def build_manifest(
             "seconds": round(seconds, 3),
         },
     }
+    if config is not None:
+        record["fallbacks"] = list(fallbacks)
+    return record
 
 
 def write_manifest(manifest: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -6,10 +6,9 @@ cancel key) and the widget values; user errors raise :class:`~vfi.errors.VFIErro
 
 from __future__ import annotations
 
-import random
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,24 +18,22 @@ import numpy as np
 
 from vfi.app import jobs
 from vfi.app.config import NO_ADAPTER, Advanced, AppConfig
-from vfi.app.jobs import Job
+from vfi.app.jobs import ClipJob, CompareJob, Job, KeyframesJob, Made
+from vfi.app.requests import ClipRequest, CompareRequest, KeyframesRequest, clip_settings
 from vfi.backends import GENERATIVE
 from vfi.errors import Cancelled, VFIError
 from vfi.io.files import write_json
+from vfi.io.outputs import keyframe_outputs
+from vfi.io.video import check_fps
 from vfi.manifest import clip_seeds
-from vfi.run_spec import BackendSpec, ClipSpec, PairSpec, RunSpec
 
 if TYPE_CHECKING:
     from vfi.backends.base import FrameRequest
     from vfi.io.images import KeyframePair
     from vfi.modes.clip import ClipPlan, ClipSettings
+    from vfi.run_spec import RunSpec
 
-#: Hybrid mode: the generative backend makes the first recursion level, this backend the rest.
-HYBRID_REFINE = "flow"
-
-
-def _make_here(job: Job, requests: list[FrameRequest]) -> list[np.ndarray]:
-    return job.make(requests)
+Gallery = list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -54,19 +51,28 @@ class Call:
     session: str | None
     cancel_key: str
     admit: Callable[[int], AbstractContextManager] = lambda nbytes: nullcontext()
-    make_on_gpu: Callable[[Job, list[FrameRequest]], list[np.ndarray]] = _make_here
+    make_on_gpu: Callable[[KeyframesJob, list[FrameRequest]], Made] = KeyframesJob.make
     report: Callable[..., Any] | None = None
     should_cancel: Callable[[], bool] | None = None
 
-    def job(self, backend: str, advanced: Advanced, settings: Any, **what: Any) -> Job:
-        """A job of this call on ``backend`` (the generative one configured from ``advanced``)."""
-        return Job(backend, self.config.backend_config(backend, advanced), settings, cancel_key=self.cancel_key, **what)
+    def job_fields(self, backend: str, advanced: Advanced) -> dict[str, Any]:
+        """The fields every job of this call has on ``backend`` (the generative one configured from ``advanced``)."""
+        return {
+            "backend": backend,
+            "config": self.config.backend_config(backend, advanced),
+            "cancel_key": self.cancel_key,
+        }
 
-    def stream(self, job: Job) -> Iterator[dict[int, np.ndarray]]:
-        """``job``'s frames level by level (:func:`vfi.app.jobs.stream_frames`)."""
-        return jobs.stream_frames(
+    def stream(self, job: KeyframesJob) -> jobs.FrameStream:
+        """``job`` checked, then its frames call by call (:class:`vfi.app.jobs.FrameStream`)."""
+        return jobs.FrameStream(
             job, self.config.max_gpu_seconds, self.make_on_gpu, jobs.EtaProgress(self.report), self.should_cancel
         )
+
+    def check_stop(self, made: int) -> None:
+        """After the last frame: stopped before or while the files are written."""
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled(f"Stopped after {made} of {made} frames, before all files were written.")
 
 
 def uploaded_keyframes(first: str | None, last: str | None, mismatch: str = "auto") -> KeyframePair:
@@ -83,13 +89,23 @@ def note_lines(notes: Iterable[str | None]) -> str:
     return "".join(f"  \n{note}" for note in notes if note)
 
 
-def write_manifest(spec: RunSpec, job: Job, seeds: dict, started: float, folder: Path) -> Path:
+def fallback_lines(fallbacks: Sequence[dict]) -> str:
+    """The generated frames that fell back to the flow frame, and why, as Markdown lines to append."""
+    from vfi.backends.fallback import fallback_note
+
+    return note_lines(f"{note[0].upper()}{note[1:]}." for note in map(fallback_note, fallbacks))
+
+
+def write_manifest(
+    spec: RunSpec, job: Job, seeds: dict, started: float, folder: Path, fallbacks: Sequence[dict] = ()
+) -> Path:
     """``folder/manifest.json`` for the run ``spec`` describes (``python -m vfi replay`` remakes it)."""
     from vfi import manifest
 
     inputs = manifest.hash_inputs(getattr(spec, name) for name in spec.inputs)
+    seconds = time.time() - started
     record = manifest.build_manifest(
-        spec.command, spec.settings(), spec.argv(), inputs, job.config, seeds, started, time.time() - started
+        spec.command, spec.settings(), spec.argv(), inputs, job.config, seeds, started, seconds, fallbacks
     )
     return manifest.write_manifest(record, folder / "manifest.json")
 
@@ -97,86 +113,72 @@ def write_manifest(spec: RunSpec, job: Job, seeds: dict, started: float, folder:
 def keyframes(
     call: Call, first: str | None, last: str | None, depth: float, count: float | None, fps: float, playback: str,
     backend: str, advanced: Advanced, seed: float, randomize: bool, mismatch: str = "auto", hybrid: bool = False,
-) -> Iterator[tuple[str | None, list[tuple[str, str]], str | None, str | None, int, str]]:  # fmt: skip
+) -> Iterator[tuple[str | None, Gallery, str | None, str | None, int, str]]:  # fmt: skip
     """Frames between two keyframes, streamed: yields (MP4, gallery (path, label), PNG zip (with the run's
-    manifest), GIF, seed used, summary) as each recursion level finishes (the gallery fills in), then as the
-    outputs are written (the MP4 first). The summary says how a mismatched last keyframe was fitted.
-    ``hybrid``: the generative backend makes the first level, the flow backend the rest."""
-    from vfi.interpolate import InterpolationSettings
-    from vfi.io.video import check_fps, frame_name, write_png
-    from vfi.manifest import frame_seeds
-
+    manifest), GIF, seed used, summary) as each GPU call finishes (the gallery fills in), then as the
+    outputs are written (the MP4 first). The summary says how a mismatched last keyframe was fitted and which
+    generated frames fell back to the flow frame. ``hybrid``: the generative backend makes the first level, the
+    flow backend the rest."""
     check_fps(float(fps))
-    pair = uploaded_keyframes(first, last, mismatch)
-    count, fps = int(count or 0), float(fps)
-    seed = random.randrange(2**32) if randomize else int(seed)
-    unused_hybrid = bool(hybrid) and backend != GENERATIVE  # said in the summary, not silently dropped
-    hybrid = bool(hybrid) and not unused_hybrid
-    settings = InterpolationSettings(
-        depth=None if count else int(depth), frames=count or None, seed=seed, generative_depth=1 if hybrid else None
+    request = KeyframesRequest.from_ui(
+        first, last, depth, count, fps, playback, backend, advanced, seed, randomize, mismatch, hybrid
     )
-    chain = jobs.playback_chain(pair.first, pair.last, playback)
-    job = call.job(backend, advanced, settings, keyframes=chain, refine=HYBRID_REFINE if hybrid else None)
+    pair = uploaded_keyframes(request.first, request.last, request.mismatch)
+    chain = jobs.playback_chain(pair.first, pair.last, request.playback)
+    fields = call.job_fields(request.backend, request.advanced)
+    job = KeyframesJob(**fields, settings=request.settings, keyframes=chain, refine=request.refine)
+    stream = call.stream(job)  # checked: an impossible request is refused before any work
     with call.admit(job.memory_bytes()):
         folder = jobs.request_folder(call.session)
-        preview = folder / "preview"
-        preview.mkdir()
-        total = settings.frames_per_pair * (len(chain) - 1) + 1
-        made: dict[int, np.ndarray] = {}
         started, start = time.time(), time.monotonic()
-        for new in call.stream(job):
-            made.update(new)
-            for index, frame in new.items():
-                write_png(frame, preview / frame_name(index))
-            gallery = [(str(preview / frame_name(i)), Path(frame_name(i)).stem) for i in sorted(made)]
-            yield None, gallery, None, None, seed, f"{len(made)} of {total} frames made…"
-        seconds = time.monotonic() - start
-        frames = jobs.apply_playback([made[i] for i in range(total)], playback)
-        summary = (
-            f"{len(frames)} frames, {len(frames) / fps:.2f} s at {fps:g} fps — made in {seconds:.1f} s with {backend}"
-        )
-        summary += " + flow (hybrid)." if hybrid else "."
-        summary += f" Hybrid mode is for the {GENERATIVE} backend: {backend} made every frame." if unused_hybrid else ""
-        summary += note_lines([pair.note])
-        choice = BackendSpec(backend, job.config, job.refine, settings.generative_depth)
-        spec = PairSpec(
-            first, last, depth=int(depth), frames=count or None, fps=fps, seed=seed, mismatch=mismatch, backend=choice
-        )
-        seeds = {"run_seed": seed, "playback": playback, "frames": frame_seeds(seed, len(chain) - 1, settings.times)}
-        made_count = total - len(chain)
-
-        def check_stop() -> None:  # after the last frame: stopped before or while the files are written
-            if call.should_cancel is not None and call.should_cancel():
-                raise Cancelled(f"Stopped after {made_count} of {made_count} frames, before all files were written.")
-
-        check_stop()
-        manifest = write_manifest(spec, job, seeds, started, folder)
-        for out in jobs.keyframe_outputs(frames, folder, fps, call.report):
-            check_stop()
-            if out.frames:
-                gallery = [(str(p), p.stem) for p in out.frames]
+        made = yield from _previews(stream, folder / "preview", request, len(chain))
+        frames = jobs.apply_playback(made, request.playback)
+        notes = note_lines([pair.note]) + fallback_lines(stream.fallbacks)
+        summary = _keyframes_summary(request, len(frames), time.monotonic() - start) + notes
+        call.check_stop(len(made) - len(chain))
+        seeds = request.seeds(len(chain) - 1)
+        manifest = write_manifest(request.spec(job.config), job, seeds, started, folder, stream.fallbacks)
+        for out in keyframe_outputs(frames, folder, request.fps, call.report):
+            call.check_stop(len(made) - len(chain))
             if out.archive is not None and out.gif is None:  # the zip was just written: the manifest goes in it
                 with zipfile.ZipFile(out.archive, "a") as archive:
                     archive.write(manifest, "manifest.json")
+            gallery = [(str(p), p.stem) for p in out.frames] or _gallery(folder / "preview", range(len(made)))
             archive_path, gif = (str(out.archive) if out.archive else None), (str(out.gif) if out.gif else None)
             info = summary if gif else f"{summary} Writing the other files…"
-            yield str(out.video), gallery, archive_path, gif, seed, info
+            yield str(out.video), gallery, archive_path, gif, request.settings.seed, info
 
 
-def clip_settings(
-    factor: float, slowmo: bool, fps: str | None = "", scene_threshold: float | None = None, start: float | None = 0,
-    end: float | None = None,
-) -> ClipSettings:  # fmt: skip
-    """The Clip tab's values as ``ClipSettings`` (an empty target fps: use the factor; an end of 0: the clip's end)."""
-    from vfi.modes.clip import ClipSettings
-    from vfi.modes.retime import parse_rate
-    from vfi.modes.scenes import SCENE_THRESHOLD
+def _gallery(preview: Path, indices: Iterable[int]) -> Gallery:
+    from vfi.io.video import frame_name
 
-    return ClipSettings(
-        factor=int(factor), slowmo=bool(slowmo), fps=parse_rate(fps) if fps and str(fps).strip() else None,
-        scene_threshold=SCENE_THRESHOLD if scene_threshold is None else float(scene_threshold),
-        start=float(start or 0), end=float(end) if end else None,
-    )  # fmt: skip
+    return [(str(preview / frame_name(i)), Path(frame_name(i)).stem) for i in sorted(indices)]
+
+
+def _previews(
+    stream: jobs.FrameStream, preview: Path, request: KeyframesRequest, keyframes: int
+) -> Iterator[tuple[None, Gallery, None, None, int, str]]:
+    """Show the frames as they come (PNGs in ``preview``): yields the tab's updates; returns every frame in order."""
+    from vfi.io.video import frame_name, write_png
+
+    preview.mkdir()
+    total = request.settings.frames_per_pair * (keyframes - 1) + 1
+    made: dict[int, np.ndarray] = {}
+    for new in stream:
+        made.update(new)
+        for index, frame in new.items():
+            write_png(frame, preview / frame_name(index))
+        yield None, _gallery(preview, made), None, None, request.settings.seed, f"{len(made)} of {total} frames made…"
+    return [made[i] for i in range(total)]
+
+
+def _keyframes_summary(request: KeyframesRequest, frames: int, seconds: float) -> str:
+    fps, backend = request.fps, request.backend
+    summary = f"{frames} frames, {frames / fps:.2f} s at {fps:g} fps — made in {seconds:.1f} s with {backend}"
+    summary += " + flow (hybrid)." if request.refine else "."
+    if request.unused_hybrid:
+        summary += f" Hybrid mode is for the {GENERATIVE} backend: {backend} made every frame."
+    return summary
 
 
 def plan_upload(video: str, settings: ClipSettings) -> ClipPlan:
@@ -209,33 +211,24 @@ def clip(
     report: bool = False,
 ) -> tuple[str, str, list[str], list[tuple[float, float]]]:  # fmt: skip
     """A clip at factor× the frame rate (or factor× slower, or at a target fps), audio kept → its path, a
-    summary, the files to download (the run's manifest, the quality report) and the report's PSNR over time."""
-    if not video:
-        raise VFIError("Upload a clip first.")
-    settings = clip_settings(factor, slowmo, fps, scene_threshold, start, end)
-    plan = plan_upload(video, settings)  # probed and checked once: the run reuses it
+    summary (with the generated frames that fell back to the flow frame), the files to download (the run's
+    manifest, the quality report) and the report's PSNR over time."""
+    timing = (fps, scene_threshold, start, end)
+    request = ClipRequest.from_ui(video, factor, slowmo, backend, advanced, *timing, report=report)
+    plan = plan_upload(request.video, request.settings)  # probed and checked once: the run reuses it
     folder = jobs.request_folder(call.session)
     output = str(folder / "interpolated.mp4")
-    job = replace(call.job(backend, advanced, plan.settings, clip=(plan, output)), report=bool(report))
+    fields = call.job_fields(request.backend, request.advanced)
+    job = ClipJob(**fields, settings=plan.settings, clip=(plan, output), report=request.report)
     with call.admit(job.memory_bytes()):
         started = time.time()
-        output = call.run(job)
-    result, quality = output.result, output.report
+        made = call.run(job)
+    result, quality = made.result, made.report
     audio = "audio kept" if result.has_audio else "no audio"
     summary = f"{result.num_frames} frames at {result.fps:g} fps, {result.duration:.2f} s, {audio}."
-    summary += note_lines(result.notes)
-    spec = ClipSpec(
-        video,
-        factor=settings.factor,
-        slowmo=settings.slowmo,
-        seed=settings.seed,
-        fps=settings.fps,
-        scene_threshold=settings.scene_threshold,
-        start=settings.start,
-        end=settings.end,
-        backend=BackendSpec(backend, job.config),
-    )
-    files = [str(write_manifest(spec, job, clip_seeds(settings.seed), started, folder))]
+    summary += note_lines(result.notes) + fallback_lines(made.fallbacks)
+    seeds = clip_seeds(request.settings.seed)
+    files = [str(write_manifest(request.spec(job.config), job, seeds, started, folder, made.fallbacks))]
     points: list[tuple[float, float]] = []
     if quality is not None:
         report_path = folder / "report.json"
@@ -252,28 +245,31 @@ def compare(
 ) -> tuple[str, list[tuple[Any, str]], tuple[np.ndarray, np.ndarray], str]:  # fmt: skip
     """Both presets side by side in one video (so they play in sync) → its path, their middle frames (a gallery
     and a slider pair) and how far apart they are (PSNR/SSIM over the in-betweens)."""
-    from vfi.interpolate import InterpolationSettings
     from vfi.io.images import side_by_side
     from vfi.io.video import write_mp4
     from vfi.quality.metrics import describe_agreement
 
-    presets = call.config.compare_presets()
-    keyframes = uploaded_keyframes(first, last)
-    first_rgb, last_rgb = keyframes.first, keyframes.last
-    settings = InterpolationSettings(depth=int(depth), seed=int(seed))
-    names, work = (preset_a, preset_b), []
-    for preset in names:
-        if preset not in presets:
-            raise VFIError(f"Unknown setting {preset!r}; choose one of {', '.join(presets)}.")
-        backend, with_adapter = presets[preset]
-        chosen = advanced if with_adapter else replace(advanced, adapter=NO_ADAPTER)
-        work.append(call.job(backend, chosen, settings, keyframes=(first_rgb, last_rgb)))
-    with call.admit(sum(job.memory_bytes() for job in work)):
-        runs = [call.run(job) for job in work]
+    request = CompareRequest.from_ui(first, last, preset_a, preset_b, depth, fps, advanced, seed)
+    pair = uploaded_keyframes(request.first, request.last)
+    job = CompareJob(tuple(_preset_job(call, request, name, pair) for name in request.presets), request.presets)
+    job.check(call.config.max_gpu_seconds)
+    with call.admit(job.memory_bytes()):
+        runs = [call.run(run) for run in job.runs]
         folder = jobs.request_folder(call.session)
-        video = write_mp4(side_by_side(runs, names), folder / "compare.mp4", fps=float(fps))
+        video = write_mp4(side_by_side(runs, job.names), folder / "compare.mp4", fps=request.fps)
     middle = len(runs[0]) // 2
     left, right = runs[0][middle], runs[1][middle]
-    metrics = f"**Left vs right** — {describe_agreement(*runs)}" + note_lines([keyframes.note])
-    gallery = [(frames[middle], f"{name}: middle frame") for name, frames in zip(names, runs)]
+    metrics = f"**Left vs right** — {describe_agreement(*runs)}" + note_lines([pair.note])
+    gallery = [(frames[middle], f"{name}: middle frame") for name, frames in zip(job.names, runs)]
     return str(video), gallery, (left, right), metrics
+
+
+def _preset_job(call: Call, request: CompareRequest, preset: str, pair: KeyframePair) -> KeyframesJob:
+    """The keyframes job of one Compare preset (its backend, with or without the chosen adapter)."""
+    presets = call.config.compare_presets()
+    if preset not in presets:
+        raise VFIError(f"Unknown setting {preset!r}; choose one of {', '.join(presets)}.")
+    backend, with_adapter = presets[preset]
+    chosen = request.advanced if with_adapter else replace(request.advanced, adapter=NO_ADAPTER)
+    fields = call.job_fields(backend, chosen)
+    return KeyframesJob(**fields, settings=request.settings, keyframes=(pair.first, pair.last))

@@ -1,8 +1,9 @@
-"""One request of the app as the library sees it: a job, its cost, its run and its outputs (stopping it and
-admitting it by memory: :mod:`vfi.app.concurrency`).
+"""One request of the app as the library sees it: a typed job per mode, its plan, its run (stopping it and
+admitting it by memory: :mod:`vfi.app.concurrency`; its plan and cost: :mod:`vfi.app.plan`).
 
-No gradio here: ``app.py`` turns what the user set into a :class:`Job`, hands it to :func:`execute`
-and shows what comes back. A job is picklable, so a ZeroGPU Space can run it in its GPU process.
+No gradio here: an action (:mod:`vfi.app.actions`) turns a typed request into a job, checks it
+(:meth:`Job.check`, before any work), runs it whole (:func:`execute`) or streams it (:class:`FrameStream`) and
+shows what comes back. A job is picklable, so a ZeroGPU Space can run it in its GPU process.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from vfi.app.plan import Plan, frame_seconds, staged_plan, whole_plan
 from vfi.backends import ANY_T_BACKENDS, GENERATIVE, Capabilities
 from vfi.errors import VFIError
 
@@ -28,13 +30,10 @@ if TYPE_CHECKING:
     from vfi.backends import Backend
     from vfi.backends.base import FrameRequest
     from vfi.backends.qwen_config import QwenEditConfig
-    from vfi.interpolate import Stage
-    from vfi.modes.clip import ClipPlan, ClipResult
+    from vfi.interpolate import InterpolationSettings
+    from vfi.modes.clip import ClipPlan, ClipResult, ClipSettings
     from vfi.modes.report import ClipReport
 
-#: Wall-clock cost of one denoising step at 1024² on the GPU (docs/architecture.md, cost model), plus load time.
-STEP_SECONDS_1024 = 0.6
-LOAD_SECONDS = 30
 #: Memory a job takes per frame pixel: per frame it keeps (RGB), and as working set (flow fields, warps, the
 #: PNG/MP4 writers and ffmpeg's encoder). benchmarks/app_memory.py measured 2.51 GiB over the idle server for
 #: one 6000×4000 depth-3 request (9 frames kept): 112 B/px, 27 of them the frames; 90 leaves a margin.
@@ -52,24 +51,32 @@ def frames_memory(shape: tuple[int, ...], kept: int) -> int:
     return height * width * (KEPT_BYTES_PER_PIXEL * kept + WORK_BYTES_PER_PIXEL)
 
 
+def fallback_records(backend: Backend) -> tuple[dict[str, Any], ...]:
+    """The generated frames ``backend`` replaced by the flow frame (``{"seed", "t", "reason"}`` each)."""
+    return tuple(getattr(backend, "fallbacks", ()))
+
+
+@dataclass(frozen=True)
+class Made:
+    """The frames of one GPU call, and those of them that fell back to the flow frame (it runs in another process
+    on a ZeroGPU Space: what its backend noted comes back with the frames)."""
+
+    frames: list[np.ndarray]
+    fallbacks: tuple[dict[str, Any], ...] = ()
+
+
 @dataclass(frozen=True)
 class Job:
-    """One run of a backend.
+    """What every job has: a backend (the generative one configured by ``config``, None for the others), the
+    cancel key of its request and, in hybrid mode, the any-t backend that fills in after the generative levels.
 
-    ``config`` is the generative backend's ``QwenEditConfig`` (None for the others). Either ``keyframes``
-    (frames to chain: a pair, or first-last-first for a loop) with ``InterpolationSettings``, or ``clip`` =
-    (a checked ``vfi.modes.clip.ClipPlan``, the output path) with its ``ClipSettings``.
+    A job of a whole run (clip, storyboard) says how many frames its main backend makes (:meth:`frames_to_make`).
     """
 
     backend: str
     config: QwenEditConfig | None = None
-    settings: Any = None  # InterpolationSettings (keyframes) or ClipSettings (clip)
-    keyframes: tuple[np.ndarray, ...] = ()
-    clip: tuple[ClipPlan, str] | None = None
-    cancel_key: str = ""
-    #: With ``clip``: also make the clip's quality report (``vfi.modes.report``) with the same backend.
-    report: bool = False
-    refine: str | None = None  # hybrid mode: the any-t backend that fills in after ``settings.generative_depth`` levels
+    cancel_key: str = field(default="", kw_only=True)
+    refine: str | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.refine is not None and self.refine not in ANY_T_BACKENDS:
@@ -89,88 +96,139 @@ class Job:
 
         return create_backend(self.refine) if self.refine else None
 
-    def stages(self) -> list[Stage]:
-        """The recursion's steps for every pair (:func:`vfi.interpolate.stages`); keyframe jobs only."""
-        from vfi.interpolate import stages
-
-        return stages(self.settings, Capabilities(self.backend), Capabilities(self.refine) if self.refine else None)
-
-    def check(self) -> None:
-        """Refuse an impossible request (frame count vs backend) with a VFIError, before any model loads."""
-        self.frames_to_make()
-
     def frames_to_make(self) -> int:
         """How many frames the main backend makes in this run (raises VFIError for an impossible request)."""
-        if self.clip is not None:
-            plan = self.clip[0]
-            midpoints = plan.midpoints_only(Capabilities(self.backend), self.refine and Capabilities(self.refine))
-            made = plan.midpoint_frames if midpoints else plan.frames_to_make
-            return made + (plan.report_frames if self.report else 0)
-        return sum(len(stage.times) for stage in self.stages() if not stage.refine) * (len(self.keyframes) - 1)
+        raise NotImplementedError
+
+    def plan(self, max_gpu_seconds: int | None = None, whole: bool = False) -> Plan:
+        """This job's stages and GPU calls (:mod:`vfi.app.plan`); pure, raises VFIError for an impossible request.
+        A keyframes job streams in GPU calls that each fit ``max_gpu_seconds`` unless run ``whole``; the other
+        jobs always run whole, in one call."""
+        return whole_plan(self.frames_to_make(), self.config, self.generative)
+
+    def check(self, max_gpu_seconds: int | None = None, whole: bool = False) -> Plan:
+        """Refuse an impossible request (frame count vs backend, a GPU call over ``max_gpu_seconds``) with a
+        VFIError, before any work; the plan to run."""
+        plan = self.plan(max_gpu_seconds, whole)
+        return plan.check(max_gpu_seconds) if max_gpu_seconds is not None else plan
 
     def frame_seconds(self) -> float:
-        """Estimated GPU time of one generated frame: steps × (resolution / 1024)² × CFG, with a 1.5× margin.
-
-        An unset resolution (the adapter's own, unknown before loading) is costed at 1024².
-        """
-        from vfi.backends.qwen_config import QwenEditConfig
-
-        config = self.config or QwenEditConfig()
-        cfg = 2 if config.guidance_or_default() > 1.0 else 1
-        return 1.5 * config.steps_or_default() * STEP_SECONDS_1024 * ((config.resolution or 1024) / 1024) ** 2 * cfg
+        """Estimated GPU time of one generated frame (:func:`vfi.app.plan.frame_seconds`)."""
+        return frame_seconds(self.config)
 
     def gpu_seconds(self, frames: int | None = None) -> int:
-        """Estimated GPU time of a call making ``frames`` frames (default: the whole job), plus loading (the
-        weights' move to the GPU; adapters are loaded before the call, :func:`prepare_adapters`)."""
-        return int(LOAD_SECONDS + self.frame_seconds() * (self.frames_to_make() if frames is None else frames))
+        """Estimated GPU time of a call making ``frames`` frames (default: the whole job), plus loading."""
+        plan = self.plan()
+        return plan.call_seconds(plan.frames if frames is None else frames)
 
-    def make(self, requests: Sequence[FrameRequest], on_progress: Callable[[int, int], None] | None = None) -> list:
-        """The frames of ``requests`` from the main backend (the unit of GPU work when streaming)."""
+
+@dataclass(frozen=True)
+class KeyframesJob(Job):
+    """Frames between keyframes (a pair, or first-last-first for a loop) with ``InterpolationSettings``."""
+
+    settings: InterpolationSettings | None = None
+    keyframes: tuple[np.ndarray, ...] = ()
+
+    def plan(self, max_gpu_seconds: int | None = None, whole: bool = False) -> Plan:
+        """The recursion's stages (:func:`vfi.interpolate.stages`) for every pair; the generative backend's in
+        GPU calls, or in one call when the job runs ``whole``."""
+        from vfi.interpolate import stages
+
+        refine = Capabilities(self.refine) if self.refine else None
+        steps = stages(self.settings, Capabilities(self.backend), refine)
+        plan = staged_plan(steps, len(self.keyframes) - 1, self.config, self.generative, max_gpu_seconds)
+        return whole_plan(plan.frames, self.config, self.generative) if whole else plan
+
+    def frames_to_make(self) -> int:
+        return self.plan().frames
+
+    def make(self, requests: Sequence[FrameRequest]) -> Made:
+        """The frames of ``requests`` from the main backend (one GPU call of a streamed job)."""
         from vfi.interpolate import Progress, run_requests
 
-        return run_requests(self.create_backend(), requests, Progress(len(requests), on_progress))
+        backend = self.create_backend()
+        return Made(run_requests(backend, requests, Progress(len(requests))), fallback_records(backend))
 
     def memory_bytes(self) -> int:
         """Estimated peak memory of this job with its outputs being written (server and its ffmpeg children):
         the frames it keeps plus a working set, both per frame pixel (raises VFIError for an impossible request)."""
-        if self.clip is not None:  # frames stream through: a working set only
-            info = self.clip[0].info
-            return info.width * info.height * WORK_BYTES_PER_PIXEL
         return frames_memory(self.keyframes[0].shape, self.frames_to_make() + len(self.keyframes))
 
-    def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]):
-        """The frames (keyframes) or the :class:`ClipOutput` (clip)."""
-        backend = self.create_backend()
-        if self.clip is not None:
-            from vfi.modes.clip import interpolate_clip
-
-            plan, output = self.clip
-            refine = self.create_refine()
-            result = interpolate_clip(
-                plan, output, backend, refine=refine, on_progress=on_progress, should_cancel=should_cancel
-            )
-            if not self.report:
-                return ClipOutput(result)
-            from vfi.modes.report import report_clip
-
-            report = report_clip(plan, backend, refine=refine, on_progress=on_progress, should_cancel=should_cancel)
-            return ClipOutput(result, report)
+    def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> list[np.ndarray]:
+        """The whole sequence of frames."""
         from vfi.interpolate import interpolate_frames
 
-        return list(
-            interpolate_frames(
-                self.keyframes, backend, self.settings, refine=self.create_refine(), num_frames=len(self.keyframes),
-                on_progress=on_progress, should_cancel=should_cancel,
-            )
-        )  # fmt: skip
+        frames = interpolate_frames(
+            self.keyframes,
+            self.create_backend(),
+            self.settings,
+            refine=self.create_refine(),
+            num_frames=len(self.keyframes),
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+        )
+        return list(frames)
+
+
+@dataclass(frozen=True)
+class ClipJob(Job):
+    """A clip at a higher frame rate: ``clip`` = (a checked ``vfi.modes.clip.ClipPlan``, the output path) with its
+    ``ClipSettings``; with ``report``, also the clip's quality report (``vfi.modes.report``) by the same backend."""
+
+    settings: ClipSettings | None = None
+    clip: tuple[ClipPlan, str] | None = None
+    report: bool = False
+
+    def frames_to_make(self) -> int:
+        plan = self.clip[0]
+        midpoints = plan.midpoints_only(Capabilities(self.backend), self.refine and Capabilities(self.refine))
+        made = plan.midpoint_frames if midpoints else plan.frames_to_make
+        return made + (plan.report_frames if self.report else 0)
+
+    def memory_bytes(self) -> int:
+        """Estimated peak memory: frames stream through, a working set only."""
+        info = self.clip[0].info
+        return info.width * info.height * WORK_BYTES_PER_PIXEL
+
+    def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> ClipOutput:
+        from vfi.modes.clip import interpolate_clip
+
+        backend, refine = self.create_backend(), self.create_refine()
+        progress = {"refine": refine, "on_progress": on_progress, "should_cancel": should_cancel}
+        plan, output = self.clip
+        result = interpolate_clip(plan, output, backend, **progress)
+        if not self.report:
+            return ClipOutput(result, fallbacks=fallback_records(backend))
+        from vfi.modes.report import report_clip
+
+        report = report_clip(plan, backend, **progress)
+        return ClipOutput(result, report, fallback_records(backend))
 
 
 @dataclass(frozen=True)
 class ClipOutput:
-    """What a clip job wrote (``vfi.modes.clip.ClipResult``) and its quality report, when one was asked for."""
+    """What a clip job wrote (``vfi.modes.clip.ClipResult``), its quality report when one was asked for, and the
+    generated frames that fell back to the flow frame."""
 
     result: ClipResult
     report: ClipReport | None = None
+    fallbacks: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    """Two keyframes jobs on the same keyframes (the Compare tab's presets), each run whole."""
+
+    runs: tuple[KeyframesJob, KeyframesJob]
+    names: tuple[str, str]
+
+    def check(self, max_gpu_seconds: int) -> None:
+        """Refuse either run before the first is made."""
+        for job in self.runs:
+            job.check(max_gpu_seconds, whole=True)
+
+    def memory_bytes(self) -> int:
+        return sum(job.memory_bytes() for job in self.runs)
 
 
 class EtaProgress:
@@ -188,24 +246,14 @@ class EtaProgress:
         self.report((done, total), desc=f"frame {done}/{total}, about {eta:.0f} s left", unit="frames")
 
 
-def check_gpu_seconds(seconds: int, max_gpu_seconds: int) -> None:
-    """Refuse a GPU call estimated over the limit (a ZeroGPU Space refuses it anyway, less clearly)."""
-    if seconds > max_gpu_seconds:
-        raise VFIError(
-            f"This request needs about {seconds} s of GPU time in one call, more than the limit of "
-            f"{max_gpu_seconds} s; make fewer frames, use fewer steps or a lower working resolution."
-        )
-
-
 def execute(job: Job, max_gpu_seconds: int, run: Callable[[Job], T], run_on_gpu: Callable[[Job], T]) -> T:
-    """Check ``job``, then run it whole: generative jobs on the GPU (``run_on_gpu``), others here.
+    """Check ``job``, then run it whole: generative jobs on the GPU (``run_on_gpu``, one call), others here.
 
     One at a time on the GPU is the app's queue's business (Gradio's ``concurrency_id``), not a lock here.
     """
-    job.check()
+    job.check(max_gpu_seconds, whole=True)
     if not job.generative:
         return run(job)
-    check_gpu_seconds(job.gpu_seconds(), max_gpu_seconds)
     prepare_adapters(job)
     return run_on_gpu(job)
 
@@ -221,52 +269,65 @@ def prepare_adapters(job: Job) -> None:
         job.create_backend()
 
 
-def gpu_batches(job: Job, requests: Sequence[FrameRequest], max_gpu_seconds: int) -> list[list[FrameRequest]]:
-    """``requests`` split into GPU calls: at most one backend batch each (a Stop or cancel then waits for one
-    batch at most), estimated under ``max_gpu_seconds``; refuses the request if a single frame does not fit."""
-    check_gpu_seconds(job.gpu_seconds(1), max_gpu_seconds)
-    batch = job.config.batch if job.config is not None else 1
-    size = max(1, min(batch, int((max_gpu_seconds - LOAD_SECONDS) // job.frame_seconds())))
-    return [list(requests[i : i + size]) for i in range(0, len(requests), size)]
+class FrameStream:
+    """A keyframes job's frames, one GPU call at a time: iterating yields the new frames by output index (first
+    the keyframes, then the frames of each GPU call, or of each stage the other backends make here); afterwards
+    :attr:`fallbacks` lists the generated frames that fell back to the flow frame.
 
-
-def stream_frames(
-    job: Job,
-    max_gpu_seconds: int,
-    run_on_gpu: Callable[[Job, list[FrameRequest]], list[np.ndarray]],
-    on_progress: Callable[[int, int], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-) -> Iterator[dict[int, np.ndarray]]:
-    """Run a keyframes job one recursion level at a time; yield the new frames by output index (first the
-    keyframes, then the frames of each GPU call, or of each level of the other backends).
-
-    The generative backend's frames go to ``run_on_gpu(job, requests)`` in calls that each fit
-    ``max_gpu_seconds`` (:func:`gpu_batches`); only that is GPU work. The other backends, and the refine
-    backend in hybrid mode, run here. ``should_cancel`` is read here, between calls (never inside a GPU
-    process, where it would be a stale copy), and stops the run with :class:`~vfi.errors.Cancelled`.
+    The plan (:meth:`Job.check`, before any work) says which stages are GPU work and in which calls; each call is
+    ``run_on_gpu(job, requests)`` (a :class:`Made`), the only GPU work. The other backends, and the refine backend
+    in hybrid mode, run here. ``should_cancel`` is read here, between calls (never inside a GPU process, where it
+    would be a stale copy), and stops the run with :class:`~vfi.errors.Cancelled`.
     """
-    from vfi.interpolate import Progress, interpolate_levels, run_requests
 
-    job.check()
-    pairs = len(job.keyframes) - 1
-    progress = Progress(sum(len(stage.times) for stage in job.stages()) * pairs, on_progress, should_cancel)
-    backend = None if job.generative else job.create_backend()
-    refine = job.create_refine()
+    def __init__(
+        self,
+        job: KeyframesJob,
+        max_gpu_seconds: int,
+        run_on_gpu: Callable[[KeyframesJob, list[FrameRequest]], Made],
+        on_progress: Callable[[int, int], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> None:
+        self.fallbacks: list[dict[str, Any]] = []
+        self._updates = self._run(job, job.check(max_gpu_seconds), run_on_gpu, on_progress, should_cancel)
 
-    def make(stage: Stage, requests: list[FrameRequest]) -> Iterator[list[np.ndarray]]:
-        local = refine if stage.refine else backend
-        if local is not None:
-            yield run_requests(local, requests, progress)
-            return
-        batches = gpu_batches(job, requests, max_gpu_seconds)
+    def __iter__(self) -> FrameStream:
+        return self
+
+    def __next__(self) -> dict[int, np.ndarray]:
+        return next(self._updates)
+
+    def _run(
+        self,
+        job: KeyframesJob,
+        plan: Plan,
+        run_on_gpu: Callable,
+        on_progress: Callable | None,
+        should_cancel: Callable | None,
+    ) -> Iterator[dict[int, np.ndarray]]:
+        from vfi.interpolate import Levels, Progress, run_requests
+
+        refine = Capabilities(job.refine) if job.refine else None
+        levels = Levels(job.keyframes, Capabilities(job.backend), job.settings, refine)
+        progress = Progress(plan.total, on_progress, should_cancel)
+        here = {False: None if job.generative else job.create_backend(), True: job.create_refine()}
+        yield levels.keyframes
         prepare_adapters(job)
-        for batch in batches:
-            progress.check_cancel()
-            yield run_on_gpu(job, batch)
-            progress.advance(len(batch))
 
-    yield from interpolate_levels(job.keyframes, Capabilities(job.backend), job.settings, make,
-                                  refine=Capabilities(job.refine) if job.refine else None)  # fmt: skip
+        def make(batch: list[FrameRequest], gpu: bool, refine: bool) -> list[np.ndarray]:
+            if not gpu:
+                return run_requests(here[refine], batch, progress)
+            progress.check_cancel()
+            made = run_on_gpu(job, batch)
+            progress.advance(len(batch))
+            self.fallbacks.extend(made.fallbacks)
+            return made.frames
+
+        for stage in plan.stages:
+            requests = levels.requests(stage.stage)
+            for batch in plan.gpu_batches(requests) if stage.gpu else [requests]:
+                yield levels.add(make(batch, stage.gpu, stage.refine))
+        levels.finish_stage()
 
 
 def playback_chain(first: np.ndarray, last: np.ndarray, playback: str) -> tuple[np.ndarray, ...]:
@@ -333,41 +394,3 @@ def request_folder(session: str | None) -> Path:
             if now - old.stat().st_mtime > OUTPUT_TTL_S:
                 shutil.rmtree(old)
     return Path(tempfile.mkdtemp(prefix=f"{(session or 'anon')[:12]}-", dir=requests))
-
-
-@dataclass(frozen=True)
-class KeyframeOutputs:
-    """What the keyframes tab offers: the MP4, then the PNGs (gallery) and their zip, then the GIF."""
-
-    video: Path
-    frames: tuple[Path, ...] = ()
-    archive: Path | None = None
-    gif: Path | None = None
-
-
-def counted(frames: Sequence[np.ndarray], report: Callable[..., Any] | None, desc: str) -> Iterator[np.ndarray]:
-    """``frames``, reporting ``report((i, n), desc=desc, unit="frames")`` as each is consumed (encoding progress)."""
-    for index, frame in enumerate(frames):
-        if report is not None:
-            report((index, len(frames)), desc=desc, unit="frames")
-        yield frame
-
-
-def keyframe_outputs(
-    frames: Sequence[np.ndarray], folder: Path, fps: float, report: Callable[..., Any] | None = None
-) -> Iterator[KeyframeOutputs]:
-    """Write the keyframes tab's outputs, most wanted first: yields after the MP4, after the PNGs and zip,
-    and after the GIF (the slowest: about 6× the MP4's time)."""
-    from vfi.io.video import write_gif, write_mp4, write_png_frames
-
-    out = KeyframeOutputs(
-        Path(write_mp4(counted(frames, report, "encoding the MP4"), folder / "interpolated.mp4", fps=fps))
-    )
-    yield out
-    frame_dir = write_png_frames(counted(frames, report, "writing the PNG frames"), folder / "frames")
-    archive = Path(shutil.make_archive(str(folder / "frames"), "zip", frame_dir))
-    out = replace(out, frames=tuple(sorted(frame_dir.glob("*.png"))), archive=archive)
-    yield out
-    yield replace(
-        out, gif=Path(write_gif(counted(frames, report, "writing the GIF"), folder / "interpolated.gif", fps=fps))
-    )

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from vfi.app import jobs
 from vfi.app.actions import Call, note_lines
 from vfi.app.config import Advanced
@@ -20,6 +22,7 @@ from vfi.backends import Capabilities
 from vfi.errors import VFIError
 from vfi.io.files import decode_image_data_url
 from vfi.io.numbers import parse_whole
+from vfi.io.outputs import keyframe_outputs
 from vfi.io.video import check_fps
 from vfi.modes.storyboard import (
     Storyboard,
@@ -36,8 +39,9 @@ from vfi.modes.storyboard import (
 class StoryboardJob(Job):
     """A storyboard run (``take`` None), or a re-roll of frame ``reroll[0]`` of ``take`` with seed ``reroll[1]``."""
 
-    storyboard: Storyboard | None = None
     take: Take | None = None
+    keyframes: tuple[np.ndarray, ...] = ()
+    storyboard: Storyboard | None = None
     reroll: tuple[int, int] | None = None
     locked: tuple[int, ...] = ()
     notes: tuple[str, ...] = ()  # how keyframes of another size were fitted to the first
@@ -121,7 +125,7 @@ def _deterministic(backend: str) -> str:
 
 def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequence[int],
           seconds: float) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
-    outputs = jobs.keyframe_outputs(take.frames, jobs.request_folder(call.session), fps, call.report)
+    outputs = keyframe_outputs(take.frames, jobs.request_folder(call.session), fps, call.report)
     out = next(out for out in outputs if out.archive is not None)  # the MP4, PNGs and zip (no GIF here)
     marks = set(locked)
     gallery = [(str(p), take.label(i) + (" (locked)" if i in marks else "")) for i, p in enumerate(out.frames)]
@@ -148,9 +152,8 @@ def storyboard(
     board = Storyboard.build(len(paths), depth, int(frames_per_pair or 0) or None, int(seed), lines)
     keyframes, notes = load_storyboard(paths)
     job = StoryboardJob(
-        backend, call.config.backend_config(backend, advanced), None, keyframes=tuple(keyframes),
-        cancel_key=call.cancel_key, storyboard=board, notes=tuple(notes),
-    )  # fmt: skip
+        **call.job_fields(backend, advanced), keyframes=tuple(keyframes), storyboard=board, notes=tuple(notes)
+    )
     with call.admit(job.memory_bytes()):
         start = time.monotonic()
         take = call.run(job)
@@ -174,7 +177,7 @@ def reroll_frame(
     index = picked_frame(previous, index, "re-roll")
     frames = tuple(parse_indices(locked, "locked frames"))
     job = replace(previous, reroll=(index, random.randrange(2**32)), locked=frames, cancel_key=call.cancel_key)
-    job.frames_to_make()  # a keyframe or a locked frame is refused first
+    job.check()  # a keyframe or a locked frame is refused first
     if not job.generative:  # a new seed would make the same pixels
         raise VFIError(_deterministic(job.backend))
     with call.admit(job.memory_bytes()):

@@ -48,6 +48,11 @@ def implausible(frame: np.ndarray, prediction: FlowPrediction) -> str | None:
     return None
 
 
+def fallback_note(record: dict) -> str:
+    """One line on a generated frame that fell back (a backend's ``fallbacks`` record: seed, t, reason)."""
+    return f"the generated frame with seed {record['seed']} fell back to the flow frame: {record['reason']}"
+
+
 def _gray(image: np.ndarray) -> np.ndarray:
     """Float32 grayscale, slightly blurred (fine detail and noise are not disagreement)."""
     return cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 2.0)

@@ -150,11 +150,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     seeds = args.run(args)
     fell_back = (seeds or {}).pop("fallbacks", [])
     config = commands.qwen_config(args)
-    manifest = build_manifest(
-        args.command, _settings(args), list(argv), inputs, config, seeds, started, time.perf_counter() - clock
-    )
-    if config is not None:  # the generated frames replaced by the flow frame, and why
-        manifest["fallbacks"] = fell_back
+    seconds = time.perf_counter() - clock
+    manifest = build_manifest(args.command, _settings(args), list(argv), inputs, config, seeds, started, seconds, fell_back)
     write_manifest(manifest, args.manifest)
     print(f"wrote the manifest {args.manifest}", file=sys.stderr)
 

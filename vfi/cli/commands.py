@@ -125,9 +125,9 @@ def fallbacks(backend: Backend) -> dict:
     """Print which generated frames fell back to the flow frame and why (one ``note:`` each); for the manifest,
     ``{"fallbacks": [{"seed", "t", "reason"}, ...]}`` (empty when none did)."""
     records = list(getattr(backend, "fallbacks", ()))
-    _print_notes(
-        f"the generated frame with seed {f['seed']} fell back to the flow frame: {f['reason']}" for f in records
-    )
+    from vfi.backends.fallback import fallback_note
+
+    _print_notes(map(fallback_note, records))
     return {"fallbacks": records} if records else {}
 
 
