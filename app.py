@@ -87,9 +87,15 @@ def _call(config: AppConfig, request: gr.Request | None, progress: gr.Progress |
         return budget.reserve(nbytes, lambda: CANCELS.stopped(key), wait)
 
     return actions.Call(
-        config, lambda job: execute(job, config, progress), session(request), key, admit,
-        make_on_gpu=make_on_gpu, report=progress, should_cancel=lambda: CANCELS.stopped(key),
-    )  # fmt: skip
+        config,
+        lambda job: execute(job, config, progress),
+        session(request),
+        key,
+        admit,
+        make_on_gpu=make_on_gpu,
+        report=progress,
+        should_cancel=lambda: CANCELS.stopped(key),
+    )
 
 
 def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
@@ -113,16 +119,29 @@ def build_app(config: AppConfig, defaults: Advanced | None = None) -> gr.Blocks:
                 strength = gr.Slider(0.0, 2.0, value=defaults.strength, step=0.05, label="Adapter strength")
                 fast = gr.Checkbox(value=False, label="Fast mode (Lightning)", interactive=config.lightning is not None)
             with gr.Row():
-                resolution = gr.Slider(64, 1024, value=defaults.resolution, step=32, label="Working resolution (longest side, px)")  # fmt: skip
+                resolution = gr.Slider(
+                    64, 1024, value=defaults.resolution, step=32, label="Working resolution (longest side, px)"
+                )
                 steps = gr.Slider(1, 50, value=defaults.steps, step=1, label="Steps")
                 guidance = gr.Slider(1.0, 8.0, value=defaults.guidance, step=0.5, label="Guidance (true CFG; 1 = off)")
             with gr.Row():
                 prompt = gr.Textbox("", label="Prompt (empty: the adapter's own)", lines=1, scale=3)
-                hybrid = gr.Checkbox(value=False, label="Hybrid (Keyframes tab): the model makes the middle frame, flow the rest (saves most GPU time)")  # fmt: skip
+                hybrid = gr.Checkbox(
+                    value=False,
+                    label="Hybrid (Keyframes tab): the model makes the middle frame, flow the rest (saves most GPU time)",
+                )
         advanced_inputs = [adapter, strength, fast, resolution, steps, guidance, prompt]
         backend.change(lambda name: gr.Accordion(visible=name == GENERATIVE), backend, acc, api_visibility="private")
 
-        fast.change(lambda on: (gr.Slider(value=FAST_STEPS if on else defaults.steps), gr.Slider(value=FAST_GUIDANCE if on else defaults.guidance)), fast, [steps, guidance], api_visibility="private")  # fmt: skip
+        fast.change(
+            lambda on: (
+                gr.Slider(value=FAST_STEPS if on else defaults.steps),
+                gr.Slider(value=FAST_GUIDANCE if on else defaults.guidance),
+            ),
+            fast,
+            [steps, guidance],
+            api_visibility="private",
+        )
         keyframes_tab(config, new_call, backend, advanced_inputs, hybrid, defaults)
         clip_tab(config, new_call, backend, advanced_inputs, defaults)
         storyboard_tab(config, new_call, backend, advanced_inputs)
@@ -151,8 +170,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     try:  # also an MCP server: streamable HTTP at /gradio_api/mcp/ (SSE at /gradio_api/mcp/sse) (README, "From an agent (MCP)")
         with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
-            demo.launch(server_name=config.host, server_port=config.port, show_error=True, mcp_server=True,
-                        max_file_size=config.max_upload_mb * 2**20, css=CSS)  # fmt: skip
+            demo.launch(
+                server_name=config.host,
+                server_port=config.port,
+                show_error=True,
+                mcp_server=True,
+                max_file_size=config.max_upload_mb * 2**20,
+                css=CSS,
+            )
     finally:
         CANCELS.stop_all(wait_s=STOP_WAIT_S)
         jobs.remove_output_root()

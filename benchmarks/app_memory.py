@@ -42,9 +42,10 @@ def write_keyframes(folder: Path, width: int, height: int) -> tuple[Path, Path]:
 def one_row(app: Path, app_args: list[str], keyframes: tuple[Path, Path], concurrency: int, depth: int) -> str:
     from gradio_client import Client, handle_file
 
-    with tempfile.TemporaryDirectory() as folder, running_app(
-        Path(folder) / "app.log", "--backend", "flow", *app_args, app=app, timeout=180
-    ) as url:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        running_app(Path(folder) / "app.log", "--backend", "flow", *app_args, app=app, timeout=180) as url,
+    ):
         server = server_process(url)
         idle = server.memory_info().rss
 

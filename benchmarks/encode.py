@@ -36,10 +36,30 @@ def make_frames(width: int, height: int, count: int) -> list[np.ndarray]:
 def raw_pipe(frames: list[np.ndarray], path: Path, fps: float, crf: int) -> None:
     height, width = frames[0].shape[:2]
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "-",
-        *X264_ARGS, "-crf", str(crf), *COLOUR_ARGS, "-movflags", "+faststart", str(path),
-    ]  # fmt: skip
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-framerate",
+        str(fps),
+        "-i",
+        "-",
+        *X264_ARGS,
+        "-crf",
+        str(crf),
+        *COLOUR_ARGS,
+        "-movflags",
+        "+faststart",
+        str(path),
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
     for frame in frames:
         proc.stdin.write(frame.tobytes())

@@ -87,10 +87,15 @@ def flop_rows(setup: qt.Setup) -> list[dict[str, Any]]:
     for shape in setup.shapes:
         terms = qt.flop_terms(setup.config, shape)
         flops = sum(terms.values())
-        rows.append({
-            **qt.shape_columns(shape), "target_tokens": shape.target_tokens, "image_tokens": shape.image_tokens,
-            "tflop": flops / 1e12, "attention_share": 100 * terms["attention"] / flops,
-        })  # fmt: skip
+        rows.append(
+            {
+                **qt.shape_columns(shape),
+                "target_tokens": shape.target_tokens,
+                "image_tokens": shape.image_tokens,
+                "tflop": flops / 1e12,
+                "attention_share": 100 * terms["attention"] / flops,
+            }
+        )
     return rows
 
 

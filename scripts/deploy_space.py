@@ -117,9 +117,12 @@ def deploy(args: argparse.Namespace) -> str:
     api.create_repo(args.space, repo_type="space", space_sdk="gradio", private=args.private, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vfi-space-") as tmp:
         api.upload_folder(
-            repo_id=args.space, repo_type="space", folder_path=stage(Path(tmp), args),
-            commit_message="Deploy vfi", delete_patterns=["*.py", "vfi/**", "examples/**"],
-        )  # fmt: skip
+            repo_id=args.space,
+            repo_type="space",
+            folder_path=stage(Path(tmp), args),
+            commit_message="Deploy vfi",
+            delete_patterns=["*.py", "vfi/**", "examples/**"],
+        )
     for key, value in space_variables(args).items():
         api.add_space_variable(args.space, key, value)
     api.request_space_hardware(args.space, args.hardware)

@@ -84,8 +84,11 @@ def running_app(
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, str(app), "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=log_path.parent, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=log_path.parent,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}/"
         try:
             deadline = time.monotonic() + timeout

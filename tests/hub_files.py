@@ -15,10 +15,21 @@ from pathlib import Path
 #: Modules the Lightning LoRAs adapt in every block: the attention projections of both streams, both
 #: streams' MLPs and their AdaLN modulation.
 LIGHTNING_MODULES = (
-    "attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0",
-    "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj", "attn.to_add_out",
-    "img_mlp.net.0.proj", "img_mlp.net.2", "txt_mlp.net.0.proj", "txt_mlp.net.2", "img_mod.1", "txt_mod.1",
-)  # fmt: skip
+    "attn.to_q",
+    "attn.to_k",
+    "attn.to_v",
+    "attn.to_out.0",
+    "attn.add_q_proj",
+    "attn.add_k_proj",
+    "attn.add_v_proj",
+    "attn.to_add_out",
+    "img_mlp.net.0.proj",
+    "img_mlp.net.2",
+    "txt_mlp.net.0.proj",
+    "txt_mlp.net.2",
+    "img_mod.1",
+    "txt_mod.1",
+)
 
 
 def fill_hub_cache(hub_cache: Path, repo_id: str, commit: str, files: dict[str, Path], refs=("main",)) -> Path:

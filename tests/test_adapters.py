@@ -73,13 +73,16 @@ COMMIT, PINNED = "a" * 40, "b" * 40
     [
         ("owner/name", AdapterSpec("owner/name")),
         ("owner/name@0.5", AdapterSpec("owner/name", 0.5)),
-        (f"lightx2v/Qwen-Image-Lightning/{LIGHTNING_FILE}", AdapterSpec("lightx2v/Qwen-Image-Lightning", 1.0, None, LIGHTNING_FILE)),
+        (
+            f"lightx2v/Qwen-Image-Lightning/{LIGHTNING_FILE}",
+            AdapterSpec("lightx2v/Qwen-Image-Lightning", 1.0, None, LIGHTNING_FILE),
+        ),
         ("owner/name/root.safetensors@-0.5", AdapterSpec("owner/name", -0.5, None, "root.safetensors")),
         ("owner/name/a/b.safetensors:v1.0@0.8", AdapterSpec("owner/name", 0.8, "v1.0", "a/b.safetensors")),
         (f"owner/name:{PINNED}", AdapterSpec("owner/name", 1.0, PINNED)),
         ("owner/name:refs/pr/3@2", AdapterSpec("owner/name", 2.0, "refs/pr/3")),
     ],
-)  # fmt: skip
+)
 def test_adapter_reference_grammar(text, expected):
     spec = AdapterSpec.parse(text)
     assert spec == expected

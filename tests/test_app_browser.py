@@ -44,11 +44,18 @@ def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--window-size=1280,1000",
-        "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--autoplay-policy=no-user-gesture-required",
+        "--mute-audio",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):  # fmt: skip
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
@@ -235,8 +242,9 @@ def test_stop_says_how_far_the_run_got(browser, app_url, tmp_path):
 
     clip = tmp_path / "long.mp4"  # at ×8 the flow backend works on it far longer than the test waits
     source = "testsrc2=size=320x240:rate=10:duration=20"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", source, "-pix_fmt", "yuv420p", str(clip)],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", source, "-pix_fmt", "yuv420p", str(clip)], check=True
+    )
     browser.get(app_url)
     _open_tab(browser, "Clip")
     _upload(browser, "clip-in", clip)
@@ -280,9 +288,11 @@ def test_storyboard_tab_picks_an_in_between_and_an_error_keeps_the_last_outputs(
     _click(browser, "sb-reroll")  # at once: on flow it cannot change anything, and says so
     _wait(
         browser,
-        lambda d: any("deterministic; re-roll has no effect" in t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast-body")),
+        lambda d: any(
+            "deterministic; re-roll has no effect" in t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast-body")
+        ),
         "the notice that re-roll has no effect",
-    )  # fmt: skip
+    )
     for elem_id in ("video-storyboard", "gallery-storyboard"):  # the last good run stays, no "Error" box over it
         assert "Error" not in browser.find_element(By.ID, elem_id).text
     _playable_video(browser, "video-storyboard")

@@ -118,7 +118,9 @@ def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
     first, last = _loaded_pair("astronaut")
     user = SimpleNamespace(session_hash="user-1")
     key = app.CANCELS.start(user.session_hash, "keyframes")
-    work = KeyframesJob("crossfade", None, InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key)
+    work = KeyframesJob(
+        "crossfade", None, InterpolationSettings(depth=None, frames=10), keyframes=(first, last), cancel_key=key
+    )
     assert app.CANCELS.stop(user.session_hash, "keyframes") == ""  # the run has not begun: nothing to say yet
     with pytest.raises(Cancelled, match="Stopped after 0 of 10 frames"):
         app.run_model(work)
@@ -140,8 +142,15 @@ def test_every_action_has_an_endpoint(client):
 
 
 def test_keyframes_stream_the_gallery_before_the_video(client):
-    job = client.submit(handle_file(str(_pair("astronaut")[0])), handle_file(str(_pair("astronaut")[1])),
-                        depth=2, fps=10, backend="flow", prompt="", api_name="/keyframes")  # fmt: skip
+    job = client.submit(
+        handle_file(str(_pair("astronaut")[0])),
+        handle_file(str(_pair("astronaut")[1])),
+        depth=2,
+        fps=10,
+        backend="flow",
+        prompt="",
+        api_name="/keyframes",
+    )
     updates = [tuple(update) for update in job]  # every update the client saw, in order
     final = job.result()
     before_video = [u for u in updates if u[0] is None]
@@ -229,8 +238,19 @@ def test_the_frames_zip_holds_a_manifest_that_replays_bit_for_bit(client, tmp_pa
     assert record["command"] == "pair" and record["settings"]["depth"] == 2 and record["seeds"]["run_seed"] == 5
     assert len(record["inputs"]) == 2 and record["backend"]["name"] == "flow"
     # The user replays the downloaded manifest on their own copies of the keyframes.
-    replay = [sys.executable, "-m", "vfi", "replay", str(tmp_path / "app" / "manifest.json"), "-o",
-              str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b"), "--inputs", *map(str, _pair("coffee"))]  # fmt: skip
+    replay = [
+        sys.executable,
+        "-m",
+        "vfi",
+        "replay",
+        str(tmp_path / "app" / "manifest.json"),
+        "-o",
+        str(tmp_path / "b.mp4"),
+        "--frames-dir",
+        str(tmp_path / "b"),
+        "--inputs",
+        *map(str, _pair("coffee")),
+    ]
     subprocess.run(replay, cwd=ROOT, check=True, capture_output=True)
     made = sorted((tmp_path / "app").glob("frame_*.png"))
     again = sorted((tmp_path / "b").glob("frame_*.png"))
@@ -285,9 +305,15 @@ def test_concurrent_flow_requests_return_their_own_results(flow_app):
 
 def test_compare_puts_two_settings_side_by_side(client):
     video, gallery, slider, metrics = client.predict(
-        handle_file(str(_pair("astronaut")[0])), handle_file(str(_pair("astronaut")[1])),
-        "flow (optical flow)", "crossfade (blend)", 2, 8, prompt="", api_name="/compare",
-    )  # fmt: skip
+        handle_file(str(_pair("astronaut")[0])),
+        handle_file(str(_pair("astronaut")[1])),
+        "flow (optical flow)",
+        "crossfade (blend)",
+        2,
+        8,
+        prompt="",
+        api_name="/compare",
+    )
     clip = probe_clip(video)
     assert (clip.num_frames, clip.width, clip.height) == (5, 2 * 384, 256)
     left, right = (load_image(item["image"]) for item in gallery)
@@ -323,10 +349,12 @@ def tiny_app(tmp_path_factory) -> str:
     adapter = build_tiny_adapter(pipeline, root / "adapter")
     (root / "tmp").mkdir()
     env = {
-        "VFI_BACKEND": "qwen-edit", "VFI_BASE_MODEL": str(pipeline), "VFI_ADAPTER": f"{adapter}@1.0",
+        "VFI_BACKEND": "qwen-edit",
+        "VFI_BASE_MODEL": str(pipeline),
+        "VFI_ADAPTER": f"{adapter}@1.0",
         "TMPDIR": str(root / "tmp"),  # where the app's request folders go (test_stop_mid_run looks in them)
         "VFI_FALLBACK": "off",  # random weights make garbage frames: the fallback would replace them all
-    }  # fmt: skip
+    }
     with running_app(root / "app.log", env=env, timeout=180) as url:
         yield url, str(adapter), root / "tmp"
 
@@ -351,10 +379,21 @@ def test_tiny_model_keyframes(tiny_app):
 def test_tiny_model_adapter_vs_no_adapter(tiny_app):
     url, adapter, _ = tiny_app
     video, gallery, *_ = Client(url, verbose=False).predict(
-        handle_file(str(_pair("coffee")[0])), handle_file(str(_pair("coffee")[1])),
-        "Qwen-Image-Edit + adapter", "Qwen-Image-Edit, no adapter", 1, 8, adapter, 1.0, False, 64, 2, 1.0, "",
+        handle_file(str(_pair("coffee")[0])),
+        handle_file(str(_pair("coffee")[1])),
+        "Qwen-Image-Edit + adapter",
+        "Qwen-Image-Edit, no adapter",
+        1,
+        8,
+        adapter,
+        1.0,
+        False,
+        64,
+        2,
+        1.0,
+        "",
         api_name="/compare",
-    )  # fmt: skip
+    )
     assert probe_clip(video).num_frames == 3
     with_adapter, without = (load_image(item["image"]) for item in gallery)
     assert not np.array_equal(with_adapter, without)

@@ -43,8 +43,9 @@ def long_clip(tmp_path_factory) -> Path:
     """A 20 s, 10 fps clip: at factor 8 the flow backend works on it far longer than the tests wait."""
     path = tmp_path_factory.mktemp("clips") / "long.mp4"
     source = "testsrc2=size=320x240:rate=10:duration=20"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", source, "-pix_fmt", "yuv420p", str(path)],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", source, "-pix_fmt", "yuv420p", str(path)], check=True
+    )
     return path
 
 
@@ -94,7 +95,7 @@ def test_a_client_that_goes_away_stops_its_job(served, long_clip):
         "while job.status().code.name != 'PROGRESS': time.sleep(0.1)\n"
         "print('working', flush=True)\n"
         "time.sleep(600)\n"
-    )  # fmt: skip
+    )
     client = subprocess.Popen([sys.executable, "-c", script, url, str(long_clip)], stdout=subprocess.PIPE, text=True)
     try:
         assert client.stdout.readline().strip() == "working"

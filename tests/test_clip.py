@@ -64,10 +64,26 @@ def test_factor_counts_and_duration(tmp_path: Path, crossfade) -> None:
 def test_slowmo_keeps_fps_and_drops_audio(tmp_path: Path, crossfade) -> None:
     clip = tmp_path / "in.mp4"
     subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1",
-         "-f", "lavfi", "-i", "sine=duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)],
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10:duration=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(clip),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     normal = interpolate_clip(clip, tmp_path / "normal.mp4", crossfade, ClipSettings(factor=2))
     assert normal.has_audio and probe_clip(normal.path).has_audio
     slow = interpolate_clip(clip, tmp_path / "slow.mp4", crossfade, ClipSettings(factor=4, slowmo=True))
@@ -126,9 +142,13 @@ def test_progress_and_cancel(tmp_path: Path, crossfade) -> None:
     (tmp_path / "out.mp4").unlink()
     with pytest.raises(Cancelled):
         interpolate_clip(
-            clip, tmp_path / "out.mp4", crossfade, ClipSettings(factor=4),
-            on_progress=lambda d, t: seen.append((d, t)), should_cancel=lambda: seen[-1][0] >= 6,
-        )  # fmt: skip
+            clip,
+            tmp_path / "out.mp4",
+            crossfade,
+            ClipSettings(factor=4),
+            on_progress=lambda d, t: seen.append((d, t)),
+            should_cancel=lambda: seen[-1][0] >= 6,
+        )
     assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"]
 
 
@@ -140,9 +160,13 @@ def test_a_cancelled_clip_leaves_no_decoder_running(tmp_path: Path, crossfade) -
     done: list[int] = []
     with pytest.raises(Cancelled, match=r"Stopped after 3 of \d+ frames\.") as stopped:
         interpolate_clip(
-            clip, tmp_path / "out.mp4", crossfade, ClipSettings(factor=2),
-            on_progress=lambda d, t: done.append(d), should_cancel=lambda: len(done) >= 3,
-        )  # fmt: skip
+            clip,
+            tmp_path / "out.mp4",
+            crossfade,
+            ClipSettings(factor=2),
+            on_progress=lambda d, t: done.append(d),
+            should_cancel=lambda: len(done) >= 3,
+        )
     assert stopped.value.__traceback__ is not None
     assert [p.name() for p in psutil.Process().children(recursive=True)] == []
     assert not (tmp_path / "out.mp4").exists()

@@ -36,7 +36,9 @@ def _call(config: AppConfig) -> actions.Call:
 def test_a_clip_request_is_probed_and_checked_once(monkeypatch) -> None:
     probes, checks = [], []
     probe, plan = vfi.modes.clip.probe_clip, vfi.modes.clip.plan_clip
-    monkeypatch.setattr(vfi.modes.clip, "probe_clip", lambda path, **limits: probes.append(path) or probe(path, **limits))
+    monkeypatch.setattr(
+        vfi.modes.clip, "probe_clip", lambda path, **limits: probes.append(path) or probe(path, **limits)
+    )
     monkeypatch.setattr(vfi.modes.clip, "plan_clip", lambda *args: checks.append(args) or plan(*args))
     path, *_ = actions.clip(
         _call(AppConfig("crossfade")), str(EXAMPLES / "clip.mp4"), 2, False, "crossfade", Advanced()
@@ -48,7 +50,9 @@ def test_a_clip_request_is_probed_and_checked_once(monkeypatch) -> None:
 
 def test_clip_plan_owns_the_output_rate_and_counts(tmp_path) -> None:
     info = probe_clip(EXAMPLES / "clip.mp4")
-    fast, slow = (vfi.modes.clip.plan_clip(info, vfi.modes.clip.ClipSettings(factor=4, slowmo=s)) for s in (False, True))
+    fast, slow = (
+        vfi.modes.clip.plan_clip(info, vfi.modes.clip.ClipSettings(factor=4, slowmo=s)) for s in (False, True)
+    )
     assert (fast.fps, slow.fps) == (4 * info.fps, info.fps)
     assert fast.num_frames == 4 * (info.num_frames - 1) + 1
     assert fast.frames_to_make == 3 * (info.num_frames - 1)
@@ -81,7 +85,9 @@ def test_cli_and_app_build_the_same_config() -> None:
 
 def test_gpu_cost_follows_the_config_defaults() -> None:
     pair = (np.zeros((32, 32, 3), np.uint8),) * 2
-    fast = KeyframesJob("qwen-edit", QwenEditConfig(lightning="org/fast", resolution=1024), InterpolationSettings(), pair)
+    fast = KeyframesJob(
+        "qwen-edit", QwenEditConfig(lightning="org/fast", resolution=1024), InterpolationSettings(), pair
+    )
     full = KeyframesJob("qwen-edit", QwenEditConfig(resolution=512), InterpolationSettings(depth=2), pair)
     assert fast.gpu_seconds() == int(LOAD_SECONDS + 1.5 * 8 * STEP_SECONDS_1024)  # 1 frame, 8 steps, no CFG
     assert full.gpu_seconds() == int(LOAD_SECONDS + 1.5 * 30 * STEP_SECONDS_1024 / 4 * 2 * 3)
@@ -109,8 +115,9 @@ def test_deep_generative_runs_are_split_into_gpu_calls_that_fit_the_limit() -> N
     assert [len(b) for b in light_job.check(300).gpu_batches(list(range(8)))] == [4, 4]  # one backend batch a call
     with pytest.raises(VFIError, match="needs about 120 s of GPU time in one call"):
         job.check(100).gpu_batches(list(range(8)))
-    hybrid = KeyframesJob("qwen-edit", heavy, InterpolationSettings(depth=4, generative_depth=1), keyframes=(first, last),
-                      refine="flow")  # fmt: skip
+    hybrid = KeyframesJob(
+        "qwen-edit", heavy, InterpolationSettings(depth=4, generative_depth=1), keyframes=(first, last), refine="flow"
+    )
     assert hybrid.frames_to_make() == 1  # the model makes the middle frame only; flow makes the other 14
     with pytest.raises(VFIError, match="refine must be one of"):
         KeyframesJob("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last), refine="qwen-edit")
@@ -130,10 +137,14 @@ def test_a_stream_yields_the_keyframes_then_each_level_and_stops_between_calls()
 def test_outputs_come_mp4_first(tmp_path) -> None:
     frames = [np.full((32, 48, 3), v, np.uint8) for v in range(0, 250, 25)]
     reports = []
-    steps = list(outputs.keyframe_outputs(frames, tmp_path, 10.0, lambda done, **kw: reports.append((done, kw["desc"]))))
+    steps = list(
+        outputs.keyframe_outputs(frames, tmp_path, 10.0, lambda done, **kw: reports.append((done, kw["desc"])))
+    )
     assert [(s.video.exists(), len(s.frames), s.archive is not None, s.gif is not None) for s in steps] == [
-        (True, 0, False, False), (True, 10, True, False), (True, 10, True, True),
-    ]  # fmt: skip
+        (True, 0, False, False),
+        (True, 10, True, False),
+        (True, 10, True, True),
+    ]
     assert probe_clip(steps[0].video).num_frames == 10
     assert ((9, 10), "encoding the MP4") in reports  # progress while encoding
 
@@ -267,8 +278,16 @@ def test_zerogpu_calls_switch_adapters_loaded_in_the_main_process(tiny_models, t
         return frames
 
     def middle(spec, fast: bool) -> np.ndarray:
-        config = QwenEditConfig(str(base), (AdapterSpec(str(spec)),), lightning=str(lightning) if fast else None,
-                                resolution=64, steps=2, guidance=1.0, device="cpu", register=False)  # fmt: skip
+        config = QwenEditConfig(
+            str(base),
+            (AdapterSpec(str(spec)),),
+            lightning=str(lightning) if fast else None,
+            resolution=64,
+            steps=2,
+            guidance=1.0,
+            device="cpu",
+            register=False,
+        )
         job = KeyframesJob("qwen-edit", config, InterpolationSettings(depth=1), keyframes=(first, last))
         return list(jobs.FrameStream(job, 300, on_gpu))[-1][1]
 

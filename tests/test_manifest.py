@@ -25,8 +25,21 @@ def frames_of(folder: Path) -> list[np.ndarray]:
 def test_pair_manifest_records_the_run_and_replay_remakes_it_bit_for_bit(tmp_path, keyframe_files):
     first, last = keyframe_files
     manifest = tmp_path / "run.json"
-    made = run_cli("pair", str(first), str(last), "-o", str(tmp_path / "a.mp4"), "--depth", "3", "--seed", "7",
-                   "--frames-dir", str(tmp_path / "a"), "--manifest", str(manifest))  # fmt: skip
+    made = run_cli(
+        "pair",
+        str(first),
+        str(last),
+        "-o",
+        str(tmp_path / "a.mp4"),
+        "--depth",
+        "3",
+        "--seed",
+        "7",
+        "--frames-dir",
+        str(tmp_path / "a"),
+        "--manifest",
+        str(manifest),
+    )
     assert made.returncode == 0, made.stderr
     record = json.loads(manifest.read_text())
     assert record["command"] == "pair" and record["backend"]["name"] == "flow"
@@ -58,8 +71,18 @@ def test_a_manifest_without_a_newer_option_replays_with_its_default(tmp_path, ke
 
 def test_clip_replay_makes_the_same_frames(tmp_path):
     manifest = tmp_path / "clip.json"
-    made = run_cli("clip", str(EXAMPLE), "-o", str(tmp_path / "a.mp4"), "--fps", "30", "--start", "0.5",
-                   "--manifest", str(manifest))  # fmt: skip
+    made = run_cli(
+        "clip",
+        str(EXAMPLE),
+        "-o",
+        str(tmp_path / "a.mp4"),
+        "--fps",
+        "30",
+        "--start",
+        "0.5",
+        "--manifest",
+        str(manifest),
+    )
     assert made.returncode == 0, made.stderr
     assert json.loads(manifest.read_text())["settings"]["fps"] == "30"
     replayed = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"))
@@ -135,9 +158,12 @@ def test_adapters_are_recorded_with_their_resolved_revision_and_hashes(tmp_path)
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
     hub, folder = json.loads(out.stdout)
     assert hub == {
-        "source": "owner/lora", "scale": 0.8, "revision": None, "resolved_revision": commit,
+        "source": "owner/lora",
+        "scale": 0.8,
+        "revision": None,
+        "resolved_revision": commit,
         "files": {"pytorch_lora_weights.safetensors": sha256(snapshot / "pytorch_lora_weights.safetensors")},
-    }  # fmt: skip
+    }
     assert folder["resolved_revision"] is None
     assert folder["files"] == {"lora.safetensors": sha256(local / "lora.safetensors")}
 
@@ -154,8 +180,9 @@ def test_replay_takes_copies_of_the_inputs_that_hash_the_same(tmp_path, keyframe
     mine = [str(copies / "my_first.png"), str(copies / "my_last.png")]
     first.unlink()
     assert "give your copy with --inputs" in run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4")).stderr
-    again = run_cli("replay", str(manifest), "-o", str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b"),
-                    "--inputs", *mine)  # fmt: skip
+    again = run_cli(
+        "replay", str(manifest), "-o", str(tmp_path / "b.mp4"), "--frames-dir", str(tmp_path / "b"), "--inputs", *mine
+    )
     assert again.returncode == 0, again.stderr
     assert all(np.array_equal(x, y) for x, y in zip(frames_of(tmp_path / "a"), frames_of(tmp_path / "b")))
     swapped = run_cli("replay", str(manifest), "-o", str(tmp_path / "c.mp4"), "--inputs", *reversed(mine))

@@ -143,14 +143,18 @@ def test_a_bad_input_comes_back_as_one_sentence(mcp_url, tool, arguments):
 @pytest.mark.parametrize(
     ("image", "said"),
     [
-        ("https://example.com/a.png", "Image 2 is not a base64 image data URL (data:image/png;base64,...); "
-         "http(s) URLs are not fetched."),
+        (
+            "https://example.com/a.png",
+            "Image 2 is not a base64 image data URL (data:image/png;base64,...); http(s) URLs are not fetched.",
+        ),
         (TOO_LARGE, "Image 2 is larger than the 1 MiB limit for an image."),
-        ("data:image/png;base64,aGVsbG8=", "The image data is not an image we can read "
-         "(PNG, JPEG, WebP, BMP, TIFF, GIF, PPM or TGA)."),
+        (
+            "data:image/png;base64,aGVsbG8=",
+            "The image data is not an image we can read (PNG, JPEG, WebP, BMP, TIFF, GIF, PPM or TGA).",
+        ),
     ],
     ids=["http-url", "too-large", "not-an-image"],
-)  # fmt: skip
+)
 def test_storyboard_refuses_a_keyframe_that_is_not_a_small_image_data_url_in_one_sentence(mcp_url, image, said):
     arguments = {"images": [data_url(EXAMPLES / "rocket_first.png"), image]}
     result = run(mcp_url, lambda s: s.call_tool("storyboard_from_data_urls", arguments))

@@ -65,7 +65,11 @@ def test_pip_install_gives_a_working_flow_cli_without_torch(tmp_path):
     env = {**os.environ, "PYTHONPATH": ""}
     made = subprocess.run(
         [str(venv / "bin" / "vfi"), "pair", "a.png", "b.png", "-o", "out.mp4", "--depth", "2"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert made.returncode == 0, made.stderr
     assert "wrote 5 frames" in made.stderr and (tmp_path / "out.mp4").stat().st_size > 0

@@ -378,11 +378,27 @@ def test_cli_lightning_from_the_offline_hub_cache(tiny, keyframe_files, lightnin
     env = {**os.environ, "HF_HOME": str(lightning_cache[0]), "HF_HUB_OFFLINE": "1"}
     env.pop("HF_HUB_CACHE", None)
     command = [
-        sys.executable, "-m", "vfi", "pair", *map(str, keyframe_files), "-o", str(output),
-        "--backend", "qwen-edit", "--base-model", str(tiny["side-by-side"]["base"]),
-        "--adapter", str(tiny["side-by-side"]["a"]), "--lightning", f"{LIGHTNING_REPO}/{LIGHTNING_FILE}:main",
-        "--resolution", "64", "--steps", "2", "--no-register",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "vfi",
+        "pair",
+        *map(str, keyframe_files),
+        "-o",
+        str(output),
+        "--backend",
+        "qwen-edit",
+        "--base-model",
+        str(tiny["side-by-side"]["base"]),
+        "--adapter",
+        str(tiny["side-by-side"]["a"]),
+        "--lightning",
+        f"{LIGHTNING_REPO}/{LIGHTNING_FILE}:main",
+        "--resolution",
+        "64",
+        "--steps",
+        "2",
+        "--no-register",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr[-2000:]
     assert output.is_file()

@@ -51,8 +51,9 @@ def test_fuse_with_sequential_offload_is_refused_in_one_sentence():
     with pytest.raises(VFIError, match="does not work with sequential CPU offload"):
         QwenEditConfig(base_model="nobody/never-loaded", memory="sequential", fuse=True)
     QwenEditConfig(memory="model", fuse=True)
-    loaded = LoadedPipeline(pipe=None, base_model="Qwen/Qwen-Image-Edit", layout="side-by-side", device="cuda",
-                            memory="sequential")  # fmt: skip
+    loaded = LoadedPipeline(
+        pipe=None, base_model="Qwen/Qwen-Image-Edit", layout="side-by-side", device="cuda", memory="sequential"
+    )
     with pytest.raises(VFIError, match="does not work with sequential CPU offload"):
         loaded.use_adapters([AdapterSpec("nobody/never-fetched")], fuse=True)
 
@@ -160,9 +161,15 @@ def test_generate_gives_the_stock_pipelines_pixels(tiny_models, triplet, monkeyp
     (ours,) = generate(loaded, [cond], [torch.Generator().manual_seed(3)], steps=2, true_cfg_scale=guidance)
     monkeypatch.setattr(plus, "calculate_dimensions", lambda area, ratio: (cond.width, cond.height))
     (stock,) = loaded.pipe(
-        image=list(cond.keyframes), prompt=cond.prompt, negative_prompt=" ", width=cond.width, height=cond.height,
-        num_inference_steps=2, true_cfg_scale=guidance, generator=torch.Generator().manual_seed(3),
-    ).images  # fmt: skip
+        image=list(cond.keyframes),
+        prompt=cond.prompt,
+        negative_prompt=" ",
+        width=cond.width,
+        height=cond.height,
+        num_inference_steps=2,
+        true_cfg_scale=guidance,
+        generator=torch.Generator().manual_seed(3),
+    ).images
     difference = np.abs(np.asarray(ours, int) - np.asarray(stock, int))
     assert difference.max() == 0, difference.max()
 

@@ -35,9 +35,15 @@ def centroid_x(frame: np.ndarray) -> float:
 
 @pytest.mark.parametrize(
     ("text", "rate"),
-    [("60", Fraction(60)), ("59.94", Fraction(60000, 1001)), ("29.97", Fraction(30000, 1001)),
-     ("23.976", Fraction(24000, 1001)), ("60000/1001", Fraction(60000, 1001)), ("12.5", Fraction(25, 2))],
-)  # fmt: skip
+    [
+        ("60", Fraction(60)),
+        ("59.94", Fraction(60000, 1001)),
+        ("29.97", Fraction(30000, 1001)),
+        ("23.976", Fraction(24000, 1001)),
+        ("60000/1001", Fraction(60000, 1001)),
+        ("12.5", Fraction(25, 2)),
+    ],
+)
 def test_rates_are_exact_fractions(text: str, rate: Fraction) -> None:
     assert parse_rate(text) == rate
 

@@ -23,9 +23,27 @@ def test_qwen_edit_at_a_target_fps_makes_midpoints_and_flow_places_the_frames(tm
     clip = write_mp4([texture[:, 4 * i : 4 * i + 64] for i in range(3)], tmp_path / "in.mp4", fps=10)
     out, manifest = tmp_path / "out.mp4", tmp_path / "m.json"
     result = run_cli(
-        "clip", str(clip), "-o", str(out), "--fps", "25", "--backend", "qwen-edit", "--base-model", str(base),
-        "--adapter", str(adapter), "--resolution", "64", "--steps", "2", "--guidance", "1", "--manifest", str(manifest),
-    )  # fmt: skip
+        "clip",
+        str(clip),
+        "-o",
+        str(out),
+        "--fps",
+        "25",
+        "--backend",
+        "qwen-edit",
+        "--base-model",
+        str(base),
+        "--adapter",
+        str(adapter),
+        "--resolution",
+        "64",
+        "--steps",
+        "2",
+        "--guidance",
+        "1",
+        "--manifest",
+        str(manifest),
+    )
     assert result.returncode == 0, result.stderr
     assert "note: The qwen-edit backend makes midpoints only: it made 1 frame(s) per interval (depth 1) and flow" in (
         result.stderr

@@ -13,18 +13,21 @@ from app_server import ROOT
 
 def _tracked_binaries() -> list[str]:
     """Tracked files git itself sees as binary (``-`` counts in ``git diff --numstat`` against the empty tree)."""
-    empty = subprocess.run(["git", "hash-object", "-t", "tree", "/dev/null"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.strip()  # fmt: skip
-    out = subprocess.run(["git", "diff", "--numstat", empty, "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    empty = subprocess.run(
+        ["git", "hash-object", "-t", "tree", "/dev/null"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    out = subprocess.run(
+        ["git", "diff", "--numstat", empty, "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     return [line.split("\t", 2)[2] for line in out.splitlines() if line.startswith("-\t-\t")]
 
 
 def test_every_tracked_binary_goes_through_lfs():
     binaries = _tracked_binaries()
     assert any(path.endswith(".png") for path in binaries) and "examples/clip.mp4" in binaries
-    out = subprocess.run(["git", "check-attr", "filter", "--", *binaries], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["git", "check-attr", "filter", "--", *binaries], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     missing = [line.split(":")[0] for line in out.splitlines() if not line.endswith(": filter: lfs")]
     assert not missing, f"binary files not marked for LFS/Xet in .gitattributes: {missing}"
 
@@ -52,22 +55,34 @@ def test_deploy_space_uploads_an_allow_list_and_sets_the_variables(monkeypatch, 
             calls.setdefault(name, []).append((args, kwargs))
             if name == "upload_folder":
                 folder = Path(kwargs["folder_path"])
-                uploaded.update({p.relative_to(folder).as_posix(): p.read_text(errors="replace")
-                                 for p in folder.rglob("*") if p.is_file()})  # fmt: skip
+                uploaded.update(
+                    {
+                        p.relative_to(folder).as_posix(): p.read_text(errors="replace")
+                        for p in folder.rglob("*")
+                        if p.is_file()
+                    }
+                )
 
         return method
 
     for name in HUB_CALLS:
         monkeypatch.setattr(huggingface_hub.HfApi, name, record(name))
-    status = deploy_space.main(["me/vfi", "--adapter", "me/vfi-lora@0.9", "--lightning", "lightx2v/Qwen-Image-Lightning",
-                                "--private"])  # fmt: skip
+    status = deploy_space.main(
+        ["me/vfi", "--adapter", "me/vfi-lora@0.9", "--lightning", "lightx2v/Qwen-Image-Lightning", "--private"]
+    )
     assert status == 0 and capsys.readouterr().out.strip() == "https://huggingface.co/spaces/me/vfi"
-    assert calls["create_repo"] == [(("me/vfi",), {"repo_type": "space", "space_sdk": "gradio", "private": True,
-                                                   "exist_ok": True})]  # fmt: skip
+    assert calls["create_repo"] == [
+        (("me/vfi",), {"repo_type": "space", "space_sdk": "gradio", "private": True, "exist_ok": True})
+    ]
     needed = {"app.py", "README.md", "requirements.txt", "vfi/__init__.py", "ui/keyframes.py", "examples/clip.mp4"}
     assert needed <= set(uploaded)
-    assert not [p for p in uploaded if p.startswith((".venv", "tests", ".git", "outputs", "benchmarks", "scripts"))
-                or "__pycache__" in p or p.endswith(".pyc")]  # fmt: skip
+    assert not [
+        p
+        for p in uploaded
+        if p.startswith((".venv", "tests", ".git", "outputs", "benchmarks", "scripts"))
+        or "__pycache__" in p
+        or p.endswith(".pyc")
+    ]
     requirements = uploaded["requirements.txt"].splitlines()
     assert "torch==2.8.0" in requirements and "spaces==0.51.3" in requirements and "gradio[mcp]==6.31.0" in requirements
     assert not [line for line in requirements if "#" in line or not line.strip()]  # no notes about our machines
@@ -122,8 +137,14 @@ def test_zero_gpu_flag_off_a_space_says_so_and_runs_locally(tmp_path):
     )
     env = {**os.environ, "SPACES_ZERO_GPU": "true", "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     env.pop("SPACES_ZERO_DEVICE_API_URL", None)
-    done = subprocess.run([sys.executable, "-c", "import app; print(app.spaces, app.run_on_gpu is app.run_model)"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", "import app; print(app.spaces, app.run_on_gpu is app.run_model)"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and done.stdout.split() == ["None", "True"], done.stderr
     assert "Traceback" not in done.stderr
     assert "SPACES_ZERO_GPU is set but this is not a ZeroGPU Space; running locally." in done.stderr

@@ -33,8 +33,20 @@ def three_keyframes(tmp_path: Path) -> list[Path]:
 
 def test_cli_sequence_chains_transitions_with_each_keyframe_once(tmp_path, three_keyframes):
     out, frames_dir = tmp_path / "story.mp4", tmp_path / "frames"
-    result = run_cli("sequence", *map(str, three_keyframes), "-o", str(out), "--depth", "1,2", "--fps", "10",
-                     "--frames-dir", str(frames_dir), "--backend", "crossfade")  # fmt: skip
+    result = run_cli(
+        "sequence",
+        *map(str, three_keyframes),
+        "-o",
+        str(out),
+        "--depth",
+        "1,2",
+        "--fps",
+        "10",
+        "--frames-dir",
+        str(frames_dir),
+        "--backend",
+        "crossfade",
+    )
     assert result.returncode == 0, result.stderr
     info = probe_clip(out)
     assert (info.num_frames, info.width, info.height) == (2 + 4 + 1, 128, 96)
@@ -166,10 +178,26 @@ def test_cli_frame_seeds_remake_a_reroll(tmp_path, tiny_base, three_keyframes):
     frames_dir = tmp_path / "frames"
     options = [f"--{k}={v}" for k, v in TINY_OPTIONS.items()]
     result = run_cli(
-        "sequence", *map(str, three_keyframes), "-o", str(tmp_path / "o.mp4"), "--depth", "2,1", "--seed", "5",
-        "--frame-seed", "2=4242", "--frames-dir", str(frames_dir), "--backend", "qwen-edit",
-        "--base-model", str(tiny_base), *options, "--fallback", "off",
-    )  # fmt: skip
+        "sequence",
+        *map(str, three_keyframes),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--depth",
+        "2,1",
+        "--seed",
+        "5",
+        "--frame-seed",
+        "2=4242",
+        "--frames-dir",
+        str(frames_dir),
+        "--backend",
+        "qwen-edit",
+        "--base-model",
+        str(tiny_base),
+        *options,
+        "--fallback",
+        "off",
+    )
     assert result.returncode == 0, result.stderr
     made = [np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))]
     assert len(made) == len(rerolled.frames) == 7

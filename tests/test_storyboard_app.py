@@ -94,9 +94,16 @@ def test_generative_storyboard_with_prompts_and_a_reroll(tiny_app):  # noqa: F81
     files = [handle_file(str(path)) for path in KEYFRAMES]
     generative = dict(backend="qwen-edit", adapter=adapter, resolution=64, steps=2, guidance=1.0, prompt="")
     _, before, _, info, *_ = client.predict(
-        files, "", "1", frames_per_pair=0, fps=10, prompts="\nthe cup turns", seed=7, api_name="/storyboard",
+        files,
+        "",
+        "1",
+        frames_per_pair=0,
+        fps=10,
+        prompts="\nthe cup turns",
+        seed=7,
+        api_name="/storyboard",
         **generative,
-    )  # fmt: skip
+    )
     assert "5 frames from 3 keyframes" in info
     _, after, _, info, *_ = client.predict(3, "", 10, api_name="/reroll")
     assert "made again [3]," in info

@@ -192,10 +192,26 @@ def test_zero_frame_video_is_refused(tmp_path: Path) -> None:
 def vfr_clip(path: Path, slow: float) -> Path:
     """10 frames ``slow`` s apart, then 30 frames at 30 fps (1 s): a variable-frame-rate clip."""
     ffmpeg(
-        "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=30", "-frames:v", "40",
-        "-vf", f"setpts='if(lt(N,10),N*{slow}/TB,({10 * slow:g}+(N-10)/30)/TB)'", "-fps_mode", "vfr",
-        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-video_track_timescale", "30000", str(path),
-    )  # fmt: skip
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=30",
+        "-frames:v",
+        "40",
+        "-vf",
+        f"setpts='if(lt(N,10),N*{slow}/TB,({10 * slow:g}+(N-10)/30)/TB)'",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-video_track_timescale",
+        "30000",
+        str(path),
+    )
     return path
 
 

@@ -62,9 +62,26 @@ Returns:
     The interpolated MP4, a summary, the run's manifest and quality report as JSON files, and the report's PSNR over time.
 """)
     @user_errors
-    async def clip(video, factor, slowmo, backend, adapter, strength, fast, resolution, steps, guidance, prompt, fps="",
-             scene_threshold=SCENE_THRESHOLD, start=0, end=0, report=False, request: gr.Request = None,
-             progress=PROGRESS):  # fmt: skip
+    async def clip(
+        video,
+        factor,
+        slowmo,
+        backend,
+        adapter,
+        strength,
+        fast,
+        resolution,
+        steps,
+        guidance,
+        prompt,
+        fps="",
+        scene_threshold=SCENE_THRESHOLD,
+        start=0,
+        end=0,
+        report=False,
+        request: gr.Request = None,
+        progress=PROGRESS,
+    ):
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = new_call(request, progress, "clip")
         path, summary, files, points = await run_action(
@@ -94,16 +111,34 @@ Returns:
         result = gr.Markdown(label="Summary", elem_id="info-clip")
         with gr.Row():
             downloads = gr.File(label="Manifest and report (JSON)", file_count="multiple", elem_id="files-clip")
-            plot = gr.LinePlot(x=PSNR_AXES[0], y=PSNR_AXES[1], title="Rebuilt frames: PSNR over time", height=240,
-                               elem_id="plot-clip")  # fmt: skip
-        gr.on([clip_in.change, factor.change, slowmo.change, *(c.change for c in timing)], clip_info,
-              [clip_in, factor, slowmo, *timing], details, api_name="clip_info")  # fmt: skip
-        event = run.click(clip, [clip_in, factor, slowmo, backend, *advanced_inputs, *timing, report],
-                          [clip_out, result, downloads, plot], api_name="clip", **queue_options(config))  # fmt: skip
+            plot = gr.LinePlot(
+                x=PSNR_AXES[0], y=PSNR_AXES[1], title="Rebuilt frames: PSNR over time", height=240, elem_id="plot-clip"
+            )
+        gr.on(
+            [clip_in.change, factor.change, slowmo.change, *(c.change for c in timing)],
+            clip_info,
+            [clip_in, factor, slowmo, *timing],
+            details,
+            api_name="clip_info",
+        )
+        event = run.click(
+            clip,
+            [clip_in, factor, slowmo, backend, *advanced_inputs, *timing, report],
+            [clip_out, result, downloads, plot],
+            api_name="clip",
+            **queue_options(config),
+        )
         wire_stop(stop, "clip", event, result)
 
         async def clip_example(path, request: gr.Request, progress=PROGRESS):
             return await clip(path, 2, False, config.backend, *defaults.values(), request=request, progress=progress)
 
-        gr.Examples([[str(EXAMPLES / "clip.mp4")]], [clip_in], [clip_out, result, downloads, plot], fn=clip_example,
-                    cache_examples=True, cache_mode="lazy", label="Example clip (2 s, 12 fps, with a tone)")  # fmt: skip
+        gr.Examples(
+            [[str(EXAMPLES / "clip.mp4")]],
+            [clip_in],
+            [clip_out, result, downloads, plot],
+            fn=clip_example,
+            cache_examples=True,
+            cache_mode="lazy",
+            label="Example clip (2 s, 12 fps, with a tone)",
+        )

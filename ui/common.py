@@ -174,8 +174,15 @@ def wire_stop(button: gr.Button, tab: str, event, message: gr.Markdown) -> None:
     """Stop cancels ``event`` (or each of a list of events): the run stops at its next check and ``message``
     shows how far it got. Kept out of the API page and the MCP tools (``/stop_<tab>`` stays callable)."""
     events = list(event) if isinstance(event, list | tuple) else [event]
-    button.click(stop_action(tab), None, message, cancels=events, concurrency_limit=None, api_name=f"stop_{tab}",
-                 api_visibility="undocumented")  # fmt: skip
+    button.click(
+        stop_action(tab),
+        None,
+        message,
+        cancels=events,
+        concurrency_limit=None,
+        api_name=f"stop_{tab}",
+        api_visibility="undocumented",
+    )
 
 
 def queue_options(config: AppConfig) -> dict:

@@ -37,8 +37,24 @@ Returns:
     The side-by-side MP4, both middle frames (gallery), the two middle frames for a wipe slider, and PSNR/SSIM between the two.
 """)
     @user_errors
-    async def compare(first, last, preset_a, preset_b, depth, fps, adapter, strength, fast, resolution, steps,
-                      guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
+    async def compare(
+        first,
+        last,
+        preset_a,
+        preset_b,
+        depth,
+        fps,
+        adapter,
+        strength,
+        fast,
+        resolution,
+        steps,
+        guidance,
+        prompt,
+        seed,
+        request: gr.Request,
+        progress=PROGRESS,
+    ):
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = new_call(request, progress, "compare")
         return await run_action(call, actions.compare, first, last, preset_a, preset_b, depth, fps, advanced, seed)
@@ -57,14 +73,20 @@ Returns:
         run, stop = run_stop_buttons("compare", "Compare")
         with gr.Row():
             # no label over the video: it would cover the left setting's name drawn on the frames
-            video = gr.Video(label="Left vs right (in sync)", show_label=False, autoplay=True, loop=True,
-                             elem_id="video-compare")  # fmt: skip
-            slider = gr.ImageSlider(label="Middle frame: drag to wipe left ↔ right", type="numpy", elem_id="slider-compare")  # fmt: skip
+            video = gr.Video(
+                label="Left vs right (in sync)", show_label=False, autoplay=True, loop=True, elem_id="video-compare"
+            )
+            slider = gr.ImageSlider(
+                label="Middle frame: drag to wipe left ↔ right", type="numpy", elem_id="slider-compare"
+            )
         metrics = gr.Markdown(elem_id="info-compare")
         gallery = gr.Gallery(label="Middle frames", columns=2, height=320, elem_id="gallery-compare")
         event = run.click(
-            compare, [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed], [video, gallery, slider, metrics],
-            api_name="compare", **queue_options(config),
-        )  # fmt: skip
+            compare,
+            [first, last, preset_a, preset_b, depth, fps, *advanced_inputs, seed],
+            [video, gallery, slider, metrics],
+            api_name="compare",
+            **queue_options(config),
+        )
         wire_stop(stop, "compare", event, metrics)
         gr.Examples(example_pairs(), [first, last], label="Examples")

@@ -21,8 +21,14 @@ from vfi.app import actions, jobs
 from vfi.app.config import Advanced, AppConfig
 
 
-def keyframes_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, advanced_inputs: list, hybrid: gr.Checkbox,
-                  defaults: Advanced) -> None:  # fmt: skip
+def keyframes_tab(
+    config: AppConfig,
+    new_call: NewCall,
+    backend: gr.Dropdown,
+    advanced_inputs: list,
+    hybrid: gr.Checkbox,
+    defaults: Advanced,
+) -> None:
     @documented("""Make the frames between two keyframes and return them as a video.
 
 Streams: the frame gallery fills in as each recursion level finishes; the MP4 comes first of the files. {files}
@@ -45,13 +51,46 @@ Returns:
     The MP4, the frames (gallery), a zip of PNG frames with the run's manifest, a GIF, the seed used and a summary that says how mismatched keyframes were fitted.
 """)
     @user_errors
-    async def keyframes(first, last, depth, count, fps, playback, backend, adapter, strength, fast, resolution,
-                        steps, guidance, prompt, seed, randomize, mismatch="auto", hybrid=False,
-                        request: gr.Request = None, progress=PROGRESS):  # fmt: skip
+    async def keyframes(
+        first,
+        last,
+        depth,
+        count,
+        fps,
+        playback,
+        backend,
+        adapter,
+        strength,
+        fast,
+        resolution,
+        steps,
+        guidance,
+        prompt,
+        seed,
+        randomize,
+        mismatch="auto",
+        hybrid=False,
+        request: gr.Request = None,
+        progress=PROGRESS,
+    ):
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = new_call(request, progress, "keyframes")
-        async for update in stream_action(call, actions.keyframes, first, last, depth, count, fps, playback, backend,
-                                    advanced, seed, randomize, mismatch, hybrid):  # fmt: skip
+        async for update in stream_action(
+            call,
+            actions.keyframes,
+            first,
+            last,
+            depth,
+            count,
+            fps,
+            playback,
+            backend,
+            advanced,
+            seed,
+            randomize,
+            mismatch,
+            hybrid,
+        ):
             yield update
 
     with gr.Tab("Keyframes"):
@@ -60,22 +99,34 @@ Returns:
             last = keyframe_image(label="Last keyframe", sources=["upload", "clipboard"], elem_id="last")
         with gr.Row():
             depth = gr.Slider(1, 4, value=3, step=1, label="Depth (2^depth − 1 in-betweens)")
-            count = gr.Number(0, precision=0, minimum=0, maximum=120, label="Or exactly N in-betweens (flow/crossfade/hybrid; 0 = use depth)")  # fmt: skip
+            count = gr.Number(
+                0,
+                precision=0,
+                minimum=0,
+                maximum=120,
+                label="Or exactly N in-betweens (flow/crossfade/hybrid; 0 = use depth)",
+            )
             fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
             playback = gr.Radio(list(jobs.PLAYBACKS), value="once", label="Playback")
         with gr.Row():
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
             randomize = gr.Checkbox(value=False, label="Randomize seed")
             mismatch = gr.Dropdown(
-                [("Fit unless more than 2× apart in shape", "auto"), ("Fit: crop the last to the first", "fit"),
-                 ("Pad the last to the first", "pad"), ("Refuse", "refuse")],
-                value="auto", label="Keyframes of different shapes",
-            )  # fmt: skip
+                [
+                    ("Fit unless more than 2× apart in shape", "auto"),
+                    ("Fit: crop the last to the first", "fit"),
+                    ("Pad the last to the first", "pad"),
+                    ("Refuse", "refuse"),
+                ],
+                value="auto",
+                label="Keyframes of different shapes",
+            )
         run, stop = run_stop_buttons("keyframes", "Interpolate")
         with gr.Row():
             video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-keyframes")
-            gallery = gr.Gallery(label="Frames", columns=4, height=320, elem_id="gallery-keyframes",
-                                 elem_classes=GALLERY_CLASS)  # fmt: skip
+            gallery = gr.Gallery(
+                label="Frames", columns=4, height=320, elem_id="gallery-keyframes", elem_classes=GALLERY_CLASS
+            )
         with gr.Row():
             zip_file = gr.File(label="All frames (PNG, zip)")
             gif = gr.File(label="GIF")
@@ -85,15 +136,38 @@ Returns:
         event = run.click(
             keyframes,
             [first, last, depth, count, fps, playback, backend, *advanced_inputs, seed, randomize, mismatch, hybrid],
-            outputs, api_name="keyframes", **queue_options(config),
-        )  # fmt: skip
+            outputs,
+            api_name="keyframes",
+            **queue_options(config),
+        )
         wire_stop(stop, "keyframes", event, info)
 
         async def keyframes_example(first_path, last_path, request: gr.Request = None, progress=PROGRESS):
-            async for update in keyframes(first_path, last_path, 3, 0, 12, "once", config.backend,
-                                          *defaults.values(), 0, False, "fit", False, request, progress):  # fmt: skip
+            async for update in keyframes(
+                first_path,
+                last_path,
+                3,
+                0,
+                12,
+                "once",
+                config.backend,
+                *defaults.values(),
+                0,
+                False,
+                "fit",
+                False,
+                request,
+                progress,
+            ):
                 yield update
 
-        gr.Examples(example_pairs(), [first, last], outputs, fn=keyframes_example, cache_examples=True,
-                    cache_mode="lazy", label="Examples (click one: its video is made once, then cached)",
-                    elem_id="examples-keyframes")  # fmt: skip
+        gr.Examples(
+            example_pairs(),
+            [first, last],
+            outputs,
+            fn=keyframes_example,
+            cache_examples=True,
+            cache_mode="lazy",
+            label="Examples (click one: its video is made once, then cached)",
+            elem_id="examples-keyframes",
+        )

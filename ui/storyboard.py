@@ -38,12 +38,40 @@ Returns:
     The MP4, the frames (gallery), a zip of PNG frames with the run's manifest, and a summary.
 """)
     @user_errors
-    async def storyboard(files, order, depth, frames_per_pair, fps, prompts, backend, adapter, strength, fast, resolution,
-                   steps, guidance, prompt, seed, request: gr.Request, progress=PROGRESS):  # fmt: skip
+    async def storyboard(
+        files,
+        order,
+        depth,
+        frames_per_pair,
+        fps,
+        prompts,
+        backend,
+        adapter,
+        strength,
+        fast,
+        resolution,
+        steps,
+        guidance,
+        prompt,
+        seed,
+        request: gr.Request,
+        progress=PROGRESS,
+    ):
         advanced = Advanced.from_ui(adapter, strength, fast, resolution, steps, guidance, prompt)
         call = new_call(request, progress, "storyboard")
-        return await run_action(call, storyboard_actions.storyboard, files, order, depth, frames_per_pair, fps, prompts,
-                          backend, advanced, seed)  # fmt: skip
+        return await run_action(
+            call,
+            storyboard_actions.storyboard,
+            files,
+            order,
+            depth,
+            frames_per_pair,
+            fps,
+            prompts,
+            backend,
+            advanced,
+            seed,
+        )
 
     @documented(f"""Make one video from keyframes sent in the order they play: each keyframe appears once, unchanged, with frames in between. Send each keyframe as a base64 data URL (data:image/png;base64,..., also JPEG or WebP), which is how a local file is sent, of at most {config.max_upload_mb} MB; http(s) URLs and paths are refused.
 
@@ -60,16 +88,31 @@ Returns:
     The MP4, a zip of PNG frames with the run's manifest, and a summary.
 """)
     @user_errors
-    async def storyboard_from_data_urls(images: list[str], depth: int | str = 2, frames_per_pair: int = 0,
-                                        fps: float = 12, prompts: str = "", backend: str = config.backend,
-                                        seed: int = 0, request: gr.Request = None,
-                                        ) -> tuple[gr.FileData, gr.FileData, str]:  # fmt: skip
+    async def storyboard_from_data_urls(
+        images: list[str],
+        depth: int | str = 2,
+        frames_per_pair: int = 0,
+        fps: float = 12,
+        prompts: str = "",
+        backend: str = config.backend,
+        seed: int = 0,
+        request: gr.Request = None,
+    ) -> tuple[gr.FileData, gr.FileData, str]:
         advanced = Advanced.from_ui(*(widget.value for widget in advanced_inputs))  # the page's initial values
         call = new_call(request, None, "storyboard")
         video, _, archive, info, _ = await run_action(
-            call, storyboard_actions.storyboard_from_data_urls, images, config.max_upload_mb * 2**20, depth,
-            frames_per_pair, fps, prompts, backend, advanced, seed,
-        )  # fmt: skip
+            call,
+            storyboard_actions.storyboard_from_data_urls,
+            images,
+            config.max_upload_mb * 2**20,
+            depth,
+            frames_per_pair,
+            fps,
+            prompts,
+            backend,
+            advanced,
+            seed,
+        )
         return gr.FileData(path=video), gr.FileData(path=archive), info
 
     @user_errors
@@ -87,25 +130,42 @@ Returns:
         return event.index
 
     with gr.Tab("Storyboard"):
-        gr.Markdown("Several keyframes → one video. Each keyframe appears once, unchanged; the order below sets "
-                    "how they play. Then pick a frame to re-roll it (new seed) or lock it.")  # fmt: skip
+        gr.Markdown(
+            "Several keyframes → one video. Each keyframe appears once, unchanged; the order below sets "
+            "how they play. Then pick a frame to re-roll it (new seed) or lock it."
+        )
         with gr.Row():
-            files = gr.File(label="Keyframes (several images)", file_count="multiple", file_types=["image"],
-                            type="filepath", elem_id="sb-files")  # fmt: skip
-            keys = gr.Gallery(label="Order of play", columns=4, height=200, elem_id="sb-order-preview",
-                              elem_classes=GALLERY_CLASS)  # fmt: skip
+            files = gr.File(
+                label="Keyframes (several images)",
+                file_count="multiple",
+                file_types=["image"],
+                type="filepath",
+                elem_id="sb-files",
+            )
+            keys = gr.Gallery(
+                label="Order of play", columns=4, height=200, elem_id="sb-order-preview", elem_classes=GALLERY_CLASS
+            )
         with gr.Row():
             order = gr.Textbox("", label="Order (image numbers, e.g. 2,1,3; empty = upload order)", elem_id="sb-order")
             depth = gr.Textbox("2", label="Depth: one for all, or one per transition (e.g. 3,2,3)", elem_id="sb-depth")
-            frames_per_pair = gr.Number(0, precision=0, minimum=0, maximum=120, label="Or N in-betweens per transition (flow/crossfade)")  # fmt: skip
+            frames_per_pair = gr.Number(
+                0, precision=0, minimum=0, maximum=120, label="Or N in-betweens per transition (flow/crossfade)"
+            )
             fps = gr.Slider(1, 60, value=12, step=1, label="Output fps")
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
-        prompts = gr.Textbox("", lines=2, label="Prompts (generative backend): one line per transition, empty = the adapter's")  # fmt: skip
+        prompts = gr.Textbox(
+            "", lines=2, label="Prompts (generative backend): one line per transition, empty = the adapter's"
+        )
         run, stop = run_stop_buttons("storyboard", "Make storyboard")
         with gr.Row():
             video = gr.Video(label="Video", autoplay=True, loop=True, elem_id="video-storyboard")
-            gallery = gr.Gallery(label="Frames (click one to pick it)", columns=4, height=320, elem_id="gallery-storyboard",
-                                 elem_classes=GALLERY_CLASS)  # fmt: skip
+            gallery = gr.Gallery(
+                label="Frames (click one to pick it)",
+                columns=4,
+                height=320,
+                elem_id="gallery-storyboard",
+                elem_classes=GALLERY_CLASS,
+            )
         with gr.Row():
             picked = gr.Number(1, precision=0, minimum=0, label="Picked frame", elem_id="sb-picked")  # an in-between
             locked = gr.Textbox("", label="Locked frames", elem_id="sb-locked")
@@ -114,13 +174,23 @@ Returns:
         zip_file = gr.File(label="All frames (PNG, zip)")
         info = gr.Markdown(elem_id="info-storyboard")
         state = gr.State(None)
-        gr.on([files.change, order.change], storyboard_actions.preview, [files, order], keys, queue=False,
-              api_visibility="private")  # fmt: skip
+        gr.on(
+            [files.change, order.change],
+            storyboard_actions.preview,
+            [files, order],
+            keys,
+            queue=False,
+            api_visibility="private",
+        )
         outputs = [video, gallery, zip_file, info, state]
         event = run.click(
-            storyboard, [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed], outputs,
-            api_name="storyboard", show_progress_on=info, **queue_options(config),
-        )  # fmt: skip
+            storyboard,
+            [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed],
+            outputs,
+            api_name="storyboard",
+            show_progress_on=info,
+            **queue_options(config),
+        )
         # The tab's storyboard takes uploaded files, which Gradio 6.31's MCP server cannot make from data URLs in a
         # list: agents get storyboard_from_data_urls. Off the MCP tools as gr.mcp's decorators mark a function that
         # is no tool (Gradio has no public flag for it), still on the API page for gradio_client.
@@ -128,9 +198,15 @@ Returns:
         gr.api(storyboard_from_data_urls, api_name="storyboard_from_data_urls", **queue_options(config))
         gallery.select(pick, None, picked, queue=False, api_visibility="private")
         # Re-roll and lock work on this session's storyboard (gr.State, which an MCP call has not): off the MCP tools.
-        rerolled = reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll",
-                                       show_progress_on=info, api_visibility="undocumented",
-                                       **queue_options(config))  # fmt: skip
+        rerolled = reroll_button.click(
+            reroll,
+            [state, picked, locked, fps],
+            outputs,
+            api_name="reroll",
+            show_progress_on=info,
+            api_visibility="undocumented",
+            **queue_options(config),
+        )
         wire_stop(stop, "storyboard", [event, rerolled], info)
         lock_button.click(
             lock, [state, locked, picked], locked, api_name="lock", queue=False, api_visibility="undocumented"

@@ -34,9 +34,20 @@ if TYPE_CHECKING:
 MANIFEST_VERSION = 1
 #: Packages whose versions a manifest records (those not installed are recorded as None).
 PACKAGES = (
-    "numpy", "opencv-python-headless", "opencv-python", "pillow", "imageio-ffmpeg", "torch", "diffusers",
-    "transformers", "peft", "huggingface-hub", "safetensors", "accelerate", "gradio",
-)  # fmt: skip
+    "numpy",
+    "opencv-python-headless",
+    "opencv-python",
+    "pillow",
+    "imageio-ffmpeg",
+    "torch",
+    "diffusers",
+    "transformers",
+    "peft",
+    "huggingface-hub",
+    "safetensors",
+    "accelerate",
+    "gradio",
+)
 
 
 def hash_inputs(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
@@ -84,9 +95,14 @@ def adapter_sources(config: QwenEditConfig | None) -> list[dict[str, Any]]:
         resolved = _snapshot_commit(folder)
         files = [folder / weight, *([folder / ADAPTER_INFO_FILE] if (folder / ADAPTER_INFO_FILE).is_file() else [])]
         sources.append(
-            {"source": spec.reference, "scale": spec.scale, "revision": spec.revision, "resolved_revision": resolved,
-             "files": {file.name: sha256(file) for file in files}}
-        )  # fmt: skip
+            {
+                "source": spec.reference,
+                "scale": spec.scale,
+                "revision": spec.revision,
+                "resolved_revision": resolved,
+                "files": {file.name: sha256(file) for file in files},
+            }
+        )
     return sources
 
 
@@ -390,4 +406,3 @@ def changed_packages(manifest: dict[str, Any]) -> list[str]:
     now = package_versions()
     recorded = manifest.get("packages", {})
     return [f"{name} {recorded[name]} → {now.get(name)}" for name in recorded if recorded[name] != now.get(name)]
-

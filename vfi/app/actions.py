@@ -111,9 +111,20 @@ def write_manifest(
 
 
 def keyframes(
-    call: Call, first: str | None, last: str | None, depth: float, count: float | None, fps: float, playback: str,
-    backend: str, advanced: Advanced, seed: float, randomize: bool, mismatch: str = "auto", hybrid: bool = False,
-) -> Iterator[tuple[str | None, Gallery, str | None, str | None, int, str]]:  # fmt: skip
+    call: Call,
+    first: str | None,
+    last: str | None,
+    depth: float,
+    count: float | None,
+    fps: float,
+    playback: str,
+    backend: str,
+    advanced: Advanced,
+    seed: float,
+    randomize: bool,
+    mismatch: str = "auto",
+    hybrid: bool = False,
+) -> Iterator[tuple[str | None, Gallery, str | None, str | None, int, str]]:
     """Frames between two keyframes, streamed: yields (MP4, gallery (path, label), PNG zip (with the run's
     manifest), GIF, seed used, summary) as each GPU call finishes (the gallery fills in), then as the
     outputs are written (the MP4 first). The summary says how a mismatched last keyframe was fitted and which
@@ -206,10 +217,18 @@ def describe_clip(video: str | None, factor: float, slowmo: bool, *timing: Any) 
 
 
 def clip(
-    call: Call, video: str | None, factor: float, slowmo: bool, backend: str, advanced: Advanced,
-    fps: str | None = "", scene_threshold: float | None = None, start: float | None = 0, end: float | None = None,
+    call: Call,
+    video: str | None,
+    factor: float,
+    slowmo: bool,
+    backend: str,
+    advanced: Advanced,
+    fps: str | None = "",
+    scene_threshold: float | None = None,
+    start: float | None = 0,
+    end: float | None = None,
     report: bool = False,
-) -> tuple[str, str, list[str], list[tuple[float, float]]]:  # fmt: skip
+) -> tuple[str, str, list[str], list[tuple[float, float]]]:
     """A clip at factor× the frame rate (or factor× slower, or at a target fps), audio kept → its path, a
     summary (with the generated frames that fell back to the flow frame), the files to download (the run's
     manifest, the quality report) and the report's PSNR over time."""
@@ -240,9 +259,16 @@ def clip(
 
 
 def compare(
-    call: Call, first: str | None, last: str | None, preset_a: str, preset_b: str, depth: float, fps: float,
-    advanced: Advanced, seed: float,
-) -> tuple[str, list[tuple[Any, str]], tuple[np.ndarray, np.ndarray], str]:  # fmt: skip
+    call: Call,
+    first: str | None,
+    last: str | None,
+    preset_a: str,
+    preset_b: str,
+    depth: float,
+    fps: float,
+    advanced: Advanced,
+    seed: float,
+) -> tuple[str, list[tuple[Any, str]], tuple[np.ndarray, np.ndarray], str]:
     """Both presets side by side in one video (so they play in sync) → its path, their middle frames (a gallery
     and a slider pair) and how far apart they are (PSNR/SSIM over the in-betweens)."""
     from vfi.io.images import side_by_side

@@ -52,14 +52,26 @@ class Advanced:
     prompt: str = ""
 
     @classmethod
-    def from_ui(cls, adapter: str, strength: float, fast: bool, resolution: float | None, steps: float | None,
-                guidance: float | None, prompt: str | None) -> Advanced:  # fmt: skip
+    def from_ui(
+        cls,
+        adapter: str,
+        strength: float,
+        fast: bool,
+        resolution: float | None,
+        steps: float | None,
+        guidance: float | None,
+        prompt: str | None,
+    ) -> Advanced:
         """From the widgets' raw values (numbers may arrive as floats)."""
         return cls(
-            str(adapter), float(strength), bool(fast),
-            None if resolution is None else int(resolution), None if steps is None else int(steps),
-            None if guidance is None else float(guidance), prompt or "",
-        )  # fmt: skip
+            str(adapter),
+            float(strength),
+            bool(fast),
+            None if resolution is None else int(resolution),
+            None if steps is None else int(steps),
+            None if guidance is None else float(guidance),
+            prompt or "",
+        )
 
     def values(self) -> list[Any]:
         """The widget values, in the order of :meth:`from_ui`."""
@@ -127,10 +139,14 @@ class AppConfig:
         )
         return QwenEditConfig(
             **({"base_model": self.base_model} if self.base_model else {}),
-            adapters=chosen, lightning=self.lightning if advanced.fast else None,
-            resolution=advanced.resolution, steps=advanced.steps, guidance=advanced.guidance,
-            prompt=advanced.prompt.strip() or None, fallback=self.fallback,
-        )  # fmt: skip
+            adapters=chosen,
+            lightning=self.lightning if advanced.fast else None,
+            resolution=advanced.resolution,
+            steps=advanced.steps,
+            guidance=advanced.guidance,
+            prompt=advanced.prompt.strip() or None,
+            fallback=self.fallback,
+        )
 
     def compare_presets(self) -> dict[str, tuple[str, bool]]:
         """Compare tab: preset label → (backend, with adapter)."""
@@ -169,13 +185,24 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     parser.add_argument("--lightning", default=env("VFI_LIGHTNING"), help="few-step LoRA for fast mode")
     parser.add_argument("--preload", action="store_true", default=None, help="load the pipeline at start-up")
     parser.add_argument("--max-gpu-seconds", type=parse_whole, default=env("VFI_MAX_GPU_SECONDS", "300"))
-    parser.add_argument("--max-upload-mb", type=parse_whole, default=env("VFI_MAX_UPLOAD_MB", str(MAX_UPLOAD_MB)),
-                        help="largest upload accepted, in MiB")  # fmt: skip
-    parser.add_argument("--memory-budget-mb", type=parse_whole,
-                        default=env("VFI_MEMORY_BUDGET_MB", str(MEMORY_BUDGET_MB)),
-                        help="memory the requests may hold at once, in MiB (more wait their turn)")  # fmt: skip
-    parser.add_argument("--fallback", choices=("on", "off"), default=env("VFI_FALLBACK", "on"),
-                        help="replace implausible generated frames by the flow frame (default on)")  # fmt: skip
+    parser.add_argument(
+        "--max-upload-mb",
+        type=parse_whole,
+        default=env("VFI_MAX_UPLOAD_MB", str(MAX_UPLOAD_MB)),
+        help="largest upload accepted, in MiB",
+    )
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=parse_whole,
+        default=env("VFI_MEMORY_BUDGET_MB", str(MEMORY_BUDGET_MB)),
+        help="memory the requests may hold at once, in MiB (more wait their turn)",
+    )
+    parser.add_argument(
+        "--fallback",
+        choices=("on", "off"),
+        default=env("VFI_FALLBACK", "on"),
+        help="replace implausible generated frames by the flow frame (default on)",
+    )
     parser.add_argument("--host", help="server address (default: GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=parse_whole, help="server port (default: GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
@@ -184,8 +211,15 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     backend = args.backend or (GENERATIVE if adapters and cuda_available() else "flow")
     preload = args.preload if args.preload is not None else env("VFI_PRELOAD", "1" if env("SPACE_ID") else "0") == "1"
     return AppConfig(
-        backend=backend, base_model=args.base_model, adapters=adapters,
-        lightning=args.lightning, preload=preload, max_gpu_seconds=args.max_gpu_seconds,
-        max_upload_mb=args.max_upload_mb, memory_budget_mb=args.memory_budget_mb,
-        host=args.host, port=args.port, fallback=args.fallback == "on",
-    )  # fmt: skip
+        backend=backend,
+        base_model=args.base_model,
+        adapters=adapters,
+        lightning=args.lightning,
+        preload=preload,
+        max_gpu_seconds=args.max_gpu_seconds,
+        max_upload_mb=args.max_upload_mb,
+        memory_budget_mb=args.memory_budget_mb,
+        host=args.host,
+        port=args.port,
+        fallback=args.fallback == "on",
+    )

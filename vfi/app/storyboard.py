@@ -123,8 +123,9 @@ def _deterministic(backend: str) -> str:
     return f"The {backend} backend is deterministic; re-roll has no effect."
 
 
-def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequence[int],
-          seconds: float) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
+def _show(
+    call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequence[int], seconds: float
+) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:
     outputs = keyframe_outputs(take.frames, jobs.request_folder(call.session), fps, call.report)
     out = next(out for out in outputs if out.archive is not None)  # the MP4, PNGs and zip (no GIF here)
     marks = set(locked)
@@ -141,9 +142,17 @@ def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequen
 
 
 def storyboard(
-    call: Call, files: Sequence[str | bytes] | None, order: str | None, depth: str, frames_per_pair: float | None,
-    fps: float, prompts: str | None, backend: str, advanced: Advanced, seed: float,
-) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
+    call: Call,
+    files: Sequence[str | bytes] | None,
+    order: str | None,
+    depth: str,
+    frames_per_pair: float | None,
+    fps: float,
+    prompts: str | None,
+    backend: str,
+    advanced: Advanced,
+    seed: float,
+) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:
     """Keyframes (paths, or the bytes of image files) in order → MP4, gallery (path, label), PNG zip, a summary and
     the job to re-roll from."""
     paths = ordered(files, order)
@@ -161,9 +170,17 @@ def storyboard(
 
 
 def storyboard_from_data_urls(
-    call: Call, images: Sequence[str], limit: int, depth: str, frames_per_pair: float | None, fps: float,
-    prompts: str | None, backend: str, advanced: Advanced, seed: float,
-) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
+    call: Call,
+    images: Sequence[str],
+    limit: int,
+    depth: str,
+    frames_per_pair: float | None,
+    fps: float,
+    prompts: str | None,
+    backend: str,
+    advanced: Advanced,
+    seed: float,
+) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:
     """:func:`storyboard` of keyframes sent as base64 image data URLs, in the order they play, each at most
     ``limit`` bytes (an agent's: nothing is fetched)."""
     keyframes = [decode_image_data_url(url, f"Image {i}", limit) for i, url in enumerate(images, start=1)]
@@ -172,7 +189,7 @@ def storyboard_from_data_urls(
 
 def reroll_frame(
     call: Call, previous: StoryboardJob | None, index: float | None, locked: str | None, fps: float
-) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
+) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:
     """Frame ``index`` of the last storyboard made again with a new seed (and the frames made from it)."""
     index = picked_frame(previous, index, "re-roll")
     frames = tuple(parse_indices(locked, "locked frames"))

@@ -53,6 +53,4 @@ def create_backend(name: str, config: QwenEditConfig | None = None, **options: A
     raise VFIError(f"Unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}.")
 
 
-__all__ = [
-    "ANY_T_BACKENDS", "BACKEND_NAMES", "GENERATIVE", "Backend", "Capabilities", "FrameRequest", "create_backend"
-]
+__all__ = ["ANY_T_BACKENDS", "BACKEND_NAMES", "GENERATIVE", "Backend", "Capabilities", "FrameRequest", "create_backend"]

@@ -117,7 +117,9 @@ class QwenEditBackend:
         for r, frame, prediction in zip(requests, frames, self._reference.predict(requests)):
             if frame is not None and self.config.register:
                 frame = register_to(frame, prediction.frame, (r.first, r.last))[0]
-            reason = "non-finite (NaN) values" if frame is None else self.config.fallback and implausible(frame, prediction)
+            reason = (
+                "non-finite (NaN) values" if frame is None else self.config.fallback and implausible(frame, prediction)
+            )
             if reason:
                 log.warning("Generated frame (seed %d) fell back to the flow frame: %s.", r.seed, reason)
                 self.fallbacks.append({"seed": r.seed, "t": r.t, "reason": reason})

@@ -69,13 +69,18 @@ def _add_clip_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slowmo", action="store_true", help="keep the input fps: the clip plays factor× slower")
     parser.add_argument("--seed", type=parse_whole, default=0, help="seed (generative backends)")
     parser.add_argument(
-        "--fps", type=parse_rate, metavar="RATE",
+        "--fps",
+        type=parse_rate,
+        metavar="RATE",
         help="target frame rate instead of --factor: any rational (60, 59.94, 60000/1001); duration and audio kept",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--scene-threshold", type=parse_decimal, default=SCENE_THRESHOLD, metavar="S",
+        "--scene-threshold",
+        type=parse_decimal,
+        default=SCENE_THRESHOLD,
+        metavar="S",
         help=f"scene-change score (0–1) above which frames are a cut, never interpolated across (default {SCENE_THRESHOLD})",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--start", type=parse_decimal, default=0.0, metavar="SECONDS", help="trim: start here (default 0)"
     )
@@ -111,9 +116,11 @@ def _add_mismatch_option(parser: argparse.ArgumentParser) -> None:
 
 def _add_manifest_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--manifest", type=Path, metavar="FILE",
+        "--manifest",
+        type=Path,
+        metavar="FILE",
         help="also write a manifest (input hashes, every setting, seeds, adapters, versions, timings) for replay",
-    )  # fmt: skip
+    )
 
 
 def _inputs(args: argparse.Namespace) -> list[Path]:
@@ -151,7 +158,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     fell_back = (seeds or {}).pop("fallbacks", [])
     config = commands.qwen_config(args)
     seconds = time.perf_counter() - clock
-    manifest = build_manifest(args.command, _settings(args), list(argv), inputs, config, seeds, started, seconds, fell_back)
+    manifest = build_manifest(
+        args.command, _settings(args), list(argv), inputs, config, seeds, started, seconds, fell_back
+    )
     write_manifest(manifest, args.manifest)
     print(f"wrote the manifest {args.manifest}", file=sys.stderr)
 
@@ -228,7 +237,9 @@ def program_name() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=program_name(), description="Video frame interpolation (flow, crossfade, Qwen-Image-Edit + LoRA).")
+    parser = _Parser(
+        prog=program_name(), description="Video frame interpolation (flow, crossfade, Qwen-Image-Edit + LoRA)."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     pair = sub.add_parser("pair", help="make the frames between two keyframes")
@@ -263,9 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     seq.add_argument("--prompts", type=Path, help="text file: one prompt per transition (generative backend)")
     seq.add_argument("--seed", type=parse_whole, default=0, help="seed (generative backends)")
     seq.add_argument(
-        "--frame-seed", action="append", default=[], metavar="FRAME=SEED",
+        "--frame-seed",
+        action="append",
+        default=[],
+        metavar="FRAME=SEED",
         help="the seed of one in-between (repeatable), e.g. one the app's re-roll chose: its label shows it",
-    )  # fmt: skip
+    )
     seq.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
     seq.add_argument("--gif", type=Path, help="also write a looping GIF")
     _add_mismatch_option(seq)
@@ -293,9 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("-o", "--output", type=Path, required=True, help="output MP4")
     _add_clip_options(clip)
     clip.add_argument(
-        "--report", type=Path, metavar="R.json",
+        "--report",
+        type=Path,
+        metavar="R.json",
         help="also drop every other frame (every factor-th kept), rebuild it and write PSNR/SSIM as JSON",
-    )  # fmt: skip
+    )
     _add_manifest_option(clip)
     _add_threads_option(clip)
     _add_backend_options(clip)
@@ -322,9 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("-o", "--output", type=Path, required=True, help="output (MP4; JSON for evaluate)")
     replay.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png … (pair)")
     replay.add_argument(
-        "--inputs", type=Path, nargs="+", metavar="PATH",
+        "--inputs",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
         help="your copies of the inputs, in the command's order (e.g. FIRST LAST); each must hash as recorded",
-    )  # fmt: skip
+    )
     replay.set_defaults(run=_cmd_replay)
 
     tiny = sub.add_parser("tiny-model", help="write a tiny random Qwen-Image-Edit pipeline (tests, demos)")

@@ -63,7 +63,11 @@ class _ProgressBar:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=total, desc=self._desc, bar_format=self.FORMAT, file=sys.stderr, dynamic_ncols=True,
+                total=total,
+                desc=self._desc,
+                bar_format=self.FORMAT,
+                file=sys.stderr,
+                dynamic_ncols=True,
                 disable=not is_main(),
             )
         self._bar.total = total
@@ -209,9 +213,15 @@ def clip(args: argparse.Namespace) -> dict:
 
     _check_outputs(args.output, args.report, args.manifest, inputs=(args.input,))
     settings = ClipSettings(
-        factor=args.factor, slowmo=args.slowmo, seed=args.seed, generative_depth=args.generative_depth,
-        fps=args.fps, scene_threshold=args.scene_threshold, start=args.start, end=args.end,
-    )  # fmt: skip
+        factor=args.factor,
+        slowmo=args.slowmo,
+        seed=args.seed,
+        generative_depth=args.generative_depth,
+        fps=args.fps,
+        scene_threshold=args.scene_threshold,
+        start=args.start,
+        end=args.end,
+    )
     plan = plan_clip(args.input, settings)
     backend, refine = make_backends(args)
     with _ProgressBar("interpolating") as bar:

@@ -282,10 +282,25 @@ def _pipe_to_ffmpeg(
     first, rest = _first_and_rest(frames)
     check = _FrameChecker(first)
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{check.width}x{check.height}", "-framerate", fps_arg(fps), "-i", "-",
-        *extra_inputs, *output_args,
-    ]  # fmt: skip
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{check.width}x{check.height}",
+        "-framerate",
+        fps_arg(fps),
+        "-i",
+        "-",
+        *extra_inputs,
+        *output_args,
+    ]
     count = 0
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
@@ -354,11 +369,35 @@ def _add_audio(video: Path, audio_from: str | os.PathLike, start: float, duratio
     exactly ``duration`` s. A second pass: while the frames stream in, their duration is not known, and
     ffmpeg's ``-shortest`` cut the audio at a random point (and sometimes failed) on fast-arriving frames."""
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(video),
-        *(["-ss", f"{start:.6f}"] if start else []), "-i", str(audio_from),
-        "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
-        "-af", f"apad,atrim=end={duration:.6f}", "-movflags", "+faststart", "-f", "mp4", str(output),
-    ]  # fmt: skip
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(video),
+        *(["-ss", f"{start:.6f}"] if start else []),
+        "-i",
+        str(audio_from),
+        "-map",
+        "0:v:0",
+        "-map",
+        "1:a:0?",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "160k",
+        "-af",
+        f"apad,atrim=end={duration:.6f}",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        str(output),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if result.returncode != 0:
         raise VFIError(f"ffmpeg could not add the audio of {Path(audio_from).name}: {_last_line(result.stderr)}.")

@@ -420,9 +420,13 @@ def interpolate_clip(
 
 
 def _retimed(
-    plan: ClipPlan, source: Iterator[np.ndarray], backend: Backend, refine: Backend | None, progress: Progress,
+    plan: ClipPlan,
+    source: Iterator[np.ndarray],
+    backend: Backend,
+    refine: Backend | None,
+    progress: Progress,
     is_cut: CutDetector,
-) -> tuple[Iterator[np.ndarray], str | None]:  # fmt: skip
+) -> tuple[Iterator[np.ndarray], str | None]:
     """The output frames at ``plan``'s target fps, and a note when a midpoint-only backend needed flow."""
     from vfi.backends import create_backend
     from vfi.modes.retime import count_retimed, retime_frames
@@ -437,7 +441,13 @@ def _retimed(
     positions = plan.positions
     progress.total = count_retimed(positions, backend, refine, settings.seed, depth)
     frames = retime_frames(
-        source, positions, backend, refine=refine, seed=settings.seed, generative_depth=depth,
-        is_cut=is_cut, progress=progress,
-    )  # fmt: skip
+        source,
+        positions,
+        backend,
+        refine=refine,
+        seed=settings.seed,
+        generative_depth=depth,
+        is_cut=is_cut,
+        progress=progress,
+    )
     return frames, note

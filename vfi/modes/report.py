@@ -134,10 +134,18 @@ def score_clip(
             progress.advance(per_window)
             return []
         made = islice(
-            interpolate_pair(window.frames[0], window.frames[-1], backend, settings, refine=refine,
-                             pair_index=window.start, progress=progress),
-            1, None,
-        )  # fmt: skip
+            interpolate_pair(
+                window.frames[0],
+                window.frames[-1],
+                backend,
+                settings,
+                refine=refine,
+                pair_index=window.start,
+                progress=progress,
+            ),
+            1,
+            None,
+        )
         rows = []
         for index, (rebuilt, real) in enumerate(zip(made, window.frames[1:-1]), start=window.start + 1):
             rows.append(FrameScore(index, index / fps, min(psnr(rebuilt, real), PSNR_CAP), ssim(rebuilt, real)))
@@ -165,8 +173,15 @@ def report_clip(
     info, settings, kept = plan.info, plan.settings, plan.frame_range
     with closing(read_frames(info.path, info=info)) as decoded:  # the decoder ends with the report, whatever happens
         return score_clip(
-            islice(decoded, kept.start, kept.stop), info.fps, backend,
-            factor=plan.report_factor, refine=refine, first_index=kept.start,
-            num_frames=len(kept), scene_threshold=settings.scene_threshold, seed=settings.seed,
-            on_progress=on_progress, should_cancel=should_cancel,
-        )  # fmt: skip
+            islice(decoded, kept.start, kept.stop),
+            info.fps,
+            backend,
+            factor=plan.report_factor,
+            refine=refine,
+            first_index=kept.start,
+            num_frames=len(kept),
+            scene_threshold=settings.scene_threshold,
+            seed=settings.seed,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+        )

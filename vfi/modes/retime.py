@@ -122,8 +122,15 @@ def retime_frames(
         if interval.cut:
             progress.advance(count_generated(settings, backend, refine))
             return {}
-        pair = interpolate_pair(interval.first, interval.last, backend, settings, refine=refine,
-                                pair_index=interval.index, progress=progress)  # fmt: skip
+        pair = interpolate_pair(
+            interval.first,
+            interval.last,
+            backend,
+            settings,
+            refine=refine,
+            pair_index=interval.index,
+            progress=progress,
+        )
         return dict(zip(settings.times, islice(pair, 1, None)))
 
     count = 0

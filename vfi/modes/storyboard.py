@@ -105,8 +105,10 @@ class Storyboard:
         or ``frames_per_pair`` in-betweens in every transition."""
         count = max(keyframes - 1, 0)
         if frames_per_pair:
-            return cls(tuple(InterpolationSettings(depth=None, frames=frames_per_pair, seed=seed)
-                             for _ in range(count)), tuple(prompts))  # fmt: skip
+            return cls(
+                tuple(InterpolationSettings(depth=None, frames=frames_per_pair, seed=seed) for _ in range(count)),
+                tuple(prompts),
+            )
         depths = parse_depths(3 if depth is None else depth)
         if len(depths) == 1:
             depths *= count
@@ -213,9 +215,16 @@ def _render(
         settings = storyboard.transitions[index]
         pair_seeds = {t: seeds.get(index, {}).get(t, node_seed(settings.seed, index, t)) for t in settings.times}
         made = interpolate_pair(
-            keyframes[index], keyframes[index + 1], _backend_for(backend, prompts[index]), settings, refine=refine,
-            pair_index=index, progress=progress, seeds=pair_seeds, keep=keep.get(index, {}),
-        )  # fmt: skip
+            keyframes[index],
+            keyframes[index + 1],
+            _backend_for(backend, prompts[index]),
+            settings,
+            refine=refine,
+            pair_index=index,
+            progress=progress,
+            seeds=pair_seeds,
+            keep=keep.get(index, {}),
+        )
         return list(made), [Node(index, Fraction(0), None), *(Node(index, t, pair_seeds[t]) for t in settings.times)]
 
     frames: list[np.ndarray] = []
@@ -251,8 +260,9 @@ def make_storyboard(
     return _render(keyframes, backend, storyboard, seeds, {}, progress, refine)
 
 
-def _descendants(parents: dict[Fraction, tuple[Fraction, Fraction]], start: Fraction,
-                 locked: Collection[Fraction]) -> set[Fraction]:  # fmt: skip
+def _descendants(
+    parents: dict[Fraction, tuple[Fraction, Fraction]], start: Fraction, locked: Collection[Fraction]
+) -> set[Fraction]:
     """``start`` and every time made from it (directly or not), not passing through locked times."""
     redo, frontier = {start}, [start]
     while frontier:
@@ -264,15 +274,23 @@ def _descendants(parents: dict[Fraction, tuple[Fraction, Fraction]], start: Frac
     return redo
 
 
-def redo_indices(take: Take, storyboard: Storyboard, backend: Backend, index: int,
-                 locked: Iterable[int] = (), refine: Backend | None = None) -> list[int]:  # fmt: skip
+def redo_indices(
+    take: Take,
+    storyboard: Storyboard,
+    backend: Backend,
+    index: int,
+    locked: Iterable[int] = (),
+    refine: Backend | None = None,
+) -> list[int]:
     """The output frames a re-roll of frame ``index`` makes again: it and the frames made from it (not locked)."""
     storyboard.in_between(index)
     node, locked = take.nodes[index], set(locked)
     if index in locked:
         raise VFIError(f"Frame {index} is locked; unlock it to re-roll it.")
     where = {(n.transition, n.t): i for i, n in enumerate(take.nodes)}
-    locked_times = {take.nodes[i].t for i in locked if 0 <= i < len(take.nodes) and take.nodes[i].transition == node.transition}  # fmt: skip
+    locked_times = {
+        take.nodes[i].t for i in locked if 0 <= i < len(take.nodes) and take.nodes[i].transition == node.transition
+    }
     parents = node_parents(storyboard.transitions[node.transition], backend, refine)
     return sorted(where[(node.transition, t)] for t in _descendants(parents, node.t, locked_times))
 
