@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     defaults = _preload(config) if config.preload and config.generative else None
     demo = build_app(config, defaults)
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
-    try:  # also an MCP server: streamable HTTP at /gradio_api/mcp/ (SSE at /gradio_api/mcp/sse) (README, "Use it from an agent")
+    try:  # also an MCP server: streamable HTTP at /gradio_api/mcp/ (SSE at /gradio_api/mcp/sse) (README, "From an agent (MCP)")
         with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
             demo.launch(server_name=config.host, server_port=config.port, show_error=True, mcp_server=True,
                         max_file_size=config.max_upload_mb * 2**20, css=CSS)  # fmt: skip

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from vfi.errors import VFIError
 from vfi.io.files import atomic_path
+from vfi.io.numbers import parse_decimal, parse_whole
 from vfi.qwen.adapters import ADAPTER_INFO_FILE, LORA_TARGETS, WEIGHT_NAME, AdapterInfo, is_hub_id
 from vfi.qwen.conditioning import DEFAULT_RESOLUTION, check_resolution
 from vfi.training.checkpoints import (
@@ -63,64 +64,75 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         help="the base model's Hub id (ORG/NAME) for the model card when --base_model is a local folder",
     )
     model.add_argument(
-        "--resolution", type=int, default=DEFAULT_RESOLUTION, help="working resolution: longest side, multiple of 32"
+        "--resolution",
+        type=parse_whole,
+        default=DEFAULT_RESOLUTION,
+        help="working resolution: longest side, multiple of 32",
     )
     model.add_argument("--prompt", help="training prompt ({t} is replaced by the time); default: vfi's prompt")
-    model.add_argument("--rank", type=int, default=16, help="LoRA rank")
-    model.add_argument("--lora_alpha", type=float, help="LoRA alpha (default: the rank)")
-    model.add_argument("--lora_dropout", type=float, default=0.0)
+    model.add_argument("--rank", type=parse_whole, default=16, help="LoRA rank")
+    model.add_argument("--lora_alpha", type=parse_decimal, help="LoRA alpha (default: the rank)")
+    model.add_argument("--lora_dropout", type=parse_decimal, default=0.0)
     model.add_argument("--target_modules", default=",".join(LORA_TARGETS), help="comma-separated transformer modules")
 
     data = parser.add_argument_group("data")
     data.add_argument(
         "--data", nargs="+", type=Path, help="triplet folders (Vimeo90K/Middlebury), videos or folders of videos"
     )
-    data.add_argument("--num_samples", type=int, default=128, help="training triplets (a diverse subset)")
-    data.add_argument("--num_validation", type=int, default=4, help="held-out validation triplets")
+    data.add_argument("--num_samples", type=parse_whole, default=128, help="training triplets (a diverse subset)")
+    data.add_argument("--num_validation", type=parse_whole, default=4, help="held-out validation triplets")
     data.add_argument("--validation_data", type=Path, help="take the validation triplets from here instead")
-    data.add_argument("--gap", type=int, help="fixed frame gap in videos (default: chosen for motion)")
-    data.add_argument("--max_gap", type=int, default=8)
+    data.add_argument("--gap", type=parse_whole, help="fixed frame gap in videos (default: chosen for motion)")
+    data.add_argument("--max_gap", type=parse_whole, default=8)
     data.add_argument(
         "--min_motion",
-        type=float,
+        type=parse_decimal,
         default=DataSettings.min_motion,
         help="skip triplets moving less (fraction of width)",
     )
-    data.add_argument("--max_motion", type=float, default=DataSettings.max_motion, help="skip triplets moving more")
-    data.add_argument("--other_times", type=float, default=0.0, help="fraction of video triplets with t other than 0.5")
+    data.add_argument(
+        "--max_motion", type=parse_decimal, default=DataSettings.max_motion, help="skip triplets moving more"
+    )
+    data.add_argument(
+        "--other_times", type=parse_decimal, default=0.0, help="fraction of video triplets with t other than 0.5"
+    )
 
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", type=Path, default=Path("vfi-lora"))
     train.add_argument(
         "--cache_dir", type=Path, help="cached latents and prompt embeddings (default: OUTPUT_DIR/cache)"
     )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--max_train_steps", type=int, default=1000)
-    train.add_argument("--train_batch_size", type=int, default=1)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--learning_rate", type=float, default=1e-4)
+    train.add_argument("--seed", type=parse_whole, default=0)
+    train.add_argument("--max_train_steps", type=parse_whole, default=1000)
+    train.add_argument("--train_batch_size", type=parse_whole, default=1)
+    train.add_argument("--gradient_accumulation_steps", type=parse_whole, default=1)
+    train.add_argument("--learning_rate", type=parse_decimal, default=1e-4)
     train.add_argument("--lr_scheduler", default="constant", help="diffusers.optimization scheduler name")
-    train.add_argument("--lr_warmup_steps", type=int, default=0)
-    train.add_argument("--adam_beta1", type=float, default=0.9)
-    train.add_argument("--adam_beta2", type=float, default=0.999)
-    train.add_argument("--adam_weight_decay", type=float, default=1e-4)
-    train.add_argument("--adam_epsilon", type=float, default=1e-8)
+    train.add_argument("--lr_warmup_steps", type=parse_whole, default=0)
+    train.add_argument("--adam_beta1", type=parse_decimal, default=0.9)
+    train.add_argument("--adam_beta2", type=parse_decimal, default=0.999)
+    train.add_argument("--adam_weight_decay", type=parse_decimal, default=1e-4)
+    train.add_argument("--adam_epsilon", type=parse_decimal, default=1e-8)
     train.add_argument("--use_8bit_adam", action="store_true", help="bitsandbytes AdamW8bit")
-    train.add_argument("--max_grad_norm", type=float, default=1.0)
+    train.add_argument("--max_grad_norm", type=parse_decimal, default=1.0)
     train.add_argument("--weighting_scheme", default="none", choices=WEIGHTING_SCHEMES)
-    train.add_argument("--logit_mean", type=float, default=0.0)
-    train.add_argument("--logit_std", type=float, default=1.0)
-    train.add_argument("--mode_scale", type=float, default=1.29)
+    train.add_argument("--logit_mean", type=parse_decimal, default=0.0)
+    train.add_argument("--logit_std", type=parse_decimal, default=1.0)
+    train.add_argument("--mode_scale", type=parse_decimal, default=1.29)
     train.add_argument("--mixed_precision", choices=("no", "bf16", "fp16"), help="default: bf16 on GPU, no on CPU")
     train.add_argument("--gradient_checkpointing", action=argparse.BooleanOptionalAction, help="default: on for GPU")
-    train.add_argument("--checkpointing_steps", type=int, default=250)
-    train.add_argument("--checkpoints_total_limit", type=int, default=2)
+    train.add_argument("--checkpointing_steps", type=parse_whole, default=250)
+    train.add_argument("--checkpoints_total_limit", type=parse_whole, default=2)
     train.add_argument("--resume_from_checkpoint", help='a checkpoint folder or "latest"')
 
     val = parser.add_argument_group("validation")
-    val.add_argument("--validation_steps", type=int, default=250, help="validate every N steps (and before and after)")
-    val.add_argument("--validation_inference_steps", type=int, default=30)
-    val.add_argument("--validation_guidance", type=float, default=4.0, help="true CFG scale for validation (1 = off)")
+    val.add_argument(
+        "--validation_steps", type=parse_whole, default=250, help="validate every N steps (and before and after)"
+    )
+    val.add_argument("--validation_inference_steps", type=parse_whole, default=30)
+    val.add_argument(
+        "--validation_guidance", type=parse_decimal, default=4.0, help="true CFG scale for validation (1 = off)"
+    )
 
     hub = parser.add_argument_group("hub")
     hub.add_argument("--push_to_hub", action="store_true")

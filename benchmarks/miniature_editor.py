@@ -31,7 +31,7 @@ API:
 - ``loss_ends(losses) -> [first, last]``: mean loss over the first and the last tenth of a run.
 - ``EDIT_TASKS``: the pre-training edits (prompt → how the target is made from the two images).
 - ``SHIFT_PROMPT``, ``COLOUR_PROMPT``, ``shift_image``, ``grey``: the optional shift and colour edits (off by default; tried
-  and measured, see the README).
+  and measured, see docs/miniature.md).
 """
 
 from __future__ import annotations

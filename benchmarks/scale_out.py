@@ -2,7 +2,8 @@
 
 Usage: ``python benchmarks/scale_out.py [--frames 240] [--width 640 --height 360] [--factor 2]``. A synthetic
 panning clip is written to a temporary folder; both runs read it and their decoded outputs must be equal.
-Prints each wall time (launch and model/library start included) and the ratio two / one.
+Prints each wall time (launch and model/library start included), the ratio two / one and the load average
+(``/proc/loadavg``: 1, 5 and 15 minutes) before and after, since timings on a shared machine depend on it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def run(clip: Path, output: Path, factor: int, processes: int) -> float:
     return time.perf_counter() - start
 
 
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages ("?" where /proc/loadavg is missing)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=240)
@@ -51,6 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         clip = synthetic_clip(Path(folder) / "in.mp4", args.frames, args.width, args.height)
+        load_before = load_average()
         one = run(clip, Path(folder) / "one.mp4", args.factor, 1)
         two = run(clip, Path(folder) / "two.mp4", args.factor, 2)
         same = all(
@@ -61,6 +71,7 @@ def main() -> None:
         print(f"1 process:   {one:.1f} s")
         print(f"2 processes: {two:.1f} s")
         print(f"ratio: {two / one:.2f} (outputs identical: {same})")
+        print(f"load average before: {load_before}, after: {load_average()}")
 
 
 if __name__ == "__main__":

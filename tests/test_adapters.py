@@ -96,6 +96,8 @@ def test_adapter_reference_grammar(text, expected):
         ("justaname", "nor a Hub reference"),
         ("owner/name:@0.5", "empty revision"),
         ("owner/name@strong", "not a number"),
+        ("owner/name@٠.5", "not a number"),  # Arabic-Indic digits: float() reads them
+        ("owner/name@nan", "not a number"),
         ("owner/name@9", "scale must be between"),
     ],
 )

@@ -229,6 +229,47 @@ def test_a_clip_fps_below_the_lowest_is_refused_before_work_naming_no_server_pat
     assert str(error.value) == "fps must be a number from 0.1 to 240, got 0.0001."
 
 
+class _NoWork:
+    """A call whose every use fails the test: an action given it must refuse before any work."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"work started: call.{name}")
+
+
+def _keyframe_files(folder: Path, *sizes: tuple[int, int]) -> list[str]:
+    paths = [str(folder / f"{i}.png") for i in range(len(sizes))]
+    for path, (width, height) in zip(paths, sizes):
+        Image.new("RGB", (width, height), (90, 120, 150)).save(path)
+    return paths
+
+
+def test_a_keyframes_fps_out_of_range_is_refused_before_work(tmp_path):
+    from vfi.app.actions import keyframes
+    from vfi.app.config import Advanced
+    from vfi.errors import VFIError
+
+    pair = _keyframe_files(tmp_path, (64, 48), (64, 48))
+    for fps in (0.0001, 1000.0):
+        with pytest.raises(VFIError, match="fps must be a number from 0.1 to 240"):
+            next(keyframes(_NoWork(), *pair, 1, None, fps, "once", "flow", Advanced(), 0, False))
+
+
+def test_the_apps_keyframes_default_to_auto_like_the_ui_and_the_cli(tmp_path):
+    """auto refuses keyframes whose aspect ratios are more than 2x apart (320x240 and 100x900: 1100%)."""
+    from vfi.app.actions import keyframes, uploaded_keyframes
+    from vfi.app.config import Advanced
+    from vfi.cli import build_parser
+    from vfi.errors import VFIError
+    from vfi.run_spec import PairSpec
+
+    pair = _keyframe_files(tmp_path, (320, 240), (100, 900))
+    with pytest.raises(VFIError, match="more than 2× apart"):
+        uploaded_keyframes(*pair)
+    with pytest.raises(VFIError, match="more than 2× apart"):
+        next(keyframes(_NoWork(), *pair, 1, None, 12, "once", "flow", Advanced(), 0, False))
+    assert PairSpec(*pair).mismatch == build_parser().parse_args(["pair", *pair, "-o", "o.mp4"]).mismatch == "auto"
+
+
 def test_no_app_error_names_a_server_path():
     from ui.common import without_paths
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import numbers
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from vfi.cli import main
+import train_lora
+from vfi.app import config
+from vfi.cli import build_parser, main
 from vfi.io.video import probe_clip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,3 +127,58 @@ def test_pair_fits_or_pads_a_mismatched_last_keyframe_and_says_so(tmp_path, keyf
     assert result.returncode == 0, result.stderr
     assert "note: The last keyframe (200×40) was scaled" in result.stderr and how in result.stderr
     assert (probe_clip(out).width, probe_clip(out).height) == (128, 96)
+
+
+def _parser_of(parse_args: Callable[[list[str]], object]) -> argparse.ArgumentParser:
+    """The parser a ``parse_args(argv)`` function builds, caught as it starts parsing."""
+
+    class Caught(Exception):
+        pass
+
+    def catch(parser: argparse.ArgumentParser, *args: object) -> None:
+        raise Caught(parser)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", catch)
+        with pytest.raises(Caught) as caught:
+            parse_args([])
+    return caught.value.args[0]
+
+
+def _numeric_options() -> list:
+    """(program, argv before the option, option) for every option whose type reads "2" as a number."""
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    parsers = [(f"vfi {name}", [name], sub) for name, sub in subcommands.items()]
+    parsers += [("train_lora.py", [], _parser_of(train_lora.parse_args)), ("app", [], _parser_of(config.parse_args))]
+    found = []
+    for program, argv, parser in parsers:
+        for action in parser._actions:
+            try:
+                numeric = action.option_strings and isinstance(action.type("2"), numbers.Number)
+            except Exception:
+                numeric = False
+            if numeric:
+                found.append(pytest.param(program, argv, action.option_strings[-1], id=f"{program} {action.dest}"))
+    return found
+
+
+@pytest.mark.parametrize(("program", "argv", "option"), _numeric_options())
+def test_every_numeric_option_takes_ascii_digits_only(capsys, program, argv, option):
+    """int() and float() read "٢" (Arabic-Indic 2), "2_0", "nan", "inf": every option refuses them in one line."""
+    run = {"train_lora.py": train_lora.parse_args, "app": config.parse_args}.get(program, main)
+    for bad in ("٢", "²", "2_0", "nan", "inf"):
+        try:
+            code = run([*argv, option, bad])
+        except SystemExit as exit_info:  # a plain argparse parser: its usage, then one line
+            code = exit_info.code
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and repr(bad) in lines[-1] and "Traceback" not in "".join(lines), (bad, lines)
+        assert (len(lines) == 1 and lines[0].startswith("error: ")) if run is main else ": error: " in lines[-1]
+        assert option in lines[-1] or "The frame rate" in lines[-1], (bad, lines)  # clip --fps: its own sentence
+
+
+def test_numeric_settings_of_the_app_environment_take_ascii_digits_only(monkeypatch, capsys):
+    monkeypatch.setenv("VFI_MAX_GPU_SECONDS", "٣٠٠")
+    with pytest.raises(SystemExit) as exit_info:
+        config.parse_args([])
+    assert exit_info.value.code == 2 and "'٣٠٠'" in capsys.readouterr().err

@@ -34,6 +34,19 @@ def _shares(result: subprocess.CompletedProcess) -> dict[int, tuple[int, int]]:
     return {int(p): (int(made), int(total)) for p, made, total in lines}
 
 
+def _share_lines(result: subprocess.CompletedProcess) -> dict[int, list[tuple[int, int]]]:
+    """Process → (items it made, items in all) of each shared step, in order."""
+    lines: dict[int, list[tuple[int, int]]] = {}
+    for p, made, total in re.findall(r"process (\d) of 2 made (\d+) of (\d+) items", result.stderr):
+        lines.setdefault(int(p), []).append((int(made), int(total)))
+    return lines
+
+
+def _errors(result: subprocess.CompletedProcess) -> list[str]:
+    """The ``error: …`` and ``error (process R): …`` lines (a progress bar may come first on the line)."""
+    return re.findall(r"\berror(?: \(process \d\))?: .*", result.stderr)
+
+
 def _png(path: Path, frame: np.ndarray) -> Path:
     from PIL import Image
 
@@ -99,6 +112,38 @@ def test_two_processes_make_the_clip_of_one(tmp_path: Path, clip: Path) -> None:
     assert "wrote 33 frames" in result.stderr and result.stderr.count("wrote ") == 1  # the main process wrote it
 
 
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_an_error_is_printed_by_the_main_process_only(tmp_path: Path, monkeypatch, capsys, rank: str) -> None:
+    from vfi.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)  # every process fails alike (a missing input): the user reads it once
+    assert main(["clip", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error") == (1 if rank == "0" else 0), err
+    if rank == "0":
+        assert err.startswith("error: ") and "missing.mp4" in err
+
+
+@pytest.mark.slow
+def test_two_processes_share_a_retimed_clip_and_its_report(tmp_path: Path, clip: Path) -> None:
+    outputs = {}
+    for processes in (1, 2):
+        video, report = tmp_path / f"retimed{processes}.mp4", tmp_path / f"report{processes}.json"
+        result = _vfi("clip", str(clip), "-o", str(video), "--fps", "25", "--report", str(report), processes=processes)
+        assert result.returncode == 0, result.stderr
+        outputs[processes] = (video, json.loads(report.read_text()), result)
+    (video_one, report_one, _), (video_two, report_two, result) = outputs[1], outputs[2]
+    assert _same_frames(video_one, video_two) and len(list(read_frames(video_two))) == 42
+    assert report_one == report_two and report_one["n"] > 0
+    shares = _share_lines(result)  # the retimed intervals, then the report's windows: each process made part
+    assert set(shares) == {0, 1} and all(len(steps) == 2 for steps in shares.values()), result.stderr
+    for step in range(2):
+        made = [shares[p][step][0] for p in (0, 1)]
+        assert all(m > 0 for m in made) and sum(made) == shares[0][step][1]
+    assert result.stderr.count("wrote ") == 1 and result.stderr.count("rebuilt ") == 1
+
+
 @pytest.mark.slow
 def test_two_processes_evaluate_and_make_the_storyboard_of_one(tmp_path: Path) -> None:
     for i, step in enumerate((2, 3, 4, 5, 6)):
@@ -132,6 +177,7 @@ def test_a_failing_process_fails_the_run_and_writes_nothing(tmp_path: Path) -> N
     result = _vfi("evaluate", str(tmp_path / "data"), "--json", str(json_out), processes=2)
     assert result.returncode != 0
     assert re.search(r"^error: .*im2\.png", result.stderr, re.MULTILINE), result.stderr
+    assert len(_errors(result)) == 1, result.stderr  # the main process says it; the failing one stays quiet
     assert not json_out.exists() and not list(tmp_path.glob("*.partial*"))
 
 

@@ -20,12 +20,9 @@ pytestmark = pytest.mark.slow
 mcp = pytest.importorskip("mcp")
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-#: Not yet: Gradio 6.31's MCP server turns a data URL into a file only where its schema holds one file (a list's
-#: items are never converted, and the list's schema points at $defs the tool drops), so storyboard fails over MCP;
-#: it stays listed because hiding it would also take it off the API page (gradio_client then refuses keywords).
-STORYBOARD_GAP = "Gradio 6.31's MCP server does not convert a list of data URLs into files"
-#: Every tool an agent should see; re-roll and lock need a session's storyboard and stay off the list.
-TOOLS = {"keyframes", "clip", "clip_info", "storyboard", "compare"}
+#: Every tool an agent should see; re-roll and lock need a session's storyboard and stay off the list, and so does the
+#: tab's storyboard (uploaded files, which Gradio 6.31's MCP server cannot make from a list of data URLs).
+TOOLS = {"keyframes", "clip", "clip_info", "storyboard_from_data_urls", "compare"}
 FILE_URL = re.compile(r"https?://[^\s'\"]+/gradio_api/file=[^\s'\"]+")
 #: What each returned file must be: the Content-Type served (a zip may go as a plain download) and its content.
 KINDS = {
@@ -47,6 +44,7 @@ def pair(name: str) -> dict[str, str]:
     return {"first": data_url(EXAMPLES / f"{name}_first.png"), "last": data_url(EXAMPLES / f"{name}_last.png")}
 
 
+STORYBOARD = ("astronaut_last", "astronaut_first", "coffee_first")
 #: (tool, arguments, frames in the first MP4 it returns): small inputs, flow backend.
 CALLS = [
     ("keyframes", {**pair("astronaut"), "depth": 1, "fps": 10}, 3),
@@ -55,23 +53,23 @@ CALLS = [
     ("clip", {"video": data_url(EXAMPLES / "clip.mp4"), "factor": 8, "end": 0.5}, 8 * 5 + 1),
     ("clip", {"video": data_url(EXAMPLES / "clip.mp4"), "fps": "24", "end": 1, "report": True}, 24),
     ("clip_info", {"video": data_url(EXAMPLES / "clip.mp4"), "factor": 8}, None),
-    pytest.param(
-        "storyboard",
-        {
-            "files": [data_url(EXAMPLES / f"{n}.png") for n in ("astronaut_first", "astronaut_last", "coffee_first")],
-            "order": "2,1,3",
-            "depth": "1,2",
-        },
+    (
+        "storyboard_from_data_urls",
+        {"images": [data_url(EXAMPLES / f"{n}.png") for n in STORYBOARD], "depth": "1,2", "fps": 10},
         1 + 2 + 4,
-        marks=pytest.mark.xfail(strict=True, reason=STORYBOARD_GAP),
     ),
     ("compare", {**pair("coffee"), "depth": 1}, 3),
 ]
 
 
+#: A PNG data URL past the 1 MiB limit the test app runs with.
+TOO_LARGE = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(2**20)).decode()
+
+
 @pytest.fixture(scope="module")
 def mcp_url(tmp_path_factory) -> str:
-    with running_app(tmp_path_factory.mktemp("mcp_app") / "app.log", "--backend", "flow") as url:
+    log = tmp_path_factory.mktemp("mcp_app") / "app.log"
+    with running_app(log, "--backend", "flow", "--max-upload-mb", "1") as url:
         yield url + "gradio_api/mcp/"
 
 
@@ -140,6 +138,23 @@ def test_a_bad_input_comes_back_as_one_sentence(mcp_url, tool, arguments):
     assert "Traceback" not in text and "\n" not in text and "/tmp" not in text, text
     assert result.isError or tool == "clip_info", text
     assert len(re.findall(r"[.!?](\s|$)", text)) <= 1, text
+
+
+@pytest.mark.parametrize(
+    ("image", "said"),
+    [
+        ("https://example.com/a.png", "Image 2 is not a base64 image data URL (data:image/png;base64,...); "
+         "http(s) URLs are not fetched."),
+        (TOO_LARGE, "Image 2 is larger than the 1 MiB limit for an image."),
+        ("data:image/png;base64,aGVsbG8=", "The image data is not an image we can read "
+         "(PNG, JPEG, WebP, BMP, TIFF, GIF, PPM or TGA)."),
+    ],
+    ids=["http-url", "too-large", "not-an-image"],
+)  # fmt: skip
+def test_storyboard_refuses_a_keyframe_that_is_not_a_small_image_data_url_in_one_sentence(mcp_url, image, said):
+    arguments = {"images": [data_url(EXAMPLES / "rocket_first.png"), image]}
+    result = run(mcp_url, lambda s: s.call_tool("storyboard_from_data_urls", arguments))
+    assert result.isError and [c.text for c in result.content] == [said]
 
 
 def test_each_output_is_written_once(tmp_path):

@@ -16,7 +16,7 @@ from vfi.quality.metrics import psnr
 def test_triplets_of_one_clip_share_a_half_and_the_split_is_fixed() -> None:
     assert peers.sequence_of("gap4/car-turn_0012") == peers.sequence_of("gap2/car-turn_0040") == "car-turn"
     assert peers.sequence_of("Beanbags") == "Beanbags"
-    # The rule is a fixed hash, not the order or number of folders: these halves are stated in the README.
+    # The rule is a fixed hash, not the order or number of folders: these halves are stated in docs/benchmarks.md.
     held = [name for name in ("Beanbags", "Grove2", "car-turn", "bikes", "cockatoo") if peers.is_held_out(name)]
     assert held == ["Beanbags", "car-turn", "cockatoo"]
 

@@ -202,7 +202,7 @@ def test_a_local_adapter_loads_once_per_content(tiny_models, triplet, tmp_path, 
     base = str(tiny_models["side-by-side"]["base"])
     shutil.copytree(tiny_models["side-by-side"]["adapter"], tmp_path / "mine")
     monkeypatch.chdir(tmp_path)
-    options = {"resolution": 64, "steps": 2, "guidance": 1.0, "device": "cpu", "register": False}
+    options = {"resolution": 64, "steps": 2, "guidance": 1.0, "device": "cpu", "register": False, "fallback": False}
     request = FrameRequest(triplet[0], triplet[2], 0.5, 0)
     relative = QwenEditBackend(base, ["./mine"], **options)
     loaded = len(relative.loaded.adapters)

@@ -1,6 +1,8 @@
-"""The Storyboard tab: several keyframes → one video, then re-roll or lock single frames."""
+"""The Storyboard tab: several keyframes → one video, then re-roll or lock single frames.
 
-from __future__ import annotations
+(No ``from __future__ import annotations``: ``gr.api`` makes its outputs from the return annotation as written,
+which must then be a type, not a string.)
+"""
 
 import gradio as gr
 
@@ -20,7 +22,7 @@ from vfi.app.config import Advanced, AppConfig
 
 
 def storyboard_tab(config: AppConfig, new_call: NewCall, backend: gr.Dropdown, advanced_inputs: list) -> None:
-    @documented("""Make one video from several keyframes: each keyframe appears once, unchanged, with frames in between. Over MCP this tool does not work yet, because Gradio 6.31's MCP server does not turn a list of data URLs (data:image/png;base64,...) into files; an agent can call the keyframes tool for each transition instead, and gradio_client calls work.
+    @documented("""Make one video from several keyframes: each keyframe appears once, unchanged, with frames in between. Agents (MCP) call storyboard_from_data_urls instead, which takes the keyframes as base64 data URLs.
 
 Args:
     files: the keyframes (two or more image files).
@@ -42,6 +44,33 @@ Returns:
         call = new_call(request, progress, "storyboard")
         return await run_action(call, storyboard_actions.storyboard, files, order, depth, frames_per_pair, fps, prompts,
                           backend, advanced, seed)  # fmt: skip
+
+    @documented(f"""Make one video from keyframes sent in the order they play: each keyframe appears once, unchanged, with frames in between. Send each keyframe as a base64 data URL (data:image/png;base64,..., also JPEG or WebP), which is how a local file is sent, of at most {config.max_upload_mb} MB; http(s) URLs and paths are refused.
+
+Args:
+    images: the keyframes in the order they play (two or more), each a base64 image data URL.
+    depth: recursion depth 1-4 for all transitions (e.g. 2), or one per transition as text (e.g. "3,2,3").
+    frames_per_pair: or exactly this many frames per transition (flow, crossfade; 0 = use depth).
+    fps: frame rate of the output video.
+    prompts: one prompt per transition, one per line (generative backend; empty: the adapter's).
+    backend: one of {", ".join(config.backends)}.
+    seed: run seed (the same seed gives the same video).
+
+Returns:
+    The MP4, a zip of PNG frames with the run's manifest, and a summary.
+""")
+    @user_errors
+    async def storyboard_from_data_urls(images: list[str], depth: int | str = 2, frames_per_pair: int = 0,
+                                        fps: float = 12, prompts: str = "", backend: str = config.backend,
+                                        seed: int = 0, request: gr.Request = None,
+                                        ) -> tuple[gr.FileData, gr.FileData, str]:  # fmt: skip
+        advanced = Advanced.from_ui(*(widget.value for widget in advanced_inputs))  # the page's initial values
+        call = new_call(request, None, "storyboard")
+        video, _, archive, info, _ = await run_action(
+            call, storyboard_actions.storyboard_from_data_urls, images, config.max_upload_mb * 2**20, depth,
+            frames_per_pair, fps, prompts, backend, advanced, seed,
+        )  # fmt: skip
+        return gr.FileData(path=video), gr.FileData(path=archive), info
 
     @user_errors
     async def reroll(previous, index, locked, fps, request: gr.Request, progress=PROGRESS):
@@ -92,6 +121,11 @@ Returns:
             storyboard, [files, order, depth, frames_per_pair, fps, prompts, backend, *advanced_inputs, seed], outputs,
             api_name="storyboard", show_progress_on=info, **queue_options(config),
         )  # fmt: skip
+        # The tab's storyboard takes uploaded files, which Gradio 6.31's MCP server cannot make from data URLs in a
+        # list: agents get storyboard_from_data_urls. Off the MCP tools as gr.mcp's decorators mark a function that
+        # is no tool (Gradio has no public flag for it), still on the API page for gradio_client.
+        storyboard._mcp_type = "none"
+        gr.api(storyboard_from_data_urls, api_name="storyboard_from_data_urls", **queue_options(config))
         gallery.select(pick, None, picked, queue=False, api_visibility="private")
         # Re-roll and lock work on this session's storyboard (gr.State, which an MCP call has not): off the MCP tools.
         rerolled = reroll_button.click(reroll, [state, picked, locked, fps], outputs, api_name="reroll",

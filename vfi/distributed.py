@@ -10,10 +10,13 @@ Seeds never depend on the process: they derive from the item (pair, transition, 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from itertools import islice, repeat
 from typing import Any, TypeVar
 
 from vfi.errors import VFIError
@@ -22,6 +25,8 @@ from vfi.interpolate import Progress
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Pairs each process makes per round in the clip modes (factor, target fps, report) when launched on several.
+PAIRS_PER_ROUND = 4
 #: Variables that cap the threads of OpenMP, BLAS and OpenCV (read when those libraries start).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
 
@@ -34,6 +39,15 @@ def world_size() -> int:
 def is_main() -> bool:
     """Whether this is the process that writes outputs and prints (always, without a launcher)."""
     return os.environ.get("RANK", "0") == "0"
+
+
+def tell(line: str) -> None:
+    """Print ``line`` on stderr from the main process; the others log it at debug level (launched on several, they
+    all fail with the same error: the user reads it once)."""
+    if is_main():
+        print(line, file=sys.stderr)
+    else:
+        logging.getLogger(__name__).debug("process %s: %s", os.environ.get("RANK"), line)
 
 
 def _state() -> Any:
@@ -69,51 +83,100 @@ def limit_threads(threads: int) -> None:
 def map_ordered(
     items: Iterable[T], make: Callable[[T, Progress], R], progress: Progress, *, per_process: int = 1
 ) -> Iterator[R]:
-    """``make(item, progress)`` for every item, results in item order.
+    """``make(item, progress)`` for every item, results in item order (see :func:`zip_ordered`)."""
+    return (result for _, result in zip_ordered(items, make, progress, per_process=per_process))
+
+
+def zip_ordered(
+    items: Iterable[T],
+    make: Callable[[T, Progress], R],
+    progress: Progress,
+    *,
+    per_process: int = 1,
+    to_main: bool = False,
+) -> Iterator[tuple[T, R | None]]:
+    """Each item with ``make(item, progress)``, in item order: only the results travel between processes, so a
+    caller keeps what it already has (the input frames) out of them.
 
     Alone, ``make`` reports to ``progress`` itself. Launched on several processes, items go in rounds of
     ``per_process`` × processes; each process makes its share of a round with a progress of its own, and every
-    process gets the round's results in order while ``progress`` advances by the frames all of them made.
+    process gets the round's results in order while ``progress`` advances by the frames all of them made. A
+    round's results are gathered in the background while the next round is made, so a process that is a little
+    slower in one round does not hold the others up. ``to_main``: the results travel to the main process only
+    (where only it uses them, e.g. the frames it writes); the others get None for each item.
     """
     if world_size() <= 1:
         for item in items:
-            yield make(item, progress)
+            yield item, make(item, progress)
         return
+    from accelerate.utils import gather_object
+
     state, source = _state(), iter(items)
+    gather = partial(_gather_to_main, state) if to_main else gather_object
     mine = total = 0
-    while batch := list(islice(source, per_process * state.num_processes)):
-        results, share = _round(state, batch, make)
-        mine, total = mine + share, total + len(batch)
-        for result, made in results:
-            progress.advance(made)
-            yield result
+    with ThreadPoolExecutor(max_workers=1) as sender:  # one thread: the gathers keep their order on every process
+        previous: tuple[list[T], Future, BaseException | None] | None = None
+        while True:
+            batch = list(islice(source, per_process * state.num_processes))
+            share, failure = _make_share(state, batch, make)
+            ready = _results(state, *previous) if previous else []
+            previous = (batch, sender.submit(gather, share), failure) if batch else None
+            mine, total = mine + len(share), total + len(batch)
+            for item, (result, made) in ready:
+                progress.advance(made)
+                yield item, result
+            if previous is None:
+                break
     print(f"vfi: process {state.process_index} of {state.num_processes} made {mine} of {total} items", file=sys.stderr)
 
 
-def _round(state: Any, batch: list[T], make: Callable[[T, Progress], R]) -> tuple[list[tuple[R, int]], int]:
-    """This process's share of ``batch`` made, then everyone's results (with the frames each made) gathered, and
-    the size of this process's share; a failure is raised on every process."""
-    from accelerate.utils import gather_object
-
+def _make_share(
+    state: Any, batch: list[T], make: Callable[[T, Progress], R]
+) -> tuple[list[tuple[int, bool, Any]], BaseException | None]:
+    """This process's share of ``batch``: (index, True, (result, frames made)) each, or after a failure
+    (index, False, (process, is a user error, message)) and the failure."""
     mine: list[tuple[int, bool, Any]] = []
-    failure: BaseException | None = None
+    if not batch:
+        return mine, None
     with state.split_between_processes(list(range(len(batch)))) as indices:
         for index in indices:
             local = Progress(0)
             try:
                 mine.append((index, True, (make(batch[index], local), local.done)))
-            except Exception as error:  # shared below, so every process fails with it
-                failure = error
+            except Exception as error:  # shared by the gather, so every process fails with it
                 mine.append((index, False, (state.process_index, isinstance(error, VFIError), str(error))))
-                break
-    gathered = sorted(gather_object(mine), key=lambda entry: entry[0])
+                return mine, error
+    return mine, None
+
+
+def _gather_to_main(state: Any, share: list[tuple[int, bool, Any]]) -> list[tuple[int, bool, Any]]:
+    """Every process's ``share`` as :func:`_make_share` made it, with the results on the main process only (None on
+    the others): every process learns which items were made (with how many frames) or failed, and only then do
+    the results go to the main one."""
+    import torch.distributed as dist
+
+    shares: list[Any] = [None] * state.num_processes
+    dist.all_gather_object(shares, [(index, ok, value[1] if ok else value) for index, ok, value in share])
+    entries = [entry for process_share in shares for entry in process_share]
+    if not all(ok for _, ok, _ in entries):
+        return entries  # raised by _results on every process
+    results: list[Any] | None = [None] * state.num_processes if state.is_main_process else None
+    dist.gather_object([value[0] for _, _, value in share], results, dst=0)
+    made = (result for process_results in results for result in process_results) if results else repeat(None)
+    return [(index, True, (next(made), frames)) for index, _, frames in entries]
+
+
+def _results(state: Any, batch: list[T], gathering: Future, failure: BaseException | None) -> list[tuple[T, Any]]:
+    """Every process's share of ``batch`` (as :func:`_make_share` made it) once gathered, in order, each item with
+    its (result, frames made); a failure is raised on every process."""
+    gathered = sorted(gathering.result(), key=lambda entry: entry[0])
     failed = [value for _, ok, value in gathered if not ok]
     if failed:
         process, user_error, message = failed[0]
         if failure is not None and process == state.process_index:
             raise failure
         raise (VFIError(message) if user_error else RuntimeError(f"process {process} failed: {message}"))
-    return [value for _, _, value in gathered], len(mine)
+    return [(batch[index], value) for index, _, value in gathered]
 
 
 def main_value(compute: Callable[[], R]) -> R:

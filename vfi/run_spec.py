@@ -79,7 +79,7 @@ class PairSpec(RunSpec):
     seed: int = 0
     frames_dir: str | Path | None = None
     gif: str | Path | None = None
-    mismatch: str = "fit"
+    mismatch: str = "auto"
     manifest: str | Path | None = None
     backend: BackendSpec = BackendSpec()
 

@@ -24,6 +24,7 @@ from vfi.backends import GENERATIVE
 from vfi.errors import Cancelled, VFIError
 from vfi.io.files import write_json
 from vfi.io.outputs import keyframe_outputs
+from vfi.io.video import check_fps
 from vfi.manifest import clip_seeds
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Call:
             raise Cancelled(f"Stopped after {made} of {made} frames, before all files were written.")
 
 
-def uploaded_keyframes(first: str | None, last: str | None, mismatch: str = "fit") -> KeyframePair:
+def uploaded_keyframes(first: str | None, last: str | None, mismatch: str = "auto") -> KeyframePair:
     """The two uploaded keyframes, loaded, normalised and matched (see :func:`vfi.io.images.match_keyframes`)."""
     if not first or not last:
         raise VFIError("Upload both keyframes: the first and the last image.")
@@ -111,13 +112,14 @@ def write_manifest(
 
 def keyframes(
     call: Call, first: str | None, last: str | None, depth: float, count: float | None, fps: float, playback: str,
-    backend: str, advanced: Advanced, seed: float, randomize: bool, mismatch: str = "fit", hybrid: bool = False,
+    backend: str, advanced: Advanced, seed: float, randomize: bool, mismatch: str = "auto", hybrid: bool = False,
 ) -> Iterator[tuple[str | None, Gallery, str | None, str | None, int, str]]:  # fmt: skip
     """Frames between two keyframes, streamed: yields (MP4, gallery (path, label), PNG zip (with the run's
     manifest), GIF, seed used, summary) as each GPU call finishes (the gallery fills in), then as the
     outputs are written (the MP4 first). The summary says how a mismatched last keyframe was fitted and which
     generated frames fell back to the flow frame. ``hybrid``: the generative backend makes the first level, the
     flow backend the rest."""
+    check_fps(float(fps))
     request = KeyframesRequest.from_ui(
         first, last, depth, count, fps, playback, backend, advanced, seed, randomize, mismatch, hybrid
     )

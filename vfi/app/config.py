@@ -14,6 +14,7 @@ from typing import Any
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES, GENERATIVE
 from vfi.backends.qwen_config import DEFAULT_GUIDANCE, LIGHTNING_GUIDANCE, LIGHTNING_STEPS, QwenEditConfig
 from vfi.errors import VFIError
+from vfi.io.numbers import parse_whole
 from vfi.qwen.adapters import AdapterSpec
 
 #: The app's Advanced section starts with these (a lighter run than the backend's own defaults).
@@ -167,15 +168,16 @@ def parse_args(argv: Sequence[str] | None = None) -> AppConfig:
     parser.add_argument("--adapter", default=env("VFI_ADAPTER"), help="LoRA adapters id[@scale], comma-separated")
     parser.add_argument("--lightning", default=env("VFI_LIGHTNING"), help="few-step LoRA for fast mode")
     parser.add_argument("--preload", action="store_true", default=None, help="load the pipeline at start-up")
-    parser.add_argument("--max-gpu-seconds", type=int, default=int(env("VFI_MAX_GPU_SECONDS", "300")))
-    parser.add_argument("--max-upload-mb", type=int, default=int(env("VFI_MAX_UPLOAD_MB", MAX_UPLOAD_MB)),
+    parser.add_argument("--max-gpu-seconds", type=parse_whole, default=env("VFI_MAX_GPU_SECONDS", "300"))
+    parser.add_argument("--max-upload-mb", type=parse_whole, default=env("VFI_MAX_UPLOAD_MB", str(MAX_UPLOAD_MB)),
                         help="largest upload accepted, in MiB")  # fmt: skip
-    parser.add_argument("--memory-budget-mb", type=int, default=int(env("VFI_MEMORY_BUDGET_MB", MEMORY_BUDGET_MB)),
+    parser.add_argument("--memory-budget-mb", type=parse_whole,
+                        default=env("VFI_MEMORY_BUDGET_MB", str(MEMORY_BUDGET_MB)),
                         help="memory the requests may hold at once, in MiB (more wait their turn)")  # fmt: skip
     parser.add_argument("--fallback", choices=("on", "off"), default=env("VFI_FALLBACK", "on"),
                         help="replace implausible generated frames by the flow frame (default on)")  # fmt: skip
     parser.add_argument("--host", help="server address (default: GRADIO_SERVER_NAME or 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="server port (default: GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--port", type=parse_whole, help="server port (default: GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     adapters = parse_adapters(args.adapter)
     # The generative backend by default only with an interpolation adapter: the base model alone fails at it.

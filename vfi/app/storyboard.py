@@ -1,5 +1,6 @@
 """The app's Storyboard tab: several keyframes in an order the user sets → one video, then re-roll or lock
-single in-betweens. No gradio here; the take (frames and seeds) lives in the page's session state.
+single in-betweens. No gradio here; the take (frames and seeds) lives in the page's session state. Agents (MCP)
+send the keyframes as base64 data URLs (:func:`storyboard_from_data_urls`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from vfi.app.config import Advanced
 from vfi.app.jobs import Job
 from vfi.backends import Capabilities
 from vfi.errors import VFIError
+from vfi.io.files import decode_image_data_url
+from vfi.io.numbers import parse_whole
 from vfi.io.outputs import keyframe_outputs
 from vfi.io.video import check_fps
 from vfi.modes.storyboard import (
@@ -27,7 +30,6 @@ from vfi.modes.storyboard import (
     load_storyboard,
     make_storyboard,
     parse_prompts,
-    parse_whole,
     redo_indices,
     reroll,
 )
@@ -76,8 +78,9 @@ def parse_indices(text: str | None, name: str) -> list[int]:
         raise VFIError(f"{name} must be frame numbers separated by commas (e.g. 2,1,3), got {text!r}.") from None
 
 
-def ordered(files: Sequence[str] | None, order: str | None) -> list[str]:
-    """The uploaded images in the order the user typed (1-based numbers, each once; empty: upload order)."""
+def ordered(files: Sequence[str | bytes] | None, order: str | None) -> list[str | bytes]:
+    """The uploaded images (paths, or their bytes) in the order the user typed (1-based numbers, each once;
+    empty: upload order)."""
     files = list(files or [])
     if len(files) < 2:
         raise VFIError("Upload at least two keyframe images for a storyboard.")
@@ -138,10 +141,11 @@ def _show(call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequen
 
 
 def storyboard(
-    call: Call, files: Sequence[str] | None, order: str | None, depth: str, frames_per_pair: float | None,
+    call: Call, files: Sequence[str | bytes] | None, order: str | None, depth: str, frames_per_pair: float | None,
     fps: float, prompts: str | None, backend: str, advanced: Advanced, seed: float,
 ) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
-    """Keyframes in order → MP4, gallery (path, label), PNG zip, a summary and the job to re-roll from."""
+    """Keyframes (paths, or the bytes of image files) in order → MP4, gallery (path, label), PNG zip, a summary and
+    the job to re-roll from."""
     paths = ordered(files, order)
     check_fps(float(fps))
     lines = parse_prompts(prompts)
@@ -154,6 +158,16 @@ def storyboard(
         start = time.monotonic()
         take = call.run(job)
         return _show(call, job, take, float(fps), (), time.monotonic() - start)
+
+
+def storyboard_from_data_urls(
+    call: Call, images: Sequence[str], limit: int, depth: str, frames_per_pair: float | None, fps: float,
+    prompts: str | None, backend: str, advanced: Advanced, seed: float,
+) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:  # fmt: skip
+    """:func:`storyboard` of keyframes sent as base64 image data URLs, in the order they play, each at most
+    ``limit`` bytes (an agent's: nothing is fetched)."""
+    keyframes = [decode_image_data_url(url, f"Image {i}", limit) for i, url in enumerate(images, start=1)]
+    return storyboard(call, keyframes, "", depth, frames_per_pair, fps, prompts, backend, advanced, seed)
 
 
 def reroll_frame(

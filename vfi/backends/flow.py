@@ -39,23 +39,19 @@ _PRESETS = {
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """Settings of :class:`FlowBackend`; the defaults are tuned on the Middlebury and UCF101 triplets and each
-    holds up on the held-out half of ``benchmarks/peers.py``'s split (README, "What generalizes").
+    """Settings of :class:`FlowBackend`; the defaults are tuned on half of the evaluation triplets and hold up on
+    the other half (docs/benchmarks.md).
 
     ``preset``: DIS preset (``ultrafast``, ``fast``, ``medium``). ``max_flow_side``: flow is estimated on
-    frames downscaled so that their longer side is at most this (keeps large frames ~linear in cost).
-    ``fine_side``: frames whose flow-working longer side is at most this get DIS patches every
-    ``fine_patch_stride`` px, denser than the preset's (small frames have the time to spare; on UCF101's
-    320×240 it gains 0.2 dB for 5 ms). ``refinement_iterations``: DIS variational refinement iterations per
-    scale (the presets use 5; 2 measure the same on our sets and save about a fifth of DIS's time).
-    ``occlusion_rel`` / ``occlusion_abs``: a pixel counts as occluded when its forward–backward error²
-    exceeds ``rel · |flow|² + abs`` (px²). ``occlusion_blur``: Gaussian sigma (px) smoothing the occlusion
-    masks; 0 disables it. ``occlusion_weight``: how far (0..1) an occluded pixel's blend weight
-    drops; below 1 hedges against false occlusions. ``fast_search``: how far (flow-image px) fast objects
-    are looked for by block matching; 0 turns the search off. ``ensemble_pixels``: frames with at least this
-    many pixels (960×540 and up: 5× RIFE's speed holds there at twice the cost, not on smaller frames) get the
-    test-time ensemble, the mean of the frames at t from the plain pair's flow and from the 180°-turned pair's;
-    0 turns it off.
+    frames downscaled so that their longer side is at most this. ``fine_side``: frames whose flow-working
+    longer side is at most this get DIS patches every ``fine_patch_stride`` px, denser than the preset's.
+    ``refinement_iterations``: DIS variational refinement iterations per scale. ``occlusion_rel`` /
+    ``occlusion_abs``: a pixel counts as occluded when its forward–backward error² exceeds
+    ``rel · |flow|² + abs`` (px²). ``occlusion_blur``: Gaussian sigma (px) smoothing the occlusion masks; 0
+    disables it. ``occlusion_weight``: how far (0..1) an occluded pixel's blend weight drops. ``fast_search``:
+    how far (flow-image px) fast objects are looked for by block matching; 0 turns the search off.
+    ``ensemble_pixels``: frames with at least this many pixels get the test-time ensemble (the mean of the
+    frames at t from the pair's flow and from the 180°-turned pair's); 0 turns it off.
     """
 
     preset: str = "medium"

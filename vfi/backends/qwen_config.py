@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vfi.errors import VFIError
+from vfi.io.numbers import parse_decimal, parse_whole
 from vfi.qwen.adapters import AdapterSpec
 from vfi.qwen.conditioning import check_resolution
 from vfi.qwen.pipeline import DEFAULT_BASE_MODEL, FUSE_SEQUENTIAL, MEMORY_MODES
@@ -74,7 +75,7 @@ class QwenEditConfig:
         metadata=_option(
             "--resolution",
             "working resolution: longest side, multiple of 32 (default: the adapter's, else 512)",
-            type=int,
+            type=parse_whole,
         ),
     )
     steps: int | None = field(
@@ -82,7 +83,7 @@ class QwenEditConfig:
         metadata=_option(
             "--steps",
             f"denoising steps (default {DEFAULT_STEPS}; Lightning: its name's -Nsteps-, else {LIGHTNING_STEPS})",
-            type=int,
+            type=parse_whole,
         ),
     )
     guidance: float | None = field(
@@ -90,12 +91,12 @@ class QwenEditConfig:
         metadata=_option(
             "--guidance",
             f"true CFG scale; 1 turns CFG off (default {DEFAULT_GUIDANCE:g}, {LIGHTNING_GUIDANCE:g} with --lightning)",
-            type=float,
+            type=parse_decimal,
         ),
     )
     prompt: str | None = field(default=None, metadata=_option("--prompt", "override the adapter's prompt"))
     negative_prompt: str = " "
-    batch: int = field(default=4, metadata=_option("--batch", "frames per pipeline call (default 4)", type=int))
+    batch: int = field(default=4, metadata=_option("--batch", "frames per pipeline call (default 4)", type=parse_whole))
     device: str | None = None
     dtype: str | None = None
     memory: str = field(

@@ -8,7 +8,6 @@ temporary names and rename on success), also after Ctrl-C (exit 130) or SIGTERM 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,9 +17,10 @@ from typing import TYPE_CHECKING
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
 from vfi.backends.qwen_config import add_options
 from vfi.cli import commands
-from vfi.distributed import is_main, limit_threads
+from vfi.distributed import is_main, limit_threads, tell
 from vfi.errors import VFIError
 from vfi.io.images import MISMATCH_MODES
+from vfi.io.numbers import parse_decimal, parse_whole
 from vfi.manifest import INPUT_SETTINGS
 from vfi.modes.retime import parse_rate
 from vfi.modes.scenes import SCENE_THRESHOLD
@@ -55,7 +55,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     )
     hybrid.add_argument(
         "--generative-depth",
-        type=int,
+        type=parse_whole,
         metavar="G",
         help="recursion levels the main backend makes before --refine takes over (default 1)",
     )
@@ -63,25 +63,29 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_clip_options(parser: argparse.ArgumentParser) -> None:
     """The options of clip mode (``clip`` and ``batch``)."""
-    parser.add_argument("--factor", type=int, default=2, choices=(2, 4, 8), help="frame-rate multiplier (default 2)")
+    parser.add_argument(
+        "--factor", type=parse_whole, default=2, choices=(2, 4, 8), help="frame-rate multiplier (default 2)"
+    )
     parser.add_argument("--slowmo", action="store_true", help="keep the input fps: the clip plays factor× slower")
-    parser.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    parser.add_argument("--seed", type=parse_whole, default=0, help="seed (generative backends)")
     parser.add_argument(
         "--fps", type=parse_rate, metavar="RATE",
         help="target frame rate instead of --factor: any rational (60, 59.94, 60000/1001); duration and audio kept",
     )  # fmt: skip
     parser.add_argument(
-        "--scene-threshold", type=float, default=SCENE_THRESHOLD, metavar="S",
+        "--scene-threshold", type=parse_decimal, default=SCENE_THRESHOLD, metavar="S",
         help=f"scene-change score (0–1) above which frames are a cut, never interpolated across (default {SCENE_THRESHOLD})",
     )  # fmt: skip
-    parser.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="trim: start here (default 0)")
-    parser.add_argument("--end", type=float, metavar="SECONDS", help="trim: end here (default: the clip's end)")
+    parser.add_argument(
+        "--start", type=parse_decimal, default=0.0, metavar="SECONDS", help="trim: start here (default 0)"
+    )
+    parser.add_argument("--end", type=parse_decimal, metavar="SECONDS", help="trim: end here (default: the clip's end)")
 
 
 def _add_threads_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
-        type=int,
+        type=parse_whole,
         metavar="N",
         help="CPU threads this process uses (OpenCV, torch, OpenMP); one per core when launched on several",
     )
@@ -232,10 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("last", type=Path, help="last keyframe (image file)")
     pair.add_argument("-o", "--output", type=Path, required=True, help="output MP4")
     count = pair.add_mutually_exclusive_group()
-    count.add_argument("--depth", type=int, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)")
-    count.add_argument("--frames", type=int, help="N evenly spaced in-betweens (backends that support any t)")
-    pair.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
-    pair.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    count.add_argument(
+        "--depth", type=parse_whole, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)"
+    )
+    count.add_argument("--frames", type=parse_whole, help="N evenly spaced in-betweens (backends that support any t)")
+    pair.add_argument("--fps", type=parse_decimal, default=24.0, help="output frame rate (default 24)")
+    pair.add_argument("--seed", type=parse_whole, default=0, help="seed (generative backends)")
     pair.add_argument("--frames-dir", type=Path, help="also write every frame as DIR/frame_0000.png …")
     pair.add_argument("--gif", type=Path, help="also write a looping GIF")
     _add_mismatch_option(pair)
@@ -251,11 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth", default="3", help="recursion depth for every transition, or one per transition: 3,2,3 (default 3)"
     )
     per_pair.add_argument(
-        "--frames-per-pair", type=int, help="N evenly spaced in-betweens per transition (any-t backends)"
+        "--frames-per-pair", type=parse_whole, help="N evenly spaced in-betweens per transition (any-t backends)"
     )
-    seq.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
+    seq.add_argument("--fps", type=parse_decimal, default=24.0, help="output frame rate (default 24)")
     seq.add_argument("--prompts", type=Path, help="text file: one prompt per transition (generative backend)")
-    seq.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    seq.add_argument("--seed", type=parse_whole, default=0, help="seed (generative backends)")
     seq.add_argument(
         "--frame-seed", action="append", default=[], metavar="FRAME=SEED",
         help="the seed of one in-between (repeatable), e.g. one the app's re-roll chose: its label shows it",
@@ -275,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "--against", default="crossfade", choices=BACKEND_NAMES, help="the right side's backend (default crossfade)"
     )
-    cmp.add_argument("--depth", type=int, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)")
-    cmp.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
-    cmp.add_argument("--seed", type=int, default=0, help="seed (generative backends)")
+    cmp.add_argument("--depth", type=parse_whole, default=3, help="recursion depth k: 2^k - 1 in-betweens (default 3)")
+    cmp.add_argument("--fps", type=parse_decimal, default=12.0, help="output frame rate (default 12)")
+    cmp.add_argument("--seed", type=parse_whole, default=0, help="seed (generative backends)")
     _add_mismatch_option(cmp)
     _add_backend_options(cmp)
     cmp.set_defaults(run=commands.compare)
@@ -344,13 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 limit_threads(args.threads)
             _run(args, argv)
     except VFIError as error:
-        where = "" if is_main() else f" (process {os.environ.get('RANK')})"
-        print(f"error{where}: {error}", file=sys.stderr)
+        tell(f"error: {error}")
         return USER_ERROR
     except Terminated:
-        print("error: terminated (SIGTERM); no partial output was left.", file=sys.stderr)
+        tell("error: terminated (SIGTERM); no partial output was left.")
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("error: interrupted.", file=sys.stderr)
+        tell("error: interrupted.")
         return 130
     return 0

@@ -139,7 +139,7 @@ def _print_notes(notes: Iterable[str | None]) -> None:
 
 def _frame_seed(text: str) -> tuple[int, int]:
     """``"3=1234"`` → ``(3, 1234)`` (ASCII digits only)."""
-    from vfi.modes.storyboard import parse_whole
+    from vfi.io.numbers import parse_whole
 
     frame, _, seed = text.partition("=")
     try:
@@ -216,18 +216,19 @@ def clip(args: argparse.Namespace) -> dict:
     backend, refine = make_backends(args)
     with _ProgressBar("interpolating") as bar:
         result = interpolate_clip(plan, args.output, backend, refine=refine, on_progress=bar)
-    if not is_main():  # launched on several processes: the main one wrote the clip and writes the report
-        return clip_seeds(settings.seed)
-    _print_notes(result.notes)
-    fell_back = fallbacks(backend)
-    print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
+    main, fell_back = is_main(), {}  # launched on several processes, each makes its share; the main one writes
+    if main:
+        _print_notes(result.notes)
+        fell_back = fallbacks(backend)
+        print(f"wrote {result.num_frames} frames at {result.fps:g} fps to {args.output}", file=sys.stderr)
     if args.report:
         from vfi.modes.report import report_clip
 
         with _ProgressBar("scoring") as bar:
             report = report_clip(plan, backend, refine=refine, on_progress=bar)
-        write_json(report.to_dict(), args.report)
-        print(report.summary(), file=sys.stderr)
+        if main:
+            write_json(report.to_dict(), args.report)
+            print(report.summary(), file=sys.stderr)
     return {**clip_seeds(settings.seed), **fell_back}
 
 

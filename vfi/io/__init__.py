@@ -1,1 +1,1 @@
-"""Input and output: images, videos, atomic files, triplet folders."""
+"""Input and output: images, videos, atomic files, triplet folders, numbers users type."""

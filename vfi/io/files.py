@@ -1,6 +1,8 @@
 """Input and output paths: checked before any work; text inputs read with a size limit; outputs written
 atomically (a temporary name beside the target, renamed into place on success).
 
+An image sent inline (an MCP agent's) is a base64 data URL, decoded only when it is within its size limit.
+
 An input is an existing regular file (or a folder where the command takes one); devices, pipes and sockets
 are refused with that reason, and a text or JSON input above its size limit is refused unread. An output
 that is one of the run's inputs (through a symlink, a hard link or ``..``) is refused before any work.
@@ -12,8 +14,11 @@ symlink is followed: the file it points to is replaced and the link stays. Any f
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -78,6 +83,30 @@ def read_json_limited(path: str | os.PathLike, limit: int, what: str) -> Any:
         return json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
         raise VFIError(f"The {what} {path} is not valid JSON.") from None
+
+
+#: ``data:image/<type>[;name=value…];base64,`` (the head of an image data URL).
+_IMAGE_DATA_URL = re.compile(r"data:image/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
+
+
+def decode_image_data_url(url: object, label: str, limit: int) -> bytes:
+    """The bytes of a base64 image data URL (``data:image/png;base64,…``), refused in one sentence when it is
+    anything else (an http(s) URL is not fetched) or would decode to more than ``limit`` bytes (from its length,
+    before decoding)."""
+    head = _IMAGE_DATA_URL.match(url) if isinstance(url, str) else None
+    if head is None:
+        fetch = "; http(s) URLs are not fetched" if isinstance(url, str) and url.startswith(("http:", "https:")) else ""
+        raise VFIError(f"{label} is not a base64 image data URL (data:image/png;base64,...){fetch}.")
+    payload = url[head.end() :]
+    if len(payload) // 4 * 3 - payload[-2:].count("=") > limit:
+        raise VFIError(f"{label} is larger than the {_size(limit)} limit for an image.")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error:
+        raise VFIError(f"The base64 data of {label.lower()} is not valid.") from None
+    if not data:
+        raise VFIError(f"{label} is empty.")
+    return data
 
 
 def _no_constant(name: str) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vfi.backends.base import Backend
-from vfi.distributed import is_main, map_ordered
+from vfi.distributed import PAIRS_PER_ROUND, is_main, zip_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import (
     MAX_FRAMES,
@@ -40,8 +40,6 @@ from vfi.modes.scenes import SCENE_THRESHOLD, CutDetector, FrameSummary
 FACTORS = (2, 4, 8)
 #: The longest run of duplicate frames bridged by interpolation; a longer run is a real pause.
 MAX_DUPLICATE_RUN = 3
-#: Segments each process makes per round when launched on several (:func:`vfi.distributed.map_ordered`).
-SEGMENTS_PER_ROUND = 4
 
 
 @dataclass(frozen=True)
@@ -330,11 +328,10 @@ class _ClipInterpolator:
             previous, current, index = current, target, index + intervals
         self.last = current.image
 
-    def _make(self, segment: _Segment, progress: Progress) -> tuple[list[np.ndarray], int, int]:
-        """A segment's output frames (its first frame and the in-betweens), the frames a backend made for it and its
-        intervals."""
+    def _make(self, segment: _Segment, progress: Progress) -> tuple[list[np.ndarray], int]:
+        """A segment's in-betweens (none for a cut: its first frame is held) and the frames a backend made for it."""
         if segment.last is None:
-            return [segment.first] * self.settings.factor, 0, 1
+            return [], 0
         pair = self._pair_settings(segment.intervals)
         frames = interpolate_pair(
             segment.first,
@@ -345,14 +342,18 @@ class _ClipInterpolator:
             pair_index=segment.index,
             progress=progress,
         )
-        return list(frames), count_generated(pair, self.backend, self.refine), segment.intervals
+        return list(islice(frames, 1, None)), count_generated(pair, self.backend, self.refine)
 
     def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """The output frames; launched on several processes, the segments are shared (:mod:`vfi.distributed`)."""
-        made = map_ordered(self._segments(frames), self._make, self.progress, per_process=SEGMENTS_PER_ROUND)
-        for segment_frames, generated, intervals in made:
-            yield from segment_frames
-            self._settle(intervals, generated)
+        made = zip_ordered(self._segments(frames), self._make, self.progress, per_process=PAIRS_PER_ROUND, to_main=True)
+        for segment, result in made:
+            if result is None:  # launched on several processes, the main one gets the frames (and writes them)
+                continue
+            in_betweens, generated = result
+            yield segment.first
+            yield from in_betweens if segment.last is not None else [segment.first] * (self.settings.factor - 1)
+            self._settle(segment.intervals, generated)
         yield self.last
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vfi.backends.base import Backend
+from vfi.distributed import PAIRS_PER_ROUND, zip_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import InterpolationSettings, Progress, count_generated, interpolate_pair
 from vfi.modes.scenes import CutDetector, FrameSummary
@@ -85,6 +86,16 @@ class ClipReport(MeanScores):
         )
 
 
+@dataclass(frozen=True)
+class _Window:
+    """``factor`` + 1 input frames from input frame ``start``: the first and last kept, the others rebuilt (``cut``:
+    a scene cut inside, so skipped)."""
+
+    start: int
+    frames: tuple[np.ndarray, ...]
+    cut: bool
+
+
 def score_clip(
     frames: Iterator[np.ndarray],
     fps: float,
@@ -100,34 +111,43 @@ def score_clip(
     should_cancel: Callable[[], bool] | None = None,
 ) -> ClipReport:
     """Keep every ``factor``-th of ``frames`` (input frames ``first_index``… at ``fps``), rebuild the others
-    with ``backend`` and score them; ``num_frames`` (if known) sets the progress total."""
+    with ``backend`` and score them; ``num_frames`` (if known) sets the progress total. Launched on several
+    processes, the windows are shared (:mod:`vfi.distributed`)."""
     settings = InterpolationSettings(depth=int(math.log2(factor)), seed=seed)
     per_window = count_generated(settings, backend, refine)
     windows = (num_frames - 1) // factor if num_frames else 0
     progress = Progress(windows * per_window, on_progress, should_cancel)
     is_cut = CutDetector(scene_threshold)
+
+    def each_window() -> Iterator[_Window]:
+        window = [FrameSummary.of(next(frames))]
+        cut, start = False, first_index
+        for image in frames:
+            window.append(FrameSummary.of(image))
+            cut |= is_cut(window[-2], window[-1])
+            if len(window) == factor + 1:
+                yield _Window(start, tuple(summary.image for summary in window), cut)
+                window, cut, start = window[-1:], False, start + factor
+
+    def score(window: _Window, progress: Progress) -> list[FrameScore]:
+        if window.cut:
+            progress.advance(per_window)
+            return []
+        made = islice(
+            interpolate_pair(window.frames[0], window.frames[-1], backend, settings, refine=refine,
+                             pair_index=window.start, progress=progress),
+            1, None,
+        )  # fmt: skip
+        rows = []
+        for index, (rebuilt, real) in enumerate(zip(made, window.frames[1:-1]), start=window.start + 1):
+            rows.append(FrameScore(index, index / fps, min(psnr(rebuilt, real), PSNR_CAP), ssim(rebuilt, real)))
+        return rows
+
     rows: list[FrameScore] = []
     skipped = 0
-    window = [FrameSummary.of(next(frames))]
-    cut, start = False, first_index
-    for image in frames:
-        window.append(FrameSummary.of(image))
-        cut |= is_cut(window[-2], window[-1])
-        if len(window) < factor + 1:
-            continue
-        if cut:
-            skipped += factor - 1
-            progress.advance(per_window)
-        else:
-            made = islice(
-                interpolate_pair(window[0].image, window[-1].image, backend, settings, refine=refine,
-                                 pair_index=start, progress=progress),
-                1, None,
-            )  # fmt: skip
-            for offset, (rebuilt, real) in enumerate(zip(made, window[1:-1]), start=1):
-                score = min(psnr(rebuilt, real.image), PSNR_CAP)
-                rows.append(FrameScore(start + offset, (start + offset) / fps, score, ssim(rebuilt, real.image)))
-        window, cut, start = window[-1:], False, start + factor
+    for window, scores in zip_ordered(each_window(), score, progress, per_process=PAIRS_PER_ROUND):
+        rows.extend(scores)
+        skipped += factor - 1 if window.cut else 0
     return ClipReport(backend.name, factor, tuple(rows), skipped)
 
 

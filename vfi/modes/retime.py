@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
-from itertools import groupby
+from itertools import groupby, islice
 
 import numpy as np
 
 from vfi.backends.base import Backend
+from vfi.distributed import PAIRS_PER_ROUND, zip_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import MAX_DEPTH, InterpolationSettings, Progress, count_generated, interpolate_pair
+from vfi.io.numbers import parse_decimal
 from vfi.modes.scenes import CutDetector, FrameSummary
 
 
@@ -27,8 +30,8 @@ def parse_rate(text: str | float | Fraction) -> Fraction:
     """A frame rate as an exact fraction: ``"60"``, ``"25/2"``, ``"60000/1001"``, or a decimal; a decimal
     within 0.01 of an NTSC rate N·1000/1001 (``"29.97"``, ``"59.94"``, ``"23.976"``) is that rate."""
     try:
-        if not str(text).isascii():  # Fraction reads any Unicode digit ("٦٠" is 60)
-            raise ValueError(text)
+        for part in str(text).split("/", 1):
+            parse_decimal(part)  # Fraction also reads any Unicode digit ("٦٠" is 60) and "6_0"
         rate = Fraction(str(text).strip())
     except (ValueError, ZeroDivisionError):
         raise VFIError(f"The frame rate {text!r} is not a number (e.g. 60, 59.94 or 60000/1001).") from None
@@ -74,6 +77,18 @@ def count_retimed(
     return total
 
 
+@dataclass(frozen=True)
+class _Interval:
+    """Input interval ``index`` from ``first`` to ``last`` (``cut``: a scene cut between them) and the times in
+    [0, 1) of the output frames in it."""
+
+    index: int
+    first: np.ndarray
+    last: np.ndarray
+    cut: bool
+    times: list[Fraction]
+
+
 def retime_frames(
     frames: Iterable[np.ndarray],
     positions: list[Fraction],
@@ -86,26 +101,36 @@ def retime_frames(
     progress: Progress,
 ) -> Iterator[np.ndarray]:
     """Yield the output frame at each of ``positions`` from the input ``frames`` (streamed: two at a time);
-    ``is_cut`` finds (and counts) the scene cuts."""
+    ``is_cut`` finds (and counts) the scene cuts. Launched on several processes, the intervals are shared
+    (:mod:`vfi.distributed`)."""
     wanted = _by_interval(positions)
     source = iter(frames)
-    current = FrameSummary.of(next(source))
-    index = 0
-    for image in source:
-        following = FrameSummary.of(image)
-        cut = is_cut(current, following)
-        times = wanted.get(index, [])
-        settings = interval_settings(times, seed, generative_depth)
+    last = next(source)
+
+    def intervals() -> Iterator[_Interval]:
+        nonlocal last
+        current = FrameSummary.of(last)
+        for index, image in enumerate(source):
+            following = FrameSummary.of(image)
+            yield _Interval(index, current.image, image, is_cut(current, following), wanted.get(index, []))
+            current, last = following, image
+
+    def make(interval: _Interval, progress: Progress) -> dict[Fraction, np.ndarray]:
+        settings = interval_settings(interval.times, seed, generative_depth)
         if settings is None:
-            made = {}
-        elif cut:
-            made = dict.fromkeys(settings.times, current.image)
+            return {}
+        if interval.cut:
             progress.advance(count_generated(settings, backend, refine))
-        else:
-            pair = interpolate_pair(current.image, following.image, backend, settings, refine=refine,
-                                    pair_index=index, progress=progress)  # fmt: skip
-            made = dict(zip([Fraction(0), *settings.times], pair))
-        for t in times:
-            yield current.image if t == 0 else made[t]
-        current, index = following, index + 1
-    yield from [current.image] * len(wanted.get(index, []))
+            return {}
+        pair = interpolate_pair(interval.first, interval.last, backend, settings, refine=refine,
+                                pair_index=interval.index, progress=progress)  # fmt: skip
+        return dict(zip(settings.times, islice(pair, 1, None)))
+
+    count = 0
+    for interval, made in zip_ordered(intervals(), make, progress, per_process=PAIRS_PER_ROUND, to_main=True):
+        count += 1
+        if made is None:  # launched on several processes, the main one gets the frames (and writes them)
+            continue
+        for t in interval.times:
+            yield interval.first if t == 0 or interval.cut else made[t]
+    yield from [last] * len(wanted.get(count, []))

@@ -30,6 +30,7 @@ from vfi.interpolate import (
     node_parents,
     node_seed,
 )
+from vfi.io.numbers import parse_whole
 
 #: Most keyframes in one storyboard.
 MAX_KEYFRAMES = 64
@@ -37,15 +38,6 @@ MAX_KEYFRAMES = 64
 
 #: Largest prompts file read (one line per transition: 63 lines at most).
 MAX_PROMPTS_BYTES = 1 << 20
-
-
-def parse_whole(text: str) -> int:
-    """A whole number written in ASCII digits (``"12"``, `` 3 ``); anything else (``"²"``, ``"-1"``, ``"1e3"``)
-    raises ``ValueError``."""
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"not a whole number in ASCII digits: {text!r}")
-    return int(text)
 
 
 def parse_depths(text: str | int | Sequence[int]) -> tuple[int, ...]:

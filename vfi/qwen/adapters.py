@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from vfi.errors import VFIError
+from vfi.io.numbers import parse_decimal
 from vfi.qwen.conditioning import check_layout, check_resolution
 
 #: The weight file of our adapters (diffusers' default name for LoRA weights).
@@ -71,7 +72,7 @@ class AdapterSpec:
         if not at:
             body = text.strip()
         try:
-            scale = float(scale_text) if at else 1.0
+            scale = parse_decimal(scale_text) if at else 1.0
         except ValueError:
             raise VFIError(f"The adapter scale in {text!r} is not a number.") from None
         if body.lower().endswith(_PICKLE_SUFFIXES):
