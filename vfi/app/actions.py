@@ -24,7 +24,6 @@ from vfi.backends import GENERATIVE
 from vfi.errors import Cancelled, VFIError
 from vfi.io.files import write_json
 from vfi.io.outputs import keyframe_outputs
-from vfi.io.video import check_fps
 from vfi.manifest import clip_seeds
 
 if TYPE_CHECKING:
@@ -130,7 +129,6 @@ def keyframes(
     outputs are written (the MP4 first). The summary says how a mismatched last keyframe was fitted and which
     generated frames fell back to the flow frame. ``hybrid``: the generative backend makes the first level, the
     flow backend the rest."""
-    check_fps(float(fps))
     request = KeyframesRequest.from_ui(
         first, last, depth, count, fps, playback, backend, advanced, seed, randomize, mismatch, hybrid
     )

@@ -37,7 +37,7 @@ class KeyframesRequest:
     playback: str
     backend: str
     advanced: Advanced
-    mismatch: str = "fit"
+    mismatch: str = "auto"
     unused_hybrid: bool = False
 
     @classmethod
@@ -53,12 +53,14 @@ class KeyframesRequest:
         advanced: Advanced,
         seed: float,
         randomize: bool,
-        mismatch: str = "fit",
+        mismatch: str = "auto",
         hybrid: bool = False,
     ) -> KeyframesRequest:
         """From the widgets' values (``count`` 0: use ``depth``; ``randomize``: a new random seed)."""
         from vfi.interpolate import InterpolationSettings
+        from vfi.io.video import check_fps
 
+        check_fps(float(fps))
         count = int(count or 0)
         seed = random.randrange(2**32) if randomize else int(seed)
         unused_hybrid = bool(hybrid) and backend != GENERATIVE
