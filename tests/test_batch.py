@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +62,31 @@ def test_batch_refuses_two_inputs_for_one_output(tmp_path: Path, capsys) -> None
     (source / "a.mov").write_bytes((source / "a.mp4").read_bytes())
     assert main(["batch", str(source), "-o", str(tmp_path / "out")]) == 2
     assert "both be written to" in capsys.readouterr().err
+
+
+def test_a_batch_killed_mid_file_completes_on_rerun_without_redoing_finished_files(tmp_path: Path) -> None:
+    """A real SIGKILL while the second clip is being written; the rerun skips the first and remakes the second."""
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    small = [np.roll(textured_image(48, 64, seed=1), 2 * i, axis=1) for i in range(4)]
+    write_mp4(small, source / "a.mp4", fps=10)
+    long = [np.roll(textured_image(128, 160, seed=2), 3 * i, axis=1) for i in range(80)]
+    write_mp4(long, source / "b.mp4", fps=25)
+    command = [sys.executable, "-m", "vfi", "batch", str(source), "-o", str(out), "--factor", "4", "--threads", "1"]
+    root = Path(__file__).resolve().parent.parent
+    killed = subprocess.Popen(command, cwd=root, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not ((out / "a.mp4.manifest.json").is_file() and list(out.glob("*.partial*"))):
+        assert killed.poll() is None and time.monotonic() < deadline, "the batch ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    made = (out / "a.mp4").stat().st_mtime_ns
+    assert not (out / "b.mp4.manifest.json").exists()
+
+    rerun = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 done, 1 skipped, 0 failed" in rerun.stderr
+    assert (out / "a.mp4").stat().st_mtime_ns == made
+    assert probe_clip(out / "b.mp4").num_frames == 79 * 4 + 1 and (out / "b.mp4.manifest.json").is_file()
+    assert not list(out.rglob("*.partial*"))
