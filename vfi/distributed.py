@@ -179,6 +179,18 @@ def _results(state: Any, batch: list[T], gathering: Future, failure: BaseExcepti
     return [(batch[index], value) for index, _, value in gathered]
 
 
+def finish_processes() -> None:
+    """After a run that succeeded on every process: wait for all of them, then close the process group, so that no
+    process exits while another still talks to it (gloo aborts the process then: "terminate called…")."""
+    if world_size() <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main_value(compute: Callable[[], R]) -> R:
     """``compute()`` on the main process, its result sent to every process (e.g. which outputs exist there)."""
     if world_size() <= 1:

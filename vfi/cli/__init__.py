@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from vfi.backends import ANY_T_BACKENDS, BACKEND_NAMES
 from vfi.backends.qwen_config import add_options
 from vfi.cli import commands
-from vfi.distributed import is_main, limit_threads, tell
+from vfi.distributed import finish_processes, is_main, limit_threads, tell
 from vfi.errors import VFIError
 from vfi.io.images import MISMATCH_MODES
 from vfi.io.numbers import parse_decimal, parse_whole
@@ -368,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, "threads", None) is not None:
                 limit_threads(args.threads)
             _run(args, argv)
+            finish_processes()
     except VFIError as error:
         tell(f"error: {error}")
         return USER_ERROR
