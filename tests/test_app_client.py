@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -57,8 +58,10 @@ def flow_app(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def client(flow_app) -> Client:
-    return Client(flow_app, verbose=False)
+def client(flow_app) -> Iterator[Client]:
+    client = Client(flow_app, verbose=False)
+    yield client
+    client.close()  # its heartbeat stream would hold the server's shutdown
 
 
 def test_importing_the_app_loads_no_torch():
@@ -290,7 +293,11 @@ def test_concurrent_flow_requests_return_their_own_results(flow_app):
 
     def run(job):
         first, last, depth = job
-        return keyframes(Client(flow_app, verbose=False), first, last, depth=depth, fps=6 + depth)
+        client = Client(flow_app, verbose=False)
+        try:
+            return keyframes(client, first, last, depth=depth, fps=6 + depth)
+        finally:
+            client.close()
 
     with ThreadPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(run, jobs))

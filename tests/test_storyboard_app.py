@@ -24,7 +24,9 @@ KEYFRAMES = [EXAMPLES / name for name in ("astronaut_first.png", "astronaut_last
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> Client:
     with running_app(tmp_path_factory.mktemp("storyboard_app") / "app.log", "--backend", "flow") as url:
-        yield Client(url, verbose=False)
+        client = Client(url, verbose=False)
+        yield client
+        client.close()  # its heartbeat stream would hold the server's shutdown
 
 
 def _storyboard(client: Client, order: str = "", depth: str = "1,2", keyframes=KEYFRAMES, **options):
