@@ -27,7 +27,7 @@ from vfi.io.video import read_frames, write_mp4  # noqa: E402
 def synthetic_clip(path: Path, frames: int, width: int, height: int) -> Path:
     """A smooth random texture panning 3 px right per frame."""
     rng = np.random.default_rng(0)
-    small = rng.integers(0, 256, (height // 8, (width + 3 * frames) // 8, 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (-(-height // 8), -(-(width + 3 * frames) // 8), 3), dtype=np.uint8)
     big = np.repeat(np.repeat(small, 8, axis=0), 8, axis=1)
     return write_mp4((big[:, 3 * i : 3 * i + width] for i in range(frames)), path, fps=30)
 
