@@ -130,7 +130,7 @@ def test_stop_and_gpu_budget_are_checked_before_frames_are_made():
     with pytest.raises(Cancelled):  # still stopped: one action may run several times (compare)
         app.execute(work, app.AppConfig("flow"), None)
     work = replace(work, cancel_key=app.CANCELS.start(user.session_hash, "keyframes"))  # the user's next action
-    assert len(app.execute(work, app.AppConfig("flow"), None)) == 12
+    assert len(app.execute(work, app.AppConfig("flow"), None).frames) == 12
     heavy = QwenEditConfig(steps=50, resolution=1024, guidance=4.0)
     work = KeyframesJob("qwen-edit", heavy, InterpolationSettings(depth=4), keyframes=(first, last))
     assert work.gpu_seconds() > 1000  # 15 frames × 50 steps × CFG at 1024²

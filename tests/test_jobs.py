@@ -197,7 +197,7 @@ def test_memory_estimate_of_a_storyboard_and_a_reroll() -> None:
     assert job.frames_to_make() == 6
     per_frame = 40 * 60 * jobs.KEPT_BYTES_PER_PIXEL
     assert job.memory_bytes() == per_frame * (6 + 3) + 40 * 60 * jobs.WORK_BYTES_PER_PIXEL
-    take = job.run(lambda done, total: None, lambda: False)
+    take, _ = job.run(lambda done, total: None, lambda: False)
     again = replace(job, take=take, reroll=(2, 7))
     assert (
         again.memory_bytes()

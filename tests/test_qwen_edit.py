@@ -547,3 +547,46 @@ def test_the_app_says_which_frames_fell_back_and_records_them(tiny, nan_adapter,
     assert {f["seed"] for f in record["fallbacks"]} == {frame["seed"] for frame in record["seeds"]["frames"]}
     for fallback in record["fallbacks"]:
         assert f"The generated frame with seed {fallback['seed']} fell back to the flow frame: non-finite" in summary
+
+
+def _nan_call(tiny, nan_adapter):
+    """An app call whose generative backend is the tiny base with ``nan_adapter`` (every generated frame falls
+    back), its GPU runs crossing a pickle as a ZeroGPU call's process boundary does."""
+    import pickle
+    from dataclasses import replace
+
+    from test_jobs import _call
+
+    from vfi.app.config import Advanced, AppConfig
+    from vfi.qwen.adapters import AdapterSpec
+
+    config = AppConfig("qwen-edit", base_model=str(tiny["multi"]["base"]), adapters=(AdapterSpec(str(nan_adapter)),))
+    run = _call(config).run
+    call = replace(_call(config), run=lambda job: pickle.loads(pickle.dumps(run(job))))
+    return call, Advanced(str(nan_adapter), 1.0, False, 64, 2, 1.0, "")
+
+
+def test_the_storyboard_and_compare_tabs_say_which_frames_fell_back(tiny, nan_adapter, keyframe_files):
+    """Storyboard and Compare show which generated frames were replaced by the flow frame (a comparison of the
+    adapter against flow would otherwise show flow against flow without a word)."""
+    from vfi.app import actions
+    from vfi.app.storyboard import storyboard
+
+    call, advanced = _nan_call(tiny, nan_adapter)
+    paths = [str(path) for path in keyframe_files]
+    _, gallery, _, summary, _ = storyboard(call, paths, "", "1", 0, 8, "", "qwen-edit", advanced, 5)
+    seeds = [label.rsplit(" ", 1)[1] for _, label in gallery if "seed" in label]
+    assert len(seeds) == 1  # one in-between at depth 1
+    assert f"The generated frame with seed {seeds[0]} fell back to the flow frame: non-finite" in summary
+    *_, metrics = actions.compare(call, *paths, "Qwen-Image-Edit + adapter", "flow (optical flow)", 1, 8, advanced, 5)
+    assert "Qwen-Image-Edit + adapter: The generated frame with seed" in metrics
+    assert "non-finite (NaN) values" in metrics and "flow (optical flow):" not in metrics
+
+
+def test_cli_compare_says_which_frames_fell_back(tiny, nan_adapter, keyframe_files, tmp_path, capsys):
+    from vfi.cli import main
+
+    options = ["--backend", "qwen-edit", "--base-model", str(tiny["multi"]["base"]), "--adapter", str(nan_adapter)]
+    options += ["--resolution", "64", "--steps", "2", "--guidance", "1", "--depth", "1", "--against", "flow"]
+    assert main(["compare", *map(str, keyframe_files), "-o", str(tmp_path / "c.mp4"), *options]) == 0
+    assert "fell back to the flow frame: non-finite (NaN) values" in capsys.readouterr().err

@@ -88,11 +88,16 @@ def note_lines(notes: Iterable[str | None]) -> str:
     return "".join(f"  \n{note}" for note in notes if note)
 
 
-def fallback_lines(fallbacks: Sequence[dict]) -> str:
-    """The generated frames that fell back to the flow frame, and why, as Markdown lines to append."""
+def fallback_notes(fallbacks: Sequence[dict]) -> list[str]:
+    """A sentence for each generated frame that fell back to the flow frame, and why."""
     from vfi.backends.fallback import fallback_note
 
-    return note_lines(f"{note[0].upper()}{note[1:]}." for note in map(fallback_note, fallbacks))
+    return [f"{note[0].upper()}{note[1:]}." for note in map(fallback_note, fallbacks)]
+
+
+def fallback_lines(fallbacks: Sequence[dict]) -> str:
+    """:func:`fallback_notes` as Markdown lines to append."""
+    return note_lines(fallback_notes(fallbacks))
 
 
 def write_manifest(
@@ -278,12 +283,14 @@ def compare(
     job = CompareJob(tuple(_preset_job(call, request, name, pair) for name in request.presets), request.presets)
     job.check(call.config.max_gpu_seconds)
     with call.admit(job.memory_bytes()):
-        runs = [call.run(run) for run in job.runs]
+        made = [call.run(run) for run in job.runs]
+        runs = [one.frames for one in made]
         folder = jobs.request_folder(call.session)
         video = write_mp4(side_by_side(runs, job.names), folder / "compare.mp4", fps=request.fps)
     middle = len(runs[0]) // 2
     left, right = runs[0][middle], runs[1][middle]
-    metrics = f"**Left vs right** — {describe_agreement(*runs)}" + note_lines([pair.note])
+    fell_back = [f"{name}: {line}" for name, one in zip(job.names, made) for line in fallback_notes(one.fallbacks)]
+    metrics = f"**Left vs right** — {describe_agreement(*runs)}" + note_lines([pair.note, *fell_back])
     gallery = [(frames[middle], f"{name}: middle frame") for name, frames in zip(job.names, runs)]
     return str(video), gallery, (left, right), metrics
 

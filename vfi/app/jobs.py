@@ -154,20 +154,21 @@ class KeyframesJob(Job):
         the frames it keeps plus a working set, both per frame pixel (raises VFIError for an impossible request)."""
         return frames_memory(self.keyframes[0].shape, self.frames_to_make() + len(self.keyframes))
 
-    def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> list[np.ndarray]:
-        """The whole sequence of frames."""
+    def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> Made:
+        """The whole sequence of frames, and those that fell back to the flow frame."""
         from vfi.interpolate import interpolate_frames
 
+        backend = self.create_backend()
         frames = interpolate_frames(
             self.keyframes,
-            self.create_backend(),
+            backend,
             self.settings,
             refine=self.create_refine(),
             num_frames=len(self.keyframes),
             on_progress=on_progress,
             should_cancel=should_cancel,
         )
-        return list(frames)
+        return Made(list(frames), fallback_records(backend))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from vfi.app import jobs
-from vfi.app.actions import Call, note_lines
+from vfi.app.actions import Call, fallback_lines, note_lines
 from vfi.app.config import Advanced
 from vfi.app.jobs import Job
 from vfi.backends import Capabilities
@@ -62,12 +62,19 @@ class StoryboardJob(Job):
         held = len(self.take.frames) if self.rerolling else len(self.keyframes)
         return jobs.frames_memory(self.keyframes[0].shape, held + self.frames_to_make())  # the others fit the first
 
-    def run(self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> Take:
+    def run(
+        self, on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]
+    ) -> tuple[Take, tuple[dict[str, Any], ...]]:
+        """The take, and the frames made in this run that fell back to the flow frame."""
         backend, progress = self.create_backend(), {"on_progress": on_progress, "should_cancel": should_cancel}
         if not self.rerolling:
-            return make_storyboard(self.keyframes, backend, self.storyboard, **progress)
-        index, seed = self.reroll
-        return reroll(self.take, self.keyframes, backend, self.storyboard, index, seed, locked=self.locked, **progress)
+            take = make_storyboard(self.keyframes, backend, self.storyboard, **progress)
+        else:
+            index, seed = self.reroll
+            take = reroll(
+                self.take, self.keyframes, backend, self.storyboard, index, seed, locked=self.locked, **progress
+            )
+        return take, jobs.fallback_records(backend)
 
 
 def parse_indices(text: str | None, name: str) -> list[int]:
@@ -124,17 +131,27 @@ def _deterministic(backend: str) -> str:
 
 
 def _show(
-    call: Call, job: StoryboardJob, take: Take, fps: float, locked: Sequence[int], seconds: float
+    call: Call,
+    job: StoryboardJob,
+    made: tuple[Take, tuple[dict[str, Any], ...]],
+    fps: float,
+    locked: Sequence[int],
+    seconds: float,
 ) -> tuple[str, list[tuple[str, str]], str, str, StoryboardJob]:
+    take, fallbacks = made
     outputs = keyframe_outputs(take.frames, jobs.request_folder(call.session), fps, call.report)
     out = next(out for out in outputs if out.archive is not None)  # the MP4, PNGs and zip (no GIF here)
     marks = set(locked)
     gallery = [(str(p), take.label(i) + (" (locked)" if i in marks else "")) for i, p in enumerate(out.frames)]
     info = (
-        f"{len(take.frames)} frames from {len(job.keyframes)} keyframes, {len(take.frames) / fps:.2f} s at "
-        f"{fps:g} fps — made in {seconds:.1f} s with {job.backend}. "
-        + ("Pick a frame to re-roll or lock it." if job.generative else _deterministic(job.backend))
-    ) + note_lines(job.notes)
+        (
+            f"{len(take.frames)} frames from {len(job.keyframes)} keyframes, {len(take.frames) / fps:.2f} s at "
+            f"{fps:g} fps — made in {seconds:.1f} s with {job.backend}. "
+            + ("Pick a frame to re-roll or lock it." if job.generative else _deterministic(job.backend))
+        )
+        + note_lines(job.notes)
+        + fallback_lines(fallbacks)
+    )
     if job.rerolling:
         redone = redo_indices(job.take, job.storyboard, Capabilities(job.backend), job.reroll[0], locked)
         info = f"Re-rolled frame {job.reroll[0]} (seed {job.reroll[1]}): made again {redone}, the rest kept. " + info
@@ -165,8 +182,8 @@ def storyboard(
     )
     with call.admit(job.memory_bytes()):
         start = time.monotonic()
-        take = call.run(job)
-        return _show(call, job, take, float(fps), (), time.monotonic() - start)
+        made = call.run(job)
+        return _show(call, job, made, float(fps), (), time.monotonic() - start)
 
 
 def storyboard_from_data_urls(
@@ -199,5 +216,5 @@ def reroll_frame(
         raise VFIError(_deterministic(job.backend))
     with call.admit(job.memory_bytes()):
         start = time.monotonic()
-        take: Any = call.run(job)
-        return _show(call, job, take, float(fps), frames, time.monotonic() - start)
+        made = call.run(job)
+        return _show(call, job, made, float(fps), frames, time.monotonic() - start)

@@ -203,6 +203,7 @@ def compare(args: argparse.Namespace) -> None:
         with _ProgressBar(name) as bar:
             frames = interpolate_frames(keyframes, backend, settings, refine=refine, num_frames=2, on_progress=bar)
             runs.append(list(frames))
+        fallbacks(backend)  # says which of its frames fell back
     write_mp4(side_by_side(runs, names), args.output, fps=args.fps)
     print(f"{args.backend} vs {args.against}: {describe_agreement(*runs)}")
     print(f"wrote the side-by-side video to {args.output}", file=sys.stderr)
