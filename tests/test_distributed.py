@@ -181,18 +181,62 @@ def test_a_failing_process_fails_the_run_and_writes_nothing(tmp_path: Path) -> N
     assert not json_out.exists() and not list(tmp_path.glob("*.partial*"))
 
 
-@pytest.mark.slow
-def test_two_processes_make_the_generative_frames_of_one(tmp_path: Path, tiny_models) -> None:
-    model = tiny_models["side-by-side"]
+def _generative_sequences(tmp_path: Path, base: Path, adapter: Path, *more: str) -> dict[int, tuple[list, dict]]:
+    """A 3-keyframe storyboard (one generated frame per transition) by the tiny model on 1 and on 2 processes:
+    processes → (its frames' PNG bytes, its manifest)."""
     keyframes = [_png(tmp_path / f"k{i}.png", textured_image(64, 64, seed=i)) for i in range(3)]
-    options = ["--backend", "qwen-edit", "--base-model", str(model["base"]), "--adapter", str(model["adapter"])]
-    options += ["--resolution", "64", "--steps", "2", "--guidance", "1", "--seed", "5", "--depth", "1"]
+    options = ["--backend", "qwen-edit", "--base-model", str(base), "--adapter", str(adapter), "--resolution", "64"]
+    options += ["--steps", "2", "--guidance", "1", "--seed", "5", "--depth", "1", *more]
     made = {}
     for processes in (1, 2):
-        frames_dir = tmp_path / f"frames{processes}"
-        output = ["-o", str(tmp_path / f"s{processes}.mp4"), "--frames-dir", str(frames_dir)]
+        frames_dir, manifest = tmp_path / f"frames{processes}", tmp_path / f"s{processes}.json"
+        output = [
+            "-o",
+            str(tmp_path / f"s{processes}.mp4"),
+            "--frames-dir",
+            str(frames_dir),
+            "--manifest",
+            str(manifest),
+        ]
         result = _vfi("sequence", *map(str, keyframes), *output, *options, processes=processes)
         assert result.returncode == 0, result.stderr
-        made[processes] = [path.read_bytes() for path in sorted(frames_dir.glob("*.png"))]
-    assert len(made[1]) == 5 and made[1] == made[2]
+        frames = [path.read_bytes() for path in sorted(frames_dir.glob("*.png"))]
+        made[processes] = frames, json.loads(manifest.read_text())
     assert {p: m for p, (m, _) in _shares(result).items()} == {0: 1, 1: 1}
+    return made
+
+
+@pytest.mark.slow
+def test_two_processes_make_the_generative_frames_of_one(tmp_path: Path, tiny_models) -> None:
+    """The frames are generated (the fallback, which would replace the random model's garbage by the flow frame
+    whatever the seed, is off): each frame's seed is the same whichever process makes it."""
+    model = tiny_models["side-by-side"]
+    made = _generative_sequences(tmp_path, model["base"], model["adapter"], "--fallback", "off")
+    assert len(made[1][0]) == 5 and made[1][0] == made[2][0]
+    assert not made[1][1].get("fallbacks") and not made[2][1].get("fallbacks")  # none replaced: all generated
+
+
+@pytest.mark.slow
+def test_frames_that_fell_back_on_any_process_are_in_the_manifest(tmp_path: Path, tiny_models) -> None:
+    """Every generated frame falls back (NaN adapter); the manifest of 2 processes lists them all, as one process's
+    does: for a storyboard (results gathered on every process) and a clip (frames gathered on the main one)."""
+    from garbage_adapter import build_nan_adapter
+
+    base = tiny_models["side-by-side"]["base"]
+    adapter = build_nan_adapter(base, tmp_path / "nan")
+    made = _generative_sequences(tmp_path, base, adapter)
+    fallbacks = made[1][1]["fallbacks"]
+    assert len(fallbacks) == 2 and {f["reason"] for f in fallbacks} == {"non-finite (NaN) values"}
+    assert made[2][1]["fallbacks"] == fallbacks and made[2][0] == made[1][0]
+    pan = [np.roll(textured_image(64, 64, seed=1), 3 * i, axis=1) for i in range(3)]
+    clip = write_mp4(pan, tmp_path / "clip.mp4", fps=10, crf=0)
+    options = ["--backend", "qwen-edit", "--base-model", str(base), "--adapter", str(adapter), "--resolution", "64"]
+    options += ["--steps", "2", "--guidance", "1", "--factor", "2"]
+    records = {}
+    for processes in (1, 2):
+        manifest = tmp_path / f"c{processes}.json"
+        output = ["-o", str(tmp_path / f"c{processes}.mp4"), "--manifest", str(manifest)]
+        result = _vfi("clip", str(clip), *output, *options, processes=processes)
+        assert result.returncode == 0, result.stderr
+        records[processes] = json.loads(manifest.read_text())["fallbacks"]
+    assert len(records[1]) == 2 and records[2] == records[1]

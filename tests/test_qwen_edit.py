@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("diffusers")
 pytestmark = pytest.mark.slow  # torch + diffusers import and the tiny pipelines: a few seconds in all
 
+from garbage_adapter import build_nan_adapter  # noqa: E402
+
 from vfi.backends.base import FrameRequest  # noqa: E402
 from vfi.backends.crossfade import CrossfadeBackend  # noqa: E402
 from vfi.backends.flow import FlowBackend  # noqa: E402
@@ -463,13 +465,7 @@ def test_prompt_fits_the_rotary_table_at_the_largest_resolution(tiny, layout, si
 @pytest.fixture(scope="module")
 def nan_adapter(tiny, tmp_path_factory) -> Path:
     """An adapter for the multi layout whose weights blow the latents up to NaN (garbage out)."""
-    from safetensors.numpy import load_file, save_file
-
-    folder = build_tiny_adapter(tiny["multi"]["base"], tmp_path_factory.mktemp("nan") / "a", seed=3)
-    weights = folder / "pytorch_lora_weights.safetensors"
-    tensors = load_file(weights)
-    save_file({k: v * np.float32(1e30) if "lora_B" in k else v for k, v in tensors.items()}, weights)
-    return folder
+    return build_nan_adapter(tiny["multi"]["base"], tmp_path_factory.mktemp("nan") / "a")
 
 
 def test_a_garbage_frame_falls_back_to_the_flow_frame(tiny, nan_adapter, triplet):

@@ -81,10 +81,15 @@ def limit_threads(threads: int) -> None:
 
 
 def map_ordered(
-    items: Iterable[T], make: Callable[[T, Progress], R], progress: Progress, *, per_process: int = 1
+    items: Iterable[T],
+    make: Callable[[T, Progress], R],
+    progress: Progress,
+    *,
+    per_process: int = 1,
+    notes: list | None = None,
 ) -> Iterator[R]:
     """``make(item, progress)`` for every item, results in item order (see :func:`zip_ordered`)."""
-    return (result for _, result in zip_ordered(items, make, progress, per_process=per_process))
+    return (result for _, result in zip_ordered(items, make, progress, per_process=per_process, notes=notes))
 
 
 def zip_ordered(
@@ -94,6 +99,7 @@ def zip_ordered(
     *,
     per_process: int = 1,
     to_main: bool = False,
+    notes: list | None = None,
 ) -> Iterator[tuple[T, R | None]]:
     """Each item with ``make(item, progress)``, in item order: only the results travel between processes, so a
     caller keeps what it already has (the input frames) out of them.
@@ -103,7 +109,9 @@ def zip_ordered(
     process gets the round's results in order while ``progress`` advances by the frames all of them made. A
     round's results are gathered in the background while the next round is made, so a process that is a little
     slower in one round does not hold the others up. ``to_main``: the results travel to the main process only
-    (where only it uses them, e.g. the frames it writes); the others get None for each item.
+    (where only it uses them, e.g. the frames it writes); the others get None for each item. ``notes``: a list
+    that ``make`` appends to (the generative backend's ``fallbacks``); what each item appended travels with it,
+    so that on every process the list ends as one process alone would have left it.
     """
     if world_size() <= 1:
         for item in items:
@@ -118,12 +126,14 @@ def zip_ordered(
         previous: tuple[list[T], Future, BaseException | None] | None = None
         while True:
             batch = list(islice(source, per_process * state.num_processes))
-            share, failure = _make_share(state, batch, make)
+            share, failure = _make_share(state, batch, make, [] if notes is None else notes)
             ready = _results(state, *previous) if previous else []
             previous = (batch, sender.submit(gather, share), failure) if batch else None
             mine, total = mine + len(share), total + len(batch)
-            for item, (result, made) in ready:
+            for item, (result, made, noted) in ready:
                 progress.advance(made)
+                if notes is not None:
+                    notes.extend(noted)
                 yield item, result
             if previous is None:
                 break
@@ -131,18 +141,22 @@ def zip_ordered(
 
 
 def _make_share(
-    state: Any, batch: list[T], make: Callable[[T, Progress], R]
+    state: Any, batch: list[T], make: Callable[[T, Progress], R], notes: list
 ) -> tuple[list[tuple[int, bool, Any]], BaseException | None]:
-    """This process's share of ``batch``: (index, True, (result, frames made)) each, or after a failure
-    (index, False, (process, is a user error, message)) and the failure."""
+    """This process's share of ``batch``: (index, True, (result, frames made, what it appended to ``notes``)) each
+    (taken out of ``notes``: they go back in item order), or after a failure (index, False, (process, is a user
+    error, message)) and the failure."""
     mine: list[tuple[int, bool, Any]] = []
     if not batch:
         return mine, None
     with state.split_between_processes(list(range(len(batch)))) as indices:
         for index in indices:
-            local = Progress(0)
+            local, start = Progress(0), len(notes)
             try:
-                mine.append((index, True, (make(batch[index], local), local.done)))
+                result = make(batch[index], local)
+                noted = notes[start:]
+                del notes[start:]
+                mine.append((index, True, (result, local.done, noted)))
             except Exception as error:  # shared by the gather, so every process fails with it
                 mine.append((index, False, (state.process_index, isinstance(error, VFIError), str(error))))
                 return mine, error
@@ -156,19 +170,19 @@ def _gather_to_main(state: Any, share: list[tuple[int, bool, Any]]) -> list[tupl
     import torch.distributed as dist
 
     shares: list[Any] = [None] * state.num_processes
-    dist.all_gather_object(shares, [(index, ok, value[1] if ok else value) for index, ok, value in share])
+    dist.all_gather_object(shares, [(index, ok, value[1:] if ok else value) for index, ok, value in share])
     entries = [entry for process_share in shares for entry in process_share]
     if not all(ok for _, ok, _ in entries):
         return entries  # raised by _results on every process
     results: list[Any] | None = [None] * state.num_processes if state.is_main_process else None
     dist.gather_object([value[0] for _, _, value in share], results, dst=0)
     made = (result for process_results in results for result in process_results) if results else repeat(None)
-    return [(index, True, (next(made), frames)) for index, _, frames in entries]
+    return [(index, True, (next(made), *sent)) for index, _, sent in entries]
 
 
 def _results(state: Any, batch: list[T], gathering: Future, failure: BaseException | None) -> list[tuple[T, Any]]:
     """Every process's share of ``batch`` (as :func:`_make_share` made it) once gathered, in order, each item with
-    its (result, frames made); a failure is raised on every process."""
+    its (result, frames made, notes); a failure is raised on every process."""
     gathered = sorted(gathering.result(), key=lambda entry: entry[0])
     failed = [value for _, ok, value in gathered if not ok]
     if failed:

@@ -38,3 +38,9 @@ class Backend(Protocol):
     def interpolate(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
         """Return one H×W×3 uint8 frame per request, in request order."""
         ...
+
+
+def fallback_notes(backend: Backend) -> list[dict] | None:
+    """The list a generative backend notes its frames that fell back to the flow frame in (``{"seed", "t",
+    "reason"}`` each, in the order made; see ``vfi.backends.fallback``), or None for a backend that makes none."""
+    return getattr(backend, "fallbacks", None)

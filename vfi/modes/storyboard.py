@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vfi.backends.base import Backend
+from vfi.backends.base import Backend, fallback_notes
 from vfi.distributed import map_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import (
@@ -229,7 +229,8 @@ def _render(
 
     frames: list[np.ndarray] = []
     nodes: list[Node] = []
-    for made, made_nodes in map_ordered(range(len(storyboard.transitions)), transition, progress):
+    transitions = range(len(storyboard.transitions))
+    for made, made_nodes in map_ordered(transitions, transition, progress, notes=fallback_notes(backend)):
         frames.extend(made)
         nodes.extend(made_nodes)
     frames.append(keyframes[-1])
