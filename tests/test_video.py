@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -142,9 +143,11 @@ def test_writers_leave_nothing_behind_on_error(tmp_path: Path, writer: str, exce
         "gif": lambda frames: write_gif(frames, tmp_path / "out.gif", fps=10),
         "png": lambda frames: write_png_frames(frames, tmp_path / "frames"),
     }[writer]
+    threads = threading.active_count()
     with pytest.raises(type(exception)):
         write(failing_frames(exception))
     assert list(tmp_path.iterdir()) == []
+    assert threading.active_count() == threads  # the thread that fed ffmpeg ended with it
 
 
 def test_mixed_sizes_are_refused(tmp_path: Path) -> None:
