@@ -27,7 +27,7 @@ from vfi.errors import VFIError  # noqa: E402
 from vfi.qwen.adapters import AdapterSpec, is_hub_id  # noqa: E402
 
 #: What the Space needs, relative to the repository root (folders with everything in them).
-ALLOW = ("app.py", "README.md", "ui", "vfi", "examples")
+ALLOW = ("app.py", "README.md", "ui", "vfi", "examples", "docs")  # docs/: the README's links
 #: Never uploaded, even inside an allowed folder.
 IGNORE = ("__pycache__", ".pyc")
 #: ZeroGPU supports torch releases up to 2.8.0 (Hub docs, "Spaces ZeroGPU", supported versions); 0.23.0 is its torchvision.
@@ -121,7 +121,7 @@ def deploy(args: argparse.Namespace) -> str:
             repo_type="space",
             folder_path=stage(Path(tmp), args),
             commit_message="Deploy vfi",
-            delete_patterns=["*.py", "vfi/**", "examples/**"],
+            delete_patterns=["*.py", "vfi/**", "examples/**", "docs/**"],
         )
     for key, value in space_variables(args).items():
         api.add_space_variable(args.space, key, value)

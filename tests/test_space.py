@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,8 @@ def test_deploy_space_uploads_an_allow_list_and_sets_the_variables(monkeypatch, 
         or "__pycache__" in p
         or p.endswith(".pyc")
     ]
+    links = re.findall(r"\]\(([^)\s#:]+)", uploaded["README.md"])  # relative links (no scheme), anchors cut
+    assert links and not [link for link in links if link not in uploaded]  # the Space's page links work
     requirements = uploaded["requirements.txt"].splitlines()
     assert "torch==2.8.0" in requirements and "spaces==0.51.3" in requirements and "gradio[mcp]==6.31.0" in requirements
     assert not [line for line in requirements if "#" in line or not line.strip()]  # no notes about our machines
