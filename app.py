@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -157,6 +158,18 @@ def _preload(config: AppConfig) -> Advanced:
     return replace(defaults, resolution=Job(GENERATIVE, options).create_backend().resolution)
 
 
+def serve_until_interrupted(demo: gr.Blocks) -> None:
+    """Serve until Ctrl-C or SIGTERM, then close the app. ``demo.close()`` also ends the browsers' and clients' heartbeat
+    streams at once; Gradio's own Ctrl-C path leaves the server waiting 5 s for them."""
+    try:
+        while demo.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (vfi.signals.sigterm_as_interrupt)
+        log.info("stopping")
+    finally:
+        demo.close()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -169,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     demo = build_app(config, defaults)
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     try:  # also an MCP server: streamable HTTP at /gradio_api/mcp/ (SSE at /gradio_api/mcp/sse) (README, "From an agent (MCP)")
-        with sigterm_as_interrupt():  # Gradio closes the server (and deletes its cache) as on Ctrl-C
+        with sigterm_as_interrupt():
             demo.launch(
                 server_name=config.host,
                 server_port=config.port,
@@ -177,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 mcp_server=True,
                 max_file_size=config.max_upload_mb * 2**20,
                 css=CSS,
+                prevent_thread_lock=True,
             )
+            serve_until_interrupted(demo)
     finally:
         CANCELS.stop_all(wait_s=STOP_WAIT_S)
         jobs.remove_output_root()
