@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -37,6 +38,27 @@ def server_process(url: str):
 def ffmpeg_children(server) -> list:
     """The ffmpeg processes the app server runs now."""
     return [p for p in server.children(recursive=True) if "ffmpeg" in p.name()]
+
+
+def wait_until_idle(process, timeout: float = 60, window: float = 0.5) -> None:
+    """Return once ``process`` (a ``psutil.Process``) and its children have used almost no CPU for two windows in a
+    row: the work it was doing has ended (e.g. a cancelled run)."""
+    import psutil
+
+    def cpu_seconds() -> float:
+        total = 0.0
+        for p in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):  # a child that ended meanwhile
+                total += sum(p.cpu_times()[:2])
+        return total
+
+    deadline, quiet, last = time.monotonic() + timeout, 0, cpu_seconds()
+    while quiet < 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {process.pid} was still busy after {timeout} s")
+        time.sleep(window)
+        now = cpu_seconds()
+        quiet, last = (quiet + 1 if now - last < 0.1 * window else 0), now
 
 
 class PeakSampler:

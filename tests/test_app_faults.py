@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from app_server import EXAMPLES, PeakSampler, ffmpeg_children, running_app, server_process
+from app_server import EXAMPLES, PeakSampler, ffmpeg_children, running_app, server_process, wait_until_idle
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def _big_pair(folder: Path) -> list:
 
 
 def test_a_streamed_keyframes_run_stops_on_stop_and_on_cancel_before_its_files(served, tmp_path):
-    url, _, tmp = served
+    url, server, tmp = served
     client = Client(url, verbose=False, httpx_kwargs={"timeout": 60})  # Stop waits for the level being made
     pair = _big_pair(tmp_path)
     for how in ("stop", "cancel"):
@@ -143,7 +143,7 @@ def test_a_streamed_keyframes_run_stops_on_stop_and_on_cancel_before_its_files(s
             assert message.startswith("Stopped after ") and "of 24 frames" in message, message
         else:
             job.cancel()
-            time.sleep(15)  # longer than the level being made when the cancel came
+            wait_until_idle(server)  # the level being made when the cancel came is done, and nothing follows
         (folder,) = set(tmp.glob("vfi-app-*/requests/*")) - before
         assert not (folder / "interpolated.mp4").exists(), how
 
