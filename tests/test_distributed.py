@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -181,29 +182,21 @@ def test_a_failing_process_fails_the_run_and_writes_nothing(tmp_path: Path) -> N
     assert not json_out.exists() and not list(tmp_path.glob("*.partial*"))
 
 
-def _generative_sequences(tmp_path: Path, base: Path, adapter: Path, *more: str) -> dict[int, tuple[list, dict]]:
-    """A 3-keyframe storyboard (one generated frame per transition) by the tiny model on 1 and on 2 processes:
-    processes → (its frames' PNG bytes, its manifest)."""
-    keyframes = [_png(tmp_path / f"k{i}.png", textured_image(64, 64, seed=i)) for i in range(3)]
+def _generative_run(tmp_path: Path, command: str, inputs: list[Path], options: list[str], processes: int) -> dict:
+    """``vfi COMMAND INPUTS OPTIONS`` by the tiny model, on ``processes`` processes, each making a share: the run's
+    manifest."""
+    manifest = tmp_path / f"{command}{processes}.json"
+    output = ["-o", str(manifest.with_suffix(".mp4")), "--manifest", str(manifest)]
+    result = _vfi(command, *map(str, inputs), *output, *options, processes=processes)
+    assert result.returncode == 0, result.stderr
+    if processes > 1:
+        assert all(made > 0 for made, _ in _shares(result).values()), result.stderr
+    return json.loads(manifest.read_text())
+
+
+def _tiny_options(base: Path, adapter: Path, *more: str) -> list[str]:
     options = ["--backend", "qwen-edit", "--base-model", str(base), "--adapter", str(adapter), "--resolution", "64"]
-    options += ["--steps", "2", "--guidance", "1", "--seed", "5", "--depth", "1", *more]
-    made = {}
-    for processes in (1, 2):
-        frames_dir, manifest = tmp_path / f"frames{processes}", tmp_path / f"s{processes}.json"
-        output = [
-            "-o",
-            str(tmp_path / f"s{processes}.mp4"),
-            "--frames-dir",
-            str(frames_dir),
-            "--manifest",
-            str(manifest),
-        ]
-        result = _vfi("sequence", *map(str, keyframes), *output, *options, processes=processes)
-        assert result.returncode == 0, result.stderr
-        frames = [path.read_bytes() for path in sorted(frames_dir.glob("*.png"))]
-        made[processes] = frames, json.loads(manifest.read_text())
-    assert {p: m for p, (m, _) in _shares(result).items()} == {0: 1, 1: 1}
-    return made
+    return [*options, "--steps", "2", "--guidance", "1", "--seed", "5", *more]
 
 
 @pytest.mark.slow
@@ -211,32 +204,37 @@ def test_two_processes_make_the_generative_frames_of_one(tmp_path: Path, tiny_mo
     """The frames are generated (the fallback, which would replace the random model's garbage by the flow frame
     whatever the seed, is off): each frame's seed is the same whichever process makes it."""
     model = tiny_models["side-by-side"]
-    made = _generative_sequences(tmp_path, model["base"], model["adapter"], "--fallback", "off")
-    assert len(made[1][0]) == 5 and made[1][0] == made[2][0]
-    assert not made[1][1].get("fallbacks") and not made[2][1].get("fallbacks")  # none replaced: all generated
+    keyframes = [_png(tmp_path / f"k{i}.png", textured_image(64, 64, seed=i)) for i in range(3)]
+    options = _tiny_options(model["base"], model["adapter"], "--depth", "1", "--fallback", "off")
+    made = {}
+    for processes in (1, 2):
+        frames = tmp_path / f"frames{processes}"
+        record = _generative_run(tmp_path, "sequence", keyframes, [*options, "--frames-dir", str(frames)], processes)
+        assert not record.get("fallbacks")  # none replaced: all generated
+        made[processes] = [path.read_bytes() for path in sorted(frames.glob("*.png"))]
+    assert len(made[1]) == 5 and made[1] == made[2]
 
 
 @pytest.mark.slow
 def test_frames_that_fell_back_on_any_process_are_in_the_manifest(tmp_path: Path, tiny_models) -> None:
-    """Every generated frame falls back (NaN adapter); the manifest of 2 processes lists them all, as one process's
-    does: for a storyboard (results gathered on every process) and a clip (frames gathered on the main one)."""
+    """Every generated frame falls back (NaN adapter); the manifest of 2 processes lists each of them, in the order
+    one process makes them: for a storyboard (results gathered on every process) and a clip (frames gathered on
+    the main one)."""
     from garbage_adapter import build_nan_adapter
+
+    from vfi.interpolate import node_seed
 
     base = tiny_models["side-by-side"]["base"]
     adapter = build_nan_adapter(base, tmp_path / "nan")
-    made = _generative_sequences(tmp_path, base, adapter)
-    fallbacks = made[1][1]["fallbacks"]
-    assert len(fallbacks) == 2 and {f["reason"] for f in fallbacks} == {"non-finite (NaN) values"}
-    assert made[2][1]["fallbacks"] == fallbacks and made[2][0] == made[1][0]
+
+    def expected(seeds: list[int]) -> list[dict]:
+        return [{"reason": "non-finite (NaN) values", "seed": seed, "t": 0.5} for seed in seeds]
+
+    keyframes = [_png(tmp_path / f"k{i}.png", textured_image(64, 64, seed=i)) for i in range(3)]
+    board = _generative_run(tmp_path, "sequence", keyframes, _tiny_options(base, adapter, "--depth", "1"), 2)
+    made = [seed for seed in board["seeds"]["frames"] if seed is not None]  # (keyframes have none)
+    assert len(made) == 2 and board["fallbacks"] == expected(made)
     pan = [np.roll(textured_image(64, 64, seed=1), 3 * i, axis=1) for i in range(3)]
-    clip = write_mp4(pan, tmp_path / "clip.mp4", fps=10, crf=0)
-    options = ["--backend", "qwen-edit", "--base-model", str(base), "--adapter", str(adapter), "--resolution", "64"]
-    options += ["--steps", "2", "--guidance", "1", "--factor", "2"]
-    records = {}
-    for processes in (1, 2):
-        manifest = tmp_path / f"c{processes}.json"
-        output = ["-o", str(tmp_path / f"c{processes}.mp4"), "--manifest", str(manifest)]
-        result = _vfi("clip", str(clip), *output, *options, processes=processes)
-        assert result.returncode == 0, result.stderr
-        records[processes] = json.loads(manifest.read_text())["fallbacks"]
-    assert len(records[1]) == 2 and records[2] == records[1]
+    clip = write_mp4(pan, tmp_path / "pan.mp4", fps=10, crf=0)
+    clip_run = _generative_run(tmp_path, "clip", [clip], _tiny_options(base, adapter, "--factor", "2"), 2)
+    assert clip_run["fallbacks"] == expected([node_seed(5, pair, Fraction(1, 2)) for pair in (0, 1)])
