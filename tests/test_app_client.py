@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -58,10 +57,9 @@ def flow_app(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def client(flow_app) -> Iterator[Client]:
-    client = Client(flow_app, verbose=False)
-    yield client
-    client.close()  # its heartbeat stream would hold the server's shutdown
+def client(flow_app) -> Client:
+    """A new session (its heartbeat stream ends with the app server: closing it would wait 1 s for that)."""
+    return Client(flow_app, verbose=False)
 
 
 def test_importing_the_app_loads_no_torch():
@@ -293,11 +291,7 @@ def test_concurrent_flow_requests_return_their_own_results(flow_app):
 
     def run(job):
         first, last, depth = job
-        client = Client(flow_app, verbose=False)
-        try:
-            return keyframes(client, first, last, depth=depth, fps=6 + depth)
-        finally:
-            client.close()
+        return keyframes(Client(flow_app, verbose=False), first, last, depth=depth, fps=6 + depth)
 
     with ThreadPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(run, jobs))

@@ -24,9 +24,7 @@ KEYFRAMES = [EXAMPLES / name for name in ("astronaut_first.png", "astronaut_last
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> Client:
     with running_app(tmp_path_factory.mktemp("storyboard_app") / "app.log", "--backend", "flow") as url:
-        client = Client(url, verbose=False)
-        yield client
-        client.close()  # its heartbeat stream would hold the server's shutdown
+        yield Client(url, verbose=False)
 
 
 def _storyboard(client: Client, order: str = "", depth: str = "1,2", keyframes=KEYFRAMES, **options):
