@@ -53,6 +53,21 @@ def _backend(tiny, layout: str, *adapters: str, **options) -> QwenEditBackend:
     return QwenEditBackend(str(tiny[layout]["base"]), list(adapters), **{**FAST, **options})
 
 
+def test_an_adapter_that_cannot_be_had_is_refused_before_the_base_model_loads(tiny, tmp_path, monkeypatch):
+    """A wrong adapter path or Hub file is said at once, not after minutes of loading 20B weights on a GPU."""
+    import vfi.backends.qwen_edit as qwen_edit
+
+    def loading(*args, **kwargs):
+        raise AssertionError("the base model was loaded first")
+
+    monkeypatch.setattr(qwen_edit, "load_pipeline", loading)
+    missing = str(tmp_path / "missing.safetensors")
+    with pytest.raises(VFIError, match="neither a folder nor a .safetensors file"):
+        _backend(tiny, "multi", missing)
+    with pytest.raises(VFIError, match="neither a folder nor a .safetensors file"):
+        _backend(tiny, "multi", str(tiny["multi"]["a"]), lightning=missing)
+
+
 def _midpoint(backend: QwenEditBackend, frames, seed: int = 7) -> np.ndarray:
     return backend.interpolate([FrameRequest(frames[0], frames[1], 0.5, seed)])[0]
 

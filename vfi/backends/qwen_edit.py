@@ -24,7 +24,7 @@ from vfi.backends.fallback import implausible
 from vfi.backends.flow import FlowBackend
 from vfi.backends.qwen_config import QwenEditConfig
 from vfi.errors import VFIError
-from vfi.qwen.adapters import AdapterSpec
+from vfi.qwen.adapters import AdapterSpec, fetch_adapter
 from vfi.qwen.conditioning import DEFAULT_RESOLUTION, build_conditioning, to_frame
 from vfi.qwen.pipeline import LoadedPipeline, NonFiniteOutput, encode_image, generate, load_pipeline
 from vfi.qwen.registration import register_to
@@ -52,6 +52,8 @@ class QwenEditBackend:
 
     def __init__(self, *fields: Any, **options: Any) -> None:
         config = self.config = QwenEditConfig(*fields, **options)
+        for spec in (*config.adapters, *([config.lightning] if config.lightning else [])):
+            fetch_adapter(spec)  # one that cannot be had is refused before the base model loads (minutes on a GPU)
         self.loaded: LoadedPipeline = load_pipeline(
             config.base_model, device=config.device, dtype=config.dtype, memory=config.memory
         )
