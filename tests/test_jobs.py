@@ -239,13 +239,22 @@ def test_storyboard_actions_hold_their_memory_while_they_run(tmp_path: Path, mon
 
 
 def _forked(function):
-    """ZeroGPU's GPU call, emulated: ``function`` runs in a fork of this process, whose changes die with it."""
+    """ZeroGPU's GPU call, emulated: ``function`` runs in a fork of this process, whose changes die with it.
+
+    The fork computes on one CPU thread: a fork inherits torch's CPU thread pool, once the parent has used it
+    (another test module's generation), in a state that hangs (a real ZeroGPU call computes on the GPU)."""
     import multiprocessing
+
+    def in_fork(*args):
+        import torch
+
+        torch.set_num_threads(1)
+        return function(*args)
 
     def call(*args):
         context = multiprocessing.get_context("fork")
         reader, writer = context.Pipe(duplex=False)
-        process = context.Process(target=lambda: writer.send(function(*args)))
+        process = context.Process(target=lambda: writer.send(in_fork(*args)))
         process.start()
         result = reader.recv()
         process.join()

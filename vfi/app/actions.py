@@ -88,7 +88,7 @@ def note_lines(notes: Iterable[str | None]) -> str:
     return "".join(f"  \n{note}" for note in notes if note)
 
 
-def fallback_notes(fallbacks: Sequence[dict]) -> list[str]:
+def fallback_sentences(fallbacks: Sequence[dict]) -> list[str]:
     """A sentence for each generated frame that fell back to the flow frame, and why."""
     from vfi.backends.fallback import fallback_note
 
@@ -96,8 +96,8 @@ def fallback_notes(fallbacks: Sequence[dict]) -> list[str]:
 
 
 def fallback_lines(fallbacks: Sequence[dict]) -> str:
-    """:func:`fallback_notes` as Markdown lines to append."""
-    return note_lines(fallback_notes(fallbacks))
+    """:func:`fallback_sentences` as Markdown lines to append."""
+    return note_lines(fallback_sentences(fallbacks))
 
 
 def write_manifest(
@@ -289,7 +289,7 @@ def compare(
         video = write_mp4(side_by_side(runs, job.names), folder / "compare.mp4", fps=request.fps)
     middle = len(runs[0]) // 2
     left, right = runs[0][middle], runs[1][middle]
-    fell_back = [f"{name}: {line}" for name, one in zip(job.names, made) for line in fallback_notes(one.fallbacks)]
+    fell_back = [f"{name}: {line}" for name, one in zip(job.names, made) for line in fallback_sentences(one.fallbacks)]
     metrics = f"**Left vs right** — {describe_agreement(*runs)}" + note_lines([pair.note, *fell_back])
     gallery = [(frames[middle], f"{name}: middle frame") for name, frames in zip(job.names, runs)]
     return str(video), gallery, (left, right), metrics

@@ -24,7 +24,7 @@ import numpy as np
 
 from vfi.app.plan import Plan, frame_seconds, staged_plan, whole_plan
 from vfi.backends import ANY_T_BACKENDS, GENERATIVE, Capabilities
-from vfi.backends.base import fallback_notes
+from vfi.backends.base import fallback_list
 from vfi.errors import VFIError
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def frames_memory(shape: tuple[int, ...], kept: int) -> int:
 
 def fallback_records(backend: Backend) -> tuple[dict[str, Any], ...]:
     """The generated frames ``backend`` replaced by the flow frame (``{"seed", "t", "reason"}`` each)."""
-    return tuple(fallback_notes(backend) or ())
+    return tuple(fallback_list(backend) or ())
 
 
 @dataclass(frozen=True)

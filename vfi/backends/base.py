@@ -40,7 +40,7 @@ class Backend(Protocol):
         ...
 
 
-def fallback_notes(backend: Backend) -> list[dict] | None:
+def fallback_list(backend: Backend) -> list[dict] | None:
     """The list a generative backend notes its frames that fell back to the flow frame in (``{"seed", "t",
     "reason"}`` each, in the order made; see ``vfi.backends.fallback``), or None for a backend that makes none."""
     return getattr(backend, "fallbacks", None)

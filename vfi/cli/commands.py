@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vfi.backends import GENERATIVE, Backend, create_backend
-from vfi.backends.base import fallback_notes
+from vfi.backends.base import fallback_list
 from vfi.backends.qwen_config import QwenEditConfig
 from vfi.distributed import is_main
 from vfi.errors import VFIError
@@ -129,7 +129,7 @@ def pair(args: argparse.Namespace) -> dict:
 def fallbacks(backend: Backend) -> dict:
     """Print which generated frames fell back to the flow frame and why (one ``note:`` each); for the manifest,
     ``{"fallbacks": [{"seed", "t", "reason"}, ...]}`` (empty when none did)."""
-    records = list(fallback_notes(backend) or ())
+    records = list(fallback_list(backend) or ())
     from vfi.backends.fallback import fallback_note
 
     _print_notes(map(fallback_note, records))

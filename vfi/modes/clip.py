@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vfi.backends.base import Backend, fallback_notes
+from vfi.backends.base import Backend, fallback_list
 from vfi.distributed import PAIRS_PER_ROUND, is_main, zip_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import (
@@ -346,7 +346,7 @@ class _ClipInterpolator:
 
     def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """The output frames; launched on several processes, the segments are shared (:mod:`vfi.distributed`)."""
-        segments, notes = self._segments(frames), fallback_notes(self.backend)
+        segments, notes = self._segments(frames), fallback_list(self.backend)
         made = zip_ordered(segments, self._make, self.progress, per_process=PAIRS_PER_ROUND, to_main=True, notes=notes)
         for segment, result in made:
             if result is None:  # launched on several processes, the main one gets the frames (and writes them)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vfi.backends.base import Backend, fallback_notes
+from vfi.backends.base import Backend, fallback_list
 from vfi.distributed import PAIRS_PER_ROUND, zip_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import InterpolationSettings, Progress, count_generated, interpolate_pair
@@ -153,7 +153,7 @@ def score_clip(
 
     rows: list[FrameScore] = []
     skipped = 0
-    shared = {"per_process": PAIRS_PER_ROUND, "notes": fallback_notes(backend)}
+    shared = {"per_process": PAIRS_PER_ROUND, "notes": fallback_list(backend)}
     for window, scores in zip_ordered(each_window(), score, progress, **shared):
         rows.extend(scores)
         skipped += factor - 1 if window.cut else 0

@@ -18,7 +18,7 @@ from itertools import groupby, islice
 
 import numpy as np
 
-from vfi.backends.base import Backend, fallback_notes
+from vfi.backends.base import Backend, fallback_list
 from vfi.distributed import PAIRS_PER_ROUND, zip_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import MAX_DEPTH, InterpolationSettings, Progress, count_generated, interpolate_pair
@@ -134,7 +134,7 @@ def retime_frames(
         return dict(zip(settings.times, islice(pair, 1, None)))
 
     count = 0
-    shared = {"per_process": PAIRS_PER_ROUND, "to_main": True, "notes": fallback_notes(backend)}
+    shared = {"per_process": PAIRS_PER_ROUND, "to_main": True, "notes": fallback_list(backend)}
     for interval, made in zip_ordered(intervals(), make, progress, **shared):
         count += 1
         if made is None:  # launched on several processes, the main one gets the frames (and writes them)

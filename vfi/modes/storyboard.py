@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vfi.backends.base import Backend, fallback_notes
+from vfi.backends.base import Backend, fallback_list
 from vfi.distributed import map_ordered
 from vfi.errors import VFIError
 from vfi.interpolate import (
@@ -230,7 +230,7 @@ def _render(
     frames: list[np.ndarray] = []
     nodes: list[Node] = []
     transitions = range(len(storyboard.transitions))
-    for made, made_nodes in map_ordered(transitions, transition, progress, notes=fallback_notes(backend)):
+    for made, made_nodes in map_ordered(transitions, transition, progress, notes=fallback_list(backend)):
         frames.extend(made)
         nodes.extend(made_nodes)
     frames.append(keyframes[-1])
