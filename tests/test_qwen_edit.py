@@ -531,24 +531,37 @@ def test_cli_fallback_is_noted_and_in_the_manifest_and_off_turns_it_off(
     assert "NaN" in capsys.readouterr().err
 
 
-def test_the_app_says_which_frames_fell_back_and_records_them(tiny, nan_adapter, keyframe_files):
-    """Keyframes tab: the summary lists the generated frames replaced by the flow frame and why, and the manifest
-    in the zip records them; only what a GPU call returns comes back from it (a ZeroGPU call's process boundary,
-    emulated by pickling: a fork would deadlock torch's thread pool after the tests above ran it here)."""
-    import json
+def _nan_call(tiny, nan_adapter):
+    """An app call whose generative backend is the tiny base with ``nan_adapter`` (every generated frame falls
+    back), and its Advanced settings; its GPU work (whole runs and streamed batches) crosses a pickle as a ZeroGPU
+    call's process boundary does."""
     import pickle
-    import zipfile
     from dataclasses import replace
 
     from test_jobs import _call
 
-    from vfi.app import actions
     from vfi.app.config import Advanced, AppConfig
     from vfi.qwen.adapters import AdapterSpec
 
+    def crossing(work):
+        return lambda *args: pickle.loads(pickle.dumps(work(*args)))
+
     config = AppConfig("qwen-edit", base_model=str(tiny["multi"]["base"]), adapters=(AdapterSpec(str(nan_adapter)),))
-    call = replace(_call(config), make_on_gpu=lambda job, batch: pickle.loads(pickle.dumps(job.make(batch))))
-    advanced = Advanced(str(nan_adapter), 1.0, False, 64, 2, 1.0, "")
+    plain = _call(config)
+    call = replace(plain, run=crossing(plain.run), make_on_gpu=crossing(lambda job, batch: job.make(batch)))
+    return call, Advanced(str(nan_adapter), 1.0, False, 64, 2, 1.0, "")
+
+
+def test_the_app_says_which_frames_fell_back_and_records_them(tiny, nan_adapter, keyframe_files):
+    """Keyframes tab: the summary lists the generated frames replaced by the flow frame and why, and the manifest
+    in the zip records them; only what a GPU call returns comes back from it (a ZeroGPU call's process boundary,
+    emulated by pickling)."""
+    import json
+    import zipfile
+
+    from vfi.app import actions
+
+    call, advanced = _nan_call(tiny, nan_adapter)
     paths = [str(path) for path in keyframe_files]
     updates = actions.keyframes(call, *paths, 2, 0, 8, "once", "qwen-edit", advanced, 5, False)
     *_, (_, _, archive, _, _, summary) = updates
@@ -558,23 +571,6 @@ def test_the_app_says_which_frames_fell_back_and_records_them(tiny, nan_adapter,
     assert {f["seed"] for f in record["fallbacks"]} == {frame["seed"] for frame in record["seeds"]["frames"]}
     for fallback in record["fallbacks"]:
         assert f"The generated frame with seed {fallback['seed']} fell back to the flow frame: non-finite" in summary
-
-
-def _nan_call(tiny, nan_adapter):
-    """An app call whose generative backend is the tiny base with ``nan_adapter`` (every generated frame falls
-    back), its GPU runs crossing a pickle as a ZeroGPU call's process boundary does."""
-    import pickle
-    from dataclasses import replace
-
-    from test_jobs import _call
-
-    from vfi.app.config import Advanced, AppConfig
-    from vfi.qwen.adapters import AdapterSpec
-
-    config = AppConfig("qwen-edit", base_model=str(tiny["multi"]["base"]), adapters=(AdapterSpec(str(nan_adapter)),))
-    run = _call(config).run
-    call = replace(_call(config), run=lambda job: pickle.loads(pickle.dumps(run(job))))
-    return call, Advanced(str(nan_adapter), 1.0, False, 64, 2, 1.0, "")
 
 
 def test_the_storyboard_and_compare_tabs_say_which_frames_fell_back(tiny, nan_adapter, keyframe_files):

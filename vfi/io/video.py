@@ -30,7 +30,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 #: The lowest frame rate written (one frame every 10 s): ffmpeg's rationals go no finer (see :func:`fps_arg`).
 MIN_FPS = 0.1
 #: Frames handed to ffmpeg by a background thread while the next ones are made (writing blocks while the
-#: encoder is busy; a flow clip on 2 cores was made 12 % faster).
+#: encoder is busy; one process made a 600-frame flow clip ≈ 10 % faster on 2 cores: docs/scale_out.md).
 FRAMES_WRITTEN_AHEAD = 2
 #: The files :func:`write_png_frames` writes (its folder may hold nothing else: it is replaced whole).
 FRAME_NAME = re.compile(r"frame_\d{4,}\.png")
